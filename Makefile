@@ -1,0 +1,92 @@
+# ltxfs build.  `make` builds build/ltxfs; `make run` mounts a single node;
+# `make check` runs every test; see README.md.
+#
+# The first time, the setup step (deploy/install-deps.sh) installs the
+# Debian packages we need, then records compiler flags in $(BUILD)/config.mk.
+
+BUILD ?= build
+OPT ?= -O2
+SANITIZE ?=
+CC ?= cc
+PYTHON ?= /usr/bin/python3
+
+PKGS := fuse3 sqlite3 libcurl libmicrohttpd libxxhash yaml-0.1
+
+-include $(BUILD)/config.mk
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(WARN) -g $(OPT) \
+	$(SANITIZE) -I. $(PKG_CFLAGS) $(CFLAGS)
+LDLIBS_ALL = $(SANITIZE) $(PKG_LIBS) -lpthread $(LDFLAGS)
+
+# Every module is a folder; cmd/main.c is the only file not in the library.
+LIB_SRCS := $(sort $(wildcard base/*.c ltx/*.c db/*.c fs/*.c lease/*.c \
+	replica/*.c cmd/*.c))
+LIB_SRCS := $(filter-out cmd/main.c,$(LIB_SRCS))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all setup run check check-unit check-integration check-asan \
+	check-valgrind check-sqlite bench fuzz clean
+
+all: $(BUILD)/ltxfs
+
+$(BUILD)/config.mk: deploy/install-deps.sh
+	@mkdir -p $(BUILD)
+	./deploy/install-deps.sh
+	@echo "PKG_CFLAGS := $$(pkg-config --cflags $(PKGS))" > $@.tmp
+	@echo "PKG_LIBS := $$(pkg-config --libs $(PKGS))" >> $@.tmp
+	@mv $@.tmp $@
+
+setup: $(BUILD)/config.mk
+
+$(BUILD)/obj/%.o: %.c $(BUILD)/config.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(BUILD)/libltxfs.a: $(LIB_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/ltxfs: $(BUILD)/obj/cmd/main.o $(BUILD)/libltxfs.a
+	$(CC) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/unit/unit.o \
+		$(BUILD)/libltxfs.a
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDLIBS_ALL)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# ---- running ---------------------------------------------------------------
+
+run: $(BUILD)/ltxfs
+	./deploy/run-local.sh $(BUILD)/ltxfs
+
+# ---- tests -----------------------------------------------------------------
+
+check: check-unit check-integration
+
+check-unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+check-integration: $(BUILD)/ltxfs
+	LTXFS_BIN=$(abspath $(BUILD)/ltxfs) $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
+
+check-asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 \
+		SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+		check
+
+check-valgrind: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== valgrind $$t"; \
+		valgrind -q --error-exitcode=1 --leak-check=full \
+		--errors-for-leak-kinds=definite,indirect $$t; done
+
+include tests/sqlite.mk
+include tests/bench.mk
+include tests/fuzz.mk
+
+clean:
+	rm -rf build build-asan build-fuzz

@@ -1,0 +1,182 @@
+/*
+ * config.h - the ltxfs configuration file: a strict YAML parser and the
+ * struct it fills.  docs/configuration.md is the user's reference; this
+ * header is the programmer's contract.
+ *
+ * The file is a YAML mapping whose nested keys follow LiteFS's names where
+ * the feature is the same (fuse.dir, data.dir, http.addr, lease.type, ...).
+ * Parsing is strict: unknown keys, duplicate keys, values of the wrong
+ * type or out of range, and YAML syntax errors are all rejected, with a
+ * message of the form
+ *     config.yml:7:3: unknown key "fuse.dri" (did you mean "fuse.dir"?)
+ *     config.yml:4:9: lease.type: "foo" is not one of static
+ *
+ * Environment variables are expanded inside scalar values (never keys):
+ * $VAR and ${VAR}; ${VAR:-default} (default used when VAR is unset or
+ * empty, taken literally); ${A == B}, ${A != B}, ${A == 'lit'},
+ * ${A != "lit"} which become "true" or "false" (LiteFS's comparison form);
+ * $$ is a literal '$'.  A variable that is not set is an error naming it
+ * (write ${VAR:-} to accept an unset variable as empty); HOSTNAME, when
+ * unset, is the machine's hostname (as in LiteFS).  A '$' followed by
+ * anything else is an error.
+ *
+ * This module is a pure library: no global mutable state, no logging, no
+ * threads.  Functions are reentrant; one ltxfs_config must be used by one
+ * thread at a time (or be read-only after loading).  Errors are returned
+ * as negative errno codes (EINVAL for a bad configuration, ENOMEM, or the
+ * errno of a failed open/read) with a message in the optional lx_err.
+ */
+#ifndef LTXFS_CMD_CONFIG_H
+#define LTXFS_CMD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "base/err.h"
+#include "base/log.h"
+
+/* Largest configuration file config_load_file() accepts. */
+#define CONFIG_MAX_FILE_SIZE (1024 * 1024)
+
+/* data.sync: when the transaction log is fsynced. */
+typedef enum config_sync {
+	CONFIG_SYNC_APP = 0,    /* when the application fsyncs (default) */
+	CONFIG_SYNC_ALWAYS = 1, /* at every commit */
+} config_sync;
+
+/* lease.type.  Only static is built; see config.c lease_types[]. */
+typedef enum config_lease_type {
+	CONFIG_LEASE_STATIC = 0,
+} config_lease_type;
+
+/*
+ * The effective configuration.  Every char * is NULL or a heap string
+ * owned by the struct (freed by config_free()).  After a successful load
+ * or config_resolve(), fuse.dir, data.dir, http.addr, lease.hostname and
+ * lease.advertise_url are all non-NULL and non-empty.
+ */
+typedef struct ltxfs_config {
+	char *origin;                   /* file name or label used in messages */
+	struct {
+		char *dir;              /* mount point (required) */
+		bool debug;             /* libfuse debug output */
+		bool allow_other;       /* -o allow_other */
+	} fuse;
+	struct {
+		char *dir;              /* data directory (required) */
+		uint64_t retention_ns;  /* keep log history this long; > 0 */
+		uint64_t retention_bytes; /* per-database log size cap; 0 = none */
+		config_sync sync;
+	} data;
+	struct {
+		char *addr;             /* "host:port", ":port" or "[v6]:port" */
+	} http;
+	struct {
+		config_lease_type type;
+		bool candidate;         /* static: true on the primary */
+		char *hostname;         /* NULL until resolved */
+		char *advertise_url;    /* NULL until resolved */
+		uint64_t node_id;       /* 0 = generate and persist later */
+	} lease;
+	struct {
+		enum lx_log_level level;
+	} log;
+	struct {
+		char **cmds;            /* commands, not run yet */
+		size_t n;
+	} exec;
+} ltxfs_config;
+
+/* Environment lookup: returns the value of `name` or NULL when unset. */
+typedef const char *(*config_getenv_fn)(const char *name, void *ctx);
+
+/*
+ * Fill *c with the defaults of every key (data.retention 10m,
+ * data.retention-bytes 1GiB, data.sync app, http.addr ":20202",
+ * lease.type static, lease.candidate true, log.level info, no exec).
+ * Does not free anything *c held.  http.addr is a heap copy; if that
+ * allocation fails it stays NULL and config_validate() reports ENOMEM.
+ */
+void config_init_defaults(ltxfs_config *c);
+
+/*
+ * Initialise *c with the defaults, then read and apply the YAML file at
+ * `path`, fill the derived defaults and validate (config_resolve()).
+ * Environment variables come from getenv(3).  Any previous content of *c
+ * is overwritten, not freed.  On failure *c holds no allocation (it is
+ * zeroed; config_free() is still safe) and `err` says what and where.
+ */
+int config_load_file(ltxfs_config *c, const char *path, lx_err *err);
+
+/*
+ * Like config_load_file() for `len` bytes of YAML at `yaml` (need not be
+ * NUL-terminated).  `origin` names the text in messages ("config.yml");
+ * NULL means "<config>".
+ */
+int config_load_string(ltxfs_config *c, const char *yaml, size_t len,
+		       const char *origin, lx_err *err);
+
+/*
+ * Like config_load_string() with environment lookups through
+ * getenv_fn(name, ctx) instead of getenv(3) (for tests).  getenv_fn NULL
+ * means getenv(3).
+ */
+int config_load_string_env(ltxfs_config *c, const char *yaml, size_t len,
+			   const char *origin, config_getenv_fn getenv_fn,
+			   void *ctx, lx_err *err);
+
+/*
+ * Cross-key checks, run by every load: fuse.dir and data.dir set and
+ * neither inside the other, data.retention > 0, http.addr and
+ * lease.advertise-url well-formed, a static non-candidate has an explicit
+ * lease.advertise-url (the primary's).  NULL lease.hostname and
+ * lease.advertise_url are accepted (they mean "derive").  Returns 0 or
+ * -EINVAL (-ENOMEM when a default string could not be allocated).
+ */
+int config_validate(const ltxfs_config *c, lx_err *err);
+
+/*
+ * config_validate(), then fill the derived defaults: lease.hostname (the
+ * host of lease.advertise-url on a static non-candidate, else
+ * gethostname(2)) and lease.advertise-url ("http://<hostname>:<port of
+ * http.addr>").  For callers that build a config in code: init, set the
+ * fields, resolve.  Loads call it themselves.
+ */
+int config_resolve(ltxfs_config *c, lx_err *err);
+
+/* Free every string *c owns and zero it.  Safe on a zeroed struct. */
+void config_free(ltxfs_config *c);
+
+/*
+ * Print the effective configuration as YAML that config_load_* accepts
+ * and that yields the same struct (a literal '$' is written as "$$").
+ * Unset strings are omitted.  Returns 0, or -EIO if writing failed.
+ */
+int config_dump(const ltxfs_config *c, FILE *out);
+
+/*
+ * Every dotted key the parser accepts ("fuse.dir", ..., "exec"), in
+ * file order, NULL-terminated.  Static constant data.
+ */
+const char *const *config_known_keys(void);
+
+/*
+ * Value parsers used by the loader, exposed for tests and command-line
+ * flags.  Each returns 0 and stores the value, or -EINVAL for a malformed
+ * value, -ERANGE for one that overflows 64 bits; *out is untouched then.
+ *
+ * Booleans: true/false, yes/no, on/off, any case.
+ * Durations (Go syntax): one or more <decimal number><unit> with unit
+ *   ns, us (or µs), ms, s, m, h, e.g. "10s", "500ms", "1m30s", "1.5h";
+ *   "0" alone is allowed.  No sign.  Result in nanoseconds.
+ * Sizes: a non-negative integer optionally followed by a unit, any case,
+ *   optionally after one space: B, KB/MB/GB/TB (powers of 1000),
+ *   KiB/MiB/GiB/TiB (powers of 1024).  Result in bytes.
+ */
+int config_parse_bool(const char *s, bool *out);
+int config_parse_duration(const char *s, uint64_t *ns);
+int config_parse_size(const char *s, uint64_t *bytes);
+
+#endif

@@ -1,0 +1,123 @@
+/*
+ * apply.c - write a verified LTX file's pages into a database file (see
+ * apply.h).
+ */
+#include "db/apply.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ltx/ltx.h"
+
+typedef struct apply_ctx {
+	apply_target *t;
+	const ltx_header *h;
+	int full_image;
+	uint64_t checksum;
+	lx_err *err;
+} apply_ctx;
+
+static int page_ck_reserve(apply_target *t, uint32_t n)
+{
+	size_t cap = t->page_ck_cap ? t->page_ck_cap : 64;
+	uint64_t *v;
+	if (t->page_ck == NULL && t->page_ck_cap == 0 && n == 0)
+		return 0;
+	if (n <= t->page_ck_cap)
+		return 0;
+	while (cap < n)
+		cap *= 2;
+	v = realloc(t->page_ck, cap * sizeof(*v));
+	if (v == NULL)
+		return -ENOMEM;
+	memset(v + t->page_ck_cap, 0, (cap - t->page_ck_cap) * sizeof(*v));
+	t->page_ck = v;
+	t->page_ck_cap = cap;
+	return 0;
+}
+
+static int on_header(void *arg, const ltx_header *h)
+{
+	apply_ctx *c = arg;
+	apply_target *t = c->t;
+	c->h = h;
+	c->full_image = ltx_header_is_snapshot(h) ||
+		h->page_count == ltx_snapshot_page_count(h->page_size, h->commit);
+	if (!ltx_header_is_snapshot(h) && h->pre_checksum != t->checksum)
+		return lx_err_set(c->err, EBADMSG,
+			"TXID %" PRIu64 " expects checksum %016" PRIx64 ", database has %016" PRIx64,
+			h->min_txid, h->pre_checksum, t->checksum);
+	if (!ltx_header_is_snapshot(h) && h->min_txid != t->txid + 1)
+		return lx_err_set(c->err, EBADMSG, "TXID %" PRIu64 " does not follow %" PRIu64,
+				  h->min_txid, t->txid);
+	if (t->page_size && h->commit && h->page_size != t->page_size && t->n_pages && !c->full_image)
+		return lx_err_set(c->err, EBADMSG, "page size changes from %u to %u without a full image",
+				  t->page_size, h->page_size);
+	if (page_ck_reserve(t, h->commit) < 0)
+		return -ENOMEM;
+	if (c->full_image && t->page_ck)
+		memset(t->page_ck, 0, t->page_ck_cap * sizeof(uint64_t));
+	c->checksum = c->full_image ? LTX_CHECKSUM_FLAG : t->checksum;
+	return 0;
+}
+
+static int on_page(void *arg, uint32_t pgno, const uint8_t *data, uint64_t ck)
+{
+	apply_ctx *c = arg;
+	apply_target *t = c->t;
+	uint32_t ps = c->h->page_size;
+	uint64_t old = 0;
+	size_t done = 0;
+
+	if (!c->full_image && t->page_ck && pgno <= t->n_pages)
+		old = t->page_ck[pgno - 1];
+	while (done < ps) {
+		ssize_t n = pwrite(t->fd, data + done, ps - done,
+				   (off_t)(pgno - 1) * ps + (off_t)done);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return lx_err_sys(c->err, errno, "write page %u", pgno);
+		}
+		done += (size_t)n;
+	}
+	if (t->page_ck)
+		t->page_ck[pgno - 1] = ck;
+	c->checksum = ltx_checksum_update(c->checksum, old, ck);
+	return 0;
+}
+
+int apply_ltx(apply_target *t, const uint8_t *ltx, size_t len, lx_err *err)
+{
+	ltx_header h;
+	ltx_trailer tr;
+	apply_ctx c = { t, NULL, 0, 0, err };
+	ltx_decode_cb cb = { &c, on_header, on_page, NULL };
+	int rc = ltx_verify_buffer(ltx, len, &h, &tr, err);
+
+	if (rc < 0)
+		return rc;
+	rc = ltx_decode_buffer(ltx, len, &cb, err);
+	if (rc < 0)
+		return rc;
+	/* Pages beyond the new size leave the checksum. */
+	if (!c.full_image && t->page_ck)
+		for (uint32_t p = h.commit + 1; p <= t->n_pages; p++) {
+			c.checksum = ltx_checksum_update(c.checksum, t->page_ck[p - 1], 0);
+			t->page_ck[p - 1] = 0;
+		}
+	if (ftruncate(t->fd, (off_t)h.commit * h.page_size) < 0)
+		return lx_err_sys(err, errno, "truncate to %u pages", h.commit);
+	if (t->page_ck && c.checksum != tr.post_checksum)
+		return lx_err_set(err, EBADMSG,
+			"TXID %" PRIu64 ": database checksum after apply %016" PRIx64 " != %016" PRIx64,
+			h.max_txid, c.checksum, tr.post_checksum);
+	t->page_size = h.commit ? h.page_size : 0;
+	t->n_pages = h.commit;
+	t->checksum = tr.post_checksum;
+	t->txid = h.max_txid;
+	return 0;
+}

@@ -1,0 +1,638 @@
+/*
+ * database.c - file operations on a database's backing files, as forwarded
+ * by the FUSE layer, and the triggers of commit capture (see database.h).
+ */
+#include "db/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "ltx/ltx.h"
+
+static const uint8_t journal_magic[8] = { 0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7 };
+
+const char *const db_file_names[DBF_COUNT] = {
+	"database", "database-journal", "database-wal", "database-shm"
+};
+
+/* ---- helpers shared by the layer ------------------------------------------ */
+
+int64_t db_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+backing *backing_ref(backing *b)
+{
+	__atomic_add_fetch(&b->refs, 1, __ATOMIC_RELAXED);
+	return b;
+}
+
+void backing_unref(backing *b)
+{
+	if (b != NULL && __atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+		close(b->fd);
+		free(b);
+	}
+}
+
+void db_fail_locked(database *db, const char *fmt, ...)
+{
+	va_list ap;
+	if (db->failed)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(db->failure, sizeof(db->failure), fmt, ap);
+	va_end(ap);
+	db->failed = 1;
+	lx_error(db->name, "database is no longer served: %s", db->failure);
+}
+
+int db_page_ck_reserve_locked(database *db, uint32_t n)
+{
+	uint64_t *v;
+	size_t cap;
+	if (n <= db->page_ck_cap)
+		return 0;
+	cap = db->page_ck_cap ? db->page_ck_cap : 64;
+	while (cap < n)
+		cap *= 2;
+	v = realloc(db->page_ck, cap * sizeof(*v));
+	if (v == NULL)
+		return -ENOMEM;
+	memset(v + db->page_ck_cap, 0, (cap - db->page_ck_cap) * sizeof(*v));
+	db->page_ck = v;
+	db->page_ck_cap = cap;
+	return 0;
+}
+
+int db_pread_page(int fd, uint8_t *buf, uint32_t len, uint64_t off)
+{
+	uint32_t done = 0;
+	while (done < len) {
+		ssize_t n = pread(fd, buf + done, len - done, (off_t)(off + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0) {
+			memset(buf + done, 0, len - done);
+			break;
+		}
+		done += (uint32_t)n;
+	}
+	return 0;
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+int db_parse_header(const uint8_t *hdr, uint32_t *page_size, uint32_t *n_pages)
+{
+	uint32_t ps;
+	if (memcmp(hdr, "SQLite format 3", 16) != 0)
+		return -EBADMSG;
+	ps = (uint32_t)hdr[16] << 8 | hdr[17];
+	if (ps == 1)
+		ps = 65536;
+	if (!ltx_page_size_valid(ps))
+		return -EBADMSG;
+	*page_size = ps;
+	/* The in-header size is valid when "version-valid-for" matches the
+	 * change counter (SQLite >= 3.7.0 always keeps it so). */
+	*n_pages = get_be32(hdr + 24) == get_be32(hdr + 92) ? get_be32(hdr + 28) : 0;
+	return 0;
+}
+
+int db_read_page_locked(database *db, uint32_t pgno, uint8_t *buf, lx_err *err)
+{
+	uint32_t ps = db->page_size ? db->page_size : db->wal.hdr.page_size;
+	int rc;
+	if (db->wal.valid && pgno <= db->wal.frame_of_len && db->wal.frame_of[pgno - 1] &&
+	    db->file[DBF_WAL] != NULL) {
+		uint64_t off = wal_frame_offset(db->wal.hdr.page_size, db->wal.frame_of[pgno - 1] - 1) +
+			       WAL_FRAME_HEADER_SIZE;
+		rc = db_pread_page(db->file[DBF_WAL]->fd, buf, db->wal.hdr.page_size, off);
+	} else if (db->file[DBF_DB] != NULL) {
+		rc = db_pread_page(db->file[DBF_DB]->fd, buf, ps, (uint64_t)(pgno - 1) * ps);
+	} else {
+		memset(buf, 0, ps);
+		rc = 0;
+	}
+	if (rc < 0)
+		return lx_err_sys(err, -rc, "db %s: read page %u", db->name, pgno);
+	return 0;
+}
+
+/* ---- dirty pages of a rollback transaction ------------------------------- */
+
+void db_dirty_clear_locked(database *db)
+{
+	for (size_t i = 0; i < db->n_dirty; i++) {
+		uint32_t p = db->dirty[i] - 1;
+		db->dirty_bits[p / 64] &= ~(1ULL << (p % 64));
+	}
+	db->n_dirty = 0;
+	db->dirty_full = 0;
+	db->txn_synced = 0;
+}
+
+static int dirty_add(database *db, uint32_t pgno)
+{
+	size_t w = (pgno - 1) / 64;
+	if (w >= db->dirty_words) {
+		size_t words = db->dirty_words ? db->dirty_words : 64;
+		uint64_t *bits;
+		while (words <= w)
+			words *= 2;
+		bits = realloc(db->dirty_bits, words * sizeof(*bits));
+		if (bits == NULL)
+			return -ENOMEM;
+		memset(bits + db->dirty_words, 0, (words - db->dirty_words) * sizeof(*bits));
+		db->dirty_bits = bits;
+		db->dirty_words = words;
+	}
+	if (db->dirty_bits[w] >> ((pgno - 1) % 64) & 1)
+		return 0;
+	if (db->n_dirty == db->dirty_cap) {
+		size_t cap = db->dirty_cap ? db->dirty_cap * 2 : 64;
+		uint32_t *v = realloc(db->dirty, cap * sizeof(*v));
+		if (v == NULL)
+			return -ENOMEM;
+		db->dirty = v;
+		db->dirty_cap = cap;
+	}
+	db->dirty[db->n_dirty++] = pgno;
+	db->dirty_bits[w] |= 1ULL << ((pgno - 1) % 64);
+	return 0;
+}
+
+/* Record that [off, off+len) of the database file changed. */
+static int mark_dirty(database *db, uint64_t off, size_t len)
+{
+	uint32_t ps = db->page_size;
+	if (len == 0)
+		return 0;
+	if (ps == 0 || off % ps != 0 || len % ps != 0) {
+		db->dirty_full = 1;
+		return 0;
+	}
+	for (uint64_t o = off; o < off + len; o += ps) {
+		if (o / ps >= LTX_MAX_PGNO)
+			return -EFBIG;
+		if (dirty_add(db, (uint32_t)(o / ps) + 1) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* ---- opening backing files ------------------------------------------------ */
+
+int db_file_exists(database *db, enum db_file f)
+{
+	int exists;
+	pthread_mutex_lock(&db->mu);
+	exists = db->file[f] != NULL;
+	pthread_mutex_unlock(&db->mu);
+	return exists;
+}
+
+int db_open_backing_locked(database *db, enum db_file f, int flags,
+			   mode_t mode, lx_err *err)
+{
+	backing *b;
+	int fd = openat(db->dirfd, db_file_names[f],
+			O_RDWR | O_CLOEXEC | (flags & (O_CREAT | O_EXCL)), mode);
+	if (fd < 0 && errno == EACCES)
+		fd = openat(db->dirfd, db_file_names[f], O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return lx_err_sys(err, errno, "db %s: open %s", db->name, db_file_names[f]);
+	b = malloc(sizeof(*b));
+	if (b == NULL) {
+		close(fd);
+		return lx_err_set(err, ENOMEM, "out of memory");
+	}
+	b->fd = fd;
+	b->refs = 1;
+	db->file[f] = b;
+	if (flags & O_CREAT)
+		db->dir_dirty = 1;
+	return 0;
+}
+
+int db_open_file(database *db, enum db_file f, int flags, mode_t mode,
+		 backing **out, lx_err *err)
+{
+	int rc = 0;
+	pthread_mutex_lock(&db->mu);
+	if (db->failed) {
+		rc = lx_err_set(err, EIO, "db %s: not served: %s", db->name, db->failure);
+	} else if (db->file[f] != NULL) {
+		if ((flags & O_CREAT) && (flags & O_EXCL))
+			rc = lx_err_set(err, EEXIST, "db %s: %s exists", db->name, db_file_names[f]);
+	} else if (!(flags & O_CREAT)) {
+		rc = lx_err_set(err, ENOENT, "db %s: no %s", db->name, db_file_names[f]);
+	} else {
+		rc = db_open_backing_locked(db, f, flags, mode, err);
+	}
+	if (rc == 0)
+		*out = backing_ref(db->file[f]);
+	pthread_mutex_unlock(&db->mu);
+	if (rc == 0 && (flags & O_TRUNC))
+		rc = db_truncate(db, f, *out, 0, err);
+	return rc;
+}
+
+int db_stat_file(database *db, enum db_file f, struct stat *st)
+{
+	int rc = -ENOENT;
+	pthread_mutex_lock(&db->mu);
+	if (db->file[f] != NULL)
+		rc = fstat(db->file[f]->fd, st) < 0 ? -errno : 0;
+	pthread_mutex_unlock(&db->mu);
+	return rc;
+}
+
+/* ---- writes ---------------------------------------------------------------- */
+
+static ssize_t pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = pwrite(fd, (const uint8_t *)buf + done, len - done, off + (off_t)done);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		done += (size_t)n;
+	}
+	return (ssize_t)len;
+}
+
+/*
+ * A write of the database file in WAL mode is a checkpoint copying pages
+ * the log already holds: each page must match its logged checksum.
+ */
+static int verify_checkpoint_write_locked(database *db, const uint8_t *buf,
+					  size_t len, uint64_t off, lx_err *err)
+{
+	uint32_t ps = db->page_size;
+	for (size_t i = 0; i < len; i += ps) {
+		uint32_t pgno = (uint32_t)((off + i) / ps) + 1;
+		if (pgno > db->n_pages || pgno == ltx_lock_pgno(ps))
+			continue;
+		if (ltx_page_checksum(pgno, buf + i, ps) == db->page_ck[pgno - 1])
+			continue;
+		/* A commit may not be captured yet (it is on the next trigger). */
+		int rc = db_capture_wal_locked(db, err);
+		if (rc < 0)
+			return rc;
+		if (pgno <= db->n_pages &&
+		    ltx_page_checksum(pgno, buf + i, ps) != db->page_ck[pgno - 1]) {
+			db_fail_locked(db, "checkpoint wrote page %u with content that is not in the log", pgno);
+			return lx_err_set(err, EIO, "db %s: checkpoint of page %u does not match the log",
+					  db->name, pgno);
+		}
+	}
+	return 0;
+}
+
+static ssize_t write_database_locked(database *db, backing *b, const uint8_t *buf,
+				     size_t len, off_t off, lx_err *err)
+{
+	ssize_t n;
+	int aligned = db->page_size && off % db->page_size == 0 && len % db->page_size == 0;
+	if (db->wal_mode && !db->journal_hot && aligned) {
+		int rc = verify_checkpoint_write_locked(db, buf, len, (uint64_t)off, err);
+		if (rc < 0)
+			return rc;
+		n = pwrite_all(b->fd, buf, len, off);
+		return n < 0 ? lx_err_sys(err, (int)-n, "db %s: write", db->name) : n;
+	}
+	n = pwrite_all(b->fd, buf, len, off);
+	if (n < 0)
+		return lx_err_sys(err, (int)-n, "db %s: write", db->name);
+	if (mark_dirty(db, (uint64_t)off, len) < 0)
+		db->dirty_full = 1;
+	return n;
+}
+
+/* The journal stops being hot: the commit point of a rollback transaction. */
+static int journal_finalized_locked(database *db, lx_err *err)
+{
+	int rc;
+	if (!db->journal_hot)
+		return 0;
+	rc = db_capture_rollback_locked(db, err);
+	if (rc < 0)
+		return rc;
+	db->journal_hot = 0;
+	return 0;
+}
+
+static ssize_t write_journal_locked(database *db, backing *b, const uint8_t *buf,
+				    size_t len, off_t off, lx_err *err)
+{
+	ssize_t n;
+	if (off == 0 && len >= sizeof(journal_magic)) {
+		int magic = memcmp(buf, journal_magic, sizeof(journal_magic)) == 0;
+		if (!magic) {
+			/* PERSIST mode zeroes the header to commit. */
+			int rc = journal_finalized_locked(db, err);
+			if (rc < 0)
+				return rc;
+		}
+		n = pwrite_all(b->fd, buf, len, off);
+		if (n >= 0 && magic)
+			db->journal_hot = 1;
+	} else {
+		n = pwrite_all(b->fd, buf, len, off);
+	}
+	return n < 0 ? lx_err_sys(err, (int)-n, "db %s: write journal", db->name) : n;
+}
+
+/* Zero a frame header so neither SQLite nor recovery treats it as valid. */
+static void invalidate_frame(int fd, uint64_t frame_off)
+{
+	static const uint8_t zero[WAL_FRAME_HEADER_SIZE];
+	if (pwrite(fd, zero, sizeof(zero), (off_t)frame_off) < 0) {
+		/* Recovery still validates the checksum chain. */
+	}
+}
+
+static ssize_t write_wal_locked(database *db, backing *b, const uint8_t *buf,
+				size_t len, off_t off, lx_err *err)
+{
+	db_wal_state *w = &db->wal;
+	uint32_t ps = w->valid ? w->hdr.page_size : 0;
+	ssize_t n;
+	int rc;
+
+	if (off == 0) {
+		/* A new WAL header: SQLite restarts the log.  Everything of the
+		 * old one was captured at its commits; make sure. */
+		rc = db_capture_wal_locked(db, err);
+		if (rc < 0)
+			return rc;
+		w->valid = 0;
+	} else if (w->valid && (uint64_t)off < w->processed) {
+		db_fail_locked(db, "WAL rewritten below captured frames (offset %lld < %" PRIu64 ")",
+			       (long long)off, w->processed);
+		return lx_err_set(err, EIO, "db %s: WAL rewound below a committed transaction", db->name);
+	}
+	n = pwrite_all(b->fd, buf, len, off);
+	if (n < 0)
+		return lx_err_sys(err, (int)-n, "db %s: write wal", db->name);
+	if (ps && len == WAL_FRAME_HEADER_SIZE && off >= WAL_HEADER_SIZE &&
+	    (uint64_t)(off - WAL_HEADER_SIZE) % (WAL_FRAME_HEADER_SIZE + ps) == 0) {
+		wal_frame_header f;
+		wal_frame_header_parse(buf, &f);
+		if (f.commit != 0)
+			w->commit_frame_end = (uint64_t)off + WAL_FRAME_HEADER_SIZE + ps;
+	} else if (w->commit_frame_end && (uint64_t)off + len == w->commit_frame_end) {
+		/* The commit frame is complete: this is the commit point. */
+		uint64_t frame_off = w->commit_frame_end - WAL_FRAME_HEADER_SIZE - ps;
+		w->commit_frame_end = 0;
+		rc = db_capture_wal_locked(db, err);
+		if (rc < 0) {
+			invalidate_frame(b->fd, frame_off);
+			return rc;
+		}
+	}
+	if (!w->valid && off == 0)
+		w->commit_frame_end = 0;
+	return n;
+}
+
+ssize_t db_write(database *db, enum db_file f, backing *b, const void *buf,
+		 size_t len, off_t off, lx_err *err)
+{
+	ssize_t n;
+	pthread_mutex_lock(&db->mu);
+	if (db->failed) {
+		n = lx_err_set(err, EIO, "db %s: not served: %s", db->name, db->failure);
+	} else if (f == DBF_DB) {
+		n = write_database_locked(db, b, buf, len, off, err);
+	} else if (f == DBF_JOURNAL && b == db->file[f]) {
+		n = write_journal_locked(db, b, buf, len, off, err);
+	} else if (f == DBF_WAL && b == db->file[f]) {
+		n = write_wal_locked(db, b, buf, len, off, err);
+	} else {
+		n = pwrite_all(b->fd, buf, len, off);
+		if (n < 0)
+			n = lx_err_sys(err, (int)-n, "db %s: write %s", db->name, db_file_names[f]);
+	}
+	pthread_mutex_unlock(&db->mu);
+	return n;
+}
+
+/* ---- truncate, fsync, unlink ----------------------------------------------- */
+
+static int truncate_locked(database *db, enum db_file f, backing *b, off_t size,
+			   lx_err *err)
+{
+	int rc = 0;
+	if (f == DBF_JOURNAL && size == 0 && b == db->file[f])
+		rc = journal_finalized_locked(db, err);          /* TRUNCATE mode commit */
+	if (rc == 0 && f == DBF_DB && !db->journal_hot && db->page_size &&
+	    (uint64_t)size < (uint64_t)db->n_pages * db->page_size && !db->wal_mode)
+		db->dirty_full = 1;                            /* a change without a journal */
+	if (rc == 0 && f == DBF_WAL && b == db->file[f] &&
+	    (uint64_t)size < db->wal.processed) {
+		rc = db_capture_wal_locked(db, err);
+		db_wal_reset_locked(db);
+	}
+	if (rc == 0 && ftruncate(b->fd, size) < 0)
+		rc = lx_err_sys(err, errno, "db %s: truncate %s", db->name, db_file_names[f]);
+	return rc;
+}
+
+int db_truncate(database *db, enum db_file f, backing *b, off_t size,
+		lx_err *err)
+{
+	int rc;
+	pthread_mutex_lock(&db->mu);
+	if (db->failed)
+		rc = lx_err_set(err, EIO, "db %s: not served: %s", db->name, db->failure);
+	else
+		rc = truncate_locked(db, f, b, size, err);
+	pthread_mutex_unlock(&db->mu);
+	return rc;
+}
+
+/* The application asked for durability: make the log at least as durable. */
+static int sync_log(database *db, lx_err *err)
+{
+	return txlog_sync(db->log, err);
+}
+
+int db_fsync(database *db, enum db_file f, backing *b, int datasync,
+	     lx_err *err)
+{
+	int rc = 0;
+	pthread_mutex_lock(&db->mu);
+	if (f == DBF_WAL && b == db->file[f])
+		rc = db_capture_wal_locked(db, err);
+	if (rc == 0 && f == DBF_DB && !db->journal_hot && (db->n_dirty || db->dirty_full))
+		rc = db_capture_rollback_locked(db, err);   /* journal-less writes */
+	if (db->journal_hot || f == DBF_JOURNAL)
+		db->txn_synced = 1;
+	pthread_mutex_unlock(&db->mu);
+	if (rc < 0)
+		return rc;
+	if ((datasync ? fdatasync(b->fd) : fsync(b->fd)) < 0)
+		return lx_err_sys(err, errno, "db %s: fsync %s", db->name, db_file_names[f]);
+	return sync_log(db, err);
+}
+
+int db_fsync_dir(database *db, lx_err *err)
+{
+	int dirty;
+	pthread_mutex_lock(&db->mu);
+	dirty = db->dir_dirty;
+	db->dir_dirty = 0;
+	pthread_mutex_unlock(&db->mu);
+	if (dirty && fsync(db->dirfd) < 0)
+		return lx_err_sys(err, errno, "db %s: fsync directory", db->name);
+	return 0;
+}
+
+/* Deleting the database file deletes the database: a transaction of its own. */
+static int delete_database_locked(database *db, lx_err *err)
+{
+	txn_build t;
+	int rc;
+	db_dirty_clear_locked(db);
+	db->journal_hot = 0;
+	db->untracked = 0;
+	if (db->txid == 0 || db->n_pages == 0)
+		return 0;
+	memset(&t, 0, sizeof(t));
+	t.page_size = db->page_size;
+	rc = db_log_transaction_locked(db, &t, err);
+	if (rc == 0)
+		db->page_size = 0;
+	return rc;
+}
+
+int db_unlink(database *db, enum db_file f, lx_err *err)
+{
+	int rc = 0;
+	pthread_mutex_lock(&db->mu);
+	if (db->file[f] == NULL) {
+		rc = lx_err_set(err, ENOENT, "db %s: no %s", db->name, db_file_names[f]);
+	} else if (db->failed && f == DBF_DB) {
+		rc = lx_err_set(err, EIO, "db %s: not served: %s", db->name, db->failure);
+	} else if (f == DBF_JOURNAL) {
+		rc = journal_finalized_locked(db, err);        /* DELETE mode commit */
+	} else if (f == DBF_WAL) {
+		rc = db_capture_wal_locked(db, err);
+		db_wal_reset_locked(db);
+	} else if (f == DBF_DB) {
+		rc = delete_database_locked(db, err);
+	}
+	if (rc == 0 && unlinkat(db->dirfd, db_file_names[f], 0) < 0)
+		rc = lx_err_sys(err, errno, "db %s: unlink %s", db->name, db_file_names[f]);
+	if (rc == 0) {
+		backing_unref(db->file[f]);
+		db->file[f] = NULL;
+		db->dir_dirty = 1;
+	}
+	pthread_mutex_unlock(&db->mu);
+	if (rc == 0 && f == DBF_JOURNAL && db->opt.sync == DB_SYNC_ALWAYS)
+		rc = sync_log(db, err);
+	else if (rc == 0 && f == DBF_JOURNAL && !txlog_synced(db->log))
+		rc = sync_log(db, err);
+	return rc;
+}
+
+/* ---- locks ----------------------------------------------------------------- */
+
+/* SQLite's EXCLUSIVE lock: a write lock on the SHARED range (owner 0 is
+ * never a real FUSE lock owner, so every write lock conflicts with it). */
+static int exclusive_held(const database *db)
+{
+	return lock_table_conflict(&db->locks[DBF_DB], 0, SQLITE_SHARED_FIRST,
+				   SQLITE_SHARED_FIRST, LK_READ, NULL);
+}
+
+/* After the locks of a file changed: capture what just finished. */
+static int after_lock_change_locked(database *db, enum db_file f,
+				    int held_wal_write, uint64_t owner, lx_err *err)
+{
+	if (f == DBF_SHM && held_wal_write &&
+	    lock_table_held(&db->locks[DBF_SHM], owner, SHM_WRITE_LOCK) != LK_WRITE)
+		return db_capture_wal_locked(db, err);
+	if (f == DBF_DB && !db->journal_hot && (db->n_dirty || db->dirty_full) &&
+	    !exclusive_held(db))
+		return db_capture_rollback_locked(db, err);   /* journal-less writes */
+	return 0;
+}
+
+int db_setlk(database *db, enum db_file f, uint64_t owner, pid_t pid,
+	     uint64_t start, uint64_t end, enum lock_type type, lx_err *err)
+{
+	int held_wal_write, rc = 0;
+	pthread_mutex_lock(&db->mu);
+	held_wal_write = f == DBF_SHM &&
+		lock_table_held(&db->locks[f], owner, SHM_WRITE_LOCK) == LK_WRITE;
+	/* A checkpoint must never copy frames the log does not hold yet. */
+	if (f == DBF_SHM && type != LK_UNLOCK && start <= SHM_CKPT_LOCK && SHM_CKPT_LOCK <= end)
+		rc = db_capture_wal_locked(db, err);
+	if (rc == 0)
+		rc = lock_table_set(&db->locks[f], owner, pid, start, end, type);
+	if (rc == 0)
+		rc = after_lock_change_locked(db, f, held_wal_write, owner, err);
+	else if (rc == -EAGAIN || rc == -ENOMEM)
+		lx_err_set(err, -rc, "db %s: lock", db->name);
+	pthread_mutex_unlock(&db->mu);
+	return rc;
+}
+
+int db_getlk(database *db, enum db_file f, uint64_t owner, uint64_t start,
+	     uint64_t end, enum lock_type type, lock_range *conflict)
+{
+	int r;
+	pthread_mutex_lock(&db->mu);
+	r = lock_table_conflict(&db->locks[f], owner, start, end, type, conflict);
+	pthread_mutex_unlock(&db->mu);
+	return r;
+}
+
+int db_flush(database *db, enum db_file f, uint64_t owner, lx_err *err)
+{
+	int held_wal_write, rc;
+	pthread_mutex_lock(&db->mu);
+	held_wal_write = f == DBF_SHM &&
+		lock_table_held(&db->locks[f], owner, SHM_WRITE_LOCK) == LK_WRITE;
+	lock_table_release_owner(&db->locks[f], owner);
+	rc = after_lock_change_locked(db, f, held_wal_write, owner, err);
+	if (rc == 0 && f == DBF_DB && !db->journal_hot && (db->n_dirty || db->dirty_full) &&
+	    !exclusive_held(db))
+		rc = db_capture_rollback_locked(db, err);
+	pthread_mutex_unlock(&db->mu);
+	return rc;
+}
+
+void db_position(database *db, uint64_t *txid, uint64_t *checksum)
+{
+	pthread_mutex_lock(&db->mu);
+	*txid = db->txid;
+	*checksum = db->txid ? db->checksum : 0;
+	pthread_mutex_unlock(&db->mu);
+}

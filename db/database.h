@@ -1,0 +1,183 @@
+/*
+ * database.h - one replicated SQLite database: its files, its position,
+ * its page checksums, and the capture of every committed transaction into
+ * its log.  This is the heart of ltxfs; the FUSE layer (fs/) is a thin
+ * adapter that forwards each file operation here.
+ *
+ * Backing files live in data.dir/dbs/NAME/:
+ *     database, database-journal, database-wal, database-shm, log/
+ * (named as SQLite names them so recovery can open `database` with the real
+ * SQLite library).
+ *
+ * Commit capture (docs/design.md has the full reasoning):
+ *   - Rollback journal (DELETE, TRUNCATE, PERSIST): database pages written
+ *     while the journal is hot are tracked as dirty; the transaction is
+ *     captured at the commit point, the moment the journal stops being hot
+ *     (unlink, truncate to 0, header overwritten without the magic), before
+ *     that operation is passed through.  Pages whose content did not change
+ *     (a rollback restores them) are dropped; a transaction with no net
+ *     change gets no TXID.
+ *   - Journal-less writes (journal_mode=OFF/MEMORY, tools writing the file)
+ *     are captured when the writer releases its EXCLUSIVE lock, fsyncs or
+ *     closes the file.
+ *   - WAL: committed transactions are read back from the WAL, validated with
+ *     SQLite's own salts and checksum chain, when the write of a commit
+ *     frame completes, and again (idempotently) on a WAL fsync, on release
+ *     of the WAL write lock and before a checkpoint starts.  Writes of the
+ *     database file in WAL mode are checkpoints and must match the logical
+ *     state; they are verified, never captured.
+ *
+ * Threading: every field below `mu` is guarded by it.  Functions named
+ * db_* lock it themselves unless their name ends in _locked.  fsyncs run
+ * outside the mutex so readers taking locks never wait for the disk.
+ */
+#ifndef LTXFS_DB_DATABASE_H
+#define LTXFS_DB_DATABASE_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "base/err.h"
+#include "db/locks.h"
+#include "db/txlog.h"
+#include "db/wal.h"
+
+enum db_file { DBF_DB = 0, DBF_JOURNAL, DBF_WAL, DBF_SHM, DBF_COUNT };
+
+/* SQLite's lock bytes (see ../shared/design/sqlite-files.md). */
+#define SQLITE_PENDING_BYTE 0x40000000ULL
+#define SQLITE_RESERVED_BYTE (SQLITE_PENDING_BYTE + 1)
+#define SQLITE_SHARED_FIRST (SQLITE_PENDING_BYTE + 2)
+#define SQLITE_SHARED_SIZE 510
+#define SHM_WRITE_LOCK 120
+#define SHM_CKPT_LOCK 121
+
+/* Names of the backing files in the database's directory. */
+extern const char *const db_file_names[DBF_COUNT];
+
+/* A descriptor of a backing file shared by every FUSE handle of it. */
+typedef struct backing {
+	int fd;
+	int refs;  /* atomic */
+} backing;
+
+backing *backing_ref(backing *b);
+void backing_unref(backing *b);
+
+/* Durability policy of the log (config key data.sync). */
+enum db_sync_policy { DB_SYNC_APP = 0, DB_SYNC_ALWAYS = 1 };
+
+typedef struct db_options {
+	uint64_t node_id;
+	uint64_t lease_epoch;
+	enum db_sync_policy sync;
+} db_options;
+
+/* Per-WAL capture state. */
+typedef struct db_wal_state {
+	int valid;               /* hdr was read and validated */
+	wal_header hdr;
+	uint64_t processed;      /* offset just past the last captured commit frame */
+	wal_cksum chain;         /* running checksum at `processed` */
+	uint64_t commit_frame_end;  /* end of a commit frame whose header was written, or 0 */
+	uint32_t *frame_of;      /* [pgno-1] -> 1-based frame index of newest captured version */
+	size_t frame_of_len;
+	uint32_t *touched;       /* pgnos with frame_of set (to reset in O(touched)) */
+	size_t n_touched, touched_cap;
+} db_wal_state;
+
+typedef struct database {
+	char *name;
+	char *dir;                 /* data.dir/dbs/NAME */
+	int dirfd;
+	db_options opt;
+
+	pthread_mutex_t mu;
+	backing *file[DBF_COUNT];  /* NULL when the backing file does not exist */
+	lock_table locks[DBF_COUNT];
+	txlog *log;
+	int failed;                /* not served: see failure */
+	char failure[LX_ERR_MSG_MAX];
+	int untracked;             /* content is not a valid SQLite database */
+	int dir_dirty;             /* a file was created/removed since the last dir fsync */
+
+	/* Logical state after the last logged transaction. */
+	uint64_t txid;
+	uint64_t checksum;         /* database checksum (FLAG set; FLAG alone = empty) */
+	uint32_t page_size;        /* 0 while unknown (empty database) */
+	uint32_t n_pages;
+	uint64_t *page_ck;         /* [pgno-1]; the lock page is 0 */
+	size_t page_ck_cap;
+	int wal_mode;              /* page 1 says WAL */
+	int64_t last_commit_ms;
+
+	/* Rollback-journal transaction in progress. */
+	int journal_hot;
+	int txn_synced;            /* the application fsynced during it */
+	uint64_t *dirty_bits;      /* bitmap by pgno */
+	size_t dirty_words;
+	uint32_t *dirty;           /* dirty pgnos in first-write order */
+	size_t n_dirty, dirty_cap;
+	int dirty_full;            /* a write did not align with page_size, or the size changed */
+
+	db_wal_state wal;
+} database;
+
+/*
+ * Open the database NAME whose directory is `dir` (created if missing):
+ * open its log, bring the files to exactly the state of the log (crash
+ * recovery, see db/recovery.c) and load its checksums.  A database whose
+ * files do not match its log is still returned, with `failed` set and the
+ * reason in `failure`; it is not served.
+ */
+int db_open(database **out, const char *name, const char *dir,
+	    const db_options *opt, lx_err *err);
+
+/* Clean shutdown: checkpoint the WAL into the database file, persist the
+ * page checksums so the next start need not read the database, close. */
+void db_close(database *db);
+
+/* Current position (TXID and database checksum; 0/0 before the first
+ * transaction). */
+void db_position(database *db, uint64_t *txid, uint64_t *checksum);
+
+/* 1 if the backing file exists. */
+int db_file_exists(database *db, enum db_file f);
+
+/* Open (and with O_CREAT create) a backing file; returns a reference. */
+int db_open_file(database *db, enum db_file f, int flags, mode_t mode,
+		 backing **out, lx_err *err);
+
+int db_stat_file(database *db, enum db_file f, struct stat *st);
+
+/* Pass a write through, capturing transactions (see the top of this file). */
+ssize_t db_write(database *db, enum db_file f, backing *b, const void *buf,
+		 size_t len, off_t off, lx_err *err);
+
+int db_truncate(database *db, enum db_file f, backing *b, off_t size,
+		lx_err *err);
+
+int db_fsync(database *db, enum db_file f, backing *b, int datasync,
+	     lx_err *err);
+
+/* Remove a backing file; removing DBF_DB deletes the database (logged). */
+int db_unlink(database *db, enum db_file f, lx_err *err);
+
+/* POSIX record locks requested through the mount. */
+int db_setlk(database *db, enum db_file f, uint64_t owner, pid_t pid,
+	     uint64_t start, uint64_t end, enum lock_type type, lx_err *err);
+int db_getlk(database *db, enum db_file f, uint64_t owner, uint64_t start,
+	     uint64_t end, enum lock_type type, lock_range *conflict);
+
+/* close()/flush of a file by lock owner `owner`: drop its locks. */
+int db_flush(database *db, enum db_file f, uint64_t owner, lx_err *err);
+
+/* fsync of the directory holding the database's files. */
+int db_fsync_dir(database *db, lx_err *err);
+
+/* Read the logical content of one page (database file + captured WAL). */
+int db_read_page_locked(database *db, uint32_t pgno, uint8_t *buf, lx_err *err);
+
+#endif

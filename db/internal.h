@@ -1,0 +1,75 @@
+/*
+ * internal.h - functions shared by the files of the database layer
+ * (database.c, capture.c, recovery.c).  Not part of the layer's contract.
+ * Everything here expects db->mu held.
+ */
+#ifndef LTXFS_DB_INTERNAL_H
+#define LTXFS_DB_INTERNAL_H
+
+#include "db/database.h"
+
+/* Where the content of a page of a transaction comes from. */
+enum page_source { SRC_DB_FILE, SRC_WAL_FILE, SRC_LOGICAL };
+
+typedef struct txn_page {
+	uint32_t pgno;
+	uint64_t ck;        /* page checksum of the new content */
+	enum page_source src;
+	uint64_t off;       /* byte offset of the data in the source file */
+} txn_page;
+
+typedef struct txn_build {
+	uint32_t page_size;
+	uint32_t commit;
+	int full_image;         /* pages hold every page 1..commit */
+	txn_page *pages;        /* sorted by pgno, unique */
+	size_t n;
+	txlog_anchor anchor;
+} txn_build;
+
+/* Append the transaction to the log and apply it to the in-memory state. */
+int db_log_transaction_locked(database *db, const txn_build *t, lx_err *err);
+
+/* Capture a finished rollback-journal (or journal-less) transaction. */
+int db_capture_rollback_locked(database *db, lx_err *err);
+
+/* Capture every committed, not yet captured transaction in the WAL. */
+int db_capture_wal_locked(database *db, lx_err *err);
+
+/* Record the newest WAL frame of each page of a captured transaction. */
+int db_wal_remember_locked(database *db, const txn_page *v, size_t n);
+
+/* Copy captured WAL pages into the database file; remove WAL and shm. */
+int db_checkpoint_locked(database *db, lx_err *err);
+
+/* Open an existing (or with O_CREAT create) backing file into db->file[f]. */
+int db_open_backing_locked(database *db, enum db_file f, int flags, mode_t mode,
+			   lx_err *err);
+
+/* Forget the WAL capture state (WAL removed, truncated or restarted). */
+void db_wal_reset_locked(database *db);
+
+/* Drop the dirty-page set of the current rollback transaction. */
+void db_dirty_clear_locked(database *db);
+
+/* Mark the database as failed (not served) and log why, once. */
+void db_fail_locked(database *db, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Grow page_ck to hold `n` pages (new entries 0). */
+int db_page_ck_reserve_locked(database *db, uint32_t n);
+
+/* pread that zero-fills past end of file. */
+int db_pread_page(int fd, uint8_t *buf, uint32_t len, uint64_t off);
+
+/* Parse the database header of page 1 (first 100 bytes of the file):
+ * returns 0 and the page size and in-header page count (0 if invalid), or
+ * -EBADMSG if it is not a SQLite database. */
+int db_parse_header(const uint8_t *hdr, uint32_t *page_size, uint32_t *n_pages);
+
+/* Checksums of every page of the database file (crash recovery, import). */
+int db_checksum_file_locked(database *db, lx_err *err);
+
+int64_t db_now_ms(void);
+
+#endif

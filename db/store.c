@@ -1,0 +1,192 @@
+/*
+ * store.c - the databases of a data directory (see store.h).
+ */
+#include "db/store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/log.h"
+
+static const char *const reserved_suffixes[] = { "-journal", "-wal", "-shm", "-pos", NULL };
+
+int store_name_valid(const char *name)
+{
+	size_t len = strlen(name);
+	if (len == 0 || len > 200 || strchr(name, '/') != NULL || name[0] == '.')
+		return 0;
+	for (const char *const *s = reserved_suffixes; *s != NULL; s++) {
+		size_t sl = strlen(*s);
+		if (len >= sl && strcmp(name + len - sl, *s) == 0)
+			return 0;
+	}
+	return 1;
+}
+
+static int add_db(store *s, database *db)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 16;
+		database **v = realloc(s->dbs, cap * sizeof(*v));
+		if (v == NULL)
+			return -ENOMEM;
+		s->dbs = v;
+		s->cap = cap;
+	}
+	s->dbs[s->n++] = db;
+	return 0;
+}
+
+static int open_db_locked(store *s, const char *name, database **out, lx_err *err)
+{
+	char dir[4096];
+	database *db;
+	int rc;
+	snprintf(dir, sizeof(dir), "%s/%s", s->dbs_dir, name);
+	rc = db_open(&db, name, dir, &s->opt, err);
+	if (rc < 0)
+		return rc;
+	if (add_db(s, db) < 0) {
+		db_close(db);
+		return lx_err_set(err, ENOMEM, "out of memory");
+	}
+	*out = db;
+	return 0;
+}
+
+static int open_existing(store *s, lx_err *err)
+{
+	DIR *d = opendir(s->dbs_dir);
+	struct dirent *de;
+	int rc = 0;
+	if (d == NULL)
+		return lx_err_sys(err, errno, "open %s", s->dbs_dir);
+	while (rc == 0 && (de = readdir(d)) != NULL) {
+		database *db;
+		if (!store_name_valid(de->d_name))
+			continue;
+		if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
+			continue;
+		rc = open_db_locked(s, de->d_name, &db, err);
+	}
+	closedir(d);
+	return rc;
+}
+
+static int mkdir_p(const char *path)
+{
+	char buf[4096];
+	size_t len = strlen(path);
+	if (len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, len + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int store_open(store **out, const char *data_dir, const db_options *opt,
+	       lx_err *err)
+{
+	store *s = calloc(1, sizeof(*s));
+	int rc;
+	*out = NULL;
+	if (s == NULL)
+		return lx_err_set(err, ENOMEM, "out of memory");
+	pthread_mutex_init(&s->mu, NULL);
+	s->opt = *opt;
+	s->data_dir = strdup(data_dir);
+	if (s->data_dir == NULL || asprintf(&s->dbs_dir, "%s/dbs", data_dir) < 0) {
+		s->dbs_dir = NULL;
+		store_close(s);
+		return lx_err_set(err, ENOMEM, "out of memory");
+	}
+	rc = mkdir_p(s->dbs_dir);
+	if (rc < 0) {
+		lx_err_sys(err, -rc, "create %s", s->dbs_dir);
+		store_close(s);
+		return rc;
+	}
+	pthread_mutex_lock(&s->mu);
+	rc = open_existing(s, err);
+	pthread_mutex_unlock(&s->mu);
+	if (rc < 0) {
+		store_close(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+void store_close(store *s)
+{
+	if (s == NULL)
+		return;
+	for (size_t i = 0; i < s->n; i++)
+		db_close(s->dbs[i]);
+	pthread_mutex_destroy(&s->mu);
+	free(s->dbs);
+	free(s->data_dir);
+	free(s->dbs_dir);
+	free(s);
+}
+
+static database *find_locked(store *s, const char *name)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->dbs[i]->name, name) == 0)
+			return s->dbs[i];
+	return NULL;
+}
+
+database *store_find(store *s, const char *name)
+{
+	database *db;
+	pthread_mutex_lock(&s->mu);
+	db = find_locked(s, name);
+	pthread_mutex_unlock(&s->mu);
+	return db;
+}
+
+int store_get_or_create(store *s, const char *name, database **out,
+			lx_err *err)
+{
+	int rc = 0;
+	if (!store_name_valid(name))
+		return lx_err_set(err, EINVAL, "invalid database name \"%s\"", name);
+	pthread_mutex_lock(&s->mu);
+	*out = find_locked(s, name);
+	if (*out == NULL) {
+		rc = open_db_locked(s, name, out, err);
+		if (rc == 0)
+			lx_info(name, "new database");
+	}
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+int store_list(store *s, database ***out, size_t *n)
+{
+	pthread_mutex_lock(&s->mu);
+	*out = malloc((s->n ? s->n : 1) * sizeof(**out));
+	if (*out == NULL) {
+		pthread_mutex_unlock(&s->mu);
+		return -ENOMEM;
+	}
+	memcpy(*out, s->dbs, s->n * sizeof(**out));
+	*n = s->n;
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}

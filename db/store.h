@@ -1,0 +1,51 @@
+/*
+ * store.h - the set of databases in a data directory.
+ *
+ * data.dir/dbs/NAME/ holds database NAME (see database.h).  The store opens
+ * (and recovers) every database at start, creates new ones on demand and
+ * keeps them for the life of the process: a deleted database stays known,
+ * with its history, and continues its TXIDs if it is created again.
+ *
+ * Threading: the database list is guarded by the store's own mutex;
+ * database objects are never freed before store_close(), so pointers
+ * returned by the store stay valid.
+ */
+#ifndef LTXFS_DB_STORE_H
+#define LTXFS_DB_STORE_H
+
+#include <pthread.h>
+#include <stddef.h>
+
+#include "base/err.h"
+#include "db/database.h"
+
+typedef struct store {
+	char *data_dir;
+	char *dbs_dir;
+	db_options opt;
+	pthread_mutex_t mu;
+	database **dbs;
+	size_t n, cap;
+} store;
+
+int store_open(store **out, const char *data_dir, const db_options *opt,
+	       lx_err *err);
+
+/* Clean shutdown of every database, then free. */
+void store_close(store *s);
+
+/* 1 if `name` is a valid database name (one path component, no reserved
+ * suffix such as -journal, -wal, -shm, -pos). */
+int store_name_valid(const char *name);
+
+/* The database called `name`, or NULL. */
+database *store_find(store *s, const char *name);
+
+/* The database called `name`, created (empty) if it does not exist. */
+int store_get_or_create(store *s, const char *name, database **out,
+			lx_err *err);
+
+/* Snapshot of the database list for iteration (readdir); caller frees. */
+int store_list(store *s, database ***out, size_t *n);
+
+#endif

@@ -1,0 +1,615 @@
+/*
+ * txlog.c - segment files holding a database's LTX transactions (see
+ * txlog.h for the contract and the on-disk layout).
+ */
+#include "db/txlog.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define RECORD_MAGIC 0x4c545852u  /* "LTXR" */
+#define RECORD_FLAG_ANCHOR 0x1u
+#define APPEND_FLUSH_SIZE (1u << 20)
+
+/* ---- small helpers -------------------------------------------------------- */
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	put_be32(p, (uint32_t)(v >> 32));
+	put_be32(p + 4, (uint32_t)v);
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
+}
+
+static int pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = pread(fd, (uint8_t *)buf + done, len - done,
+				  (off_t)(off + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -ENODATA;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = pwrite(fd, (const uint8_t *)buf + done, len - done,
+				   (off_t)(off + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+static void encode_record_header(uint8_t out[TXLOG_RECORD_HEADER_SIZE],
+				 uint64_t ltx_len, const txlog_anchor *a)
+{
+	uint32_t flags = a && a->wal_end ? RECORD_FLAG_ANCHOR : 0;
+	put_be32(out, RECORD_MAGIC);
+	put_be32(out + 4, flags);
+	put_be64(out + 8, ltx_len);
+	put_be32(out + 16, flags ? a->salt1 : 0);
+	put_be32(out + 20, flags ? a->salt2 : 0);
+	put_be64(out + 24, flags ? a->wal_end : 0);
+	put_be64(out + 32, XXH3_64bits(out, 32) | LTX_CHECKSUM_FLAG);
+}
+
+/* Returns 0 and fills len/anchor, or -EBADMSG. */
+static int decode_record_header(const uint8_t in[TXLOG_RECORD_HEADER_SIZE],
+				uint64_t *ltx_len, txlog_anchor *a)
+{
+	uint32_t flags;
+	if (get_be32(in) != RECORD_MAGIC)
+		return -EBADMSG;
+	if (get_be64(in + 32) != (XXH3_64bits(in, 32) | LTX_CHECKSUM_FLAG))
+		return -EBADMSG;
+	flags = get_be32(in + 4);
+	if (flags & ~RECORD_FLAG_ANCHOR)
+		return -EBADMSG;
+	*ltx_len = get_be64(in + 8);
+	a->salt1 = get_be32(in + 16);
+	a->salt2 = get_be32(in + 20);
+	a->wal_end = get_be64(in + 24);
+	return 0;
+}
+
+/* ---- opening and scanning ------------------------------------------------- */
+
+static int add_entry(txlog *log, const txlog_entry *e)
+{
+	if (log->n == log->cap) {
+		size_t cap = log->cap ? log->cap * 2 : 64;
+		txlog_entry *v = realloc(log->ents, cap * sizeof(*v));
+		if (v == NULL)
+			return -ENOMEM;
+		log->ents = v;
+		log->cap = cap;
+	}
+	log->ents[log->n++] = *e;
+	return 0;
+}
+
+static int add_segment(txlog *log, uint64_t first_txid, int fd, uint64_t size)
+{
+	if (log->nsegs == log->segs_cap) {
+		size_t cap = log->segs_cap ? log->segs_cap * 2 : 8;
+		txlog_segment *v = realloc(log->segs, cap * sizeof(*v));
+		if (v == NULL)
+			return -ENOMEM;
+		log->segs = v;
+		log->segs_cap = cap;
+	}
+	log->segs[log->nsegs++] = (txlog_segment){ first_txid, fd, size };
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Collect the first TXIDs of the segment files in `dir`, sorted. */
+static int list_segments(txlog *log, uint64_t **ids, size_t *n, lx_err *err)
+{
+	DIR *d = fdopendir(dup(log->dirfd));
+	struct dirent *de;
+	size_t cap = 0;
+	*ids = NULL;
+	*n = 0;
+	if (d == NULL)
+		return lx_err_sys(err, errno, "log %s: opendir", log->dir);
+	while ((de = readdir(d)) != NULL) {
+		char *end;
+		uint64_t id;
+		if (strlen(de->d_name) != 20 || strcmp(de->d_name + 16, ".seg") != 0)
+			continue;
+		id = strtoull(de->d_name, &end, 16);
+		if (end != de->d_name + 16)
+			continue;
+		if (*n == cap) {
+			uint64_t *v;
+			cap = cap ? cap * 2 : 16;
+			v = realloc(*ids, cap * sizeof(*v));
+			if (v == NULL) {
+				closedir(d);
+				return lx_err_set(err, ENOMEM, "log %s: out of memory", log->dir);
+			}
+			*ids = v;
+		}
+		(*ids)[(*n)++] = id;
+	}
+	closedir(d);
+	qsort(*ids, *n, sizeof(**ids), cmp_u64);
+	return 0;
+}
+
+/*
+ * Read the record at `off` of segment `seg` into *e.  Returns 0, -ENODATA
+ * at a clean end of segment, or -EBADMSG for a damaged/torn record.
+ */
+static int read_record(txlog *log, uint32_t seg, uint64_t off, txlog_entry *e,
+		       lx_err *err)
+{
+	txlog_segment *s = &log->segs[seg];
+	uint8_t rh[TXLOG_RECORD_HEADER_SIZE], lh[LTX_HEADER_SIZE], tr[LTX_TRAILER_SIZE];
+	uint64_t len;
+	int rc;
+
+	if (off == s->size)
+		return -ENODATA;
+	if (off + TXLOG_RECORD_HEADER_SIZE > s->size)
+		return lx_err_set(err, EBADMSG, "offset %" PRIu64 ": truncated record header", off);
+	rc = pread_full(s->fd, rh, sizeof(rh), off);
+	if (rc < 0)
+		return lx_err_sys(err, -rc, "read record header at %" PRIu64, off);
+	memset(e, 0, sizeof(*e));
+	if (decode_record_header(rh, &len, &e->anchor) < 0)
+		return lx_err_set(err, EBADMSG, "offset %" PRIu64 ": bad record header", off);
+	if (len < LTX_HEADER_SIZE + LTX_TRAILER_SIZE ||
+	    off + TXLOG_RECORD_HEADER_SIZE + len > s->size)
+		return lx_err_set(err, EBADMSG, "offset %" PRIu64 ": truncated record (%" PRIu64 " bytes)", off, len);
+	e->seg = seg;
+	e->offset = off + TXLOG_RECORD_HEADER_SIZE;
+	e->length = len;
+	if ((rc = pread_full(s->fd, lh, sizeof(lh), e->offset)) < 0 ||
+	    (rc = pread_full(s->fd, tr, sizeof(tr), e->offset + len - LTX_TRAILER_SIZE)) < 0)
+		return lx_err_sys(err, -rc, "read record at %" PRIu64, off);
+	rc = ltx_header_decode(lh, &e->hdr, err);
+	if (rc < 0)
+		return lx_err_wrap(err, "offset %" PRIu64, off);
+	if (ltx_file_size(&e->hdr) != len)
+		return lx_err_set(err, EBADMSG, "offset %" PRIu64 ": LTX size %" PRIu64 " does not match its header", off, len);
+	e->post_checksum = get_be64(tr);
+	return 0;
+}
+
+static int check_contiguous(const txlog *log, const txlog_entry *e, lx_err *err)
+{
+	const txlog_entry *prev = txlog_last(log);
+	if (prev == NULL)
+		return 0;
+	if (e->hdr.min_txid != prev->hdr.max_txid + 1 ||
+	    e->hdr.pre_checksum != prev->post_checksum)
+		return lx_err_set(err, EBADMSG,
+			"TXID %" PRIu64 " (pre-checksum %016" PRIx64 ") does not follow TXID %" PRIu64 " (checksum %016" PRIx64 ")",
+			e->hdr.min_txid, e->hdr.pre_checksum, prev->hdr.max_txid, prev->post_checksum);
+	return 0;
+}
+
+/* Scan one segment; a bad record in the last segment ends the log there. */
+static int scan_segment(txlog *log, uint32_t seg, int last, lx_err *err)
+{
+	uint64_t off = 0;
+	for (;;) {
+		txlog_entry e;
+		int rc = read_record(log, seg, off, &e, err);
+		if (rc == -ENODATA)
+			return 0;
+		if (rc == 0)
+			rc = check_contiguous(log, &e, err);
+		if (rc == -EBADMSG && last) {
+			/* A crash in the middle of an append: cut the torn tail. */
+			if (ftruncate(log->segs[seg].fd, (off_t)off) < 0)
+				return lx_err_sys(err, errno, "truncate torn tail");
+			log->segs[seg].size = off;
+			lx_err_clear(err);
+			return 1;
+		}
+		if (rc < 0)
+			return lx_err_wrap(err, "segment %016" PRIx64, log->segs[seg].first_txid);
+		rc = add_entry(log, &e);
+		if (rc < 0)
+			return lx_err_set(err, -rc, "out of memory");
+		off = e.offset + e.length;
+	}
+}
+
+static int open_segments(txlog *log, lx_err *err)
+{
+	uint64_t *ids;
+	size_t n;
+	int rc = list_segments(log, &ids, &n, err);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < n && rc >= 0; i++) {
+		char name[32];
+		struct stat st;
+		int fd;
+		snprintf(name, sizeof(name), "%016" PRIx64 ".seg", ids[i]);
+		fd = openat(log->dirfd, name, O_RDWR | O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &st) < 0) {
+			rc = lx_err_sys(err, errno, "open segment %s/%s", log->dir, name);
+			if (fd >= 0)
+				close(fd);
+			break;
+		}
+		rc = add_segment(log, ids[i], fd, (uint64_t)st.st_size);
+		if (rc < 0) {
+			close(fd);
+			rc = lx_err_set(err, ENOMEM, "out of memory");
+			break;
+		}
+		rc = scan_segment(log, (uint32_t)(log->nsegs - 1), i + 1 == n, err);
+	}
+	free(ids);
+	return rc < 0 ? rc : 0;
+}
+
+/* The newest record may be a torn append that happened to end at a record
+ * boundary: verify it fully and drop it if it does not verify. */
+static int verify_tail(txlog *log, lx_err *err)
+{
+	const txlog_entry *e = txlog_last(log);
+	lx_err verr;
+	if (e == NULL)
+		return 0;
+	if (txlog_verify_entry(log, e, &verr) == 0)
+		return 0;
+	return lx_err_set(err, EBADMSG, "newest transaction TXID %" PRIu64 " is corrupt: %s",
+			  e->hdr.max_txid, verr.msg);
+}
+
+int txlog_open(txlog **out, const char *dir, lx_err *err)
+{
+	txlog *log = calloc(1, sizeof(*log));
+	int rc;
+
+	*out = NULL;
+	if (log == NULL)
+		return lx_err_set(err, ENOMEM, "out of memory");
+	log->dirfd = -1;
+	pthread_mutex_init(&log->sync_lock, NULL);
+	log->dir = strdup(dir);
+	if (log->dir == NULL) {
+		txlog_close(log);
+		return lx_err_set(err, ENOMEM, "out of memory");
+	}
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		rc = lx_err_sys(err, errno, "mkdir %s", dir);
+		txlog_close(log);
+		return rc;
+	}
+	log->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (log->dirfd < 0) {
+		rc = lx_err_sys(err, errno, "open %s", dir);
+		txlog_close(log);
+		return rc;
+	}
+	rc = open_segments(log, err);
+	if (rc == 0)
+		rc = verify_tail(log, err);
+	if (rc < 0) {
+		lx_err_wrap(err, "log %s", dir);
+		txlog_close(log);
+		return rc;
+	}
+	*out = log;
+	return 0;
+}
+
+void txlog_close(txlog *log)
+{
+	if (log == NULL)
+		return;
+	for (size_t i = 0; i < log->nsegs; i++)
+		close(log->segs[i].fd);
+	if (log->dirfd >= 0)
+		close(log->dirfd);
+	pthread_mutex_destroy(&log->sync_lock);
+	free(log->segs);
+	free(log->ents);
+	free(log->buf);
+	free(log->dir);
+	free(log);
+}
+
+const txlog_entry *txlog_find(const txlog *log, uint64_t txid)
+{
+	size_t lo = 0, hi = log->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const txlog_entry *e = &log->ents[mid];
+		if (txid < e->hdr.min_txid)
+			hi = mid;
+		else if (txid > e->hdr.max_txid)
+			lo = mid + 1;
+		else
+			return e;
+	}
+	return NULL;
+}
+
+/* ---- appending ------------------------------------------------------------ */
+
+static int create_segment(txlog *log, uint64_t first_txid, lx_err *err)
+{
+	char name[32];
+	int fd, rc;
+	snprintf(name, sizeof(name), "%016" PRIx64 ".seg", first_txid);
+	fd = openat(log->dirfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return lx_err_sys(err, errno, "create segment %s/%s", log->dir, name);
+	rc = add_segment(log, first_txid, fd, 0);
+	if (rc < 0) {
+		close(fd);
+		unlinkat(log->dirfd, name, 0);
+		return lx_err_set(err, ENOMEM, "out of memory");
+	}
+	log->dir_dirty = 1;
+	return 0;
+}
+
+/* Make the previous segment durable before a new one takes its place, so
+ * txlog_sync() only ever needs to sync the newest segment. */
+static int rotate_segment(txlog *log, uint64_t first_txid, lx_err *err)
+{
+	if (log->nsegs > 0 && fdatasync(log->segs[log->nsegs - 1].fd) < 0)
+		return lx_err_sys(err, errno, "sync segment before rotation");
+	return create_segment(log, first_txid, err);
+}
+
+static int buf_reserve(txlog *log, size_t extra)
+{
+	size_t want = log->buf_len + extra;
+	if (want <= log->buf_cap)
+		return 0;
+	want = want < 65536 ? 65536 : want * 2;
+	uint8_t *b = realloc(log->buf, want);
+	if (b == NULL)
+		return -ENOMEM;
+	log->buf = b;
+	log->buf_cap = want;
+	return 0;
+}
+
+static int flush_append_buffer(txlog *log)
+{
+	txlog_segment *s = &log->segs[log->nsegs - 1];
+	int rc;
+	if (log->buf_len == 0)
+		return 0;
+	rc = pwrite_full(s->fd, log->buf, log->buf_len,
+			 log->rec_offset + log->rec_written);
+	if (rc < 0)
+		return rc;
+	log->rec_written += log->buf_len;
+	log->buf_len = 0;
+	return 0;
+}
+
+int txlog_append_begin(txlog *log, uint64_t ltx_len, uint64_t first_txid,
+		       const txlog_anchor *anchor, lx_err *err)
+{
+	int rc;
+	if (log->appending)
+		return lx_err_set(err, EINVAL, "log %s: append already in progress", log->dir);
+	if (log->nsegs == 0 || log->segs[log->nsegs - 1].size >= TXLOG_SEGMENT_MAX) {
+		rc = rotate_segment(log, first_txid, err);
+		if (rc < 0)
+			return rc;
+	}
+	log->buf_len = 0;
+	if (buf_reserve(log, TXLOG_RECORD_HEADER_SIZE) < 0)
+		return lx_err_set(err, ENOMEM, "out of memory");
+	encode_record_header(log->buf, ltx_len, anchor);
+	log->buf_len = TXLOG_RECORD_HEADER_SIZE;
+	log->rec_offset = log->segs[log->nsegs - 1].size;
+	log->rec_written = 0;
+	log->rec_ltx_len = ltx_len;
+	if (anchor != NULL && anchor->wal_end != 0)
+		log->rec_anchor = *anchor;
+	else
+		memset(&log->rec_anchor, 0, sizeof(log->rec_anchor));
+	log->appending = 1;
+	return 0;
+}
+
+int txlog_append_write(void *ctx, const void *buf, size_t len)
+{
+	txlog *log = ctx;
+	if (buf_reserve(log, len) < 0)
+		return -ENOMEM;
+	memcpy(log->buf + log->buf_len, buf, len);
+	log->buf_len += len;
+	if (log->buf_len >= APPEND_FLUSH_SIZE)
+		return flush_append_buffer(log);
+	return 0;
+}
+
+int txlog_append_end(txlog *log, const ltx_header *hdr, uint64_t post_checksum,
+		     lx_err *err)
+{
+	txlog_segment *s = &log->segs[log->nsegs - 1];
+	txlog_entry e;
+	int rc = flush_append_buffer(log);
+
+	if (rc < 0) {
+		txlog_append_abort(log);
+		return lx_err_sys(err, -rc, "log %s: write", log->dir);
+	}
+	memset(&e, 0, sizeof(e));
+	e.hdr = *hdr;
+	e.post_checksum = post_checksum;
+	e.anchor = log->rec_anchor;
+	e.seg = (uint32_t)(log->nsegs - 1);
+	e.offset = log->rec_offset + TXLOG_RECORD_HEADER_SIZE;
+	e.length = log->rec_ltx_len;
+	if (log->rec_written != TXLOG_RECORD_HEADER_SIZE + e.length ||
+	    ltx_file_size(hdr) != e.length) {
+		txlog_append_abort(log);
+		return lx_err_set(err, EIO, "log %s: LTX length mismatch", log->dir);
+	}
+	if (add_entry(log, &e) < 0) {
+		txlog_append_abort(log);
+		return lx_err_set(err, ENOMEM, "out of memory");
+	}
+	s->size = log->rec_offset + log->rec_written;
+	log->appending = 0;
+	__atomic_add_fetch(&log->append_seq, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+void txlog_append_abort(txlog *log)
+{
+	if (!log->appending)
+		return;
+	log->appending = 0;
+	log->buf_len = 0;
+	if (log->rec_written > 0) {
+		txlog_segment *s = &log->segs[log->nsegs - 1];
+		if (ftruncate(s->fd, (off_t)log->rec_offset) < 0) {
+			/* The torn record is cut at the next open. */
+		}
+	}
+}
+
+/* ---- durability ----------------------------------------------------------- */
+
+int txlog_sync(txlog *log, lx_err *err)
+{
+	uint64_t target;
+	int fd, rc = 0;
+
+	pthread_mutex_lock(&log->sync_lock);
+	target = __atomic_load_n(&log->append_seq, __ATOMIC_ACQUIRE);
+	if (log->synced_seq >= target) {
+		pthread_mutex_unlock(&log->sync_lock);
+		return 0;
+	}
+	/* Rotation syncs older segments, so the newest is all we need. */
+	fd = __atomic_load_n(&log->segs[log->nsegs - 1].fd, __ATOMIC_ACQUIRE);
+	if (fdatasync(fd) < 0)
+		rc = lx_err_sys(err, errno, "log %s: fdatasync", log->dir);
+	if (rc == 0 && __atomic_exchange_n(&log->dir_dirty, 0, __ATOMIC_ACQ_REL) &&
+	    fsync(log->dirfd) < 0)
+		rc = lx_err_sys(err, errno, "log %s: fsync directory", log->dir);
+	if (rc == 0)
+		log->synced_seq = target;
+	pthread_mutex_unlock(&log->sync_lock);
+	return rc;
+}
+
+int txlog_synced(txlog *log)
+{
+	int synced;
+	pthread_mutex_lock(&log->sync_lock);
+	synced = log->synced_seq >= __atomic_load_n(&log->append_seq, __ATOMIC_ACQUIRE);
+	pthread_mutex_unlock(&log->sync_lock);
+	return synced;
+}
+
+/* ---- truncation, reading, verification ------------------------------------ */
+
+static void remove_segment_file(txlog *log, size_t i)
+{
+	char name[32];
+	snprintf(name, sizeof(name), "%016" PRIx64 ".seg", log->segs[i].first_txid);
+	close(log->segs[i].fd);
+	unlinkat(log->dirfd, name, 0);
+}
+
+int txlog_truncate_from(txlog *log, size_t index, lx_err *err)
+{
+	uint32_t seg;
+	uint64_t cut;
+	if (index >= log->n)
+		return 0;
+	seg = log->ents[index].seg;
+	cut = log->ents[index].offset - TXLOG_RECORD_HEADER_SIZE;
+	while (log->nsegs > seg + 1)
+		remove_segment_file(log, --log->nsegs);
+	if (ftruncate(log->segs[seg].fd, (off_t)cut) < 0 ||
+	    fdatasync(log->segs[seg].fd) < 0)
+		return lx_err_sys(err, errno, "log %s: truncate", log->dir);
+	log->segs[seg].size = cut;
+	log->n = index;
+	log->dir_dirty = 1;
+	return 0;
+}
+
+int txlog_reset(txlog *log, lx_err *err)
+{
+	while (log->nsegs > 0)
+		remove_segment_file(log, --log->nsegs);
+	log->n = 0;
+	if (fsync(log->dirfd) < 0)
+		return lx_err_sys(err, errno, "log %s: fsync directory", log->dir);
+	return 0;
+}
+
+int txlog_read(const txlog *log, const txlog_entry *e, void *buf, lx_err *err)
+{
+	int rc = pread_full(log->segs[e->seg].fd, buf, e->length, e->offset);
+	if (rc < 0)
+		return lx_err_sys(err, -rc, "log %s: read TXID %" PRIu64, log->dir, e->hdr.max_txid);
+	return 0;
+}
+
+int txlog_verify_entry(const txlog *log, const txlog_entry *e, lx_err *err)
+{
+	ltx_trailer t;
+	int rc = ltx_verify_fd(log->segs[e->seg].fd, e->offset, e->length, NULL, &t, err);
+	if (rc < 0)
+		return lx_err_wrap(err, "TXID %" PRIu64, e->hdr.max_txid);
+	if (t.post_checksum != e->post_checksum)
+		return lx_err_set(err, EBADMSG, "TXID %" PRIu64 ": trailer changed", e->hdr.max_txid);
+	return 0;
+}

@@ -1,0 +1,135 @@
+/*
+ * txlog.h - the transaction log of one database.
+ *
+ * Committed transactions, as LTX files (ltx/ltx.h), are appended to
+ * segment files in the database's log directory:
+ *
+ *     dbs/NAME/log/%016x.seg      (named by the first TXID it holds)
+ *
+ * A segment is a sequence of records: a 40-byte record header (magic
+ * "LTXR", flags, LTX length, the WAL anchor, a header checksum) followed by
+ * the LTX file's bytes, so a stored transaction can be served to replicas
+ * with sendfile(2) straight from the segment.  Appending a transaction is
+ * one pwrite(2) of the buffered record in the common case: no file
+ * creation, no rename, no fsync.  Durability is requested separately with
+ * txlog_sync(), which the database layer calls when the application asks
+ * SQLite for durability (see docs/design.md, "Durability").
+ *
+ * The WAL anchor records, for a transaction captured from a WAL, the WAL's
+ * salts and the byte offset just past its commit frame; crash recovery uses
+ * it to tell which WAL frames are already in the log.
+ *
+ * At open the log is scanned (record headers, LTX headers and trailers; the
+ * newest record is fully verified); a torn record at the tail of the newest
+ * segment, left by a crash in the middle of an append, is cut off.  Damage
+ * anywhere else is an error.
+ *
+ * Threading: every function except txlog_sync() must be called with the
+ * owning database's mutex held.  txlog_sync() may run concurrently with
+ * appends (it syncs what was appended before it started).
+ */
+#ifndef LTXFS_DB_TXLOG_H
+#define LTXFS_DB_TXLOG_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "ltx/ltx.h"
+
+#define TXLOG_RECORD_HEADER_SIZE 40
+#define TXLOG_SEGMENT_MAX (64u << 20)
+
+typedef struct txlog_anchor {
+	uint32_t salt1, salt2;
+	uint64_t wal_end;   /* 0: not captured from a WAL */
+} txlog_anchor;
+
+typedef struct txlog_entry {
+	ltx_header hdr;          /* the LTX header */
+	uint64_t post_checksum;  /* from the LTX trailer */
+	txlog_anchor anchor;
+	uint32_t seg;            /* index into the segment table */
+	uint64_t offset;         /* of the LTX bytes within the segment */
+	uint64_t length;         /* of the LTX bytes */
+} txlog_entry;
+
+typedef struct txlog_segment {
+	uint64_t first_txid;
+	int fd;
+	uint64_t size;
+} txlog_segment;
+
+typedef struct txlog {
+	char *dir;
+	int dirfd;
+	txlog_segment *segs;
+	size_t nsegs, segs_cap;
+	txlog_entry *ents;
+	size_t n, cap;
+
+	/* append buffer (owned; reused) */
+	uint8_t *buf;
+	size_t buf_len, buf_cap;
+	uint64_t rec_offset;     /* offset of the record being appended */
+	uint64_t rec_written;    /* bytes of it already written */
+	uint64_t rec_ltx_len;    /* LTX length announced by append_begin */
+	txlog_anchor rec_anchor;
+	int appending;
+
+	/* durability (see txlog_sync) */
+	pthread_mutex_t sync_lock;
+	uint64_t append_seq;     /* appends so far */
+	uint64_t synced_seq;     /* appends known durable */
+	int dir_dirty;           /* a segment was created since the last sync */
+} txlog;
+
+/* Open (creating if needed) the log in `dir`, scan and repair its tail. */
+int txlog_open(txlog **out, const char *dir, lx_err *err);
+void txlog_close(txlog *log);
+
+static inline const txlog_entry *txlog_last(const txlog *log)
+{
+	return log->n ? &log->ents[log->n - 1] : NULL;
+}
+
+/* The entry whose TXID range contains `txid`, or NULL. */
+const txlog_entry *txlog_find(const txlog *log, uint64_t txid);
+
+/*
+ * Append one record.  Call txlog_append_begin() with the LTX's encoded
+ * length (ltx_file_size()), feed the LTX through txlog_append_write (an
+ * ltx_write_fn whose ctx is the txlog), then txlog_append_end().  On any
+ * failure call txlog_append_abort(), which cuts the partial record off.
+ */
+int txlog_append_begin(txlog *log, uint64_t ltx_len, uint64_t first_txid,
+		       const txlog_anchor *anchor, lx_err *err);
+int txlog_append_write(void *log, const void *buf, size_t len);
+int txlog_append_end(txlog *log, const ltx_header *hdr, uint64_t post_checksum,
+		     lx_err *err);
+void txlog_append_abort(txlog *log);
+
+/*
+ * Make every record appended before this call durable (fdatasync of the
+ * segments written since the last sync, fsync of the directory after a
+ * segment was created).  Safe to call without the database mutex.
+ */
+int txlog_sync(txlog *log, lx_err *err);
+
+/* 1 if every appended record is durable. */
+int txlog_synced(txlog *log);
+
+/* Remove entries index..n-1 (crash recovery); truncates the segments. */
+int txlog_truncate_from(txlog *log, size_t index, lx_err *err);
+
+/* Remove every record and segment (a replica taking a snapshot). */
+int txlog_reset(txlog *log, lx_err *err);
+
+/* Read the LTX bytes of an entry into `buf` (entry->length bytes). */
+int txlog_read(const txlog *log, const txlog_entry *e, void *buf, lx_err *err);
+
+/* Fully verify an entry's LTX (page and file checksums). */
+int txlog_verify_entry(const txlog *log, const txlog_entry *e, lx_err *err);
+
+#endif

@@ -1,0 +1,714 @@
+/*
+ * fuse_ops.c - one function per FUSE operation, each translating the
+ * request into database-layer calls and ending in exactly one fuse_reply_*
+ * (see fs.h for the namespace and the caching rules).
+ */
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "fs/fs_internal.h"
+
+#define CACHE_TIMEOUT 86400.0   /* only this mount changes the files */
+#define POS_SIZE 34
+
+/* ---- names and nodes ----------------------------------------------------- */
+
+static const struct { const char *suffix; enum node_kind kind; } suffixes[] = {
+	{ "-journal", NODE_JOURNAL }, { "-wal", NODE_WAL }, { "-shm", NODE_SHM },
+	{ "-pos", NODE_POS },
+};
+
+/* Split "NAME-wal" into "NAME" and NODE_WAL.  Returns 0 or -ENOENT/-EINVAL. */
+static int parse_name(const char *name, char *db, size_t dbsize, enum node_kind *kind)
+{
+	size_t len = strlen(name);
+	*kind = NODE_DB;
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		size_t sl = strlen(suffixes[i].suffix);
+		if (len > sl && strcmp(name + len - sl, suffixes[i].suffix) == 0) {
+			*kind = suffixes[i].kind;
+			len -= sl;
+			break;
+		}
+	}
+	if (len + 1 > dbsize)
+		return -ENAMETOOLONG;
+	memcpy(db, name, len);
+	db[len] = '\0';
+	return store_name_valid(db) ? 0 : -EINVAL;
+}
+
+static const char *kind_suffix(enum node_kind k)
+{
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++)
+		if (suffixes[i].kind == k)
+			return suffixes[i].suffix;
+	return "";
+}
+
+static fs_node *node_of(fuse_ino_t ino)
+{
+	return (fs_node *)(uintptr_t)ino;
+}
+
+/* The node for (db, kind), created on first use; nodes live until unmount. */
+static fs_node *node_get(fs_state *fs, database *db, enum node_kind kind)
+{
+	fs_node *n;
+	pthread_mutex_lock(&fs->mu);
+	for (n = fs->nodes; n != NULL; n = n->next)
+		if (n->db == db && n->kind == kind)
+			break;
+	if (n == NULL && (n = calloc(1, sizeof(*n))) != NULL) {
+		n->db = db;
+		n->kind = kind;
+		n->next = fs->nodes;
+		fs->nodes = n;
+	}
+	pthread_mutex_unlock(&fs->mu);
+	return n;
+}
+
+static int node_exists(const fs_node *n)
+{
+	if (n->kind == NODE_POS)
+		return db_file_exists(n->db, DBF_DB);
+	return db_file_exists(n->db, (enum db_file)n->kind);
+}
+
+static void fill_attr(const fs_node *n, const struct stat *bst, struct stat *st)
+{
+	*st = *bst;
+	st->st_ino = (ino_t)(uintptr_t)n;
+	st->st_nlink = 1;
+}
+
+static int node_attr(fs_state *fs, fs_node *n, struct stat *st)
+{
+	struct stat b;
+	int rc;
+	if (n->kind == NODE_POS) {
+		if (!db_file_exists(n->db, DBF_DB))
+			return -ENOENT;
+		memset(st, 0, sizeof(*st));
+		st->st_ino = (ino_t)(uintptr_t)n;
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		st->st_size = POS_SIZE;
+		st->st_uid = fs->uid;
+		st->st_gid = fs->gid;
+		clock_gettime(CLOCK_REALTIME, &st->st_mtim);
+		st->st_ctim = st->st_atim = st->st_mtim;
+		return 0;
+	}
+	rc = db_stat_file(n->db, (enum db_file)n->kind, &b);
+	if (rc < 0)
+		return rc;
+	fill_attr(n, &b, st);
+	return 0;
+}
+
+static void reply_entry(fuse_req_t req, fs_state *fs, fs_node *n)
+{
+	struct fuse_entry_param e;
+	memset(&e, 0, sizeof(e));
+	if (node_attr(fs, n, &e.attr) < 0) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	e.ino = (fuse_ino_t)(uintptr_t)n;
+	e.attr_timeout = n->kind == NODE_POS ? 0 : CACHE_TIMEOUT;
+	e.entry_timeout = CACHE_TIMEOUT;
+	fuse_reply_entry(req, &e);
+}
+
+static void reply_negative(fuse_req_t req)
+{
+	struct fuse_entry_param e;
+	memset(&e, 0, sizeof(e));
+	e.entry_timeout = CACHE_TIMEOUT;   /* ino 0: cached "does not exist" */
+	fuse_reply_entry(req, &e);
+}
+
+/* Log an error that reaches the application through an errno. */
+static int report(const fs_node *n, const lx_err *err, int rc)
+{
+	if (rc < 0 && rc != -ENOENT && rc != -EAGAIN && rc != -EEXIST)
+		lx_warn(n ? n->db->name : "fuse", "%s", err->msg[0] ? err->msg : strerror(-rc));
+	return -rc;
+}
+
+/* ---- lookup and attributes ------------------------------------------------ */
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fs_state *fs = fuse_req_userdata(req);
+	char dbname[256];
+	enum node_kind kind;
+	database *db;
+	fs_node *n;
+
+	if (parent != FUSE_ROOT_ID) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (parse_name(name, dbname, sizeof(dbname), &kind) < 0 ||
+	    (db = store_find(fs->store, dbname)) == NULL) {
+		reply_negative(req);
+		return;
+	}
+	n = node_get(fs, db, kind);
+	if (n == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (!node_exists(n)) {
+		reply_negative(req);
+		return;
+	}
+	reply_entry(req, fs, n);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fs_state *fs = fuse_req_userdata(req);
+	struct stat st;
+	int rc;
+	(void)fi;
+	if (ino == FUSE_ROOT_ID) {
+		memset(&st, 0, sizeof(st));
+		st.st_ino = FUSE_ROOT_ID;
+		st.st_mode = S_IFDIR | 0755;
+		st.st_nlink = 2;
+		st.st_uid = fs->uid;
+		st.st_gid = fs->gid;
+		fuse_reply_attr(req, &st, 1.0);
+		return;
+	}
+	rc = node_attr(fs, node_of(ino), &st);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, node_of(ino)->kind == NODE_POS ? 0 : CACHE_TIMEOUT);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	fs_node *n = node_of(ino);
+	backing *b = NULL;
+	lx_err err;
+	int rc = 0;
+
+	lx_err_clear(&err);
+	if (ino == FUSE_ROOT_ID || n->kind == NODE_POS) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (fi != NULL)
+		b = backing_ref(((fs_handle *)(uintptr_t)fi->fh)->b);
+	else
+		rc = db_open_file(n->db, (enum db_file)n->kind, 0, 0, &b, &err);
+	if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE))
+		rc = db_truncate(n->db, (enum db_file)n->kind, b, attr->st_size, &err);
+	if (rc == 0 && (to_set & FUSE_SET_ATTR_MODE) && fchmod(b->fd, attr->st_mode & 07777) < 0)
+		rc = lx_err_sys(&err, errno, "chmod");
+	if (rc == 0 && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) &&
+	    fchown(b->fd, (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1,
+		   (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1) < 0)
+		rc = lx_err_sys(&err, errno, "chown");
+	if (rc == 0 && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+				  FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW))) {
+		struct timespec ts[2] = { { 0, UTIME_OMIT }, { 0, UTIME_OMIT } };
+		if (to_set & FUSE_SET_ATTR_ATIME_NOW) ts[0].tv_nsec = UTIME_NOW;
+		else if (to_set & FUSE_SET_ATTR_ATIME) ts[0] = attr->st_atim;
+		if (to_set & FUSE_SET_ATTR_MTIME_NOW) ts[1].tv_nsec = UTIME_NOW;
+		else if (to_set & FUSE_SET_ATTR_MTIME) ts[1] = attr->st_mtim;
+		if (futimens(b->fd, ts) < 0)
+			rc = lx_err_sys(&err, errno, "utimens");
+	}
+	backing_unref(b);
+	if (rc < 0) {
+		fuse_reply_err(req, report(n, &err, rc));
+		return;
+	}
+	op_getattr(req, ino, NULL);
+}
+
+/* ---- open, create, unlink -------------------------------------------------- */
+
+static void reply_open(fuse_req_t req, fs_node *n, backing *b, struct fuse_file_info *fi,
+		       int created)
+{
+	fs_state *fs = fuse_req_userdata(req);
+	fs_handle *h = malloc(sizeof(*h));
+	if (h == NULL) {
+		backing_unref(b);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	h->node = n;
+	h->b = b;
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->keep_cache = n->kind != NODE_POS;
+	fi->direct_io = n->kind == NODE_POS;
+	if (created) {
+		struct fuse_entry_param e;
+		memset(&e, 0, sizeof(e));
+		if (node_attr(fs, n, &e.attr) < 0)
+			memset(&e.attr, 0, sizeof(e.attr));
+		e.ino = (fuse_ino_t)(uintptr_t)n;
+		e.attr_timeout = CACHE_TIMEOUT;
+		e.entry_timeout = CACHE_TIMEOUT;
+		if (fuse_reply_create(req, &e, fi) != 0)
+			fs_handle_free(h);
+	} else if (fuse_reply_open(req, fi) != 0) {
+		fs_handle_free(h);
+	}
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fs_node *n = node_of(ino);
+	backing *b = NULL;
+	lx_err err;
+	int rc;
+
+	lx_err_clear(&err);
+	if (ino == FUSE_ROOT_ID) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	if (n->kind == NODE_POS) {
+		if ((fi->flags & O_ACCMODE) != O_RDONLY)
+			fuse_reply_err(req, EACCES);
+		else
+			reply_open(req, n, NULL, fi, 0);
+		return;
+	}
+	rc = db_open_file(n->db, (enum db_file)n->kind, fi->flags & O_TRUNC, 0, &b, &err);
+	if (rc < 0)
+		fuse_reply_err(req, report(n, &err, rc));
+	else
+		reply_open(req, n, b, fi, 0);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	fs_state *fs = fuse_req_userdata(req);
+	char dbname[256];
+	enum node_kind kind;
+	database *db;
+	fs_node *n = NULL;
+	backing *b;
+	lx_err err;
+	int rc;
+
+	lx_err_clear(&err);
+	if (parent != FUSE_ROOT_ID) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	rc = parse_name(name, dbname, sizeof(dbname), &kind);
+	if (rc < 0 || kind == NODE_POS) {
+		lx_warn("fuse", "cannot create \"%s\": %s", name,
+			kind == NODE_POS ? "-pos files are read-only" : "not a valid database file name");
+		fuse_reply_err(req, rc == -ENAMETOOLONG ? ENAMETOOLONG : EPERM);
+		return;
+	}
+	rc = store_get_or_create(fs->store, dbname, &db, &err);
+	if (rc == 0 && (n = node_get(fs, db, kind)) == NULL)
+		rc = lx_err_set(&err, ENOMEM, "out of memory");
+	if (rc == 0)
+		rc = db_open_file(db, (enum db_file)kind, O_CREAT | (fi->flags & (O_EXCL | O_TRUNC)),
+				  mode & 07777, &b, &err);
+	if (rc < 0) {
+		fuse_reply_err(req, report(NULL, &err, rc));
+		return;
+	}
+	reply_open(req, n, b, fi, 1);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fs_state *fs = fuse_req_userdata(req);
+	char dbname[256];
+	enum node_kind kind;
+	database *db;
+	lx_err err;
+	int rc;
+
+	lx_err_clear(&err);
+	if (parent != FUSE_ROOT_ID || parse_name(name, dbname, sizeof(dbname), &kind) < 0 ||
+	    (db = store_find(fs->store, dbname)) == NULL) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (kind == NODE_POS) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	rc = db_unlink(db, (enum db_file)kind, &err);
+	if (rc < 0)
+		lx_warn(db->name, "unlink %s: %s", name, err.msg);
+	fuse_reply_err(req, rc < 0 ? -rc : 0);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	fs_handle_free((fs_handle *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fs_node *n = node_of(ino);
+	lx_err err;
+	int rc = 0;
+	lx_err_clear(&err);
+	if (n->kind != NODE_POS)
+		rc = db_flush(n->db, (enum db_file)n->kind, fi->lock_owner, &err);
+	fuse_reply_err(req, report(n, &err, rc));
+}
+
+/* ---- data ------------------------------------------------------------------ */
+
+static void read_pos(fuse_req_t req, fs_node *n, size_t size, off_t off)
+{
+	char buf[64];
+	uint64_t txid, ck;
+	int len;
+	db_position(n->db, &txid, &ck);
+	len = snprintf(buf, sizeof(buf), "%016" PRIx64 "/%016" PRIx64 "\n", txid, ck);
+	if (off >= len)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_buf(req, buf + off, (size_t)(len - off) < size ? (size_t)(len - off) : size);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	fs_handle *h = (fs_handle *)(uintptr_t)fi->fh;
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	(void)ino;
+	if (h->node->kind == NODE_POS) {
+		read_pos(req, h->node, size, off);
+		return;
+	}
+	/* Let libfuse splice straight from the backing file. */
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = h->b->fd;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size,
+		     off_t off, struct fuse_file_info *fi)
+{
+	fs_handle *h = (fs_handle *)(uintptr_t)fi->fh;
+	lx_err err;
+	ssize_t n;
+	(void)ino;
+	lx_err_clear(&err);
+	if (h->node->kind == NODE_POS) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	n = db_write(h->node->db, (enum db_file)h->node->kind, h->b, data, size, off, &err);
+	if (n < 0)
+		fuse_reply_err(req, report(h->node, &err, (int)n));
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	fs_handle *h = (fs_handle *)(uintptr_t)fi->fh;
+	lx_err err;
+	int rc = 0;
+	(void)ino;
+	lx_err_clear(&err);
+	if (h->node->kind != NODE_POS)
+		rc = db_fsync(h->node->db, (enum db_file)h->node->kind, h->b, datasync, &err);
+	fuse_reply_err(req, report(h->node, &err, rc));
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
+			 off_t len, struct fuse_file_info *fi)
+{
+	fs_handle *h = (fs_handle *)(uintptr_t)fi->fh;
+	(void)ino;
+	if (h->node->kind == NODE_POS || mode != 0) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	fuse_reply_err(req, posix_fallocate(h->b->fd, off, len));
+}
+
+/* ---- locks ----------------------------------------------------------------- */
+
+static int flock_range(const struct flock *l, uint64_t *start, uint64_t *end)
+{
+	if (l->l_start < 0 || l->l_len < 0)
+		return -EINVAL;
+	*start = (uint64_t)l->l_start;
+	*end = l->l_len == 0 ? LK_EOF : (uint64_t)l->l_start + (uint64_t)l->l_len - 1;
+	return 0;
+}
+
+static enum lock_type flock_type(short t)
+{
+	return t == F_RDLCK ? LK_READ : t == F_WRLCK ? LK_WRITE : LK_UNLOCK;
+}
+
+static void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		     struct flock *lock)
+{
+	fs_node *n = node_of(ino);
+	lock_range c;
+	uint64_t start, end;
+	if (n->kind == NODE_POS || flock_range(lock, &start, &end) < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (db_getlk(n->db, (enum db_file)n->kind, fi->lock_owner, start, end,
+		     flock_type(lock->l_type), &c)) {
+		lock->l_type = c.type == LK_WRITE ? F_WRLCK : F_RDLCK;
+		lock->l_whence = SEEK_SET;
+		lock->l_start = (off_t)c.start;
+		lock->l_len = c.end == LK_EOF ? 0 : (off_t)(c.end - c.start + 1);
+		lock->l_pid = c.pid;
+	} else {
+		lock->l_type = F_UNLCK;
+	}
+	fuse_reply_lock(req, lock);
+}
+
+static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		     struct flock *lock, int sleep)
+{
+	fs_node *n = node_of(ino);
+	uint64_t start, end;
+	lx_err err;
+	int rc;
+
+	lx_err_clear(&err);
+	if (n->kind == NODE_POS || flock_range(lock, &start, &end) < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	for (;;) {
+		rc = db_setlk(n->db, (enum db_file)n->kind, fi->lock_owner, lock->l_pid,
+			      start, end, flock_type(lock->l_type), &err);
+		if (rc != -EAGAIN || !sleep)
+			break;
+		if (fuse_req_interrupted(req)) {
+			rc = -EINTR;
+			break;
+		}
+		usleep(1000);   /* F_SETLKW: SQLite never blocks; tools may */
+	}
+	fuse_reply_err(req, report(n, &err, rc));
+}
+
+/* ---- directory ------------------------------------------------------------- */
+
+static int dirbuf_add(fuse_req_t req, fs_dirbuf *d, const char *name, fuse_ino_t ino,
+		      mode_t mode)
+{
+	struct stat st;
+	size_t need;
+	memset(&st, 0, sizeof(st));
+	st.st_ino = ino;
+	st.st_mode = mode;
+	need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
+	if (d->len + need > d->cap) {
+		size_t cap = (d->len + need) * 2;
+		char *p = realloc(d->buf, cap);
+		if (p == NULL)
+			return -ENOMEM;
+		d->buf = p;
+		d->cap = cap;
+	}
+	fuse_add_direntry(req, d->buf + d->len, d->cap - d->len, name, &st,
+			  (off_t)(d->len + need));
+	d->len += need;
+	return 0;
+}
+
+static int list_db(fuse_req_t req, fs_state *fs, fs_dirbuf *d, database *db)
+{
+	static const enum node_kind kinds[] = { NODE_DB, NODE_JOURNAL, NODE_WAL, NODE_SHM, NODE_POS };
+	int rc = 0;
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]) && rc == 0; k++) {
+		char name[300];
+		fs_node *n = node_get(fs, db, kinds[k]);
+		if (n == NULL)
+			return -ENOMEM;
+		if (!node_exists(n))
+			continue;
+		snprintf(name, sizeof(name), "%s%s", db->name, kind_suffix(kinds[k]));
+		rc = dirbuf_add(req, d, name, (fuse_ino_t)(uintptr_t)n, S_IFREG);
+	}
+	return rc;
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fs_state *fs = fuse_req_userdata(req);
+	fs_dirbuf *d;
+	database **dbs;
+	size_t n;
+	int rc;
+
+	if (ino != FUSE_ROOT_ID) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	d = calloc(1, sizeof(*d));
+	if (d == NULL || store_list(fs->store, &dbs, &n) < 0) {
+		free(d);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rc = dirbuf_add(req, d, ".", FUSE_ROOT_ID, S_IFDIR);
+	if (rc == 0)
+		rc = dirbuf_add(req, d, "..", FUSE_ROOT_ID, S_IFDIR);
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = list_db(req, fs, d, dbs[i]);
+	free(dbs);
+	if (rc < 0) {
+		free(d->buf);
+		free(d);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)d;
+	fuse_reply_open(req, fi);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	fs_dirbuf *d = (fs_dirbuf *)(uintptr_t)fi->fh;
+	(void)ino;
+	if ((size_t)off >= d->len)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_buf(req, d->buf + off, d->len - (size_t)off < size ? d->len - (size_t)off : size);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fs_dirbuf *d = (fs_dirbuf *)(uintptr_t)fi->fh;
+	(void)ino;
+	free(d->buf);
+	free(d);
+	fuse_reply_err(req, 0);
+}
+
+/* The application syncs the directory after creating or removing files. */
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			struct fuse_file_info *fi)
+{
+	fs_state *fs = fuse_req_userdata(req);
+	database **dbs;
+	size_t n;
+	lx_err err;
+	int rc = 0;
+	(void)ino; (void)datasync; (void)fi;
+	if (store_list(fs->store, &dbs, &n) < 0) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = db_fsync_dir(dbs[i], &err);
+	free(dbs);
+	fuse_reply_err(req, rc < 0 ? -rc : 0);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	fs_state *fs = fuse_req_userdata(req);
+	struct statvfs sv;
+	(void)ino;
+	if (statvfs(fs->store->data_dir, &sv) < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_statfs(req, &sv);
+}
+
+static void op_unsupported_entry(fuse_req_t req, const char *what)
+{
+	lx_warn("fuse", "%s is not supported on an ltxfs mount", what);
+	fuse_reply_err(req, EPERM);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	(void)parent; (void)name; (void)mode;
+	op_unsupported_entry(req, "mkdir");
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+	(void)parent; (void)name; (void)newparent; (void)newname; (void)flags;
+	op_unsupported_entry(req, "rename");
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	/* Only this mount writes the files: never drop the page cache just
+	 * because mtime moved, and never buffer writes in the kernel (commit
+	 * detection must see every write as it happens). */
+	conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
+	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	if (conn->capable & FUSE_CAP_EXPLICIT_INVAL_DATA)
+		conn->want |= FUSE_CAP_EXPLICIT_INVAL_DATA;
+	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
+		conn->want |= FUSE_CAP_SPLICE_MOVE;
+	conn->want |= FUSE_CAP_POSIX_LOCKS;
+}
+
+const struct fuse_lowlevel_ops fs_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.open = op_open,
+	.create = op_create,
+	.unlink = op_unlink,
+	.release = op_release,
+	.flush = op_flush,
+	.read = op_read,
+	.write = op_write,
+	.fsync = op_fsync,
+	.fallocate = op_fallocate,
+	.getlk = op_getlk,
+	.setlk = op_setlk,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.releasedir = op_releasedir,
+	.fsyncdir = op_fsyncdir,
+	.statfs = op_statfs,
+	.mkdir = op_mkdir,
+	.rename = op_rename,
+};

@@ -1,0 +1,27 @@
+# tests/bench.mk - write benchmarks, native directory vs ltxfs mount.
+#
+# Included by the top-level Makefile after tests/sqlite.mk (uses its
+# speedtest1 build).  `make bench` prints a markdown table and writes it to
+# $(BUILD)/bench-results.md; `make bench-native` measures the plain
+# directory only.  Method and targets: docs/benchmarks.md.
+#
+#   BENCH_ARGS='--repeat 5 --seconds 10'  passes options to tests/bench/bench.py
+
+INSERT_BENCH := $(BUILD)/tests/insert_bench
+BENCH_ARGS ?=
+
+.PHONY: bench-native
+
+$(INSERT_BENCH): tests/bench/insert_bench.c $(BUILD)/config.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(SANITIZE) -lsqlite3
+
+BENCH_RUN = $(PYTHON) tests/bench/bench.py --speedtest1 $(SPEEDTEST1) \
+	--insert-bench $(INSERT_BENCH) --workdir $(BUILD)/bench-run \
+	--out $(BUILD)/bench-results.md $(BENCH_ARGS)
+
+bench: $(SPEEDTEST1) $(INSERT_BENCH) $(BUILD)/ltxfs
+	$(BENCH_RUN) --ltxfs $(abspath $(BUILD)/ltxfs)
+
+bench-native: $(SPEEDTEST1) $(INSERT_BENCH)
+	$(BENCH_RUN) --native-only
