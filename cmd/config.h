@@ -37,6 +37,8 @@
 #include "base/err.h"
 #include "base/log.h"
 
+#define CONFIG_DEFAULT_HTTP_ADDR ":20202"
+
 /* Largest configuration file config_load_file() accepts. */
 #define CONFIG_MAX_FILE_SIZE (1024 * 1024)
 
@@ -55,7 +57,8 @@ typedef enum config_lease_type {
  * The effective configuration.  Every char * is NULL or a heap string
  * owned by the struct (freed by config_free()).  After a successful load
  * or config_resolve(), fuse.dir, data.dir, http.addr, lease.hostname and
- * lease.advertise_url are all non-NULL and non-empty.
+ * lease.advertise_url are all non-NULL and non-empty; before that, NULL
+ * http.addr, lease.hostname and lease.advertise_url mean "the default".
  */
 typedef struct ltxfs_config {
 	char *origin;                   /* file name or label used in messages */
@@ -71,7 +74,8 @@ typedef struct ltxfs_config {
 		config_sync sync;
 	} data;
 	struct {
-		char *addr;             /* "host:port", ":port" or "[v6]:port" */
+		char *addr;             /* "host:port", ":port" or "[v6]:port";
+					 * NULL until resolved = ":20202" */
 	} http;
 	struct {
 		config_lease_type type;
@@ -93,11 +97,12 @@ typedef struct ltxfs_config {
 typedef const char *(*config_getenv_fn)(const char *name, void *ctx);
 
 /*
- * Fill *c with the defaults of every key (data.retention 10m,
- * data.retention-bytes 1GiB, data.sync app, http.addr ":20202",
- * lease.type static, lease.candidate true, log.level info, no exec).
- * Does not free anything *c held.  http.addr is a heap copy; if that
- * allocation fails it stays NULL and config_validate() reports ENOMEM.
+ * Fill *c with the defaults of every key that has a fixed one
+ * (data.retention 10m, data.retention-bytes 1GiB, data.sync app,
+ * lease.type static, lease.candidate true, log.level info, no exec); the
+ * strings stay NULL (http.addr, lease.hostname and lease.advertise-url
+ * are filled by config_resolve()).  Allocates nothing and frees nothing,
+ * so init followed by a load leaks nothing.
  */
 void config_init_defaults(ltxfs_config *c);
 
@@ -132,13 +137,14 @@ int config_load_string_env(ltxfs_config *c, const char *yaml, size_t len,
  * neither inside the other, data.retention > 0, http.addr and
  * lease.advertise-url well-formed, a static non-candidate has an explicit
  * lease.advertise-url (the primary's).  NULL lease.hostname and
- * lease.advertise_url are accepted (they mean "derive").  Returns 0 or
- * -EINVAL (-ENOMEM when a default string could not be allocated).
+ * lease.advertise_url and http.addr are accepted (they mean "default").
+ * Returns 0 or -EINVAL.
  */
 int config_validate(const ltxfs_config *c, lx_err *err);
 
 /*
- * config_validate(), then fill the derived defaults: lease.hostname (the
+ * config_validate(), then fill the defaults of strings left NULL:
+ * http.addr (":20202"), lease.hostname (the
  * host of lease.advertise-url on a static non-candidate, else
  * gethostname(2)) and lease.advertise-url ("http://<hostname>:<port of
  * http.addr>").  For callers that build a config in code: init, set the
