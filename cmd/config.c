@@ -650,34 +650,41 @@ static size_t skip_spaces(const char *s, size_t i, size_t n)
 }
 
 /*
- * The right operand of ${A == ...}: a quoted literal or a variable, then
- * only blanks.  Sets *val (pointing into `s` for a literal: *vlen is set).
+ * The right operand of ${A == ...} starting at s[i]: a quoted literal or
+ * a variable name, then only blanks up to s[n].  Returns 1 if it is
+ * malformed, else the result of looking it up (0 or -errno) with *val and
+ * *vlen set (*val points into `s` for a literal).
  */
 static int comparison_operand(walk *w, yaml_mark_t m, const char *key,
 			      const char *s, size_t i, size_t n,
 			      const char **val, size_t *vlen,
 			      char *hostbuf, size_t hostcap)
 {
-	size_t end;
+	const char *q = NULL;
+	size_t vn = 0, end;
 	int rc;
 	if (i < n && (s[i] == '\'' || s[i] == '"')) {
-		const char *q = memchr(s + i + 1, s[i], n - i - 1);
+		q = memchr(s + i + 1, s[i], n - i - 1);
 		if (q == NULL)
-			return -EINVAL;
-		*val = s + i + 1;
-		*vlen = (size_t)(q - (s + i + 1));
+			return 1;
 		end = (size_t)(q - s) + 1;
 	} else {
-		size_t vn = var_name_len(s + i, n - i);
+		vn = var_name_len(s + i, n - i);
 		if (vn == 0)
-			return -EINVAL;
-		rc = require_var(w, m, key, s + i, vn, val, hostbuf, hostcap);
-		if (rc != 0)
-			return rc;
-		*vlen = strlen(*val);
+			return 1;
 		end = i + vn;
 	}
-	return skip_spaces(s, end, n) == n ? 0 : -EINVAL;
+	if (skip_spaces(s, end, n) != n)
+		return 1;
+	if (q != NULL) {
+		*val = s + i + 1;
+		*vlen = (size_t)(q - (s + i + 1));
+		return 0;
+	}
+	rc = require_var(w, m, key, s + i, vn, val, hostbuf, hostcap);
+	if (rc == 0)
+		*vlen = strlen(*val);
+	return rc;
 }
 
 /*
@@ -710,17 +717,15 @@ static int expand_braced(walk *w, yaml_mark_t m, const char *key,
 	if (vn > 0 && i + 2 <= n && (s[i] == '=' || s[i] == '!') &&
 	    s[i + 1] == '=') {
 		bool eq = s[i] == '=';
-		rc = require_var(w, m, key, s, vn, &a, host_a, sizeof(host_a));
-		if (rc != 0)
-			return rc;
 		rc = comparison_operand(w, m, key, s, skip_spaces(s, i + 2, n),
 					n, &bv, &blen, host_b, sizeof(host_b));
+		if (rc == 0)
+			rc = require_var(w, m, key, s, vn, &a, host_a, sizeof(host_a));
 		if (rc == 0) {
 			bool same = strlen(a) == blen && memcmp(a, bv, blen) == 0;
 			sb_adds(b, same == eq ? "true" : "false");
-			return 0;
 		}
-		if (rc != -EINVAL || (w->err != NULL && w->err->code != 0))
+		if (rc <= 0)
 			return rc;
 	}
 	return at_err(w, m, "%s: unsupported expression ${%s} (use ${VAR}, "
@@ -778,6 +783,9 @@ static int expand_env(walk *w, yaml_mark_t m, const char *key,
 			rc = at_err(w, m, "%s: value longer than %d bytes after expansion",
 				    key, VALUE_MAX);
 	}
+	if (rc == 0 && b.len > VALUE_MAX)
+		rc = at_err(w, m, "%s: value longer than %d bytes after expansion",
+			    key, VALUE_MAX);
 	if (rc == 0 && b.failed)
 		rc = lx_err_set(w->err, ENOMEM, "%s: out of memory", w->origin);
 	if (rc != 0) {
@@ -1007,43 +1015,31 @@ static size_t edit_distance(const char *a, const char *b)
 	return prev[lb];
 }
 
-/* The closest known key or section name to `name`, or NULL. */
+/*
+ * The known key or section name closest to `name` (at most 2 edits, and
+ * fewer than half its length), copied into buf[cap]; NULL if none.
+ */
 static const char *suggest(const char *name, char *buf, size_t cap)
 {
+	char cand[KEY_NAME_MAX + 1];
 	size_t best = 3;
-	const char *found = NULL;
 	for (int i = 0; i < KEY_COUNT; i++) {
 		const char *k = known_keys[i];
-		size_t d;
-		/* The key itself, then each of its section prefixes. */
-		for (const char *dot = k; dot != NULL; dot = strchr(dot + 1, '.')) {
-			size_t n = *dot == '.' ? (size_t)(dot - k) : strlen(k);
-			if (n >= cap)
+		/* Each section prefix of the key ("lease"), then the key. */
+		for (size_t n = 1; n <= strlen(k); n++) {
+			size_t d;
+			if (k[n] != '.' && k[n] != '\0')
 				continue;
-			memcpy(buf, k, n);
-			buf[n] = '\0';
-			d = edit_distance(name, buf);
-			if (d < best && d * 2 < strlen(name)) {
+			memcpy(cand, k, n);
+			cand[n] = '\0';
+			d = edit_distance(name, cand);
+			if (d < best && d * 2 < strlen(name) && n < cap) {
 				best = d;
-				found = k;
+				memcpy(buf, cand, n + 1);
 			}
-			if (*dot != '.')
-				break;
 		}
 	}
-	if (found == NULL)
-		return NULL;
-	/* Recompute the winning candidate text (buf was reused). */
-	for (const char *dot = found; dot != NULL; dot = strchr(dot + 1, '.')) {
-		size_t n = *dot == '.' ? (size_t)(dot - found) : strlen(found);
-		memcpy(buf, found, n);
-		buf[n] = '\0';
-		if (edit_distance(name, buf) == best)
-			return buf;
-		if (*dot != '.')
-			break;
-	}
-	return NULL;
+	return best < 3 ? buf : NULL;
 }
 
 static int unknown_key(walk *w, yaml_mark_t m, const char *name, size_t n,
@@ -1109,12 +1105,15 @@ static int walk_pair(walk *w, const yaml_node_t *map,
 	kn = k->data.scalar.length;
 	if (pn + 1 + kn > KEY_NAME_MAX || memchr(ks, '\0', kn) != NULL ||
 	    memchr(ks, '.', kn) != NULL || kn == 0) {
+		/* Not a name we could know; show it (raw bytes, bounded). */
 		char full[KEY_NAME_MAX * 2 + 2];
-		int fn = snprintf(full, sizeof(full), "%s%s%.*s", prefix,
-				  pn ? "." : "", (int)(kn < KEY_NAME_MAX ? kn : KEY_NAME_MAX), ks);
-		return unknown_key(w, k->start_mark, full, (size_t)fn,
-				   kn > 0 && memchr(ks, '.', kn) != NULL &&
-				   kn <= KEY_NAME_MAX);
+		size_t shown_n = kn < KEY_NAME_MAX ? kn : KEY_NAME_MAX;
+		size_t fn = (size_t)snprintf(full, sizeof(full), "%s%s", prefix,
+					     pn ? "." : "");
+		memcpy(full + fn, ks, shown_n);
+		return unknown_key(w, k->start_mark, full, fn + shown_n,
+				   memchr(ks, '.', kn) != NULL &&
+				   memchr(ks, '\0', kn) == NULL);
 	}
 	snprintf(name, sizeof(name), "%s%s%.*s", prefix, pn ? "." : "", (int)kn, ks);
 	id = find_key(name);
@@ -1586,9 +1585,11 @@ static void dump_size(FILE *out, uint64_t v)
 	static const char *const names[] = {
 		"", "B", "KB", "MB", "GB", "TB", "KiB", "MiB", "GiB", "TiB",
 	};
+	/* Indexes into size_units[], largest multiplier first. */
+	static const int order[] = { 9, 5, 8, 4, 7, 3, 6, 2 };
 	if (v != 0) {
-		/* size_units[9..2]: TiB, GiB, MiB, KiB, TB, GB, MB, KB */
-		for (int i = 9; i >= 2; i--) {
+		for (size_t j = 0; j < sizeof(order) / sizeof(order[0]); j++) {
+			int i = order[j];
 			if (v % size_units[i].mult == 0) {
 				fprintf(out, "%" PRIu64 "%s", v / size_units[i].mult,
 					names[i]);

@@ -144,11 +144,10 @@ int config_validate(const ltxfs_config *c, lx_err *err);
 
 /*
  * config_validate(), then fill the defaults of strings left NULL:
- * http.addr (":20202"), lease.hostname (the
- * host of lease.advertise-url on a static non-candidate, else
- * gethostname(2)) and lease.advertise-url ("http://<hostname>:<port of
- * http.addr>").  For callers that build a config in code: init, set the
- * fields, resolve.  Loads call it themselves.
+ * http.addr (":20202"); lease.hostname (the host of lease.advertise-url
+ * on a static non-candidate, else gethostname(2)); lease.advertise-url
+ * ("http://<hostname>:<port of http.addr>").  For callers that build a
+ * config in code: init, set the fields, resolve.  Loads call it.
  */
 int config_resolve(ltxfs_config *c, lx_err *err);
 
@@ -171,7 +170,8 @@ const char *const *config_known_keys(void);
 /*
  * Value parsers used by the loader, exposed for tests and command-line
  * flags.  Each returns 0 and stores the value, or -EINVAL for a malformed
- * value, -ERANGE for one that overflows 64 bits; *out is untouched then.
+ * value, -ERANGE for one too large (a duration above INT64_MAX ns, about
+ * 292 years; a size above UINT64_MAX); *out is untouched then.
  *
  * Booleans: true/false, yes/no, on/off, any case.
  * Durations (Go syntax): one or more <decimal number><unit> with unit

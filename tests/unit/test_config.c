@@ -1,0 +1,853 @@
+/*
+ * test_config.c - the configuration parser of cmd/config.c: a full valid
+ * file, defaults, environment expansion, every class of error with its
+ * message, the duration/size/bool parsers, dump round trips, and a
+ * crash/leak hunt over truncated and mutated input (run under valgrind
+ * or ASan to make the last one meaningful).
+ */
+#include "cmd/config.h"
+#include "tests/unit/unit.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                              */
+/* ------------------------------------------------------------------ */
+
+/* A fake environment: "NAME=value" strings, NULL-terminated. */
+static const char *fake_getenv(const char *name, void *ctx)
+{
+	const char *const *env = ctx;
+	size_t n = strlen(name);
+	for (; env != NULL && *env != NULL; env++)
+		if (strncmp(*env, name, n) == 0 && (*env)[n] == '=')
+			return *env + n + 1;
+	return NULL;
+}
+
+static const char *const test_env[] = {
+	"HOSTNAME=node-a",
+	"DATA=/srv/data",
+	"MNT=/srv/mnt",
+	"EMPTY=",
+	"REGION=ams",
+	"PRIMARY_REGION=ams",
+	"OTHER_REGION=fra",
+	"PORT=9000",
+	"YES=yes",
+	NULL,
+};
+
+/* Load `yaml` as "config.yml" with test_env; returns the load's result. */
+static int load(ltxfs_config *c, const char *yaml, lx_err *err)
+{
+	lx_err_clear(err);
+	return config_load_string_env(c, yaml, strlen(yaml), "config.yml",
+				      fake_getenv, (void *)test_env, err);
+}
+
+/* Expect `yaml` to be rejected with a message containing `want`. */
+#define CHECK_REJECT(yaml, want) \
+	do { \
+		ltxfs_config c_; \
+		lx_err e_; \
+		CHECK_EQ_INT(-EINVAL, load(&c_, (yaml), &e_)); \
+		CHECK_EQ_INT(EINVAL, e_.code); \
+		CHECK_STR_CONTAINS(e_.msg, (want)); \
+		CHECK(c_.fuse.dir == NULL && c_.origin == NULL); \
+		config_free(&c_); \
+	} while (0)
+
+#define MIN_CFG "fuse:\n  dir: /mnt/ltxfs\ndata:\n  dir: /var/lib/ltxfs\n"
+
+static const char full_cfg[] =
+	"# every key\n"
+	"fuse:\n"
+	"  dir: /litefs\n"
+	"  debug: yes\n"
+	"  allow-other: On\n"
+	"data:\n"
+	"  dir: /var/lib/litefs\n"
+	"  retention: 1h30m\n"
+	"  retention-bytes: 512MB\n"
+	"  sync: always\n"
+	"http:\n"
+	"  addr: \"127.0.0.1:20203\"\n"
+	"lease:\n"
+	"  type: static\n"
+	"  candidate: false\n"
+	"  hostname: primary-1\n"
+	"  advertise-url: \"http://primary-1:20202\"\n"
+	"  node-id: \"00000000000000aB\"\n"
+	"log:\n"
+	"  level: debug\n"
+	"exec:\n"
+	"  - \"migrate -y\"\n"
+	"  - 'myapp serve --port 8080'\n";
+
+/* ------------------------------------------------------------------ */
+/* Valid files and defaults                                             */
+/* ------------------------------------------------------------------ */
+
+static void test_full_config(void)
+{
+	ltxfs_config c;
+	lx_err err;
+	CHECK_EQ_INT(0, load(&c, full_cfg, &err));
+	CHECK_STR_CONTAINS(c.origin, "config.yml");
+	CHECK_STR_CONTAINS(c.fuse.dir, "/litefs");
+	CHECK(c.fuse.debug);
+	CHECK(c.fuse.allow_other);
+	CHECK(strcmp(c.data.dir, "/var/lib/litefs") == 0);
+	CHECK_EQ_U64(5400ULL * 1000000000ULL, c.data.retention_ns);
+	CHECK_EQ_U64(512000000ULL, c.data.retention_bytes);
+	CHECK_EQ_INT(CONFIG_SYNC_ALWAYS, c.data.sync);
+	CHECK(strcmp(c.http.addr, "127.0.0.1:20203") == 0);
+	CHECK_EQ_INT(CONFIG_LEASE_STATIC, c.lease.type);
+	CHECK(!c.lease.candidate);
+	CHECK(strcmp(c.lease.hostname, "primary-1") == 0);
+	CHECK(strcmp(c.lease.advertise_url, "http://primary-1:20202") == 0);
+	CHECK_EQ_U64(0xab, c.lease.node_id);
+	CHECK_EQ_INT(LX_DEBUG, c.log.level);
+	CHECK_EQ_INT(2, c.exec.n);
+	if (c.exec.n == 2) {
+		CHECK(strcmp(c.exec.cmds[0], "migrate -y") == 0);
+		CHECK(strcmp(c.exec.cmds[1], "myapp serve --port 8080") == 0);
+	}
+	config_free(&c);
+	config_free(&c); /* idempotent */
+}
+
+static void test_defaults(void)
+{
+	ltxfs_config c;
+	lx_err err;
+	char host[256] = "";
+	char want[300];
+
+	CHECK_EQ_INT(0, gethostname(host, sizeof(host) - 1));
+	CHECK_EQ_INT(0, config_load_string(&c, MIN_CFG, strlen(MIN_CFG), NULL, &err));
+	CHECK_STR_CONTAINS(c.origin, "<config>");
+	CHECK(!c.fuse.debug && !c.fuse.allow_other);
+	CHECK_EQ_U64(600ULL * 1000000000ULL, c.data.retention_ns);
+	CHECK_EQ_U64(1ULL << 30, c.data.retention_bytes);
+	CHECK_EQ_INT(CONFIG_SYNC_APP, c.data.sync);
+	CHECK(strcmp(c.http.addr, ":20202") == 0);
+	CHECK_EQ_INT(CONFIG_LEASE_STATIC, c.lease.type);
+	CHECK(c.lease.candidate);
+	CHECK(c.lease.hostname != NULL && strcmp(c.lease.hostname, host) == 0);
+	snprintf(want, sizeof(want), "http://%s:20202", host);
+	CHECK(c.lease.advertise_url != NULL && strcmp(c.lease.advertise_url, want) == 0);
+	CHECK_EQ_U64(0, c.lease.node_id);
+	CHECK_EQ_INT(LX_INFO, c.log.level);
+	CHECK_EQ_INT(0, c.exec.n);
+	config_free(&c);
+
+	/* The advertised port follows http.addr; a single exec string. */
+	CHECK_EQ_INT(0, load(&c, MIN_CFG "http:\n  addr: 10.0.0.1:9999\n"
+			     "lease:\n  hostname: n1\nexec: run me\n", &err));
+	CHECK(strcmp(c.lease.advertise_url, "http://n1:9999") == 0);
+	CHECK_EQ_INT(1, c.exec.n);
+	CHECK(c.exec.n == 1 && strcmp(c.exec.cmds[0], "run me") == 0);
+	config_free(&c);
+
+	/* A static replica's hostname defaults to the primary's URL host. */
+	CHECK_EQ_INT(0, load(&c, MIN_CFG "lease:\n  candidate: false\n"
+			     "  advertise-url: https://[fd00::1]:20202/x\n", &err));
+	CHECK(strcmp(c.lease.hostname, "fd00::1") == 0);
+	config_free(&c);
+
+	/* Empty sections and an empty exec list are fine. */
+	CHECK_EQ_INT(0, load(&c, MIN_CFG "log:\nexec: []\n", &err));
+	CHECK_EQ_INT(0, c.exec.n);
+	config_free(&c);
+
+	/* init + load (the mount command's pattern) leaks nothing. */
+	config_init_defaults(&c);
+	CHECK(c.http.addr == NULL && c.lease.candidate);
+	CHECK_EQ_INT(0, load(&c, MIN_CFG, &err));
+	config_free(&c);
+}
+
+static void test_programmatic_resolve(void)
+{
+	ltxfs_config c;
+	lx_err err;
+	config_init_defaults(&c);
+	CHECK_EQ_INT(-EINVAL, config_validate(&c, &err));
+	CHECK_STR_CONTAINS(err.msg, "fuse.dir is required");
+	c.fuse.dir = strdup("/a");
+	c.data.dir = strdup("/b");
+	c.lease.hostname = strdup("h");
+	CHECK_EQ_INT(0, config_resolve(&c, &err));
+	CHECK(strcmp(c.http.addr, ":20202") == 0);
+	CHECK(strcmp(c.lease.advertise_url, "http://h:20202") == 0);
+	CHECK_EQ_INT(0, config_validate(&c, &err));
+	c.data.retention_ns = 0;
+	CHECK_EQ_INT(-EINVAL, config_validate(&c, &err));
+	CHECK_STR_CONTAINS(err.msg, "config: data.retention must be greater than 0");
+	config_free(&c);
+}
+
+static void test_load_file(void)
+{
+	char path[] = "/tmp/ltxfs-test-config-XXXXXX";
+	ltxfs_config c;
+	lx_err err;
+	int fd = mkstemp(path);
+	CHECK(fd >= 0);
+	if (fd < 0)
+		return;
+	CHECK_EQ_INT((long long)strlen(full_cfg), write(fd, full_cfg, strlen(full_cfg)));
+	close(fd);
+	CHECK_EQ_INT(0, config_load_file(&c, path, &err));
+	CHECK_STR_CONTAINS(c.origin, path);
+	CHECK_EQ_INT(2, c.exec.n);
+	config_free(&c);
+	unlink(path);
+
+	CHECK_EQ_INT(-ENOENT, config_load_file(&c, path, &err));
+	CHECK_STR_CONTAINS(err.msg, path);
+	CHECK_STR_CONTAINS(err.msg, "No such file");
+	CHECK(c.origin == NULL);
+	config_free(&c);
+
+	/* A directory is not a config file. */
+	CHECK(config_load_file(&c, "/tmp", &err) < 0);
+	CHECK_STR_CONTAINS(err.msg, "/tmp");
+	config_free(&c);
+}
+
+static void test_known_keys(void)
+{
+	const char *const *keys = config_known_keys();
+	size_t n = 0;
+	for (; keys[n] != NULL; n++) {
+		/* Each key is accepted by the parser: a value of the wrong
+		 * type is rejected by name, never as an unknown key. */
+		char yaml[256];
+		const char *k = keys[n], *dot = strchr(k, '.');
+		ltxfs_config c;
+		lx_err err;
+		if (dot != NULL)
+			snprintf(yaml, sizeof(yaml), "%.*s:\n  %s: {a: 1}\n",
+				 (int)(dot - k), k, dot + 1);
+		else
+			snprintf(yaml, sizeof(yaml), "%s: {a: 1}\n", k);
+		CHECK_EQ_INT(-EINVAL, load(&c, yaml, &err));
+		CHECK_STR_CONTAINS(err.msg, k);
+		CHECK(strstr(err.msg, "unknown key") == NULL);
+		config_free(&c);
+	}
+	CHECK_EQ_INT(15, n);
+	CHECK(strcmp(keys[0], "fuse.dir") == 0);
+	CHECK(strcmp(keys[n - 1], "exec") == 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Environment expansion                                                */
+/* ------------------------------------------------------------------ */
+
+static void test_env_expansion(void)
+{
+	ltxfs_config c;
+	lx_err err;
+	CHECK_EQ_INT(0, load(&c,
+			     "fuse:\n  dir: ${MNT}/db\n  debug: $YES\n"
+			     "data:\n  dir: \"$DATA/x${EMPTY}y\"\n"
+			     "http:\n  addr: \":${PORT}\"\n"
+			     "lease:\n  candidate: ${REGION == PRIMARY_REGION}\n"
+			     "  hostname: h-${UNSET:-dflt}-${REGION:-no}-${EMPTY:-e}\n"
+			     "exec:\n  - echo $$HOME costs $$5\n"
+			     "  - 'pre ${REGION:-x}${UNSET:-$$}'\n"
+			     "  - ${HOSTNAME}\n", &err));
+	if (err.code != 0)
+		fprintf(stderr, "    %s\n", err.msg);
+	CHECK(c.fuse.dir && strcmp(c.fuse.dir, "/srv/mnt/db") == 0);
+	CHECK(c.fuse.debug);
+	CHECK(c.data.dir && strcmp(c.data.dir, "/srv/data/xy") == 0);
+	CHECK(c.http.addr && strcmp(c.http.addr, ":9000") == 0);
+	CHECK(c.lease.candidate);
+	CHECK(c.lease.hostname && strcmp(c.lease.hostname, "h-dflt-ams-e") == 0);
+	CHECK(c.lease.advertise_url &&
+	      strcmp(c.lease.advertise_url, "http://h-dflt-ams-e:9000") == 0);
+	CHECK_EQ_INT(3, c.exec.n);
+	if (c.exec.n == 3) {
+		CHECK(strcmp(c.exec.cmds[0], "echo $HOME costs $5") == 0);
+		/* A default is taken literally, "$$" included. */
+		CHECK(strcmp(c.exec.cmds[1], "pre ams$$") == 0);
+		CHECK(strcmp(c.exec.cmds[2], "node-a") == 0);
+	}
+	config_free(&c);
+
+	/* Keys are never expanded. */
+	CHECK_REJECT(MIN_CFG "$REGION: 1\n", "unknown key \"$REGION\"");
+}
+
+static void test_env_hostname_fallback(void)
+{
+	static const char *const no_env[] = { NULL };
+	char host[256] = "";
+	ltxfs_config c;
+	lx_err err;
+	const char *yaml = MIN_CFG "exec: ${HOSTNAME}\n";
+	CHECK_EQ_INT(0, gethostname(host, sizeof(host) - 1));
+	CHECK_EQ_INT(0, config_load_string_env(&c, yaml, strlen(yaml), "x.yml",
+					       fake_getenv, (void *)no_env, &err));
+	CHECK(c.exec.n == 1 && strcmp(c.exec.cmds[0], host) == 0);
+	config_free(&c);
+}
+
+static void test_env_comparisons(void)
+{
+	ltxfs_config c;
+	lx_err err;
+	CHECK_EQ_INT(0, load(&c, MIN_CFG
+			     "exec:\n"
+			     "  - ${REGION == PRIMARY_REGION}\n"
+			     "  - ${REGION != PRIMARY_REGION}\n"
+			     "  - ${REGION=='ams'}\n"
+			     "  - \"${OTHER_REGION == \\\"ams\\\"}\"\n"
+			     "  - ${EMPTY == ''}\n"
+			     "  - ${REGION != OTHER_REGION}\n", &err));
+	CHECK_EQ_INT(6, c.exec.n);
+	if (c.exec.n == 6) {
+		CHECK(strcmp(c.exec.cmds[0], "true") == 0);
+		CHECK(strcmp(c.exec.cmds[1], "false") == 0);
+		CHECK(strcmp(c.exec.cmds[2], "true") == 0);
+		CHECK(strcmp(c.exec.cmds[3], "false") == 0);
+		CHECK(strcmp(c.exec.cmds[4], "true") == 0);
+		CHECK(strcmp(c.exec.cmds[5], "true") == 0);
+	}
+	config_free(&c);
+}
+
+static void test_env_errors(void)
+{
+	CHECK_REJECT(MIN_CFG "lease:\n  hostname: ${NOPE}\n",
+		     "config.yml:6:13: lease.hostname: environment variable \"NOPE\" is not set");
+	CHECK_REJECT(MIN_CFG "lease:\n  hostname: a$NOPE_2-b\n", "\"NOPE_2\" is not set");
+	CHECK_REJECT(MIN_CFG "lease:\n  hostname: ${NOPE}\n", "${NOPE:-}");
+	CHECK_REJECT(MIN_CFG "lease:\n  hostname: \"cost $5\"\n",
+		     "lease.hostname: \"$\" must be followed by a variable name");
+	CHECK_REJECT(MIN_CFG "lease:\n  hostname: ab$\n", "write $$ for a literal $");
+	CHECK_REJECT(MIN_CFG "lease:\n  hostname: ${REGION\n",
+		     "\"${\" without a closing \"}\"");
+	CHECK_REJECT(MIN_CFG "lease:\n  hostname: ${1X}\n", "unsupported expression ${\"1X\"}");
+	CHECK_REJECT(MIN_CFG "lease:\n  hostname: ${ REGION }\n", "unsupported expression");
+	CHECK_REJECT(MIN_CFG "lease:\n  hostname: ${}\n", "unsupported expression");
+	CHECK_REJECT(MIN_CFG "lease:\n  hostname: ${REGION == 'x}\n", "unsupported expression");
+	CHECK_REJECT(MIN_CFG "lease:\n  hostname: ${REGION == x y}\n", "unsupported expression");
+	CHECK_REJECT(MIN_CFG "lease:\n  hostname: ${REGION ==}\n", "unsupported expression");
+	CHECK_REJECT(MIN_CFG "lease:\n  hostname: ${NOPE == REGION}\n",
+		     "environment variable \"NOPE\" is not set");
+	CHECK_REJECT(MIN_CFG "lease:\n  hostname: ${REGION == NOPE}\n",
+		     "environment variable \"NOPE\" is not set");
+	CHECK_REJECT(MIN_CFG "lease:\n  candidate: ${EMPTY}\n",
+		     "lease.candidate: \"\" is not a boolean");
+	CHECK_REJECT(MIN_CFG "exec:\n  - ok\n  - $NOPE\n",
+		     "config.yml:7:5: exec[1]: environment variable \"NOPE\" is not set");
+}
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                               */
+/* ------------------------------------------------------------------ */
+
+static void test_unknown_keys(void)
+{
+	CHECK_REJECT("data:\n  dir: /b\n\n\nlog:\n  level: info\nfuse:\n  dri: /x\n",
+		     "config.yml:8:3: unknown key \"fuse.dri\" (did you mean \"fuse.dir\"?)");
+	CHECK_REJECT(MIN_CFG "proxy:\n  addr: :8080\n",
+		     "config.yml:5:1: unknown key \"proxy\" (a LiteFS setting");
+	CHECK_REJECT("lease:\n  consul:\n    url: x\n",
+		     "config.yml:2:3: unknown key \"lease.consul\" (a LiteFS setting");
+	CHECK_REJECT(MIN_CFG "Fuse:\n  dir: /x\n", "unknown key \"Fuse\" (did you mean \"fuse\"?)");
+	CHECK_REJECT(MIN_CFG "lease:\n  advertise_url: x\n",
+		     "unknown key \"lease.advertise_url\" (did you mean \"lease.advertise-url\"?)");
+	CHECK_REJECT(MIN_CFG "zzzzzz: 1\n", "unknown key \"zzzzzz\"");
+	CHECK_REJECT(MIN_CFG "fuse.debug: true\n",
+		     "unknown key \"fuse.debug\" (write dotted keys as nested mappings)");
+	CHECK_REJECT(MIN_CFG "? [a, b]\n: 1\n", "keys must be strings, got a sequence");
+	CHECK_REJECT(MIN_CFG "\"\": 1\n", "unknown key \"\"");
+	CHECK_REJECT(MIN_CFG "\"a\\0b\": 1\n", "unknown key \"a\\x00b\"");
+	CHECK_REJECT("data:\n  dir: /c\n  <<: {x: 1}\n", "config.yml:3:3: unknown key \"data.<<\"");
+	{
+		char yaml[512];
+		char longkey[201];
+		memset(longkey, 'k', 200);
+		longkey[200] = '\0';
+		snprintf(yaml, sizeof(yaml), MIN_CFG "log:\n  %s: 1\n", longkey);
+		CHECK_REJECT(yaml, "unknown key \"log.kkkk");
+	}
+}
+
+static void test_duplicates_and_shape(void)
+{
+	CHECK_REJECT("fuse:\n  dir: /a\n  debug: true\n  dir: /b\ndata:\n  dir: /c\n",
+		     "config.yml:4:3: duplicate key \"fuse.dir\" (first at line 2)");
+	CHECK_REJECT(MIN_CFG "fuse:\n  debug: true\n",
+		     "config.yml:5:1: duplicate key \"fuse\" (first at line 1)");
+	CHECK_REJECT(MIN_CFG "exec: a\nexec: b\n", "duplicate key \"exec\"");
+	CHECK_REJECT("- a\n- b\n", "config.yml:1:1: the top level must be a mapping of keys, got a sequence");
+	CHECK_REJECT("just text\n", "the top level must be a mapping of keys, got a scalar");
+	CHECK_REJECT("", "config.yml: the configuration is empty");
+	CHECK_REJECT("# only a comment\n", "the configuration is empty");
+	CHECK_REJECT(MIN_CFG "---\nfuse: {}\n", "config.yml:5:1: a second YAML document");
+	CHECK_REJECT("fuse: /mnt\ndata:\n  dir: /c\n",
+		     "config.yml:1:7: fuse: expected a mapping, got a scalar");
+	CHECK_REJECT("fuse:\n  dir:\n    - /a\ndata:\n  dir: /c\n",
+		     "config.yml:3:5: fuse.dir: expected a scalar, got a sequence");
+	CHECK_REJECT(MIN_CFG "exec:\n  - cmd: x\n    if-candidate: true\n",
+		     "exec[0]: expected a command string (the {cmd, if-candidate} form");
+	CHECK_REJECT(MIN_CFG "exec:\n  - [a]\n", "exec[0]: expected a command string, got a sequence");
+	CHECK_REJECT(MIN_CFG "exec: \"\"\n", "exec: command must not be empty");
+	CHECK_REJECT(MIN_CFG "exec: {a: b}\n", "exec: expected a command string");
+	CHECK_REJECT(MIN_CFG "lease:\n  hostname: \"a\\0b\"\n",
+		     "lease.hostname: value contains a NUL character");
+}
+
+static void test_syntax_errors(void)
+{
+	CHECK_REJECT("fuse:\n  dir: /a\n data: x\n", "config.yml:3:");
+	CHECK_REJECT("fuse:\n  dir: /a\n data: x\n", "YAML syntax error");
+	CHECK_REJECT("fuse: [a, b\n", "YAML syntax error");
+	CHECK_REJECT("fuse:\n  dir: \"unterminated\n", "config.yml:");
+	CHECK_REJECT("a: *nope\n", "undefined alias");
+	CHECK_REJECT("a: b: c\n", "config.yml:1:5: YAML syntax error: mapping values are not allowed");
+	CHECK_REJECT("fuse:\n\tdir: /a\n", "YAML syntax error");
+	CHECK_REJECT("a: \"\xff\"\n", "must be UTF-8");
+}
+
+static void test_value_errors(void)
+{
+	CHECK_REJECT(MIN_CFG "lease:\n  type: foo\n",
+		     "config.yml:6:9: lease.type: \"foo\" is not one of static");
+	CHECK_REJECT(MIN_CFG "lease:\n  type: consul\n",
+		     "lease.type: \"consul\" is not yet supported in this build (supported: static)");
+	CHECK_REJECT(MIN_CFG "lease:\n  type: etcd\n", "\"etcd\" is not yet supported in this build");
+	CHECK_REJECT("fuse:\n  dir: /a\ndata:\n  dir: /b\n  sync: never\n",
+		     "data.sync: \"never\" is not one of app, always");
+	CHECK_REJECT(MIN_CFG "log:\n  level: INFO\n",
+		     "log.level: \"INFO\" is not one of debug, info, warn, error");
+	CHECK_REJECT(MIN_CFG "log:\n  level: [info]\n", "log.level: expected a scalar, got a sequence");
+	CHECK_REJECT("fuse:\n  dir: /a\n  debug: maybe\ndata:\n  dir: /b\n",
+		     "config.yml:3:10: fuse.debug: \"maybe\" is not a boolean (use true/false, yes/no or on/off)");
+	CHECK_REJECT("fuse:\n  dir: /a\n  allow-other:\ndata:\n  dir: /b\n",
+		     "fuse.allow-other: \"\" is not a boolean");
+	CHECK_REJECT("fuse:\n  dir: /a\n  debug: {}\ndata:\n  dir: /b\n",
+		     "fuse.debug: expected a boolean, got a mapping");
+	CHECK_REJECT("fuse:\n  dir: /a\ndata:\n  dir: /b\n  retention: 10\n",
+		     "data.retention: \"10\" is not a duration");
+	CHECK_REJECT("fuse:\n  dir: /a\ndata:\n  dir: /b\n  retention: 0\n",
+		     "data.retention must be greater than 0");
+	CHECK_REJECT("fuse:\n  dir: /a\ndata:\n  dir: /b\n  retention: 9999999999h\n",
+		     "data.retention: \"9999999999h\" is too long a duration");
+	CHECK_REJECT("fuse:\n  dir: /a\ndata:\n  dir: /b\n  retention-bytes: 1.5GB\n",
+		     "data.retention-bytes: \"1.5GB\" is not a size");
+	CHECK_REJECT("fuse:\n  dir: /a\ndata:\n  dir: /b\n  retention-bytes: 99999999999TiB\n",
+		     "data.retention-bytes: \"99999999999TiB\" is too large");
+	CHECK_REJECT(MIN_CFG "http:\n  addr: localhost\n",
+		     "http.addr: \"localhost\" is not host:port or :port");
+	CHECK_REJECT(MIN_CFG "http:\n  addr: \":0\"\n", "is not host:port");
+	CHECK_REJECT(MIN_CFG "http:\n  addr: \":65536\"\n", "is not host:port");
+	CHECK_REJECT(MIN_CFG "http:\n  addr: \"::1:80\"\n", "is not host:port");
+	CHECK_REJECT(MIN_CFG "http:\n  addr: \"a b:80\"\n", "is not host:port");
+	CHECK_REJECT(MIN_CFG "lease:\n  advertise-url: ftp://x\n",
+		     "lease.advertise-url: \"ftp://x\" is not an http:// or https:// URL");
+	CHECK_REJECT(MIN_CFG "lease:\n  advertise-url: \"http://\"\n", "is not an http://");
+	CHECK_REJECT(MIN_CFG "lease:\n  advertise-url: \"http://h:99999\"\n", "is not an http://");
+	CHECK_REJECT(MIN_CFG "lease:\n  advertise-url: \"http://a b\"\n", "is not an http://");
+	CHECK_REJECT(MIN_CFG "lease:\n  advertise-url: \"http://u@h\"\n", "is not an http://");
+	CHECK_REJECT(MIN_CFG "lease:\n  node-id: 123\n",
+		     "lease.node-id: \"123\" is not a non-zero node ID of 16 hex digits");
+	CHECK_REJECT(MIN_CFG "lease:\n  node-id: \"0000000000000000\"\n", "non-zero node ID");
+	CHECK_REJECT(MIN_CFG "lease:\n  node-id: 000000000000000g\n", "non-zero node ID");
+	CHECK_REJECT(MIN_CFG "lease:\n  hostname: \"\"\n", "lease.hostname: must not be empty");
+	/* Control characters are escaped in messages. */
+	CHECK_REJECT(MIN_CFG "log:\n  level: \"a\\nb\"\n", "\"a\\x0ab\" is not one of");
+}
+
+static void test_cross_key_errors(void)
+{
+	ltxfs_config c;
+	lx_err err;
+	CHECK_REJECT("data:\n  dir: /b\n", "config.yml: fuse.dir is required");
+	CHECK_REJECT("fuse:\n  dir: /b\n", "config.yml: data.dir is required");
+	CHECK_REJECT("fuse:\n  dir:\ndata:\n  dir: /b\n", "fuse.dir: must not be empty");
+	CHECK_REJECT("fuse:\n  dir: /x/y/\ndata:\n  dir: /x//y\n",
+		     "fuse.dir and data.dir must be different directories (both are \"/x/y\")");
+	CHECK_REJECT("fuse:\n  dir: /x\ndata:\n  dir: /x/data\n",
+		     "data.dir \"/x/data\" must not be inside fuse.dir \"/x\"");
+	CHECK_REJECT("fuse:\n  dir: /x/data/../data/mnt\ndata:\n  dir: /x/./data\n",
+		     "fuse.dir \"/x/data/../data/mnt\" must not be inside data.dir");
+	CHECK_REJECT("fuse:\n  dir: /\ndata:\n  dir: /x\n", "must not be inside fuse.dir");
+	CHECK_REJECT("fuse:\n  dir: mnt\ndata:\n  dir: ./mnt/d\n", "must not be inside fuse.dir");
+	CHECK_REJECT(MIN_CFG "lease:\n  candidate: false\n",
+		     "lease.advertise-url is required when lease.type is static and lease.candidate is false");
+	/* Sibling directories with a common prefix are fine. */
+	CHECK_EQ_INT(0, load(&c, "fuse:\n  dir: /x/db\ndata:\n  dir: /x/dbdata\n", &err));
+	config_free(&c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Value parsers                                                        */
+/* ------------------------------------------------------------------ */
+
+static void test_durations(void)
+{
+	static const struct {
+		const char *in;
+		int rc;
+		uint64_t ns;
+	} cases[] = {
+		{ "0", 0, 0 },
+		{ "10s", 0, 10000000000ULL },
+		{ "500ms", 0, 500000000ULL },
+		{ "1m30s", 0, 90000000000ULL },
+		{ "2h", 0, 7200000000000ULL },
+		{ "1h30m", 0, 5400000000000ULL },
+		{ "1.5h", 0, 5400000000000ULL },
+		{ ".5s", 0, 500000000ULL },
+		{ "1.s", 0, 1000000000ULL },
+		{ "100ns", 0, 100 },
+		{ "3us", 0, 3000 },
+		{ "3\xc2\xb5s", 0, 3000 },
+		{ "3\xce\xbcs", 0, 3000 },
+		{ "1s1s", 0, 2000000000ULL },
+		{ "0s", 0, 0 },
+		{ "0.000000001s", 0, 1 },
+		{ "2562047h", 0, 2562047ULL * 3600000000000ULL },
+		{ "2562048h", -ERANGE, 0 },
+		{ "99999999999999999999s", -ERANGE, 0 },
+		{ "", -EINVAL, 0 },
+		{ "10", -EINVAL, 0 },
+		{ "s", -EINVAL, 0 },
+		{ ".s", -EINVAL, 0 },
+		{ "-1s", -EINVAL, 0 },
+		{ "+1s", -EINVAL, 0 },
+		{ "1 s", -EINVAL, 0 },
+		{ "1d", -EINVAL, 0 },
+		{ "1S", -EINVAL, 0 },
+		{ "1m30", -EINVAL, 0 },
+		{ "1..5s", -EINVAL, 0 },
+		{ "10s ", -EINVAL, 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t ns = 777;
+		int rc = config_parse_duration(cases[i].in, &ns);
+		if (rc != cases[i].rc)
+			unit_fail(__FILE__, __LINE__, "duration \"%s\": rc %d, want %d",
+				  cases[i].in, rc, cases[i].rc);
+		else if (rc == 0 && ns != cases[i].ns)
+			unit_fail(__FILE__, __LINE__, "duration \"%s\": %llu, want %llu",
+				  cases[i].in, (unsigned long long)ns,
+				  (unsigned long long)cases[i].ns);
+		else if (rc != 0 && ns != 777)
+			unit_fail(__FILE__, __LINE__, "duration \"%s\": output written on error",
+				  cases[i].in);
+	}
+}
+
+static void test_sizes(void)
+{
+	static const struct {
+		const char *in;
+		int rc;
+		uint64_t bytes;
+	} cases[] = {
+		{ "0", 0, 0 },
+		{ "100", 0, 100 },
+		{ "100B", 0, 100 },
+		{ "64KB", 0, 64000 },
+		{ "64KiB", 0, 65536 },
+		{ "64kib", 0, 65536 },
+		{ "512MB", 0, 512000000ULL },
+		{ "512MiB", 0, 512ULL << 20 },
+		{ "1GB", 0, 1000000000ULL },
+		{ "1GiB", 0, 1ULL << 30 },
+		{ "1 GiB", 0, 1ULL << 30 },
+		{ "2TB", 0, 2000000000000ULL },
+		{ "2TiB", 0, 2ULL << 40 },
+		{ "18446744073709551615", 0, UINT64_MAX },
+		{ "18446744073709551616", -ERANGE, 0 },
+		{ "16777216TiB", -ERANGE, 0 },
+		{ "", -EINVAL, 0 },
+		{ "GiB", -EINVAL, 0 },
+		{ "1K", -EINVAL, 0 },
+		{ "1.5GiB", -EINVAL, 0 },
+		{ "-1", -EINVAL, 0 },
+		{ "1 ", -EINVAL, 0 },
+		{ "1  GiB", -EINVAL, 0 },
+		{ "1PB", -EINVAL, 0 },
+		{ " 1", -EINVAL, 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t b = 777;
+		int rc = config_parse_size(cases[i].in, &b);
+		if (rc != cases[i].rc)
+			unit_fail(__FILE__, __LINE__, "size \"%s\": rc %d, want %d",
+				  cases[i].in, rc, cases[i].rc);
+		else if (rc == 0 && b != cases[i].bytes)
+			unit_fail(__FILE__, __LINE__, "size \"%s\": %llu, want %llu",
+				  cases[i].in, (unsigned long long)b,
+				  (unsigned long long)cases[i].bytes);
+	}
+}
+
+static void test_bools(void)
+{
+	static const char *const t[] = { "true", "TRUE", "True", "yes", "Yes", "on", "ON" };
+	static const char *const f[] = { "false", "False", "no", "NO", "off", "Off" };
+	static const char *const bad[] = { "", "1", "0", "y", "n", "tru", "yes ", "enabled" };
+	bool v;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		v = false;
+		CHECK_EQ_INT(0, config_parse_bool(t[i], &v));
+		CHECK(v);
+	}
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		v = true;
+		CHECK_EQ_INT(0, config_parse_bool(f[i], &v));
+		CHECK(!v);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK_EQ_INT(-EINVAL, config_parse_bool(bad[i], &v));
+}
+
+/* ------------------------------------------------------------------ */
+/* Dump                                                                 */
+/* ------------------------------------------------------------------ */
+
+/* Dump `c` into a heap string (caller frees). */
+static char *dump_to_string(const ltxfs_config *c)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (f == NULL)
+		return NULL;
+	CHECK_EQ_INT(0, config_dump(c, f));
+	fclose(f);
+	return buf;
+}
+
+static bool same_config(const ltxfs_config *a, const ltxfs_config *b)
+{
+	bool same = strcmp(a->fuse.dir, b->fuse.dir) == 0 &&
+		a->fuse.debug == b->fuse.debug &&
+		a->fuse.allow_other == b->fuse.allow_other &&
+		strcmp(a->data.dir, b->data.dir) == 0 &&
+		a->data.retention_ns == b->data.retention_ns &&
+		a->data.retention_bytes == b->data.retention_bytes &&
+		a->data.sync == b->data.sync &&
+		strcmp(a->http.addr, b->http.addr) == 0 &&
+		a->lease.type == b->lease.type &&
+		a->lease.candidate == b->lease.candidate &&
+		strcmp(a->lease.hostname, b->lease.hostname) == 0 &&
+		strcmp(a->lease.advertise_url, b->lease.advertise_url) == 0 &&
+		a->lease.node_id == b->lease.node_id &&
+		a->log.level == b->log.level && a->exec.n == b->exec.n;
+	for (size_t i = 0; same && i < a->exec.n; i++)
+		same = strcmp(a->exec.cmds[i], b->exec.cmds[i]) == 0;
+	return same;
+}
+
+/* load -> dump -> load gives the same struct. */
+static void check_round_trip(const char *yaml)
+{
+	ltxfs_config a, b;
+	lx_err err;
+	char *text;
+	CHECK_EQ_INT(0, load(&a, yaml, &err));
+	if (err.code != 0) {
+		fprintf(stderr, "    %s\n", err.msg);
+		return;
+	}
+	text = dump_to_string(&a);
+	CHECK(text != NULL);
+	if (text != NULL) {
+		CHECK_EQ_INT(0, load(&b, text, &err));
+		if (err.code != 0)
+			fprintf(stderr, "    %s\n--- dump:\n%s", err.msg, text);
+		else
+			CHECK(same_config(&a, &b));
+		config_free(&b);
+	}
+	free(text);
+	config_free(&a);
+}
+
+static void test_dump(void)
+{
+	ltxfs_config c;
+	lx_err err;
+	char *text;
+
+	CHECK_EQ_INT(0, load(&c, full_cfg, &err));
+	text = dump_to_string(&c);
+	CHECK_STR_CONTAINS(text, "# effective configuration, loaded from \"config.yml\"\n");
+	CHECK_STR_CONTAINS(text, "fuse:\n  dir: \"/litefs\"\n  debug: true\n  allow-other: true\n");
+	CHECK_STR_CONTAINS(text, "  retention: \"1h30m\"\n  retention-bytes: 512MB\n  sync: always\n");
+	CHECK_STR_CONTAINS(text, "http:\n  addr: \"127.0.0.1:20203\"\n");
+	CHECK_STR_CONTAINS(text, "  node-id: \"00000000000000AB\"\n");
+	CHECK_STR_CONTAINS(text, "log:\n  level: debug\n");
+	CHECK_STR_CONTAINS(text, "exec:\n  - \"migrate -y\"\n  - \"myapp serve --port 8080\"\n");
+	/* Every known key appears in a full dump. */
+	for (const char *const *k = config_known_keys(); *k != NULL; k++) {
+		const char *dot = strchr(*k, '.');
+		char needle[80];
+		snprintf(needle, sizeof(needle), "%s%s:", dot ? "\n  " : "\n",
+			 dot ? dot + 1 : *k);
+		CHECK_STR_CONTAINS(text, needle);
+	}
+	free(text);
+	config_free(&c);
+
+	/* Defaults: 1GiB and 10m print in their short forms. */
+	CHECK_EQ_INT(0, load(&c, MIN_CFG, &err));
+	text = dump_to_string(&c);
+	CHECK_STR_CONTAINS(text, "  retention: \"10m\"\n  retention-bytes: 1GiB\n  sync: app\n");
+	CHECK(strstr(text, "node-id") == NULL && strstr(text, "exec") == NULL);
+	free(text);
+	config_free(&c);
+
+	check_round_trip(full_cfg);
+	check_round_trip(MIN_CFG);
+	check_round_trip("fuse:\n  dir: \"/m n\\t$$x\\\"q\\\\\"\n"
+			 "data:\n  dir: /d\n  retention: 1.5s\n"
+			 "  retention-bytes: 1536\nexec: \"a '$$HOME' \\\"b\\\"\"\n");
+	check_round_trip("fuse:\n  dir: /a\ndata:\n  dir: /b\n"
+			 "  retention: 1h0m0.000000001s\n  retention-bytes: 3000000\n");
+}
+
+/* ------------------------------------------------------------------ */
+/* Robustness                                                           */
+/* ------------------------------------------------------------------ */
+
+/* Every prefix and many single-byte mutations of the full config load
+ * or fail cleanly (the checks here are that nothing crashes or leaks and
+ * that a failure always has a message and leaves the struct empty). */
+static void test_truncations_and_mutations(void)
+{
+	static const char subst[] = { ':', '\n', ' ', '[', '{', '"', '\'', '$',
+				      '-', '&', '*', '!', '\0', '\xff', '#', '\t' };
+	size_t n = strlen(full_cfg);
+	char *buf = malloc(n + 1);
+	int ok = 0, failed = 0;
+	CHECK(buf != NULL);
+	if (buf == NULL)
+		return;
+	for (size_t len = 0; len <= n; len++) {
+		ltxfs_config c;
+		lx_err err;
+		int rc;
+		memcpy(buf, full_cfg, len);
+		rc = config_load_string_env(&c, buf, len, "t.yml", fake_getenv,
+					    (void *)test_env, &err);
+		if (rc == 0) {
+			ok++;
+		} else {
+			failed++;
+			CHECK(err.msg[0] != '\0');
+			CHECK(c.origin == NULL && c.exec.cmds == NULL);
+		}
+		config_free(&c);
+	}
+	for (size_t pos = 0; pos < n; pos++) {
+		for (size_t s = 0; s < sizeof(subst); s++) {
+			ltxfs_config c;
+			lx_err err;
+			int rc;
+			memcpy(buf, full_cfg, n);
+			buf[pos] = subst[s];
+			rc = config_load_string_env(&c, buf, n, "m.yml", fake_getenv,
+						    (void *)test_env, &err);
+			if (rc != 0)
+				CHECK(err.msg[0] != '\0');
+			config_free(&c);
+		}
+	}
+	free(buf);
+	CHECK(ok > 0);
+	CHECK(failed > 0);
+}
+
+static void test_hostile_yaml(void)
+{
+	static const char *const inputs[] = {
+		/* Recursive and repeated aliases: the walk is bounded. */
+		"a: &x [*x]\n",
+		"fuse: &f {dir: /a}\ndata: {dir: /b}\nexec: &e [a, b]\nlog: *f\n",
+		"fuse: {dir: /a}\ndata: {dir: /b}\nexec: &l [x, *l]\n",
+		"x: &a [a, a, a, a]\ny: &b [*a, *a, *a, *a]\nz: [*b, *b, *b, *b]\n",
+		/* Deep nesting. */
+		"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
+		"fuse: {dir: {dir: {dir: {dir: x}}}}\n",
+		"%YAML 1.1\n---\nfuse: {dir: /a}\n",
+		"%YAML 9.9\n---\na: 1\n",
+		"!!map {fuse: !!str {dir: /a}}\n",
+		"fuse:\n  dir: !!binary aGVsbG8=\ndata:\n  dir: /b\n",
+		("\xef\xbb\xbf" "fuse: {dir: /a}\ndata: {dir: /b}\n"), /* BOM */
+		"...\n",
+		"---\n...\n---\n",
+		"? \n",
+		"fuse: {dir: /a}\ndata: {dir: /b}\nexec: [[[]]]\n",
+	};
+	ltxfs_config c;
+	lx_err err;
+	for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
+		(void)load(&c, inputs[i], &err);
+		config_free(&c);
+	}
+	/* The BOM-prefixed config is valid; aliases are checked like
+	 * anything else. */
+	CHECK_EQ_INT(0, load(&c, inputs[10], &err));
+	config_free(&c);
+	CHECK_EQ_INT(-EINVAL, load(&c, inputs[0], &err));
+	CHECK_STR_CONTAINS(err.msg, "unknown key \"a\"");
+	CHECK_EQ_INT(-EINVAL, load(&c, inputs[2], &err));
+	CHECK_STR_CONTAINS(err.msg, "exec[1]: expected a command string, got a sequence");
+	CHECK_EQ_INT(-EINVAL, load(&c, inputs[1], &err));
+	CHECK_STR_CONTAINS(err.msg, "unknown key \"log.dir\"");
+
+	/* A long value. */
+	{
+		size_t n = 200000;
+		char *big = malloc(n + 64);
+		CHECK(big != NULL);
+		if (big != NULL) {
+			int o = sprintf(big, MIN_CFG "exec: ");
+			memset(big + o, 'x', n);
+			big[o + n] = '\0';
+			CHECK_EQ_INT(-EINVAL, load(&c, big, &err));
+			CHECK_STR_CONTAINS(err.msg, "exec: value longer than");
+			config_free(&c);
+			free(big);
+		}
+	}
+}
+
+UNIT_TESTS(
+	TEST(test_full_config),
+	TEST(test_defaults),
+	TEST(test_programmatic_resolve),
+	TEST(test_load_file),
+	TEST(test_known_keys),
+	TEST(test_env_expansion),
+	TEST(test_env_hostname_fallback),
+	TEST(test_env_comparisons),
+	TEST(test_env_errors),
+	TEST(test_unknown_keys),
+	TEST(test_duplicates_and_shape),
+	TEST(test_syntax_errors),
+	TEST(test_value_errors),
+	TEST(test_cross_key_errors),
+	TEST(test_durations),
+	TEST(test_sizes),
+	TEST(test_bools),
+	TEST(test_dump),
+	TEST(test_truncations_and_mutations),
+	TEST(test_hostile_yaml)
+)
