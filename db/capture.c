@@ -78,6 +78,7 @@ static void apply_to_state(database *db, const txn_build *t, uint64_t post,
 			   int wal_mode_seen, int wal_mode)
 {
 	if (t->full_image || t->page_size != db->page_size)
+		if (db->page_ck != NULL)
 		memset(db->page_ck, 0, db->page_ck_cap * sizeof(uint64_t));
 	for (size_t i = 0; i < t->n; i++)
 		db->page_ck[t->pages[i].pgno - 1] = t->pages[i].ck;

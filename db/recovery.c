@@ -82,7 +82,8 @@ int db_checksum_file_locked(database *db, lx_err *err)
 		return lx_err_set(err, ENOMEM, "out of memory");
 	db->page_size = ps;
 	db->wal_mode = hdr[18] == 2;
-	memset(db->page_ck, 0, db->page_ck_cap * sizeof(uint64_t));
+	if (db->page_ck != NULL)
+		memset(db->page_ck, 0, db->page_ck_cap * sizeof(uint64_t));
 	for (uint64_t first = 1; first <= n;) {
 		uint64_t count = CHECKSUM_CHUNK / ps;
 		if (first + count - 1 > n)
@@ -177,6 +178,7 @@ static int load_state_locked(database *db)
 	unlinkat(db->dirfd, "state", 0);
 	fsync(db->dirfd);
 	if (!ok) {
+		if (db->page_ck != NULL)
 		memset(db->page_ck, 0, db->page_ck_cap * sizeof(uint64_t));
 		return 0;
 	}
@@ -435,6 +437,7 @@ static int reapply_log_locked(database *db, size_t index, lx_err *err)
 	db->page_size = t.page_size;
 	db->n_pages = t.n_pages;
 	db->checksum = t.checksum;
+	db->txid = t.txid;
 	if (fsync(t.fd) < 0)
 		return lx_err_sys(err, errno, "db %s: fsync", db->name);
 	lx_info(db->name, "re-applied TXID %" PRIu64 "..%" PRIu64 " from the log to the database file",

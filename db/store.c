@@ -185,7 +185,8 @@ int store_list(store *s, database ***out, size_t *n)
 		pthread_mutex_unlock(&s->mu);
 		return -ENOMEM;
 	}
-	memcpy(*out, s->dbs, s->n * sizeof(**out));
+	if (s->n > 0)
+		memcpy(*out, s->dbs, s->n * sizeof(**out));
 	*n = s->n;
 	pthread_mutex_unlock(&s->mu);
 	return 0;

@@ -177,7 +177,8 @@ static int list_segments(txlog *log, uint64_t **ids, size_t *n, lx_err *err)
 		(*ids)[(*n)++] = id;
 	}
 	closedir(d);
-	qsort(*ids, *n, sizeof(**ids), cmp_u64);
+	if (*n > 0)
+		qsort(*ids, *n, sizeof(**ids), cmp_u64);
 	return 0;
 }
 

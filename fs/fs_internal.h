@@ -22,13 +22,22 @@ typedef struct fs_node {
 	struct fs_node *next;
 } fs_node;
 
+/* Links every open file and directory handle into the mount state, so
+ * handles whose release never arrives (unmount) are freed at the end. */
+typedef struct fs_open {
+	struct fs_open *prev, *next;
+	int is_dir;     /* the handle is an fs_dirbuf, else an fs_handle */
+} fs_open;
+
 /* An open file: the node and a reference to the backing descriptor. */
 typedef struct fs_handle {
+	fs_open link;   /* first member */
 	fs_node *node;
 	backing *b;     /* NULL for NAME-pos */
 } fs_handle;
 
 typedef struct fs_dirbuf {
+	fs_open link;   /* first member */
 	char *buf;
 	size_t len, cap;
 } fs_dirbuf;
@@ -38,9 +47,28 @@ typedef struct fs_state {
 	store *store;
 	uid_t uid;
 	gid_t gid;
-	pthread_mutex_t mu;   /* guards the node list */
+	pthread_mutex_t mu;   /* guards the node list and the open list */
 	fs_node *nodes;
+	fs_open open;         /* sentinel of the list of open handles */
 } fs_state;
+
+static inline void fs_open_link(fs_state *fs, fs_open *o)
+{
+	pthread_mutex_lock(&fs->mu);
+	o->prev = &fs->open;
+	o->next = fs->open.next;
+	fs->open.next->prev = o;
+	fs->open.next = o;
+	pthread_mutex_unlock(&fs->mu);
+}
+
+static inline void fs_open_unlink(fs_state *fs, fs_open *o)
+{
+	pthread_mutex_lock(&fs->mu);
+	o->prev->next = o->next;
+	o->next->prev = o->prev;
+	pthread_mutex_unlock(&fs->mu);
+}
 
 static inline void fs_handle_free(fs_handle *h)
 {
@@ -48,6 +76,12 @@ static inline void fs_handle_free(fs_handle *h)
 		return;
 	backing_unref(h->b);
 	free(h);
+}
+
+static inline void fs_dirbuf_free(fs_dirbuf *d)
+{
+	free(d->buf);
+	free(d);
 }
 
 #endif

@@ -261,6 +261,8 @@ static void reply_open(fuse_req_t req, fs_node *n, backing *b, struct fuse_file_
 	}
 	h->node = n;
 	h->b = b;
+	h->link.is_dir = 0;
+	fs_open_link(fs, &h->link);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->keep_cache = n->kind != NODE_POS;
 	fi->direct_io = n->kind == NODE_POS;
@@ -272,9 +274,12 @@ static void reply_open(fuse_req_t req, fs_node *n, backing *b, struct fuse_file_
 		e.ino = (fuse_ino_t)(uintptr_t)n;
 		e.attr_timeout = CACHE_TIMEOUT;
 		e.entry_timeout = CACHE_TIMEOUT;
-		if (fuse_reply_create(req, &e, fi) != 0)
+		if (fuse_reply_create(req, &e, fi) != 0) {
+			fs_open_unlink(fs, &h->link);
 			fs_handle_free(h);
+		}
 	} else if (fuse_reply_open(req, fi) != 0) {
+		fs_open_unlink(fs, &h->link);
 		fs_handle_free(h);
 	}
 }
@@ -369,8 +374,10 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	fs_handle *h = (fs_handle *)(uintptr_t)fi->fh;
 	(void)ino;
-	fs_handle_free((fs_handle *)(uintptr_t)fi->fh);
+	fs_open_unlink(fuse_req_userdata(req), &h->link);
+	fs_handle_free(h);
 	fuse_reply_err(req, 0);
 }
 
@@ -599,27 +606,45 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, -rc);
 		return;
 	}
+	d->link.is_dir = 1;
+	fs_open_link(fs, &d->link);
 	fi->fh = (uint64_t)(uintptr_t)d;
-	fuse_reply_open(req, fi);
+	if (fuse_reply_open(req, fi) != 0) {
+		fs_open_unlink(fs, &d->link);
+		fs_dirbuf_free(d);
+	}
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
 	fs_dirbuf *d = (fs_dirbuf *)(uintptr_t)fi->fh;
+	size_t n;
+	char *copy;
 	(void)ino;
-	if ((size_t)off >= d->len)
+	if ((size_t)off >= d->len) {
 		fuse_reply_buf(req, NULL, 0);
-	else
-		fuse_reply_buf(req, d->buf + off, d->len - (size_t)off < size ? d->len - (size_t)off : size);
+		return;
+	}
+	/* Reply from a private copy: the directory may be released on another
+	 * thread as soon as the client has the reply. */
+	n = d->len - (size_t)off < size ? d->len - (size_t)off : size;
+	copy = malloc(n);
+	if (copy == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	memcpy(copy, d->buf + off, n);
+	fuse_reply_buf(req, copy, n);
+	free(copy);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	fs_dirbuf *d = (fs_dirbuf *)(uintptr_t)fi->fh;
 	(void)ino;
-	free(d->buf);
-	free(d);
+	fs_open_unlink(fuse_req_userdata(req), &d->link);
+	fs_dirbuf_free(d);
 	fuse_reply_err(req, 0);
 }
 

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,8 +23,10 @@ extern const struct fuse_lowlevel_ops fs_ops;
 
 int fs_clean_stale_mount(const char *dir, lx_err *err)
 {
-	struct stat st;
-	if (stat(dir, &st) == 0 || errno != ENOTCONN)
+	struct statfs sfs;
+	/* stat() may still answer from cached attributes of a dead mount;
+	 * statfs() always asks the (dead) server. */
+	if (statfs(dir, &sfs) == 0 || errno != ENOTCONN)
 		return 0;
 	lx_warn("fuse", "cleaning a stale mount at %s left by a crashed run", dir);
 	if (umount2(dir, MNT_DETACH) == 0)
@@ -40,6 +43,21 @@ int fs_clean_stale_mount(const char *dir, lx_err *err)
 		return lx_err_set(err, EBUSY, "stale mount at %s could not be removed; "
 				  "run `fusermount3 -u -z %s`", dir, dir);
 	return 0;
+}
+
+/* Handles whose release did not arrive before the session ended. */
+static void free_open_handles(fs_state *fs)
+{
+	fs_open *o = fs->open.next;
+	while (o != &fs->open) {
+		fs_open *next = o->next;
+		if (o->is_dir)
+			fs_dirbuf_free((fs_dirbuf *)o);
+		else
+			fs_handle_free((fs_handle *)o);
+		o = next;
+	}
+	fs->open.next = fs->open.prev = &fs->open;
 }
 
 static void free_nodes(fs_state *fs)
@@ -83,6 +101,7 @@ int fs_run(store *st, const fs_options *opt, void (*on_ready)(void *), void *ctx
 	fs.store = st;
 	fs.uid = getuid();
 	fs.gid = getgid();
+	fs.open.next = fs.open.prev = &fs.open;
 	pthread_mutex_init(&fs.mu, NULL);
 
 	se = new_session(&fs, opt, &args);
@@ -118,6 +137,7 @@ out_signals:
 out_session:
 	fuse_session_destroy(se);
 	fuse_opt_free_args(&args);
+	free_open_handles(&fs);
 	free_nodes(&fs);
 	pthread_mutex_destroy(&fs.mu);
 	return rc;
