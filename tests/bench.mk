@@ -7,7 +7,7 @@
 #
 #   BENCH_ARGS='--repeat 5 --seconds 10'  passes options to tests/bench/bench.py
 
-INSERT_BENCH := $(BUILD)/tests/insert_bench
+INSERT_BENCH := $(BUILD)/bench/insert_bench
 BENCH_ARGS ?=
 
 .PHONY: bench-native

@@ -22,12 +22,14 @@ SPEEDTEST1 := $(SQLITE_BUILD)/speedtest1
 TCL_CONFIG_DIR ?= /usr/lib/tcl8.6
 
 # Every test file touching the pager, journals and WAL (46 files), less the
-# two slowest: walcrash3.test (10,000 simulated crashes, about 10 minutes
-# natively) and pagerfault2.test (OOM injection over 8 MB databases, 67 s
-# natively).  A leading '-' drops files.  The default takes about 5 minutes
-# natively on 2 cores; see docs/sqlite-tests.md for measured times.
+# slowest ones, which inject faults through SQLite's test VFS shims and so
+# mostly test SQLite's error paths: walcrash3.test (10,000 simulated
+# crashes, about 10 minutes natively), pagerfault.test, pagerfault2.test and
+# walfault.test (1 to 5 minutes each through FUSE).  A leading '-' drops
+# files.  Measured times: docs/sqlite-tests.md.
 SQLITE_TESTS_ALL := wal*.test journal*.test pager*.test
-SQLITE_TESTS ?= $(SQLITE_TESTS_ALL) -walcrash3.test -pagerfault2.test
+SQLITE_TESTS ?= $(SQLITE_TESTS_ALL) -walcrash3.test -pagerfault.test \
+	-pagerfault2.test -walfault.test
 SQLITE_TEST_TIMEOUT ?= 300
 SQLITE_TEST_JOBS ?= 2
 SQLITE_REPORT := $(SQLITE_CACHE)/sqlite-report.txt

@@ -25,6 +25,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -96,6 +97,9 @@ def speedtest(args, dbdir, journal):
     out = run([args.speedtest1, "--size", str(args.size), "--journal",
                journal, db], args.timeout)
     remove_db(db)
+    v = re.search(r"Speedtest1 for SQLite (\S+)", out)
+    if v:
+        args.sqlite_version = v.group(1)
     m = TOTAL_RE.search(out)
     if m is None:
         raise BenchError("speedtest1: no TOTAL line in output:\n" + out)
@@ -145,17 +149,6 @@ def describe_fs(path):
         return "%s (%s, %s, %s free)" % (f[6], f[0], f[1], f[4])
     except (OSError, IndexError):
         return "?"
-
-
-def sqlite_version(args):
-    try:
-        out = subprocess.run([args.speedtest1, "--help"],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True).stdout
-    except OSError:
-        return "?"
-    m = re.search(r"SQLite version (\S+)", out)
-    return m.group(1) if m else "?"
 
 
 def render(args, rows, header):
@@ -210,6 +203,7 @@ def main():
     if not args.native_only:
         mount = ltxfsmount.LtxfsMount(args.ltxfs, os.path.join(work, "ltxfs"))
 
+    args.sqlite_version = "?"
     header = [
         "# ltxfs benchmark results",
         "",
@@ -218,12 +212,7 @@ def main():
             platform.machine(), os.cpu_count() or 0, platform.release()),
         "- filesystem (native dir and ltxfs data dir): %s"
         % describe_fs(work),
-        "- SQLite %s (speedtest1 and insert_bench), speedtest1 --size %d,"
-        " inserts %.0f s each, median of %d run(s)"
-        % (sqlite_version(args), args.size, args.seconds, args.repeat),
     ]
-    if args.native_only:
-        header.append("- **native only: ltxfs was not run**")
 
     rows = []
     failed = False
@@ -275,6 +264,11 @@ def main():
             mount.cleanup()
         shutil.rmtree(native_dir, ignore_errors=True)
 
+    header.append("- SQLite %s, speedtest1 --size %d, inserts %g s each,"
+                  " median of %d run(s)" % (args.sqlite_version, args.size,
+                                            args.seconds, args.repeat))
+    if args.native_only:
+        header.append("- **native only: ltxfs was not run**")
     text = render(args, rows, header)
     print()
     print(text, end="")
@@ -285,5 +279,15 @@ def main():
     return 1 if failed else 0
 
 
+def interrupted(signum, frame):
+    raise KeyboardInterrupt
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    # SIGTERM unwinds like ^C, so the finally in main() stops ltxfs.
+    signal.signal(signal.SIGTERM, interrupted)
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -34,9 +34,26 @@ def free_port():
         return s.getsockname()[1]
 
 
+def in_mount_table(path):
+    """True if PATH is listed in /proc/self/mounts.
+
+    os.path.ismount() is not enough: on a FUSE mount whose daemon died,
+    stat fails with ENOTCONN and ismount() answers False."""
+    path = os.path.abspath(path)
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                mp = line.split()[1].replace("\\040", " ")
+                if mp == path:
+                    return True
+    except OSError:
+        return os.path.ismount(path)
+    return False
+
+
 def force_unmount(path):
-    """Lazily unmount PATH if it is (still) a mount point."""
-    if not os.path.ismount(path):
+    """Lazily unmount PATH if it is (still) mounted, even if stale."""
+    if not in_mount_table(path):
         return
     for cmd in (["fusermount3", "-u", "-z", path], ["umount", "-l", path]):
         try:
@@ -44,7 +61,7 @@ def force_unmount(path):
                            stderr=subprocess.DEVNULL, timeout=10)
         except (OSError, subprocess.TimeoutExpired):
             continue
-        if not os.path.ismount(path):
+        if not in_mount_table(path):
             return
 
 
@@ -159,6 +176,6 @@ class LtxfsMount:
     def cleanup(self):
         """Remove the mount point and data directory (not the log)."""
         force_unmount(self.mnt)
-        if not os.path.ismount(self.mnt):
+        if not in_mount_table(self.mnt):
             shutil.rmtree(self.mnt, ignore_errors=True)
             shutil.rmtree(self.data, ignore_errors=True)
