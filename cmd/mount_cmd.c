@@ -49,9 +49,7 @@ static int run(const ltxfs_config *c)
 	dopt.node_id = c->lease.node_id ? c->lease.node_id : random_node_id();
 	dopt.lease_epoch = 1;   /* static lease: one epoch for the node's life */
 	dopt.sync = c->data.sync == CONFIG_SYNC_ALWAYS ? DB_SYNC_ALWAYS : DB_SYNC_APP;
-	rc = fs_clean_stale_mount(c->fuse.dir, &err);
-	if (rc == 0)
-		rc = store_open(&st, c->data.dir, &dopt, &err);
+	rc = store_open(&st, c->data.dir, &dopt, &err);
 	if (rc < 0) {
 		lx_error("ltxfs", "%s", err.msg);
 		return 1;

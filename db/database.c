@@ -2,6 +2,7 @@
  * database.c - file operations on a database's backing files, as forwarded
  * by the FUSE layer, and the triggers of commit capture (see database.h).
  */
+#include "base/bytes.h"
 #include "db/internal.h"
 
 #include <errno.h>
@@ -95,12 +96,6 @@ int db_pread_page(int fd, uint8_t *buf, uint32_t len, uint64_t off)
 	return 0;
 }
 
-static uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	       (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
-
 int db_parse_header(const uint8_t *hdr, uint32_t *page_size, uint32_t *n_pages)
 {
 	uint32_t ps;
@@ -114,7 +109,7 @@ int db_parse_header(const uint8_t *hdr, uint32_t *page_size, uint32_t *n_pages)
 	*page_size = ps;
 	/* The in-header size is valid when "version-valid-for" matches the
 	 * change counter (SQLite >= 3.7.0 always keeps it so). */
-	*n_pages = get_be32(hdr + 24) == get_be32(hdr + 92) ? get_be32(hdr + 28) : 0;
+	*n_pages = lx_get_be32(hdr + 24) == lx_get_be32(hdr + 92) ? lx_get_be32(hdr + 28) : 0;
 	return 0;
 }
 
@@ -269,19 +264,11 @@ int db_stat_file(database *db, enum db_file f, struct stat *st)
 
 /* ---- writes ---------------------------------------------------------------- */
 
-static ssize_t pwrite_all(int fd, const void *buf, size_t len, off_t off)
+/* Pass a write through; returns `len` or -errno. */
+static ssize_t pass_write(int fd, const void *buf, size_t len, off_t off)
 {
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = pwrite(fd, (const uint8_t *)buf + done, len - done, off + (off_t)done);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		done += (size_t)n;
-	}
-	return (ssize_t)len;
+	int rc = lx_pwrite_all(fd, buf, len, (uint64_t)off);
+	return rc < 0 ? rc : (ssize_t)len;
 }
 
 /*
@@ -298,10 +285,10 @@ static ssize_t write_database_locked(database *db, backing *b, const uint8_t *bu
 	ssize_t n;
 	int aligned = db->page_size && off % db->page_size == 0 && len % db->page_size == 0;
 	if (db->wal_mode && !db->journal_hot && aligned) {
-		n = pwrite_all(b->fd, buf, len, off);
+		n = pass_write(b->fd, buf, len, off);
 		return n < 0 ? lx_err_sys(err, (int)-n, "db %s: write", db->name) : n;
 	}
-	n = pwrite_all(b->fd, buf, len, off);
+	n = pass_write(b->fd, buf, len, off);
 	if (n < 0)
 		return lx_err_sys(err, (int)-n, "db %s: write", db->name);
 	if (mark_dirty(db, (uint64_t)off, len) < 0)
@@ -334,11 +321,11 @@ static ssize_t write_journal_locked(database *db, backing *b, const uint8_t *buf
 			if (rc < 0)
 				return rc;
 		}
-		n = pwrite_all(b->fd, buf, len, off);
+		n = pass_write(b->fd, buf, len, off);
 		if (n >= 0 && magic)
 			db->journal_hot = 1;
 	} else {
-		n = pwrite_all(b->fd, buf, len, off);
+		n = pass_write(b->fd, buf, len, off);
 	}
 	return n < 0 ? lx_err_sys(err, (int)-n, "db %s: write journal", db->name) : n;
 }
@@ -372,7 +359,7 @@ static ssize_t write_wal_locked(database *db, backing *b, const uint8_t *buf,
 			       (long long)off, w->processed);
 		return lx_err_set(err, EIO, "db %s: WAL rewound below a committed transaction", db->name);
 	}
-	n = pwrite_all(b->fd, buf, len, off);
+	n = pass_write(b->fd, buf, len, off);
 	if (n < 0)
 		return lx_err_sys(err, (int)-n, "db %s: write wal", db->name);
 	if (ps && len == WAL_FRAME_HEADER_SIZE && off >= WAL_HEADER_SIZE &&
@@ -410,7 +397,7 @@ ssize_t db_write(database *db, enum db_file f, backing *b, const void *buf,
 	} else if (f == DBF_WAL && b == db->file[f]) {
 		n = write_wal_locked(db, b, buf, len, off, err);
 	} else {
-		n = pwrite_all(b->fd, buf, len, off);
+		n = pass_write(b->fd, buf, len, off);
 		if (n < 0)
 			n = lx_err_sys(err, (int)-n, "db %s: write %s", db->name, db_file_names[f]);
 	}
@@ -452,12 +439,6 @@ int db_truncate(database *db, enum db_file f, backing *b, off_t size,
 	return rc;
 }
 
-/* The application asked for durability: make the log at least as durable. */
-static int sync_log(database *db, lx_err *err)
-{
-	return txlog_sync(db->log, err);
-}
-
 int db_fsync(database *db, enum db_file f, backing *b, int datasync,
 	     lx_err *err)
 {
@@ -474,7 +455,8 @@ int db_fsync(database *db, enum db_file f, backing *b, int datasync,
 		return rc;
 	if ((datasync ? fdatasync(b->fd) : fsync(b->fd)) < 0)
 		return lx_err_sys(err, errno, "db %s: fsync %s", db->name, db_file_names[f]);
-	return sync_log(db, err);
+	/* The application asked for durability: the log is never less durable. */
+	return txlog_sync(db->log, err);
 }
 
 int db_fsync_dir(database *db, lx_err *err)
@@ -531,10 +513,8 @@ int db_unlink(database *db, enum db_file f, lx_err *err)
 		db->dir_dirty = 1;
 	}
 	pthread_mutex_unlock(&db->mu);
-	if (rc == 0 && f == DBF_JOURNAL && db->opt.sync == DB_SYNC_ALWAYS)
-		rc = sync_log(db, err);
-	else if (rc == 0 && f == DBF_JOURNAL && !txlog_synced(db->log))
-		rc = sync_log(db, err);
+	if (rc == 0 && f == DBF_JOURNAL)
+		rc = txlog_sync(db->log, err);   /* a no-op when nothing is pending */
 	return rc;
 }
 
@@ -599,9 +579,6 @@ int db_flush(database *db, enum db_file f, uint64_t owner, lx_err *err)
 		lock_table_held(&db->locks[f], owner, SHM_WRITE_LOCK) == LK_WRITE;
 	lock_table_release_owner(&db->locks[f], owner);
 	rc = after_lock_change_locked(db, f, held_wal_write, owner, err);
-	if (rc == 0 && f == DBF_DB && !db->journal_hot && (db->n_dirty || db->dirty_full) &&
-	    !exclusive_held(db))
-		rc = db_capture_rollback_locked(db, err);
 	pthread_mutex_unlock(&db->mu);
 	return rc;
 }

@@ -35,6 +35,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "base/bytes.h"
 #include "base/log.h"
 #include "db/apply.h"
 #include "ltx/ltx.h"
@@ -377,8 +378,11 @@ int db_checkpoint_locked(database *db, lx_err *err)
 		if (pgno > db->n_pages)
 			continue;
 		rc = db_read_page_locked(db, pgno, page, err);
-		if (rc == 0 && pwrite(db->file[DBF_DB]->fd, page, ps, (off_t)(pgno - 1) * ps) != (ssize_t)ps)
-			rc = lx_err_sys(err, errno, "db %s: checkpoint page %u", db->name, pgno);
+		if (rc == 0) {
+			int wrc = lx_pwrite_all(db->file[DBF_DB]->fd, page, ps, (uint64_t)(pgno - 1) * ps);
+			if (wrc < 0)
+				rc = lx_err_sys(err, -wrc, "db %s: checkpoint page %u", db->name, pgno);
+		}
 	}
 	free(page);
 	if (rc == 0 && db->file[DBF_DB] != NULL && db->page_size) {

@@ -2,6 +2,7 @@
  * txlog.c - segment files holding a database's LTX transactions (see
  * txlog.h for the contract and the on-disk layout).
  */
+#include "base/bytes.h"
 #include "db/txlog.h"
 
 #include <dirent.h>
@@ -21,29 +22,6 @@
 
 /* ---- small helpers -------------------------------------------------------- */
 
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	put_be32(p, (uint32_t)(v >> 32));
-	put_be32(p + 4, (uint32_t)v);
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	       (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
-}
-
 static int pread_full(int fd, void *buf, size_t len, uint64_t off)
 {
 	size_t done = 0;
@@ -62,33 +40,17 @@ static int pread_full(int fd, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
-{
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = pwrite(fd, (const uint8_t *)buf + done, len - done,
-				   (off_t)(off + done));
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		done += (size_t)n;
-	}
-	return 0;
-}
-
 static void encode_record_header(uint8_t out[TXLOG_RECORD_HEADER_SIZE],
 				 uint64_t ltx_len, const txlog_anchor *a)
 {
 	uint32_t flags = a && a->wal_end ? RECORD_FLAG_ANCHOR : 0;
-	put_be32(out, RECORD_MAGIC);
-	put_be32(out + 4, flags);
-	put_be64(out + 8, ltx_len);
-	put_be32(out + 16, flags ? a->salt1 : 0);
-	put_be32(out + 20, flags ? a->salt2 : 0);
-	put_be64(out + 24, flags ? a->wal_end : 0);
-	put_be64(out + 32, XXH3_64bits(out, 32) | LTX_CHECKSUM_FLAG);
+	lx_put_be32(out, RECORD_MAGIC);
+	lx_put_be32(out + 4, flags);
+	lx_put_be64(out + 8, ltx_len);
+	lx_put_be32(out + 16, flags ? a->salt1 : 0);
+	lx_put_be32(out + 20, flags ? a->salt2 : 0);
+	lx_put_be64(out + 24, flags ? a->wal_end : 0);
+	lx_put_be64(out + 32, XXH3_64bits(out, 32) | LTX_CHECKSUM_FLAG);
 }
 
 /* Returns 0 and fills len/anchor, or -EBADMSG. */
@@ -96,17 +58,17 @@ static int decode_record_header(const uint8_t in[TXLOG_RECORD_HEADER_SIZE],
 				uint64_t *ltx_len, txlog_anchor *a)
 {
 	uint32_t flags;
-	if (get_be32(in) != RECORD_MAGIC)
+	if (lx_get_be32(in) != RECORD_MAGIC)
 		return -EBADMSG;
-	if (get_be64(in + 32) != (XXH3_64bits(in, 32) | LTX_CHECKSUM_FLAG))
+	if (lx_get_be64(in + 32) != (XXH3_64bits(in, 32) | LTX_CHECKSUM_FLAG))
 		return -EBADMSG;
-	flags = get_be32(in + 4);
+	flags = lx_get_be32(in + 4);
 	if (flags & ~RECORD_FLAG_ANCHOR)
 		return -EBADMSG;
-	*ltx_len = get_be64(in + 8);
-	a->salt1 = get_be32(in + 16);
-	a->salt2 = get_be32(in + 20);
-	a->wal_end = get_be64(in + 24);
+	*ltx_len = lx_get_be64(in + 8);
+	a->salt1 = lx_get_be32(in + 16);
+	a->salt2 = lx_get_be32(in + 20);
+	a->wal_end = lx_get_be64(in + 24);
 	return 0;
 }
 
@@ -218,7 +180,7 @@ static int read_record(txlog *log, uint32_t seg, uint64_t off, txlog_entry *e,
 		return lx_err_wrap(err, "offset %" PRIu64, off);
 	if (ltx_file_size(&e->hdr) != len)
 		return lx_err_set(err, EBADMSG, "offset %" PRIu64 ": LTX size %" PRIu64 " does not match its header", off, len);
-	e->post_checksum = get_be64(tr);
+	e->post_checksum = lx_get_be64(tr);
 	return 0;
 }
 
@@ -427,7 +389,7 @@ static int flush_append_buffer(txlog *log)
 	int rc;
 	if (log->buf_len == 0)
 		return 0;
-	rc = pwrite_full(s->fd, log->buf, log->buf_len,
+	rc = lx_pwrite_all(s->fd, log->buf, log->buf_len,
 			 log->rec_offset + log->rec_written);
 	if (rc < 0)
 		return rc;
@@ -546,15 +508,6 @@ int txlog_sync(txlog *log, lx_err *err)
 		log->synced_seq = target;
 	pthread_mutex_unlock(&log->sync_lock);
 	return rc;
-}
-
-int txlog_synced(txlog *log)
-{
-	int synced;
-	pthread_mutex_lock(&log->sync_lock);
-	synced = log->synced_seq >= __atomic_load_n(&log->append_seq, __ATOMIC_ACQUIRE);
-	pthread_mutex_unlock(&log->sync_lock);
-	return synced;
 }
 
 /* ---- truncation, reading, verification ------------------------------------ */

@@ -117,9 +117,6 @@ void txlog_append_abort(txlog *log);
  */
 int txlog_sync(txlog *log, lx_err *err);
 
-/* 1 if every appended record is durable. */
-int txlog_synced(txlog *log);
-
 /* Remove entries index..n-1 (crash recovery); truncates the segments. */
 int txlog_truncate_from(txlog *log, size_t index, lx_err *err);
 

@@ -125,10 +125,13 @@ int fs_run(store *st, const fs_options *opt, void (*on_ready)(void *), void *ctx
 	fuse_loop_cfg_set_clone_fd(loop, 0);
 	fuse_loop_cfg_set_max_threads(loop, 16);
 	fuse_loop_cfg_set_idle_threads(loop, 8);
+	/* The loop returns the signal number when a signal ended it. */
 	rc = fuse_session_loop_mt(se, loop);
 	fuse_loop_cfg_destroy(loop);
-	if (rc != 0)
-		lx_warn("fuse", "session loop ended with %d", rc);
+	if (rc < 0)
+		lx_warn("fuse", "session loop failed: %s", strerror(-rc));
+	else if (rc > 0)
+		lx_info("fuse", "stopping on signal %d", rc);
 	rc = 0;
 	fuse_session_unmount(se);
 	lx_info("fuse", "unmounted %s", opt->mountpoint);

@@ -13,6 +13,7 @@
  * database below it (pgno <= min commit of inputs i..n-1); in particular
  * pages beyond the final commit are dropped.
  */
+#include "base/bytes.h"
 #include "ltx/ltx.h"
 
 #include <errno.h>
@@ -32,17 +33,6 @@ typedef struct cursor {
 /* Called for each surviving page; a negative return stops the merge. */
 typedef int (*visit_fn)(void *ctx, uint32_t pgno, const uint8_t *data,
 			uint64_t page_checksum, lx_err *err);
-
-static uint32_t get_u32(const uint8_t *p)
-{
-	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
-	       ((uint32_t)p[2] << 8) | p[3];
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-	return ((uint64_t)get_u32(p) << 32) | get_u32(p + 4);
-}
 
 /* Add context to the message of a failure `rc`, keeping its code. */
 static int wrap(lx_err *err, int rc, const char *what, ...)
@@ -74,7 +64,7 @@ static uint32_t cursor_pgno(const cursor *c)
 {
 	if (c->next >= c->h.page_count)
 		return 0;
-	return get_u32(cursor_frame(c));
+	return lx_get_be32(cursor_frame(c));
 }
 
 /* Visit, in increasing order, the winning version of every page. */
@@ -104,7 +94,7 @@ static int merge(cursor *cs, size_t n, visit_fn visit, void *ctx, lx_err *err)
 				cs[i].next++;
 		if (pgno > cs[win].min_commit)
 			continue;
-		rc = visit(ctx, pgno, f + LTX_PAGE_HEADER_SIZE, get_u64(f + 8),
+		rc = visit(ctx, pgno, f + LTX_PAGE_HEADER_SIZE, lx_get_be64(f + 8),
 			   err);
 		if (rc != 0)
 			return rc;

@@ -14,6 +14,7 @@
  * allocated (hash state, page buffer) until the header has passed the
  * limits.
  */
+#include "base/bytes.h"
 #include "ltx/ltx.h"
 
 #include <errno.h>
@@ -29,17 +30,6 @@ enum {
 	ST_TRAILER,     /* into head, LTX_TRAILER_SIZE bytes */
 	ST_DONE         /* trailer verified; nothing more may follow */
 };
-
-static uint32_t get_u32(const uint8_t *p)
-{
-	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
-	       ((uint32_t)p[2] << 8) | p[3];
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-	return ((uint64_t)get_u32(p) << 32) | get_u32(p + 4);
-}
 
 static unsigned long long ull(uint64_t v)
 {
@@ -182,8 +172,8 @@ static int check_pgno(const ltx_decoder *dec, uint32_t pgno, uint64_t at,
 static int on_frame(ltx_decoder *dec, lx_err *err)
 {
 	uint64_t at = unit_start(dec, LTX_PAGE_HEADER_SIZE);
-	uint32_t pgno = get_u32(dec->head);
-	uint32_t flags = get_u32(dec->head + 4);
+	uint32_t pgno = lx_get_be32(dec->head);
+	uint32_t flags = lx_get_be32(dec->head + 4);
 	int rc = check_pgno(dec, pgno, at, err);
 
 	if (rc != 0)
@@ -193,7 +183,7 @@ static int on_frame(ltx_decoder *dec, lx_err *err)
 				  "frame flags 0x%x must be 0", ull(at + 4),
 				  pgno, flags);
 	dec->frame_pgno = pgno;
-	dec->frame_checksum = get_u64(dec->head + 8);
+	dec->frame_checksum = lx_get_be64(dec->head + 8);
 	XXH3_64bits_update(dec->hash, dec->head, LTX_PAGE_HEADER_SIZE);
 	dec->state = ST_DATA;
 	return 0;
@@ -269,8 +259,8 @@ static int on_trailer(ltx_decoder *dec, int more, lx_err *err)
 	ltx_trailer t;
 	int rc;
 
-	t.post_checksum = get_u64(dec->head);
-	t.file_checksum = get_u64(dec->head + 8);
+	t.post_checksum = lx_get_be64(dec->head);
+	t.file_checksum = lx_get_be64(dec->head + 8);
 	rc = check_trailer(dec, &t, at, err);
 	if (rc != 0)
 		return rc;

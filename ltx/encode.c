@@ -9,6 +9,7 @@
  * A call rejected for a bad argument (EINVAL) writes nothing and leaves the
  * encoder as it was; a failed write makes it unusable (state -1).
  */
+#include "base/bytes.h"
 #include "ltx/ltx.h"
 
 #include <errno.h>
@@ -17,20 +18,6 @@
 #include <xxhash.h>
 
 enum { ENC_NEW = 0, ENC_PAGES = 1, ENC_DONE = 2, ENC_FAILED = -1 };
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-	put_u32(p, (uint32_t)(v >> 32));
-	put_u32(p + 4, (uint32_t)v);
-}
 
 /* Offset of the next page frame, or of the trailer after the last. */
 static uint64_t enc_offset(const ltx_encoder *enc)
@@ -150,9 +137,9 @@ int ltx_encoder_page(ltx_encoder *enc, uint32_t pgno, const void *data,
 		return lx_err_set(err, EINVAL, "ltx: page %u: checksum 0x%016llx "
 				  "lacks bit 63", pgno,
 				  (unsigned long long)page_checksum);
-	put_u32(fh, pgno);
-	put_u32(fh + 4, 0);
-	put_u64(fh + 8, page_checksum);
+	lx_put_be32(fh, pgno);
+	lx_put_be32(fh + 4, 0);
+	lx_put_be64(fh + 8, page_checksum);
 	rc = emit(enc, fh, sizeof(fh), enc_offset(enc), 1, err);
 	if (rc == 0)
 		rc = emit(enc, data, enc->hdr.page_size,
@@ -201,10 +188,10 @@ int ltx_encoder_finish(ltx_encoder *enc, uint64_t post_checksum,
 		rc = check_post(enc, post_checksum, err);
 	if (rc != 0)
 		return rc;
-	put_u64(tr, post_checksum);
+	lx_put_be64(tr, post_checksum);
 	XXH3_64bits_update(enc->hash, tr, 8);
 	fck = XXH3_64bits_digest(enc->hash) | LTX_CHECKSUM_FLAG;
-	put_u64(tr + 8, fck);
+	lx_put_be64(tr + 8, fck);
 	rc = emit(enc, tr, sizeof(tr), enc_offset(enc), 0, err);
 	if (rc != 0)
 		return rc;

@@ -7,6 +7,7 @@
  * ltx_header_validate(); its messages name the byte offset of the offending
  * field, because a parsed header sits at offset 0 of its file.
  */
+#include "base/bytes.h"
 #include "ltx/ltx.h"
 
 #include <errno.h>
@@ -29,39 +30,6 @@
 #define OFF_NODE_ID 56
 #define OFF_LEASE_EPOCH 64
 #define OFF_TAIL 72
-
-static void put_u16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-	put_u16(p, (uint16_t)(v >> 16));
-	put_u16(p + 2, (uint16_t)v);
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-	put_u32(p, (uint32_t)(v >> 32));
-	put_u32(p + 4, (uint32_t)v);
-}
-
-static uint16_t get_u16(const uint8_t *p)
-{
-	return (uint16_t)((p[0] << 8) | p[1]);
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-	return ((uint32_t)get_u16(p) << 16) | get_u16(p + 2);
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-	return ((uint64_t)get_u32(p) << 32) | get_u32(p + 4);
-}
 
 /*
  * Where a rule violation is reported: a parsed header names the field's
@@ -173,17 +141,17 @@ void ltx_header_encode(const ltx_header *h, uint8_t out[LTX_HEADER_SIZE])
 {
 	memset(out, 0, LTX_HEADER_SIZE);
 	memcpy(out + OFF_MAGIC, LTX_MAGIC, 4);
-	put_u16(out + OFF_VERSION, LTX_VERSION);
-	put_u32(out + OFF_FLAGS, h->flags);
-	put_u32(out + OFF_PAGE_SIZE, h->page_size);
-	put_u32(out + OFF_COMMIT, h->commit);
-	put_u32(out + OFF_PAGE_COUNT, h->page_count);
-	put_u64(out + OFF_MIN_TXID, h->min_txid);
-	put_u64(out + OFF_MAX_TXID, h->max_txid);
-	put_u64(out + OFF_TIMESTAMP, (uint64_t)h->timestamp_ms);
-	put_u64(out + OFF_PRE_CHECKSUM, h->pre_checksum);
-	put_u64(out + OFF_NODE_ID, h->node_id);
-	put_u64(out + OFF_LEASE_EPOCH, h->lease_epoch);
+	lx_put_be16(out + OFF_VERSION, LTX_VERSION);
+	lx_put_be32(out + OFF_FLAGS, h->flags);
+	lx_put_be32(out + OFF_PAGE_SIZE, h->page_size);
+	lx_put_be32(out + OFF_COMMIT, h->commit);
+	lx_put_be32(out + OFF_PAGE_COUNT, h->page_count);
+	lx_put_be64(out + OFF_MIN_TXID, h->min_txid);
+	lx_put_be64(out + OFF_MAX_TXID, h->max_txid);
+	lx_put_be64(out + OFF_TIMESTAMP, (uint64_t)h->timestamp_ms);
+	lx_put_be64(out + OFF_PRE_CHECKSUM, h->pre_checksum);
+	lx_put_be64(out + OFF_NODE_ID, h->node_id);
+	lx_put_be64(out + OFF_LEASE_EPOCH, h->lease_epoch);
 }
 
 /* Magic, version and the reserved bytes, which ltx_header does not keep. */
@@ -193,12 +161,12 @@ static int check_frame(const uint8_t *in, const where *w, lx_err *err)
 		return fail(err, w, OFF_MAGIC,
 			    "bad magic %02x %02x %02x %02x (want \"%s\")",
 			    in[0], in[1], in[2], in[3], LTX_MAGIC);
-	if (get_u16(in + OFF_VERSION) != LTX_VERSION)
+	if (lx_get_be16(in + OFF_VERSION) != LTX_VERSION)
 		return fail(err, w, OFF_VERSION, "version %u, want %u",
-			    get_u16(in + OFF_VERSION), LTX_VERSION);
-	if (get_u16(in + OFF_RESERVED) != 0)
+			    lx_get_be16(in + OFF_VERSION), LTX_VERSION);
+	if (lx_get_be16(in + OFF_RESERVED) != 0)
 		return fail(err, w, OFF_RESERVED, "reserved field 0x%04x is not 0",
-			    get_u16(in + OFF_RESERVED));
+			    lx_get_be16(in + OFF_RESERVED));
 	for (unsigned i = OFF_TAIL; i < LTX_HEADER_SIZE; i++)
 		if (in[i] != 0)
 			return fail(err, w, i, "reserved byte 0x%02x is not 0",
@@ -214,15 +182,15 @@ int ltx_header_decode(const uint8_t in[LTX_HEADER_SIZE], ltx_header *h,
 
 	if (rc != 0)
 		return rc;
-	h->flags = get_u32(in + OFF_FLAGS);
-	h->page_size = get_u32(in + OFF_PAGE_SIZE);
-	h->commit = get_u32(in + OFF_COMMIT);
-	h->page_count = get_u32(in + OFF_PAGE_COUNT);
-	h->min_txid = get_u64(in + OFF_MIN_TXID);
-	h->max_txid = get_u64(in + OFF_MAX_TXID);
-	h->timestamp_ms = (int64_t)get_u64(in + OFF_TIMESTAMP);
-	h->pre_checksum = get_u64(in + OFF_PRE_CHECKSUM);
-	h->node_id = get_u64(in + OFF_NODE_ID);
-	h->lease_epoch = get_u64(in + OFF_LEASE_EPOCH);
+	h->flags = lx_get_be32(in + OFF_FLAGS);
+	h->page_size = lx_get_be32(in + OFF_PAGE_SIZE);
+	h->commit = lx_get_be32(in + OFF_COMMIT);
+	h->page_count = lx_get_be32(in + OFF_PAGE_COUNT);
+	h->min_txid = lx_get_be64(in + OFF_MIN_TXID);
+	h->max_txid = lx_get_be64(in + OFF_MAX_TXID);
+	h->timestamp_ms = (int64_t)lx_get_be64(in + OFF_TIMESTAMP);
+	h->pre_checksum = lx_get_be64(in + OFF_PRE_CHECKSUM);
+	h->node_id = lx_get_be64(in + OFF_NODE_ID);
+	h->lease_epoch = lx_get_be64(in + OFF_LEASE_EPOCH);
 	return check(h, &w, err);
 }
