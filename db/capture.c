@@ -436,16 +436,15 @@ static int log_wal_transaction(database *db, wal_scan *s, uint32_t commit,
 	txn_build t;
 	int rc = 0;
 
-	if (db->page_size != 0 && db->n_pages > 0 && ps != db->page_size) {
-		db_fail_locked(db, "WAL page size %u differs from the database's %u", ps, db->page_size);
-		return lx_err_set(err, EIO, "db %s: page size change in WAL mode is not supported", db->name);
-	}
 	if (db_wal_remember_locked(db, s->frames, n) < 0)
 		return lx_err_set(err, ENOMEM, "out of memory");
 	memset(&t, 0, sizeof(t));
 	t.page_size = ps;
 	t.commit = commit;
-	t.full_image = db->txid == 0 && commit > 0;
+	/* A WAL whose page size differs from the database's (SQLite then reads
+	 * the database file in the WAL's page size) changes every page. */
+	t.full_image = commit > 0 &&
+		       (db->txid == 0 || (db->n_pages > 0 && ps != db->page_size));
 	t.anchor = (txlog_anchor){ db->wal.hdr.salt1, db->wal.hdr.salt2, end };
 	t.pages = calloc(t.full_image ? commit : n + (commit > db->n_pages ? commit - db->n_pages : 0) + 1,
 			 sizeof(txn_page));

@@ -115,7 +115,8 @@ int db_parse_header(const uint8_t *hdr, uint32_t *page_size, uint32_t *n_pages)
 
 int db_read_page_locked(database *db, uint32_t pgno, uint8_t *buf, lx_err *err)
 {
-	uint32_t ps = db->page_size ? db->page_size : db->wal.hdr.page_size;
+	/* While a WAL is valid SQLite reads everything in its page size. */
+	uint32_t ps = db->wal.valid && db->wal.hdr.page_size ? db->wal.hdr.page_size : db->page_size;
 	int rc;
 	if (db->wal.valid && pgno <= db->wal.frame_of_len && db->wal.frame_of[pgno - 1] &&
 	    db->file[DBF_WAL] != NULL) {
@@ -339,6 +340,23 @@ static void invalidate_frame(int fd, uint64_t frame_off)
 	}
 }
 
+/*
+ * Whether a write at `off` leaves the bytes below `limit` as they are.  A
+ * write that starts inside captured WAL frames is harmless when it only
+ * repeats them: a VFS or a block layer that writes whole sectors does so
+ * when it appends the next frame.
+ */
+static int rewrites_same_bytes(int fd, const uint8_t *buf, size_t len, off_t off,
+			       uint64_t limit)
+{
+	size_t n = (uint64_t)off + len < limit ? len : (size_t)(limit - (uint64_t)off);
+	uint8_t *old = malloc(n ? n : 1);
+	int same = old != NULL && db_pread_page(fd, old, (uint32_t)n, (uint64_t)off) == 0 &&
+		   memcmp(old, buf, n) == 0;
+	free(old);
+	return same;
+}
+
 static ssize_t write_wal_locked(database *db, backing *b, const uint8_t *buf,
 				size_t len, off_t off, lx_err *err)
 {
@@ -354,10 +372,13 @@ static ssize_t write_wal_locked(database *db, backing *b, const uint8_t *buf,
 		if (rc < 0)
 			return rc;
 		w->valid = 0;
-	} else if (w->valid && (uint64_t)off < w->processed) {
-		db_fail_locked(db, "WAL rewritten below captured frames (offset %lld < %" PRIu64 ")",
-			       (long long)off, w->processed);
-		return lx_err_set(err, EIO, "db %s: WAL rewound below a committed transaction", db->name);
+	} else if (w->valid && (uint64_t)off < w->processed &&
+		   !rewrites_same_bytes(b->fd, buf, len, off, w->processed)) {
+		/* Refused, and the database stays served: the WAL keeps the
+		 * frames the log has, so SQLite's next recovery agrees with it. */
+		return lx_err_set(err, EIO, "db %s: write at WAL offset %lld would change committed "
+				  "frames (captured up to %" PRIu64 "); refused",
+				  db->name, (long long)off, w->processed);
 	}
 	n = pass_write(b->fd, buf, len, off);
 	if (n < 0)
@@ -482,11 +503,41 @@ static int delete_database_locked(database *db, lx_err *err)
 	if (db->txid == 0 || db->n_pages == 0)
 		return 0;
 	memset(&t, 0, sizeof(t));
+	t.full_image = 1;                  /* the empty image: checksum is the flag */
 	t.page_size = db->page_size;
 	rc = db_log_transaction_locked(db, &t, err);
 	if (rc == 0)
 		db->page_size = 0;
 	return rc;
+}
+
+/*
+ * Deleting is the way out of a failed database: its history ends with a
+ * delete transaction (the log's chain stays intact) and the name is
+ * served again, as a new database, from the next TXID on.
+ */
+static int delete_failed_database_locked(database *db, lx_err *err)
+{
+	const txlog_entry *tail = db->log ? txlog_last(db->log) : NULL;
+	int rc;
+	if (db->log == NULL)
+		return lx_err_set(err, EIO, "db %s: not served (%s) and its log is not open",
+				  db->name, db->failure);
+	/* The log, not the damaged file, is the history the deletion ends. */
+	db->txid = tail ? tail->hdr.max_txid : 0;
+	db->checksum = tail ? tail->post_checksum : LTX_CHECKSUM_FLAG;
+	db->n_pages = tail ? tail->hdr.commit : 0;
+	db->page_size = tail && tail->hdr.commit ? tail->hdr.page_size : 0;
+	if (db_page_ck_reserve_locked(db, db->n_pages) < 0)
+		return lx_err_set(err, ENOMEM, "out of memory");
+	db_wal_reset_locked(db);
+	rc = delete_database_locked(db, err);
+	if (rc < 0)
+		return lx_err_wrap(err, "db %s: delete after failure (%s)", db->name, db->failure);
+	lx_warn(db->name, "deleted; it was not served: %s", db->failure);
+	db->failed = 0;
+	db->failure[0] = '\0';
+	return 0;
 }
 
 int db_unlink(database *db, enum db_file f, lx_err *err)
@@ -496,7 +547,7 @@ int db_unlink(database *db, enum db_file f, lx_err *err)
 	if (db->file[f] == NULL) {
 		rc = lx_err_set(err, ENOENT, "db %s: no %s", db->name, db_file_names[f]);
 	} else if (db->failed && f == DBF_DB) {
-		rc = lx_err_set(err, EIO, "db %s: not served: %s", db->name, db->failure);
+		rc = delete_failed_database_locked(db, err);
 	} else if (f == DBF_JOURNAL) {
 		rc = journal_finalized_locked(db, err);        /* DELETE mode commit */
 	} else if (f == DBF_WAL) {

@@ -559,9 +559,14 @@ static int dirbuf_add(fuse_req_t req, fs_dirbuf *d, const char *name, fuse_ino_t
 	return 0;
 }
 
+/*
+ * NAME-pos is deliberately not listed: it is reachable by name, but tools
+ * that copy "NAME*" (backup scripts, SQLite's own tests) must not trip over
+ * a read-only virtual file they cannot recreate.
+ */
 static int list_db(fuse_req_t req, fs_state *fs, fs_dirbuf *d, database *db)
 {
-	static const enum node_kind kinds[] = { NODE_DB, NODE_JOURNAL, NODE_WAL, NODE_SHM, NODE_POS };
+	static const enum node_kind kinds[] = { NODE_DB, NODE_JOURNAL, NODE_WAL, NODE_SHM };
 	int rc = 0;
 	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]) && rc == 0; k++) {
 		char name[300];

@@ -180,6 +180,27 @@ def test_modified_database_file_detected(node, mode, how):
         r"(?i)txid\D{0,10}(%d|%016x)\b" % (last.txid, last.txid)])
 
 
+def test_failed_database_can_be_deleted_and_reused(node):
+    """Deleting a database that is not served is the way out: the log ends
+    it with a delete transaction and the name is a new database again."""
+    make_db(node, "m.db", "delete", n=40)
+    make_db(node, "good.db", "delete", n=5)
+    last = node.log_list("m.db")[-1]
+    node.stop()
+    flip(node.backing("m.db"), 2 * 4096 + 2000, 0x40)
+    assert assert_not_served_healthy(node, "m.db") == "served-others"
+    os.remove(node.path("m.db"))
+    assert not os.path.exists(node.path("m.db"))
+    ents = node.log_list("m.db")
+    assert ents[-1].txid == last.txid + 1 and ents[-1].commit == 0, ents[-3:]
+    H.sqlite_cli(node.path("m.db"), "CREATE TABLE t(x); INSERT INTO t VALUES (7);")
+    assert H.integrity_check(node.path("m.db")) == "ok"
+    node.check_replay("m.db")
+    node.restart()
+    assert H.integrity_check(node.path("m.db")) == "ok"
+    node.check_replay("m.db")
+
+
 def test_database_file_removed_while_stopped(node):
     """The log holds a database whose file vanished: not served as empty."""
     make_db(node, "gone.db", "delete")

@@ -9,6 +9,7 @@ journal_size_limit (compared with a plain directory), and a database over
 invariant holds (Node.check_replay).
 """
 
+import errno
 import hashlib
 import os
 import shutil
@@ -190,7 +191,7 @@ def test_two_databases(node, track_conn):
     assert_new_txids(node, "a.db", base_a, 30, "a.db")
     assert_new_txids(node, "b.db", base_b, 10, "b.db")
     names = set(os.listdir(node.mnt))
-    assert {"a.db", "a.db-pos", "b.db", "b.db-pos"} <= names, names
+    assert {"a.db", "b.db"} <= names, names
     a.close()
     b.close()
     node.check_replay("a.db")
@@ -236,7 +237,7 @@ def test_attached_transaction(node, track_conn, modes):
         assert_new_txids(node, "mb.db", base_b, 0, "mb.db after failed commit")
         warnings.warn("multi-database commit with %s refused: %s" % (modes, err))
     names = set(os.listdir(node.mnt))
-    assert names == {"ma.db", "ma.db-pos", "mb.db", "mb.db-pos"} | (
+    assert names == {"ma.db", "mb.db"} | (
         {"ma.db-journal", "mb.db-journal"} & names if "persist" in modes else set()), names
     node.check_replay("ma.db")
     node.check_replay("mb.db")
@@ -466,3 +467,90 @@ def test_database_over_1gib(node, track_conn, mode):
     # Free the disk space (about 3.5 GiB) now that the test passed.
     node.stop()
     shutil.rmtree(node.data)
+
+
+# ---- WAL files SQLite did not write itself ----------------------------------
+
+def _wal_checksum(data, s1=0, s2=0):
+    """SQLite's WAL checksum, little-endian words (magic 0x377f0682)."""
+    words = [int.from_bytes(data[i:i + 4], "little") for i in range(0, len(data), 4)]
+    for i in range(0, len(words), 2):
+        s1 = (s1 + words[i] + s2) & 0xFFFFFFFF
+        s2 = (s2 + words[i + 1] + s1) & 0xFFFFFFFF
+    return s1, s2
+
+
+def _crafted_wal(page_size, pgno, db_pages, body):
+    """A WAL of one committed frame (what SQLite's wal-18.2 writes by hand)."""
+    be = lambda *v: b"".join(x.to_bytes(4, "big") for x in v)
+    hdr = be(0x377F0682, 3007000, page_size, 1234, 22, 23)
+    c1, c2 = _wal_checksum(hdr)
+    hdr += be(c1, c2)
+    fhdr = be(pgno, db_pages, 22, 23)
+    c1, c2 = _wal_checksum(fhdr + body, c1, c2)
+    return hdr + fhdr + be(c1, c2) + body
+
+
+def _wal_page_size_differs(dirpath, page_size):
+    """A 1024-byte-page WAL database opened with a WAL of another page size:
+    what SQLite reports (rows or error, integrity_check)."""
+    path = os.path.join(dirpath, "x.db")
+    con = H.connect(path, "wal", page_size=1024)
+    con.execute("CREATE TABLE t1(a, b)")
+    con.execute("INSERT INTO t1 VALUES (1, 2), (3, 4)")
+    con.close()                       # checkpointed, -wal removed, header says WAL
+    body = bytes((i * 7 + 3) & 0xFF for i in range(page_size))
+    with open(path + "-wal", "wb") as f:
+        f.write(_crafted_wal(page_size, 2, 5, body))
+    out = []
+    con = sqlite3.connect(path, isolation_level=None, timeout=10)
+    for sql in ("SELECT * FROM t1", "PRAGMA integrity_check", "PRAGMA page_size"):
+        try:
+            out.append(con.execute(sql).fetchall())
+        except sqlite3.Error as e:
+            out.append("error: %s" % e)
+    con.close()
+    return out
+
+
+@pytest.mark.parametrize("page_size", [512, 4096])
+def test_wal_with_other_page_size_as_native(node, tmp_path, page_size):
+    """SQLite reads a database in its WAL's page size: ltxfs logs that as a
+    full image, keeps serving the database and can delete and reuse it."""
+    native = _wal_page_size_differs(str(tmp_path), page_size)
+    mounted = _wal_page_size_differs(node.mnt, page_size)
+    assert mounted == native
+    assert "not served" not in node.log_text()
+    node.check_replay("x.db")
+    os.remove(node.path("x.db"))
+    con = H.connect(node.path("x.db"), "wal")
+    con.execute("CREATE TABLE t(x)")
+    con.close()
+    node.check_replay("x.db")
+
+
+def test_wal_rewrite_of_committed_frames(node, track_conn):
+    """Bytes of committed WAL frames may be written again unchanged (whole
+    sector writes do that); a change to them is refused with EIO and the
+    database stays served, its WAL still matching the log."""
+    con, _ = new_db(node, "rw.db", "wal", track_conn)
+    con.execute("INSERT INTO t(k, v) VALUES (1, randomblob(3000))")
+    pos = node.pos("rw.db")
+    wal = node.path("rw.db-wal")
+    size = os.path.getsize(wal)
+    assert size > 4096
+    fd = os.open(wal, os.O_RDWR)
+    try:
+        old = os.pread(fd, 512, size - 512 - 100)
+        assert os.pwrite(fd, old, size - 512 - 100) == 512
+        with pytest.raises(OSError) as ei:
+            os.pwrite(fd, bytes(b ^ 0xFF for b in old), size - 512 - 100)
+        assert ei.value.errno == errno.EIO
+        assert os.pread(fd, 512, size - 512 - 100) == old
+    finally:
+        os.close(fd)
+    assert node.pos("rw.db") == pos
+    con.execute("INSERT INTO t(k, v) VALUES (2, 'after')")
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    con.close()
+    node.check_replay("rw.db")
