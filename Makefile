@@ -28,7 +28,7 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all setup run check check-unit check-integration check-asan \
-	check-valgrind check-sqlite bench fuzz clean
+	check-valgrind check-sqlite bench fuzz clean FORCE
 
 all: $(BUILD)/ltxfs
 
@@ -41,7 +41,19 @@ $(BUILD)/config.mk: deploy/install-deps.sh
 
 setup: $(BUILD)/config.mk
 
-$(BUILD)/obj/%.o: %.c $(BUILD)/config.mk
+# The compile flags are a prerequisite too: a build directory reused with
+# other OPT/SANITIZE/CFLAGS is rebuilt, not silently mixed.
+$(BUILD)/flags: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(CFLAGS_ALL) | $(LDLIBS_ALL)' > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+
+FORCE:
+
+# Unit test objects are not intermediates to delete after each run.
+.SECONDARY:
+
+$(BUILD)/obj/%.o: %.c $(BUILD)/config.mk $(BUILD)/flags
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
 
@@ -71,8 +83,12 @@ check: check-unit check-integration
 check-unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
+# The whole suite runs twice: locks kept by ltxfs (the default) and by the
+# kernel (fuse.locks: kernel), whose commit capture has no lock events.
 check-integration: $(BUILD)/ltxfs
 	LTXFS_BIN=$(abspath $(BUILD)/ltxfs) $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
+	LTXFS_ITEST_LOCKS=kernel LTXFS_BIN=$(abspath $(BUILD)/ltxfs) \
+		$(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
 
 check-asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 \

@@ -42,6 +42,7 @@ enum key_id {
 	KEY_FUSE_DIR,
 	KEY_FUSE_DEBUG,
 	KEY_FUSE_ALLOW_OTHER,
+	KEY_FUSE_LOCKS,
 	KEY_DATA_DIR,
 	KEY_DATA_RETENTION,
 	KEY_DATA_RETENTION_BYTES,
@@ -93,6 +94,12 @@ static const enum_value sync_values[] = {
 	{ NULL, 0, false },
 };
 
+static const enum_value lock_keepers[] = {
+	{ "ltxfs", CONFIG_LOCKS_LTXFS, true },
+	{ "kernel", CONFIG_LOCKS_KERNEL, true },
+	{ NULL, 0, false },
+};
+
 static const enum_value lease_types[] = {
 	{ "static", CONFIG_LEASE_STATIC, true },
 	{ "consul", -1, false },
@@ -109,6 +116,7 @@ static const enum_value log_levels[] = {
 };
 
 _Static_assert(sizeof(config_sync) == sizeof(int), "enum size");
+_Static_assert(sizeof(config_locks) == sizeof(int), "enum size");
 _Static_assert(sizeof(config_lease_type) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum lx_log_level) == sizeof(int), "enum size");
 
@@ -117,6 +125,7 @@ static const char *const known_keys[KEY_COUNT + 1] = {
 	[KEY_FUSE_DIR] = "fuse.dir",
 	[KEY_FUSE_DEBUG] = "fuse.debug",
 	[KEY_FUSE_ALLOW_OTHER] = "fuse.allow-other",
+	[KEY_FUSE_LOCKS] = "fuse.locks",
 	[KEY_DATA_DIR] = "data.dir",
 	[KEY_DATA_RETENTION] = "data.retention",
 	[KEY_DATA_RETENTION_BYTES] = "data.retention-bytes",
@@ -138,6 +147,7 @@ static const key_spec specs[KEY_COUNT] = {
 	[KEY_FUSE_DIR] = { K_STRING, OFF(fuse.dir), NULL },
 	[KEY_FUSE_DEBUG] = { K_BOOL, OFF(fuse.debug), NULL },
 	[KEY_FUSE_ALLOW_OTHER] = { K_BOOL, OFF(fuse.allow_other), NULL },
+	[KEY_FUSE_LOCKS] = { K_ENUM, OFF(fuse.locks), lock_keepers },
 	[KEY_DATA_DIR] = { K_STRING, OFF(data.dir), NULL },
 	[KEY_DATA_RETENTION] = { K_DURATION, OFF(data.retention_ns), NULL },
 	[KEY_DATA_RETENTION_BYTES] = { K_SIZE, OFF(data.retention_bytes), NULL },
@@ -1332,6 +1342,7 @@ void config_init_defaults(ltxfs_config *c)
 	c->data.retention_ns = 10ULL * 60 * 1000000000ULL;
 	c->data.retention_bytes = 1ULL << 30;
 	c->data.sync = CONFIG_SYNC_APP;
+	c->fuse.locks = CONFIG_LOCKS_LTXFS;
 	c->lease.type = CONFIG_LEASE_STATIC;
 	c->lease.candidate = true;
 	c->log.level = LX_INFO;

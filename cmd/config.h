@@ -48,6 +48,12 @@ typedef enum config_sync {
 	CONFIG_SYNC_ALWAYS = 1, /* at every commit */
 } config_sync;
 
+/* fuse.locks: who keeps SQLite's POSIX locks on the mount's files. */
+typedef enum config_locks {
+	CONFIG_LOCKS_LTXFS = 0,  /* forwarded to ltxfs, which keeps them (default) */
+	CONFIG_LOCKS_KERNEL = 1, /* kept by the kernel: fewer round trips */
+} config_locks;
+
 /* lease.type.  Only static is built; see config.c lease_types[]. */
 typedef enum config_lease_type {
 	CONFIG_LEASE_STATIC = 0,
@@ -66,6 +72,7 @@ typedef struct ltxfs_config {
 		char *dir;              /* mount point (required) */
 		bool debug;             /* libfuse debug output */
 		bool allow_other;       /* -o allow_other */
+		config_locks locks;
 	} fuse;
 	struct {
 		char *dir;              /* data directory (required) */

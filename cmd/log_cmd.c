@@ -40,7 +40,7 @@ static int parse_args(int argc, char **argv, log_args *a)
 	return a->data && a->name ? 0 : -1;
 }
 
-/* Open the log read-only in spirit: txlog_open only repairs a torn tail. */
+/* Read-only: a daemon may be appending to this log right now. */
 static int open_log(const log_args *a, txlog **log)
 {
 	char dir[4096];
@@ -50,7 +50,7 @@ static int open_log(const log_args *a, txlog **log)
 		fprintf(stderr, "ltxfs log: no log for database \"%s\" in %s\n", a->name, a->data);
 		return -1;
 	}
-	if (txlog_open(log, dir, &err) < 0) {
+	if (txlog_open_readonly(log, dir, &err) < 0) {
 		fprintf(stderr, "ltxfs log: %s\n", err.msg);
 		return -1;
 	}

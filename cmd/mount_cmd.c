@@ -58,6 +58,7 @@ static int run(const ltxfs_config *c)
 	fopt.mountpoint = c->fuse.dir;
 	fopt.debug = c->fuse.debug;
 	fopt.allow_other = c->fuse.allow_other;
+	fopt.kernel_locks = c->fuse.locks == CONFIG_LOCKS_KERNEL;
 	rc = fs_run(st, &fopt, log_ready, (void *)fopt.mountpoint, &err);
 	if (rc < 0)
 		lx_error("ltxfs", "%s", err.msg);

@@ -157,6 +157,12 @@ int db_log_transaction_locked(database *db, const txn_build *t, lx_err *err)
 	apply_to_state(db, t, post, wal_mode_seen, wal_mode);
 	lx_debug(db->name, "TXID %" PRIu64 ": %zu pages, commit %u, checksum %016" PRIx64,
 		 db->txid, t->n, t->commit, post);
+	if (db->opt.sync == DB_SYNC_ALWAYS && txlog_sync(db->log, err) < 0) {
+		/* The transaction is in the log and must stay in the database:
+		 * a failed fsync leaves neither trustworthy. */
+		db_fail_locked(db, "log fsync failed after TXID %" PRIu64 ": %s", db->txid, err->msg);
+		return lx_err_wrap(err, "db %s: sync TXID %" PRIu64, db->name, db->txid);
+	}
 	return 0;
 }
 
@@ -291,6 +297,7 @@ int db_capture_rollback_locked(database *db, lx_err *err)
 typedef struct wal_scan {
 	uint8_t *chunk;
 	uint64_t chunk_off, chunk_len, chunk_cap;
+	uint64_t next_len;    /* size of the next read: doubles, from one frame */
 	txn_page *frames;     /* frames of the transaction being scanned */
 	size_t n, cap;
 } wal_scan;
@@ -303,24 +310,24 @@ static void wal_scan_free(wal_scan *s)
 	free(s->frames);
 }
 
-/* Make the frame at `off` available in the chunk; 0 if past `size`. */
-static int wal_scan_frame(database *db, wal_scan *s, uint64_t off, uint64_t size,
+/*
+ * Make the frame at `off` available in the chunk; 0 past the end of the
+ * file.  Reads start at one frame and double: a WAL that SQLite reuses is
+ * megabytes of old frames past the newest commit, and a capture that finds
+ * nothing new must cost one frame's read, not the rest of the file.
+ */
+static int wal_scan_frame(database *db, wal_scan *s, uint64_t off,
 			  uint32_t frame_size, const uint8_t **frame)
 {
 	uint64_t len;
 	ssize_t got;
-	if (off + frame_size > size)
-		return 0;
 	if (off >= s->chunk_off && off + frame_size <= s->chunk_off + s->chunk_len) {
 		*frame = s->chunk + (off - s->chunk_off);
 		return 1;
 	}
-	len = size - off;
-	if (len > WAL_SCAN_CHUNK)
-		len = WAL_SCAN_CHUNK;
+	len = s->next_len < frame_size ? frame_size : s->next_len;
 	len -= len % frame_size;
-	if (len < frame_size)
-		len = frame_size;
+	s->next_len = len * 2 > WAL_SCAN_CHUNK ? len : len * 2;
 	if (len > s->chunk_cap) {
 		uint8_t *c = realloc(s->chunk, len);
 		if (c == NULL)
@@ -498,7 +505,6 @@ int db_capture_wal_locked(database *db, lx_err *err)
 {
 	db_wal_state *w = &db->wal;
 	wal_scan s;
-	struct stat st;
 	uint64_t off;
 	wal_cksum chain;
 	uint32_t frame_size;
@@ -508,8 +514,6 @@ int db_capture_wal_locked(database *db, lx_err *err)
 		return 0;
 	if (!w->valid && !wal_load_header(db))
 		return 0;
-	if (fstat(db->file[DBF_WAL]->fd, &st) < 0)
-		return lx_err_sys(err, errno, "db %s: fstat wal", db->name);
 	frame_size = WAL_FRAME_HEADER_SIZE + w->hdr.page_size;
 	memset(&s, 0, sizeof(s));
 	off = w->processed;
@@ -517,7 +521,7 @@ int db_capture_wal_locked(database *db, lx_err *err)
 	for (;;) {
 		const uint8_t *frame = NULL;
 		wal_frame_header f;
-		int have = wal_scan_frame(db, &s, off, (uint64_t)st.st_size, frame_size, &frame);
+		int have = wal_scan_frame(db, &s, off, frame_size, &frame);
 		if (have < 0) {
 			rc = lx_err_sys(err, -have, "db %s: read wal", db->name);
 			break;

@@ -286,6 +286,11 @@ static ssize_t write_database_locked(database *db, backing *b, const uint8_t *bu
 	ssize_t n;
 	int aligned = db->page_size && off % db->page_size == 0 && len % db->page_size == 0;
 	if (db->wal_mode && !db->journal_hot && aligned) {
+		/* A checkpoint: it must never copy a frame the log does not hold
+		 * (the CKPT lock says so too, but only when ltxfs keeps locks). */
+		int rc = db_capture_wal_locked(db, err);
+		if (rc < 0)
+			return rc;
 		n = pass_write(b->fd, buf, len, off);
 		return n < 0 ? lx_err_sys(err, (int)-n, "db %s: write", db->name) : n;
 	}
@@ -399,8 +404,14 @@ static ssize_t write_wal_locked(database *db, backing *b, const uint8_t *buf,
 			return rc;
 		}
 	}
-	if (!w->valid && off == 0)
+	if (!w->valid && off == 0) {
+		/* Load the new header now: the first commit of this WAL is then
+		 * seen at its commit frame like every other one. */
 		w->commit_frame_end = 0;
+		rc = db_capture_wal_locked(db, err);
+		if (rc < 0)
+			return rc;
+	}
 	return n;
 }
 
@@ -460,6 +471,36 @@ int db_truncate(database *db, enum db_file f, backing *b, off_t size,
 	return rc;
 }
 
+static int sync_file(database *db, enum db_file f, int fd, int datasync, lx_err *err)
+{
+	if ((datasync ? fdatasync(fd) : fsync(fd)) < 0)
+		return lx_err_sys(err, errno, "db %s: fsync %s", db->name, db_file_names[f]);
+	return 0;
+}
+
+/*
+ * The application asked for durability of file `f`: the log is never less
+ * durable.  With a syncer the log's sync runs on its thread while this one
+ * syncs the file, so the two device flushes overlap.
+ */
+static int sync_file_and_log(database *db, enum db_file f, int fd, int datasync,
+			     lx_err *err)
+{
+	sync_ticket t;
+	int rc;
+	if (db->log == NULL)
+		return sync_file(db, f, fd, datasync, err);
+	if (db->opt.syncer == NULL || !txlog_unsynced(db->log)) {
+		rc = sync_file(db, f, fd, datasync, err);
+		return rc < 0 ? rc : txlog_sync(db->log, err);
+	}
+	log_syncer_submit(db->opt.syncer, &t, db->log);
+	rc = sync_file(db, f, fd, datasync, err);
+	if (log_syncer_wait(db->opt.syncer, &t, rc < 0 ? NULL : err) < 0 && rc == 0)
+		rc = -t.err.code;
+	return rc;
+}
+
 int db_fsync(database *db, enum db_file f, backing *b, int datasync,
 	     lx_err *err)
 {
@@ -474,10 +515,7 @@ int db_fsync(database *db, enum db_file f, backing *b, int datasync,
 	pthread_mutex_unlock(&db->mu);
 	if (rc < 0)
 		return rc;
-	if ((datasync ? fdatasync(b->fd) : fsync(b->fd)) < 0)
-		return lx_err_sys(err, errno, "db %s: fsync %s", db->name, db_file_names[f]);
-	/* The application asked for durability: the log is never less durable. */
-	return txlog_sync(db->log, err);
+	return sync_file_and_log(db, f, b->fd, datasync, err);
 }
 
 int db_fsync_dir(database *db, lx_err *err)
@@ -542,8 +580,9 @@ static int delete_failed_database_locked(database *db, lx_err *err)
 
 int db_unlink(database *db, enum db_file f, lx_err *err)
 {
-	int rc = 0;
+	int rc = 0, synced;
 	pthread_mutex_lock(&db->mu);
+	synced = db->txn_synced;   /* of the transaction the unlink may commit */
 	if (db->file[f] == NULL) {
 		rc = lx_err_set(err, ENOENT, "db %s: no %s", db->name, db_file_names[f]);
 	} else if (db->failed && f == DBF_DB) {
@@ -564,8 +603,10 @@ int db_unlink(database *db, enum db_file f, lx_err *err)
 		db->dir_dirty = 1;
 	}
 	pthread_mutex_unlock(&db->mu);
-	if (rc == 0 && f == DBF_JOURNAL)
-		rc = txlog_sync(db->log, err);   /* a no-op when nothing is pending */
+	/* DELETE mode's commit: durable in the log when the application
+	 * fsynced the transaction (synchronous=OFF never pays a sync). */
+	if (rc == 0 && f == DBF_JOURNAL && synced && db->log != NULL)
+		rc = txlog_sync(db->log, err);
 	return rc;
 }
 

@@ -41,6 +41,7 @@
 
 #include "base/err.h"
 #include "db/locks.h"
+#include "db/syncer.h"
 #include "db/txlog.h"
 #include "db/wal.h"
 
@@ -73,6 +74,7 @@ typedef struct db_options {
 	uint64_t node_id;
 	uint64_t lease_epoch;
 	enum db_sync_policy sync;
+	log_syncer *syncer;   /* overlaps log syncs with the app's; NULL: in line */
 } db_options;
 
 /* Per-WAL capture state. */

@@ -107,6 +107,11 @@ int store_open(store **out, const char *data_dir, const db_options *opt,
 		return lx_err_set(err, ENOMEM, "out of memory");
 	pthread_mutex_init(&s->mu, NULL);
 	s->opt = *opt;
+	rc = log_syncer_start(&s->opt.syncer, err);
+	if (rc < 0) {
+		store_close(s);
+		return rc;
+	}
 	s->data_dir = strdup(data_dir);
 	if (s->data_dir == NULL || asprintf(&s->dbs_dir, "%s/dbs", data_dir) < 0) {
 		s->dbs_dir = NULL;
@@ -136,6 +141,7 @@ void store_close(store *s)
 		return;
 	for (size_t i = 0; i < s->n; i++)
 		db_close(s->dbs[i]);
+	log_syncer_stop(s->opt.syncer);
 	pthread_mutex_destroy(&s->mu);
 	free(s->dbs);
 	free(s->data_dir);

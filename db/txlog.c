@@ -19,6 +19,8 @@
 #define RECORD_MAGIC 0x4c545852u  /* "LTXR" */
 #define RECORD_FLAG_ANCHOR 0x1u
 #define APPEND_FLUSH_SIZE (1u << 20)
+#define PREZERO_AHEAD (1u << 20)       /* zeroed space kept past the records */
+#define PREZERO_LOW (256u << 10)       /* refill when less than this is left */
 
 /* ---- small helpers -------------------------------------------------------- */
 
@@ -72,6 +74,14 @@ static int decode_record_header(const uint8_t in[TXLOG_RECORD_HEADER_SIZE],
 	return 0;
 }
 
+static int is_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != 0)
+			return 0;
+	return 1;
+}
+
 /* ---- opening and scanning ------------------------------------------------- */
 
 static int add_entry(txlog *log, const txlog_entry *e)
@@ -98,7 +108,8 @@ static int add_segment(txlog *log, uint64_t first_txid, int fd, uint64_t size)
 		log->segs = v;
 		log->segs_cap = cap;
 	}
-	log->segs[log->nsegs++] = (txlog_segment){ first_txid, fd, size };
+	log->segs[log->nsegs++] = (txlog_segment){ first_txid, fd, size, size };
+	__atomic_store_n(&log->sync_fd, fd, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -164,6 +175,8 @@ static int read_record(txlog *log, uint32_t seg, uint64_t off, txlog_entry *e,
 	if (rc < 0)
 		return lx_err_sys(err, -rc, "read record header at %" PRIu64, off);
 	memset(e, 0, sizeof(*e));
+	if (is_zero(rh, sizeof(rh)))
+		return -ENODATA;           /* zeroed space ahead of the records */
 	if (decode_record_header(rh, &len, &e->anchor) < 0)
 		return lx_err_set(err, EBADMSG, "offset %" PRIu64 ": bad record header", off);
 	if (len < LTX_HEADER_SIZE + LTX_TRAILER_SIZE ||
@@ -204,15 +217,23 @@ static int scan_segment(txlog *log, uint32_t seg, int last, lx_err *err)
 	for (;;) {
 		txlog_entry e;
 		int rc = read_record(log, seg, off, &e, err);
-		if (rc == -ENODATA)
+		if (rc == -ENODATA) {
+			log->segs[seg].size = off;
 			return 0;
+		}
 		if (rc == 0)
 			rc = check_contiguous(log, &e, err);
+		if (rc == -EBADMSG && last && log->readonly) {
+			/* An append in progress, or a torn one: the log ends here. */
+			log->segs[seg].size = off;
+			lx_err_clear(err);
+			return 1;
+		}
 		if (rc == -EBADMSG && last) {
 			/* A crash in the middle of an append: cut the torn tail. */
 			if (ftruncate(log->segs[seg].fd, (off_t)off) < 0)
 				return lx_err_sys(err, errno, "truncate torn tail");
-			log->segs[seg].size = off;
+			log->segs[seg].size = log->segs[seg].file_size = off;
 			lx_err_clear(err);
 			return 1;
 		}
@@ -237,7 +258,7 @@ static int open_segments(txlog *log, lx_err *err)
 		struct stat st;
 		int fd;
 		snprintf(name, sizeof(name), "%016" PRIx64 ".seg", ids[i]);
-		fd = openat(log->dirfd, name, O_RDWR | O_CLOEXEC);
+		fd = openat(log->dirfd, name, (log->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 		if (fd < 0 || fstat(fd, &st) < 0) {
 			rc = lx_err_sys(err, errno, "open segment %s/%s", log->dir, name);
 			if (fd >= 0)
@@ -270,7 +291,7 @@ static int verify_tail(txlog *log, lx_err *err)
 			  e->hdr.max_txid, verr.msg);
 }
 
-int txlog_open(txlog **out, const char *dir, lx_err *err)
+static int open_log(txlog **out, const char *dir, int readonly, lx_err *err)
 {
 	txlog *log = calloc(1, sizeof(*log));
 	int rc;
@@ -279,13 +300,15 @@ int txlog_open(txlog **out, const char *dir, lx_err *err)
 	if (log == NULL)
 		return lx_err_set(err, ENOMEM, "out of memory");
 	log->dirfd = -1;
+	log->sync_fd = -1;
+	log->readonly = readonly;
 	pthread_mutex_init(&log->sync_lock, NULL);
 	log->dir = strdup(dir);
 	if (log->dir == NULL) {
 		txlog_close(log);
 		return lx_err_set(err, ENOMEM, "out of memory");
 	}
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+	if (!readonly && mkdir(dir, 0755) < 0 && errno != EEXIST) {
 		rc = lx_err_sys(err, errno, "mkdir %s", dir);
 		txlog_close(log);
 		return rc;
@@ -297,7 +320,7 @@ int txlog_open(txlog **out, const char *dir, lx_err *err)
 		return rc;
 	}
 	rc = open_segments(log, err);
-	if (rc == 0)
+	if (rc == 0 && !readonly)
 		rc = verify_tail(log, err);
 	if (rc < 0) {
 		lx_err_wrap(err, "log %s", dir);
@@ -306,6 +329,16 @@ int txlog_open(txlog **out, const char *dir, lx_err *err)
 	}
 	*out = log;
 	return 0;
+}
+
+int txlog_open(txlog **out, const char *dir, lx_err *err)
+{
+	return open_log(out, dir, 0, err);
+}
+
+int txlog_open_readonly(txlog **out, const char *dir, lx_err *err)
+{
+	return open_log(out, dir, 1, err);
 }
 
 void txlog_close(txlog *log)
@@ -342,6 +375,25 @@ const txlog_entry *txlog_find(const txlog *log, uint64_t txid)
 
 /* ---- appending ------------------------------------------------------------ */
 
+/*
+ * Keep about PREZERO_AHEAD bytes of zeros written past the records.  Only
+ * an optimisation: a failure (a full disk) leaves appends extending the
+ * file, as they would without it.
+ */
+static void prezero_ahead(txlog_segment *s)
+{
+	static const uint8_t zeros[64 << 10];
+	uint64_t want = s->size + PREZERO_AHEAD;
+	if (s->file_size >= s->size + PREZERO_LOW || s->size >= TXLOG_SEGMENT_MAX)
+		return;
+	while (s->file_size < want) {
+		size_t n = want - s->file_size < sizeof(zeros) ? (size_t)(want - s->file_size) : sizeof(zeros);
+		if (lx_pwrite_all(s->fd, zeros, n, s->file_size) < 0)
+			return;
+		s->file_size += n;
+	}
+}
+
 static int create_segment(txlog *log, uint64_t first_txid, lx_err *err)
 {
 	char name[32];
@@ -356,6 +408,7 @@ static int create_segment(txlog *log, uint64_t first_txid, lx_err *err)
 		unlinkat(log->dirfd, name, 0);
 		return lx_err_set(err, ENOMEM, "out of memory");
 	}
+	prezero_ahead(&log->segs[log->nsegs - 1]);
 	log->dir_dirty = 1;
 	return 0;
 }
@@ -402,6 +455,8 @@ int txlog_append_begin(txlog *log, uint64_t ltx_len, uint64_t first_txid,
 		       const txlog_anchor *anchor, lx_err *err)
 {
 	int rc;
+	if (log->readonly)
+		return lx_err_set(err, EROFS, "log %s: opened read-only", log->dir);
 	if (log->appending)
 		return lx_err_set(err, EINVAL, "log %s: append already in progress", log->dir);
 	if (log->nsegs == 0 || log->segs[log->nsegs - 1].size >= TXLOG_SEGMENT_MAX) {
@@ -465,7 +520,10 @@ int txlog_append_end(txlog *log, const ltx_header *hdr, uint64_t post_checksum,
 		return lx_err_set(err, ENOMEM, "out of memory");
 	}
 	s->size = log->rec_offset + log->rec_written;
+	if (s->file_size < s->size)
+		s->file_size = s->size;
 	log->appending = 0;
+	prezero_ahead(s);
 	__atomic_add_fetch(&log->append_seq, 1, __ATOMIC_RELEASE);
 	return 0;
 }
@@ -480,6 +538,8 @@ void txlog_append_abort(txlog *log)
 		txlog_segment *s = &log->segs[log->nsegs - 1];
 		if (ftruncate(s->fd, (off_t)log->rec_offset) < 0) {
 			/* The torn record is cut at the next open. */
+		} else {
+			s->file_size = log->rec_offset;
 		}
 	}
 }
@@ -498,14 +558,14 @@ int txlog_sync(txlog *log, lx_err *err)
 		return 0;
 	}
 	/* Rotation syncs older segments, so the newest is all we need. */
-	fd = __atomic_load_n(&log->segs[log->nsegs - 1].fd, __ATOMIC_ACQUIRE);
-	if (fdatasync(fd) < 0)
+	fd = __atomic_load_n(&log->sync_fd, __ATOMIC_ACQUIRE);
+	if (fd >= 0 && fdatasync(fd) < 0)
 		rc = lx_err_sys(err, errno, "log %s: fdatasync", log->dir);
 	if (rc == 0 && __atomic_exchange_n(&log->dir_dirty, 0, __ATOMIC_ACQ_REL) &&
 	    fsync(log->dirfd) < 0)
 		rc = lx_err_sys(err, errno, "log %s: fsync directory", log->dir);
 	if (rc == 0)
-		log->synced_seq = target;
+		__atomic_store_n(&log->synced_seq, target, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&log->sync_lock);
 	return rc;
 }
@@ -533,7 +593,8 @@ int txlog_truncate_from(txlog *log, size_t index, lx_err *err)
 	if (ftruncate(log->segs[seg].fd, (off_t)cut) < 0 ||
 	    fdatasync(log->segs[seg].fd) < 0)
 		return lx_err_sys(err, errno, "log %s: truncate", log->dir);
-	log->segs[seg].size = cut;
+	log->segs[seg].size = log->segs[seg].file_size = cut;
+	__atomic_store_n(&log->sync_fd, log->segs[seg].fd, __ATOMIC_RELEASE);
 	log->n = index;
 	log->dir_dirty = 1;
 	return 0;
@@ -541,6 +602,7 @@ int txlog_truncate_from(txlog *log, size_t index, lx_err *err)
 
 int txlog_reset(txlog *log, lx_err *err)
 {
+	__atomic_store_n(&log->sync_fd, -1, __ATOMIC_RELEASE);
 	while (log->nsegs > 0)
 		remove_segment_file(log, --log->nsegs);
 	log->n = 0;

@@ -19,6 +19,11 @@
  * salts and the byte offset just past its commit frame; crash recovery uses
  * it to tell which WAL frames are already in the log.
  *
+ * Space ahead of the newest record is kept written with zeros (about 1 MiB
+ * ahead): an append then overwrites allocated blocks and its fdatasync does
+ * not have to commit a new file size and extent (half the cost on ext4).
+ * A record header of zeros therefore ends a segment's records.
+ *
  * At open the log is scanned (record headers, LTX headers and trailers; the
  * newest record is fully verified); a torn record at the tail of the newest
  * segment, left by a crash in the middle of an append, is cut off.  Damage
@@ -58,7 +63,8 @@ typedef struct txlog_entry {
 typedef struct txlog_segment {
 	uint64_t first_txid;
 	int fd;
-	uint64_t size;
+	uint64_t size;           /* end of the records */
+	uint64_t file_size;      /* >= size; the bytes in between are zero */
 } txlog_segment;
 
 typedef struct txlog {
@@ -82,11 +88,19 @@ typedef struct txlog {
 	pthread_mutex_t sync_lock;
 	uint64_t append_seq;     /* appends so far */
 	uint64_t synced_seq;     /* appends known durable */
+	int sync_fd;             /* newest segment's fd (atomic; segs may move) */
+	int readonly;            /* txlog_open_readonly(): never written */
 	int dir_dirty;           /* a segment was created since the last sync */
 } txlog;
 
 /* Open (creating if needed) the log in `dir`, scan and repair its tail. */
 int txlog_open(txlog **out, const char *dir, lx_err *err);
+/*
+ * Open an existing log for reading only (tools, and any reader while a
+ * daemon may be appending): nothing is created, cut or written; the scan
+ * ends at the first incomplete record.  Appending to it is an error.
+ */
+int txlog_open_readonly(txlog **out, const char *dir, lx_err *err);
 void txlog_close(txlog *log);
 
 static inline const txlog_entry *txlog_last(const txlog *log)
@@ -116,6 +130,13 @@ void txlog_append_abort(txlog *log);
  * segment was created).  Safe to call without the database mutex.
  */
 int txlog_sync(txlog *log, lx_err *err);
+
+/* Whether records were appended since the last completed txlog_sync(). */
+static inline int txlog_unsynced(txlog *log)
+{
+	return __atomic_load_n(&log->append_seq, __ATOMIC_ACQUIRE) >
+	       __atomic_load_n(&log->synced_seq, __ATOMIC_ACQUIRE);
+}
 
 /* Remove entries index..n-1 (crash recovery); truncates the segments. */
 int txlog_truncate_from(txlog *log, size_t index, lx_err *err);

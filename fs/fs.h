@@ -26,6 +26,7 @@ typedef struct fs_options {
 	const char *mountpoint;
 	int debug;          /* libfuse request tracing */
 	int allow_other;
+	int kernel_locks;   /* leave POSIX locks to the kernel (fuse.locks: kernel) */
 } fs_options;
 
 /*

@@ -47,6 +47,7 @@ typedef struct fs_state {
 	store *store;
 	uid_t uid;
 	gid_t gid;
+	int kernel_locks;     /* locks are the kernel's: no GETLK/SETLK arrive */
 	pthread_mutex_t mu;   /* guards the node list and the open list */
 	fs_node *nodes;
 	fs_open open;         /* sentinel of the list of open handles */

@@ -705,7 +705,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	fs_state *fs = userdata;
 	/* Only this mount writes the files: never drop the page cache just
 	 * because mtime moved, and never buffer writes in the kernel (commit
 	 * detection must see every write as it happens). */
@@ -715,7 +715,12 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_EXPLICIT_INVAL_DATA;
 	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
 		conn->want |= FUSE_CAP_SPLICE_MOVE;
-	conn->want |= FUSE_CAP_POSIX_LOCKS;
+	/* ltxfs keeps SQLite's locks itself (db/locks.h) unless told to leave
+	 * them to the kernel, which saves a round trip per lock request. */
+	if (fs->kernel_locks)
+		conn->want &= ~(unsigned)FUSE_CAP_POSIX_LOCKS;
+	else
+		conn->want |= FUSE_CAP_POSIX_LOCKS;
 }
 
 const struct fuse_lowlevel_ops fs_ops = {

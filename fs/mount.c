@@ -99,6 +99,7 @@ int fs_run(store *st, const fs_options *opt, void (*on_ready)(void *), void *ctx
 		return lx_err_sys(err, errno, "create mount point %s", opt->mountpoint);
 	memset(&fs, 0, sizeof(fs));
 	fs.store = st;
+	fs.kernel_locks = opt->kernel_locks;
 	fs.uid = getuid();
 	fs.gid = getgid();
 	fs.open.next = fs.open.prev = &fs.open;

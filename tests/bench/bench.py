@@ -6,11 +6,13 @@ Runs, side by side in one process and on one filesystem:
     time is speedtest1's TOTAL line, median of --repeat runs)
   * insert_bench for --seconds each: autocommit INSERT of a 100-byte blob in
     WAL+NORMAL, WAL+FULL and DELETE+FULL (tx/s, median of --repeat runs)
-For each workload the native run and the ltxfs run alternate, so slow drift
-of the machine hits both alike.  The native databases live in WORKDIR/native,
+For each workload the native run and the ltxfs runs alternate, so slow drift
+of the machine hits all alike.  The native databases live in WORKDIR/native,
 the ltxfs ones in the root of a fresh single-node mount at WORKDIR/ltxfs/mnt
-(backing data in WORKDIR/ltxfs/data, same filesystem).  The script starts
-and stops ltxfs itself and always unmounts.
+(backing data in WORKDIR/ltxfs/data, same filesystem), and, with --locks
+both (the default), of a second mount with `fuse.locks: kernel` at
+WORKDIR/ltxfs-k.  The script starts and stops ltxfs itself and always
+unmounts.
 
 Prints a markdown table (also written to --out) with the targets:
 speedtest1 WAL <= 1.5x native time, DELETE <= 2x; WAL+NORMAL >= 10,000 tx/s
@@ -151,19 +153,27 @@ def describe_fs(path):
         return "?"
 
 
+MODE_LABEL = {"ltxfs": "ltxfs", "kernel": "ltxfs, kernel locks"}
+
+
 def render(args, rows, header):
     """Return the markdown report."""
     lines = list(header)
     lines.append("")
-    lines.append("| workload | native | ltxfs | ltxfs vs native | target |"
-                 " met | LiteFS vs native (ref.) |")
-    lines.append("|---|---|---|---|---|---|---|")
+    head = "| workload | native |"
+    rule = "|---|---|"
+    for m in args.modes:
+        head += " %s | vs native | met |" % MODE_LABEL[m]
+        rule += "---|---|---|"
+    lines.append(head + " target | LiteFS vs native (ref.) |")
+    lines.append(rule + "---|---|")
     for r in rows:
-        lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
-            r["label"], fmt_value(r["kind"], r["native"]),
-            fmt_value(r["kind"], r["ltxfs"]),
-            fmt_ratio(r["kind"], r["native"], r["ltxfs"]), r["target"],
-            r["met"], LITEFS_RATIO[r["key"]]))
+        line = "| %s | %s |" % (r["label"], fmt_value(r["kind"], r["native"]))
+        for m in args.modes:
+            line += " %s | %s | %s |" % (
+                fmt_value(r["kind"], r[m]), fmt_ratio(r["kind"], r["native"], r[m]),
+                r["met"][m])
+        lines.append(line + " %s | %s |" % (r["target"], LITEFS_RATIO[r["key"]]))
     notes = [r for r in rows if r.get("error")]
     if notes:
         lines.append("")
@@ -187,7 +197,11 @@ def main():
                     help="comma separated workload keys: "
                     + ",".join(w[0] for w in WORKLOADS))
     ap.add_argument("--timeout", type=int, default=600)
+    ap.add_argument("--locks", choices=["ltxfs", "kernel", "both"], default="both",
+                    help="fuse.locks of the ltxfs mount(s) to measure")
     args = ap.parse_args()
+    args.modes = [] if args.native_only else (
+        ["ltxfs", "kernel"] if args.locks == "both" else [args.locks])
     if not args.native_only and not args.ltxfs:
         ap.error("give --ltxfs BIN or --native-only")
     args.speedtest1 = os.path.abspath(args.speedtest1)
@@ -199,9 +213,10 @@ def main():
     native_dir = os.path.join(work, "native")
     shutil.rmtree(native_dir, ignore_errors=True)
     os.makedirs(native_dir)
-    mount = None
-    if not args.native_only:
-        mount = ltxfsmount.LtxfsMount(args.ltxfs, os.path.join(work, "ltxfs"))
+    mounts = {}
+    for m in args.modes:
+        mounts[m] = ltxfsmount.LtxfsMount(
+            args.ltxfs, os.path.join(work, "ltxfs" if m == "ltxfs" else "ltxfs-k"), locks=m)
 
     args.sqlite_version = "?"
     header = [
@@ -217,46 +232,46 @@ def main():
     rows = []
     failed = False
     try:
-        if mount is not None:
+        for m, mount in mounts.items():
             try:
                 mount.start()
             except ltxfsmount.MountError as e:
-                print("bench: ltxfs does not mount, no ltxfs numbers:\n%s"
-                      % e, file=sys.stderr)
+                print("bench: ltxfs (fuse.locks: %s) does not mount, no ltxfs "
+                      "numbers:\n%s" % (m, e), file=sys.stderr)
                 return 1
         for key, label, kind, wargs, target, check in workloads:
             label = label.format(size=args.size)
             r = {"key": key, "label": label, "kind": kind, "target": target,
-                 "native": None, "ltxfs": None, "met": "n/a"}
-            nat, ltx = [], []
+                 "native": None, "met": {}}
+            nat, ltx = [], {m: [] for m in mounts}
             try:
                 for _ in range(args.repeat):
                     nat.append(measure(args, kind, wargs, native_dir))
-                    if mount is not None:
-                        ltx.append(measure(args, kind, wargs, mount.mnt))
+                    for m, mount in mounts.items():
+                        ltx[m].append(measure(args, kind, wargs, mount.mnt))
                         if not mount.alive():
                             raise BenchError("ltxfs died during this "
                                              "workload; log: %s" % mount.log)
             except BenchError as e:
                 r["error"] = str(e)
                 failed = True
-            if nat:
-                r["native"] = statistics.median(nat)
-            if ltx:
-                r["ltxfs"] = statistics.median(ltx)
-            if r["native"] and r["ltxfs"]:
-                r["met"] = "yes" if check(r["native"], r["ltxfs"]) else "NO"
-            print("  %-45s native %-14s ltxfs %-14s %s" % (
-                label, fmt_value(kind, r["native"]),
-                fmt_value(kind, r["ltxfs"]),
-                fmt_ratio(kind, r["native"], r["ltxfs"])), flush=True)
+            r["native"] = statistics.median(nat) if nat else None
+            line = "  %-45s native %-14s" % (label, fmt_value(kind, r["native"]))
+            for m in mounts:
+                r[m] = statistics.median(ltx[m]) if ltx[m] else None
+                r["met"][m] = "n/a"
+                if r["native"] and r[m]:
+                    r["met"][m] = "yes" if check(r["native"], r[m]) else "NO"
+                line += " %s %-14s %s" % (m, fmt_value(kind, r[m]),
+                                          fmt_ratio(kind, r["native"], r[m]))
+            print(line, flush=True)
             if "error" in r:
                 print("    error: %s" % r["error"], file=sys.stderr)
             rows.append(r)
-            if mount is not None and not mount.alive():
+            if any(not mount.alive() for mount in mounts.values()):
                 break
     finally:
-        if mount is not None:
+        for m, mount in mounts.items():
             status = mount.stop()
             if status not in (0, None):
                 print("bench: ltxfs exited with status %s; log %s"

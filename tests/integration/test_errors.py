@@ -112,11 +112,13 @@ def test_damaged_newest_transaction_detected_at_start(node, mode, damage):
     elif damage == "flip-post-checksum":
         flip(seg, off + last.nbytes - 12)
     elif damage == "truncate-segment":
-        os.truncate(seg, os.path.getsize(seg) - 100)
+        os.truncate(seg, off + last.nbytes - 100)
     elif damage == "append-garbage":
-        # Garbage after the last record is what a torn append looks like; the
-        # daemon may cut it.  The database must then still be served, intact.
-        with open(seg, "ab") as f:
+        # Garbage after the last record (in the log's zeroed space) is what a
+        # torn append looks like; the daemon may cut it.  The database must
+        # then still be served, intact.
+        with open(seg, "r+b") as f:
+            f.seek(off + last.nbytes)
             f.write(b"LTXR" + os.urandom(200))
         node.start()
         assert node.pos("bad.db") == (last.txid, last.post)
@@ -324,7 +326,7 @@ def _config_case(node, case):
     if case == "bad-log-level":
         return base.replace("level: %s" % H.LOG_LEVEL, "level: loudest"), [r"log\.level", r"loudest"]
     if case == "missing-fuse-dir":
-        return re.sub(r"fuse:\n  dir: [^\n]*\n", "", base), [r"fuse\.dir"]
+        return re.sub(r"(fuse:\n)  dir: [^\n]*\n", r"\1", base), [r"fuse\.dir"]
     if case == "missing-data-dir":
         return re.sub(r"data:\n  dir: [^\n]*\n", "", base), [r"data\.dir"]
     if case == "scalar-instead-of-map":

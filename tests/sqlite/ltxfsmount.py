@@ -86,7 +86,7 @@ class LtxfsMount:
     and never raises for a daemon that already died.
     """
 
-    def __init__(self, binary, workdir, extra_config=""):
+    def __init__(self, binary, workdir, extra_config="", locks="ltxfs"):
         self.binary = os.path.abspath(binary)
         self.workdir = os.path.abspath(workdir)
         self.mnt = os.path.join(self.workdir, "mnt")
@@ -94,6 +94,7 @@ class LtxfsMount:
         self.config = os.path.join(self.workdir, "ltxfs.yml")
         self.log = os.path.join(self.workdir, "ltxfs.log")
         self.extra_config = extra_config
+        self.locks = locks
         self.proc = None
         self.exit_status = None
 
@@ -108,7 +109,7 @@ class LtxfsMount:
     def _write_config(self):
         port = free_port()
         with open(self.config, "w") as f:
-            f.write("fuse:\n  dir: %s\n" % self.mnt)
+            f.write("fuse:\n  dir: %s\n  locks: %s\n" % (self.mnt, self.locks))
             f.write("data:\n  dir: %s\n" % self.data)
             f.write("lease:\n  type: static\n  candidate: true\n")
             f.write("http:\n  addr: \"127.0.0.1:%d\"\n" % port)

@@ -68,6 +68,7 @@ static const char full_cfg[] =
 	"  dir: /litefs\n"
 	"  debug: yes\n"
 	"  allow-other: On\n"
+	"  locks: kernel\n"
 	"data:\n"
 	"  dir: /var/lib/litefs\n"
 	"  retention: 1h30m\n"
@@ -100,6 +101,7 @@ static void test_full_config(void)
 	CHECK_STR_CONTAINS(c.fuse.dir, "/litefs");
 	CHECK(c.fuse.debug);
 	CHECK(c.fuse.allow_other);
+	CHECK_EQ_INT(CONFIG_LOCKS_KERNEL, c.fuse.locks);
 	CHECK(strcmp(c.data.dir, "/var/lib/litefs") == 0);
 	CHECK_EQ_U64(5400ULL * 1000000000ULL, c.data.retention_ns);
 	CHECK_EQ_U64(512000000ULL, c.data.retention_bytes);
@@ -131,6 +133,7 @@ static void test_defaults(void)
 	CHECK_EQ_INT(0, config_load_string(&c, MIN_CFG, strlen(MIN_CFG), NULL, &err));
 	CHECK_STR_CONTAINS(c.origin, "<config>");
 	CHECK(!c.fuse.debug && !c.fuse.allow_other);
+	CHECK_EQ_INT(CONFIG_LOCKS_LTXFS, c.fuse.locks);
 	CHECK_EQ_U64(600ULL * 1000000000ULL, c.data.retention_ns);
 	CHECK_EQ_U64(1ULL << 30, c.data.retention_bytes);
 	CHECK_EQ_INT(CONFIG_SYNC_APP, c.data.sync);
@@ -241,7 +244,7 @@ static void test_known_keys(void)
 		CHECK(strstr(err.msg, "unknown key") == NULL);
 		config_free(&c);
 	}
-	CHECK_EQ_INT(15, n);
+	CHECK_EQ_INT(16, n);
 	CHECK(strcmp(keys[0], "fuse.dir") == 0);
 	CHECK(strcmp(keys[n - 1], "exec") == 0);
 }
@@ -429,6 +432,8 @@ static void test_value_errors(void)
 	CHECK_REJECT(MIN_CFG "lease:\n  type: etcd\n", "\"etcd\" is not yet supported in this build");
 	CHECK_REJECT("fuse:\n  dir: /a\ndata:\n  dir: /b\n  sync: never\n",
 		     "data.sync: \"never\" is not one of app, always");
+	CHECK_REJECT("fuse:\n  dir: /a\n  locks: posix\ndata:\n  dir: /b\n",
+		     "fuse.locks: \"posix\" is not one of ltxfs, kernel");
 	CHECK_REJECT(MIN_CFG "log:\n  level: INFO\n",
 		     "log.level: \"INFO\" is not one of debug, info, warn, error");
 	CHECK_REJECT(MIN_CFG "log:\n  level: [info]\n", "log.level: expected a scalar, got a sequence");
@@ -638,6 +643,7 @@ static bool same_config(const ltxfs_config *a, const ltxfs_config *b)
 	bool same = strcmp(a->fuse.dir, b->fuse.dir) == 0 &&
 		a->fuse.debug == b->fuse.debug &&
 		a->fuse.allow_other == b->fuse.allow_other &&
+		a->fuse.locks == b->fuse.locks &&
 		strcmp(a->data.dir, b->data.dir) == 0 &&
 		a->data.retention_ns == b->data.retention_ns &&
 		a->data.retention_bytes == b->data.retention_bytes &&
