@@ -482,7 +482,7 @@ static int log_wal_transaction(database *db, wal_scan *s, uint32_t commit,
 }
 
 /* Read and validate the WAL header; start over when the WAL was restarted. */
-static int wal_load_header(database *db)
+int db_wal_load_header_locked(database *db)
 {
 	db_wal_state *w = &db->wal;
 	uint8_t buf[WAL_HEADER_SIZE];
@@ -512,7 +512,7 @@ int db_capture_wal_locked(database *db, lx_err *err)
 
 	if (db->file[DBF_WAL] == NULL || db->failed)
 		return 0;
-	if (!w->valid && !wal_load_header(db))
+	if (!w->valid && !db_wal_load_header_locked(db))
 		return 0;
 	frame_size = WAL_FRAME_HEADER_SIZE + w->hdr.page_size;
 	memset(&s, 0, sizeof(s));

@@ -362,29 +362,52 @@ static int rewrites_same_bytes(int fd, const uint8_t *buf, size_t len, off_t off
 	return same;
 }
 
+/*
+ * What a WAL write means before it is passed through: 0 to pass it (with
+ * *restart set when the WAL header is being replaced), or an error.
+ */
+static int check_wal_write(database *db, backing *b, const uint8_t *buf, size_t len,
+			   off_t off, int *restart, lx_err *err)
+{
+	db_wal_state *w = &db->wal;
+	*restart = 0;
+	if (off == 0 && len >= WAL_HEADER_SIZE) {
+		/* A new header: SQLite restarts the log (or a tool writes a
+		 * whole file).  Everything committed in the old one was captured
+		 * at its commit; make sure, then start over. */
+		*restart = 1;
+		return db_capture_wal_locked(db, err);
+	}
+	if (!w->valid || (uint64_t)off >= w->processed ||
+	    rewrites_same_bytes(b->fd, buf, len, off, w->processed))
+		return 0;
+	if (off < WAL_HEADER_SIZE && w->processed == WAL_HEADER_SIZE) {
+		/* A tool edits the header of a WAL none of whose frames is in
+		 * the log yet: read the header again afterwards. */
+		*restart = 1;
+		return 0;
+	}
+	/* Refused, and the database stays served: the WAL keeps the frames
+	 * the log has, so SQLite's next recovery agrees with it. */
+	return lx_err_set(err, EIO, "db %s: write at WAL offset %lld would change committed "
+			  "frames (captured up to %" PRIu64 "); refused",
+			  db->name, (long long)off, w->processed);
+}
+
 static ssize_t write_wal_locked(database *db, backing *b, const uint8_t *buf,
 				size_t len, off_t off, lx_err *err)
 {
 	db_wal_state *w = &db->wal;
 	uint32_t ps = w->valid ? w->hdr.page_size : 0;
+	int restart;
 	ssize_t n;
 	int rc;
 
-	if (off == 0) {
-		/* A new WAL header: SQLite restarts the log.  Everything of the
-		 * old one was captured at its commits; make sure. */
-		rc = db_capture_wal_locked(db, err);
-		if (rc < 0)
-			return rc;
+	rc = check_wal_write(db, b, buf, len, off, &restart, err);
+	if (rc < 0)
+		return rc;
+	if (restart)
 		w->valid = 0;
-	} else if (w->valid && (uint64_t)off < w->processed &&
-		   !rewrites_same_bytes(b->fd, buf, len, off, w->processed)) {
-		/* Refused, and the database stays served: the WAL keeps the
-		 * frames the log has, so SQLite's next recovery agrees with it. */
-		return lx_err_set(err, EIO, "db %s: write at WAL offset %lld would change committed "
-				  "frames (captured up to %" PRIu64 "); refused",
-				  db->name, (long long)off, w->processed);
-	}
 	n = pass_write(b->fd, buf, len, off);
 	if (n < 0)
 		return lx_err_sys(err, (int)-n, "db %s: write wal", db->name);
@@ -404,13 +427,12 @@ static ssize_t write_wal_locked(database *db, backing *b, const uint8_t *buf,
 			return rc;
 		}
 	}
-	if (!w->valid && off == 0) {
-		/* Load the new header now: the first commit of this WAL is then
-		 * seen at its commit frame like every other one. */
+	if (!w->valid && off < WAL_HEADER_SIZE) {
+		/* Load the new header now (only the header: frames count when a
+		 * commit, a sync or a lock says so), so the first commit of this
+		 * WAL is seen at its commit frame like every other one. */
 		w->commit_frame_end = 0;
-		rc = db_capture_wal_locked(db, err);
-		if (rc < 0)
-			return rc;
+		db_wal_load_header_locked(db);
 	}
 	return n;
 }

@@ -36,6 +36,10 @@ int db_capture_rollback_locked(database *db, lx_err *err);
 /* Capture every committed, not yet captured transaction in the WAL. */
 int db_capture_wal_locked(database *db, lx_err *err);
 
+/* Load the WAL header (page size, salts) if it is valid; captures nothing.
+ * Returns 1 when loaded. */
+int db_wal_load_header_locked(database *db);
+
 /* Record the newest WAL frame of each page of a captured transaction. */
 int db_wal_remember_locked(database *db, const txn_page *v, size_t n);
 

@@ -6,6 +6,7 @@
 #                                     default test files natively and on an
 #                                     ltxfs mount, compare (docs/sqlite-tests.md)
 #   make check-sqlite SQLITE_TESTS='wal*.test pager1.test'
+#   make check-sqlite SQLITE_LOCKS=kernel  the mounts with fuse.locks: kernel
 #   make check-sqlite-native          native half only (no ltxfs needed)
 #   make sqlite-testfixture sqlite-speedtest1
 #
@@ -31,6 +32,8 @@ SQLITE_TESTS_ALL := wal*.test journal*.test pager*.test
 SQLITE_TESTS ?= $(SQLITE_TESTS_ALL) -walcrash3.test -pagerfault.test \
 	-pagerfault2.test -walfault.test
 SQLITE_TEST_TIMEOUT ?= 300
+# fuse.locks of the mounts: ltxfs (default) or kernel.
+SQLITE_LOCKS ?= ltxfs
 SQLITE_TEST_JOBS ?= 2
 SQLITE_REPORT := $(SQLITE_CACHE)/sqlite-report.txt
 
@@ -66,7 +69,8 @@ sqlite-speedtest1: $(SPEEDTEST1)
 SQLITE_RUN = $(PYTHON) tests/sqlite/run-tests.py --testfixture $(TESTFIXTURE) \
 	--srcdir "$$(cat $(SQLITE_SRC_PATH))" --tests '$(SQLITE_TESTS)' \
 	--timeout $(SQLITE_TEST_TIMEOUT) --jobs $(SQLITE_TEST_JOBS) \
-	--workdir $(SQLITE_CACHE)/sqlite-run --report $(SQLITE_REPORT)
+	--workdir $(SQLITE_CACHE)/sqlite-run --report $(SQLITE_REPORT) \
+	--locks $(SQLITE_LOCKS)
 
 check-sqlite: $(TESTFIXTURE) $(BUILD)/ltxfs
 	$(SQLITE_RUN) --ltxfs $(abspath $(BUILD)/ltxfs)

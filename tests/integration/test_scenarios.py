@@ -554,3 +554,50 @@ def test_wal_rewrite_of_committed_frames(node, track_conn):
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     con.close()
     node.check_replay("rw.db")
+
+
+@pytest.mark.parametrize("where", ["header", "frame"])
+def test_hand_edited_wal_copy_as_native(node, tmp_path, where):
+    """A WAL copied in by hand and then damaged by one byte (SQLite's
+    walslow-3): SQLite ignores the damaged WAL, and so does the log; writes
+    to the copy are never refused."""
+    def run(dirpath):
+        src = os.path.join(str(tmp_path), "src.db")
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(src + suffix):
+                os.remove(src + suffix)
+        con = H.connect(src, "delete", page_size=1024, synchronous="NORMAL")
+        con.execute("CREATE TABLE t1(a, b)")
+        con.execute("INSERT INTO t1 VALUES (1, randomblob(300)), (2, randomblob(300))")
+        assert con.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
+        con.execute("INSERT INTO t1 VALUES (3, randomblob(300))")
+        with open(src + "-wal", "rb") as f:
+            wal = f.read()
+        with open(src, "rb") as f:
+            db = f.read()
+        con.close()
+        path = os.path.join(dirpath, "c.db")
+        with open(path, "wb") as f:
+            f.write(db)
+        with open(path + "-wal", "wb") as f:
+            f.write(wal)
+        off = 5 if where == "header" else 32 + 24 + 100
+        with open(path + "-wal", "r+b") as f:
+            f.seek(off)
+            b = f.read(1)
+            f.seek(off)
+            f.write(bytes([(b[0] + 1) & 0xFF]))
+        c = sqlite3.connect(path, isolation_level=None)
+        rows = [r[0] for r in c.execute("SELECT a FROM t1 ORDER BY a")]
+        c.close()
+        return rows
+
+    native_dir = tmp_path / "native"
+    native_dir.mkdir()
+    assert run(str(native_dir)) == [1, 2]
+    assert run(node.mnt) == [1, 2]
+    con = H.connect(node.path("c.db"))
+    con.execute("INSERT INTO t1 VALUES (4, 'x')")
+    assert [r[0] for r in con.execute("SELECT a FROM t1 ORDER BY a")] == [1, 2, 4]
+    con.close()
+    node.check_replay("c.db")

@@ -179,7 +179,7 @@ def run_native(args, name):
 def run_ltxfs(args, name, mode="ltxfs"):
     res = Result(name, mode)
     work = os.path.join(args.workdir, mode, name)
-    m = ltxfsmount.LtxfsMount(args.ltxfs, work)
+    m = ltxfsmount.LtxfsMount(args.ltxfs, work, locks=args.locks)
     logpath = os.path.join(args.logdir, "%s-%s.log" % (mode, name))
     daemon_log = os.path.join(args.logdir, "%s-%s.daemon.log" % (mode, name))
     try:
@@ -438,6 +438,8 @@ def main():
                     help="space separated globs relative to test/; "
                     "-GLOB drops files")
     ap.add_argument("--timeout", type=int, default=300)
+    ap.add_argument("--locks", choices=["ltxfs", "kernel"], default="ltxfs",
+                    help="fuse.locks of the ltxfs mounts")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--retries", type=int, default=1,
                     help="rerun ltxfs files with new failures (0 or 1)")
