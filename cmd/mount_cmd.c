@@ -3,7 +3,9 @@
  *
  * Threads: the main thread runs the FUSE session loop (fs_run), which
  * starts libfuse's worker threads; signal handling is libfuse's (SIGINT,
- * SIGTERM and SIGHUP end the loop).  Nothing else runs yet.
+ * SIGTERM and SIGHUP end the loop).  The store runs the log syncer thread
+ * (db/syncer.h) and the HTTP API its own polling thread
+ * (replica/http_server.h).
  */
 #include "cmd/mount_cmd.h"
 
@@ -13,11 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "base/log.h"
 #include "cmd/config.h"
 #include "db/store.h"
 #include "fs/fs.h"
+#include "replica/http_server.h"
 
 static const char usage[] = "usage: ltxfs mount -config FILE\n";
 
@@ -36,10 +40,33 @@ static uint64_t random_node_id(void)
 	return id;
 }
 
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The static lease: the candidate is the primary, named by lease.hostname. */
+static node_status node_of(const ltxfs_config *c, uint64_t node_id)
+{
+	node_status n;
+	memset(&n, 0, sizeof(n));
+	n.node_id = node_id;
+	n.hostname = c->lease.hostname;
+	n.role = c->lease.candidate ? "primary" : "replica";
+	n.primary = c->lease.hostname;
+	n.lease_type = "static";
+	n.started_ms = wall_ms();
+	return n;
+}
+
 static int run(const ltxfs_config *c)
 {
 	db_options dopt;
 	fs_options fopt;
+	node_status node;
+	http_server *http;
 	store *st;
 	lx_err err;
 	int rc;
@@ -54,6 +81,13 @@ static int run(const ltxfs_config *c)
 		lx_error("ltxfs", "%s", err.msg);
 		return 1;
 	}
+	node = node_of(c, dopt.node_id);
+	rc = http_server_start(&http, c->http.addr, st, &node, &err);
+	if (rc < 0) {
+		lx_error("ltxfs", "%s", err.msg);
+		store_close(st);
+		return 1;
+	}
 	memset(&fopt, 0, sizeof(fopt));
 	fopt.mountpoint = c->fuse.dir;
 	fopt.debug = c->fuse.debug;
@@ -62,6 +96,7 @@ static int run(const ltxfs_config *c)
 	rc = fs_run(st, &fopt, log_ready, (void *)fopt.mountpoint, &err);
 	if (rc < 0)
 		lx_error("ltxfs", "%s", err.msg);
+	http_server_stop(http);
 	store_close(st);
 	lx_info("ltxfs", "stopped");
 	return rc < 0 ? 1 : 0;

@@ -697,6 +697,27 @@ int db_flush(database *db, enum db_file f, uint64_t owner, lx_err *err)
 	return rc;
 }
 
+void db_status_get(database *db, db_status *out)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&db->mu);
+	out->txid = db->txid;
+	out->checksum = db->txid ? db->checksum : 0;
+	out->page_size = db->page_size;
+	out->n_pages = db->n_pages;
+	out->exists = db->file[DBF_DB] != NULL;
+	out->wal_mode = db->wal_mode;
+	out->failed = db->failed;
+	if (db->failed)
+		snprintf(out->failure, sizeof(out->failure), "%s", db->failure);
+	if (db->log != NULL) {
+		out->log_transactions = db->log->n;
+		out->log_bytes = db->log->ltx_bytes;
+	}
+	out->last_commit_ms = db->last_commit_ms;
+	pthread_mutex_unlock(&db->mu);
+}
+
 void db_position(database *db, uint64_t *txid, uint64_t *checksum)
 {
 	pthread_mutex_lock(&db->mu);

@@ -145,6 +145,23 @@ void db_close(database *db);
  * transaction). */
 void db_position(database *db, uint64_t *txid, uint64_t *checksum);
 
+/* What /status and /metrics report of one database (a consistent copy). */
+typedef struct db_status {
+	uint64_t txid;
+	uint64_t checksum;         /* 0 before the first transaction */
+	uint32_t page_size;
+	uint32_t n_pages;
+	int exists;                /* the database file exists */
+	int wal_mode;
+	int failed;
+	char failure[LX_ERR_MSG_MAX];
+	uint64_t log_transactions; /* records in the log */
+	uint64_t log_bytes;        /* LTX bytes in the log */
+	int64_t last_commit_ms;    /* wall clock of the last commit; 0 if none */
+} db_status;
+
+void db_status_get(database *db, db_status *out);
+
 /* 1 if the backing file exists. */
 int db_file_exists(database *db, enum db_file f);
 

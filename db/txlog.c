@@ -95,6 +95,7 @@ static int add_entry(txlog *log, const txlog_entry *e)
 		log->cap = cap;
 	}
 	log->ents[log->n++] = *e;
+	log->ltx_bytes += e->length;
 	return 0;
 }
 
@@ -595,7 +596,8 @@ int txlog_truncate_from(txlog *log, size_t index, lx_err *err)
 		return lx_err_sys(err, errno, "log %s: truncate", log->dir);
 	log->segs[seg].size = log->segs[seg].file_size = cut;
 	__atomic_store_n(&log->sync_fd, log->segs[seg].fd, __ATOMIC_RELEASE);
-	log->n = index;
+	while (log->n > index)
+		log->ltx_bytes -= log->ents[--log->n].length;
 	log->dir_dirty = 1;
 	return 0;
 }
@@ -606,6 +608,7 @@ int txlog_reset(txlog *log, lx_err *err)
 	while (log->nsegs > 0)
 		remove_segment_file(log, --log->nsegs);
 	log->n = 0;
+	log->ltx_bytes = 0;
 	if (fsync(log->dirfd) < 0)
 		return lx_err_sys(err, errno, "log %s: fsync directory", log->dir);
 	return 0;

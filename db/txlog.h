@@ -74,6 +74,7 @@ typedef struct txlog {
 	size_t nsegs, segs_cap;
 	txlog_entry *ents;
 	size_t n, cap;
+	uint64_t ltx_bytes;      /* sum of the entries' LTX lengths */
 
 	/* append buffer (owned; reused) */
 	uint8_t *buf;

@@ -1,0 +1,172 @@
+/*
+ * status.c - JSON and Prometheus renderings of the node's state (status.h).
+ */
+#include "replica/status.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void text_buf_free(text_buf *b)
+{
+	free(b->data);
+	memset(b, 0, sizeof(*b));
+}
+
+static void put(text_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void put(text_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+	if (b->oom)
+		return;
+	for (;;) {
+		size_t room = b->cap - b->len;
+		va_start(ap, fmt);
+		n = vsnprintf(b->data ? b->data + b->len : NULL, room, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->oom = 1;
+			return;
+		}
+		if ((size_t)n < room) {
+			b->len += (size_t)n;
+			return;
+		}
+		size_t cap = b->cap ? b->cap * 2 : 4096;
+		while (cap - b->len <= (size_t)n)
+			cap *= 2;
+		char *d = realloc(b->data, cap);
+		if (d == NULL) {
+			b->oom = 1;
+			return;
+		}
+		b->data = d;
+		b->cap = cap;
+	}
+}
+
+/* A JSON string literal (RFC 8259): quotes, backslashes and control
+ * characters escaped; other bytes (UTF-8) as they are. */
+static void put_json_string(text_buf *b, const char *s)
+{
+	put(b, "\"");
+	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+		if (*p == '"' || *p == '\\')
+			put(b, "\\%c", *p);
+		else if (*p < 0x20)
+			put(b, "\\u%04x", *p);
+		else
+			put(b, "%c", *p);
+	}
+	put(b, "\"");
+}
+
+/* A Prometheus label value: backslash, double quote and newline escaped. */
+static void put_label_value(text_buf *b, const char *s)
+{
+	for (const char *p = s ? s : ""; *p; p++) {
+		if (*p == '\\' || *p == '"')
+			put(b, "\\%c", *p);
+		else if (*p == '\n')
+			put(b, "\\n");
+		else
+			put(b, "%c", *p);
+	}
+}
+
+static void put_json_db(text_buf *b, const status_db *d)
+{
+	const db_status *s = &d->st;
+	put(b, "{\"name\":");
+	put_json_string(b, d->name);
+	put(b, ",\"exists\":%s,\"txid\":%" PRIu64 ",\"checksum\":\"%016" PRIx64 "\""
+	       ",\"page_size\":%u,\"page_count\":%u,\"journal\":\"%s\""
+	       ",\"log_transactions\":%" PRIu64 ",\"log_bytes\":%" PRIu64
+	       ",\"last_commit_ms\":%" PRId64 ",\"failed\":%s",
+	    s->exists ? "true" : "false", s->txid, s->checksum, s->page_size,
+	    s->n_pages, s->wal_mode ? "wal" : "rollback", s->log_transactions,
+	    s->log_bytes, s->last_commit_ms, s->failed ? "true" : "false");
+	if (s->failed) {
+		put(b, ",\"failure\":");
+		put_json_string(b, s->failure);
+	}
+	put(b, "}");
+}
+
+int status_render_json(text_buf *out, const node_status *node,
+		       const status_db *dbs, size_t n)
+{
+	put(out, "{\"node_id\":\"%016" PRIx64 "\",\"hostname\":", node->node_id);
+	put_json_string(out, node->hostname);
+	put(out, ",\"role\":");
+	put_json_string(out, node->role);
+	put(out, ",\"primary\":");
+	put_json_string(out, node->primary);
+	put(out, ",\"lease\":");
+	put_json_string(out, node->lease_type);
+	put(out, ",\"uptime_ms\":%" PRId64 ",\"databases\":[", node->now_ms - node->started_ms);
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			put(out, ",");
+		put_json_db(out, &dbs[i]);
+	}
+	put(out, "]}\n");
+	return out->oom ? -ENOMEM : 0;
+}
+
+/* One metric family: HELP, TYPE, then a sample per database. */
+static void put_db_family(text_buf *b, const char *name, const char *type,
+			  const char *help, const status_db *dbs, size_t n,
+			  uint64_t (*value)(const db_status *))
+{
+	put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	for (size_t i = 0; i < n; i++) {
+		put(b, "%s{db=\"", name);
+		put_label_value(b, dbs[i].name);
+		put(b, "\"} %" PRIu64 "\n", value(&dbs[i].st));
+	}
+}
+
+static uint64_t v_txid(const db_status *s) { return s->txid; }
+static uint64_t v_pages(const db_status *s) { return s->n_pages; }
+static uint64_t v_db_bytes(const db_status *s) { return (uint64_t)s->n_pages * s->page_size; }
+static uint64_t v_log_tx(const db_status *s) { return s->log_transactions; }
+static uint64_t v_log_bytes(const db_status *s) { return s->log_bytes; }
+static uint64_t v_failed(const db_status *s) { return s->failed ? 1 : 0; }
+
+int status_render_metrics(text_buf *out, const node_status *node,
+			  const status_db *dbs, size_t n)
+{
+	put(out, "# HELP ltxfs_info The node (value 1).\n# TYPE ltxfs_info gauge\n"
+		 "ltxfs_info{node_id=\"%016" PRIx64 "\",hostname=\"", node->node_id);
+	put_label_value(out, node->hostname);
+	put(out, "\",role=\"");
+	put_label_value(out, node->role);
+	put(out, "\"} 1\n");
+	put(out, "# HELP ltxfs_primary 1 if this node holds the lease.\n# TYPE ltxfs_primary gauge\n"
+		 "ltxfs_primary %d\n", strcmp(node->role, "primary") == 0);
+	put(out, "# HELP ltxfs_uptime_seconds Seconds since the daemon started.\n"
+		 "# TYPE ltxfs_uptime_seconds gauge\nltxfs_uptime_seconds %.3f\n",
+	    (double)(node->now_ms - node->started_ms) / 1000.0);
+	put(out, "# HELP ltxfs_databases Databases known to the node.\n"
+		 "# TYPE ltxfs_databases gauge\nltxfs_databases %zu\n", n);
+	put_db_family(out, "ltxfs_db_txid", "gauge", "TXID of the last transaction.",
+		      dbs, n, v_txid);
+	put_db_family(out, "ltxfs_db_pages", "gauge", "Pages in the database.", dbs, n, v_pages);
+	put_db_family(out, "ltxfs_db_size_bytes", "gauge", "Database size in bytes.",
+		      dbs, n, v_db_bytes);
+	put_db_family(out, "ltxfs_log_transactions", "gauge",
+		      "Transactions held in the log.", dbs, n, v_log_tx);
+	put_db_family(out, "ltxfs_log_bytes", "gauge", "LTX bytes held in the log.",
+		      dbs, n, v_log_bytes);
+	put_db_family(out, "ltxfs_db_failed", "gauge",
+		      "1 if the database is not served (see the log and /status).",
+		      dbs, n, v_failed);
+	return out->oom ? -ENOMEM : 0;
+}

@@ -1,0 +1,47 @@
+/*
+ * status.h - the node's state as the HTTP API reports it.
+ *
+ * Pure rendering: GET /status is JSON (docs/protocol.md), GET /metrics is
+ * the Prometheus text format (version 0.0.4).  The caller gathers a
+ * node_status and one db_status per database; these functions only format
+ * them into a growable buffer.  No I/O, no locking, no global state.
+ */
+#ifndef LTXFS_REPLICA_STATUS_H
+#define LTXFS_REPLICA_STATUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db/database.h"
+
+typedef struct node_status {
+	uint64_t node_id;
+	const char *hostname;
+	const char *role;          /* "primary" or "replica" */
+	const char *primary;       /* the primary's hostname */
+	const char *lease_type;    /* "static", ... */
+	int64_t started_ms;        /* wall clock at start */
+	int64_t now_ms;
+} node_status;
+
+typedef struct status_db {
+	const char *name;
+	db_status st;
+} status_db;
+
+/* A growable text buffer; `oom` records a failed allocation. */
+typedef struct text_buf {
+	char *data;
+	size_t len, cap;
+	int oom;
+} text_buf;
+
+void text_buf_free(text_buf *b);
+
+/* Render into `out` (appending).  Return 0, or -ENOMEM. */
+int status_render_json(text_buf *out, const node_status *node,
+		       const status_db *dbs, size_t n);
+int status_render_metrics(text_buf *out, const node_status *node,
+			  const status_db *dbs, size_t n);
+
+#endif
