@@ -47,14 +47,14 @@ static int64_t wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The static lease: the candidate is the primary, named by lease.hostname. */
+/* The static lease of this build: this node is the primary. */
 static node_status node_of(const ltxfs_config *c, uint64_t node_id)
 {
 	node_status n;
 	memset(&n, 0, sizeof(n));
 	n.node_id = node_id;
 	n.hostname = c->lease.hostname;
-	n.role = c->lease.candidate ? "primary" : "replica";
+	n.role = "primary";
 	n.primary = c->lease.hostname;
 	n.lease_type = "static";
 	n.started_ms = wall_ms();
@@ -72,6 +72,13 @@ static int run(const ltxfs_config *c)
 	int rc;
 
 	lx_log_set_level(c->log.level);
+	if (!c->lease.candidate) {
+		/* Running anyway would make a writable copy of what the user
+		 * means to be a read-only replica: silent divergence. */
+		lx_error("ltxfs", "%s: lease.candidate: false makes this node a replica, and this "
+			 "build has no replication yet; refusing to start", c->origin);
+		return 1;
+	}
 	memset(&dopt, 0, sizeof(dopt));
 	dopt.node_id = c->lease.node_id ? c->lease.node_id : random_node_id();
 	dopt.lease_epoch = 1;   /* static lease: one epoch for the node's life */
