@@ -77,8 +77,7 @@ static uint64_t post_checksum(const database *db, const txn_build *t)
 static void apply_to_state(database *db, const txn_build *t, uint64_t post,
 			   int wal_mode_seen, int wal_mode)
 {
-	if (t->full_image || t->page_size != db->page_size)
-		if (db->page_ck != NULL)
+	if ((t->full_image || t->page_size != db->page_size) && db->page_ck != NULL)
 		memset(db->page_ck, 0, db->page_ck_cap * sizeof(uint64_t));
 	for (size_t i = 0; i < t->n; i++)
 		db->page_ck[t->pages[i].pgno - 1] = t->pages[i].ck;
@@ -514,6 +513,10 @@ int db_capture_wal_locked(database *db, lx_err *err)
 		return 0;
 	if (!w->valid && !db_wal_load_header_locked(db))
 		return 0;
+	/* The lock, sync and checkpoint triggers mostly follow a commit that
+	 * was captured at its frame: nothing written since, nothing to read. */
+	if (w->scanned)
+		return 0;
 	frame_size = WAL_FRAME_HEADER_SIZE + w->hdr.page_size;
 	memset(&s, 0, sizeof(s));
 	off = w->processed;
@@ -526,8 +529,10 @@ int db_capture_wal_locked(database *db, lx_err *err)
 			rc = lx_err_sys(err, -have, "db %s: read wal", db->name);
 			break;
 		}
-		if (have == 0 || !wal_frame_valid(&w->hdr, frame, &chain))
+		if (have == 0 || !wal_frame_valid(&w->hdr, frame, &chain)) {
+			w->scanned = 1;
 			break;
+		}
 		wal_frame_header_parse(frame, &f);
 		if (wal_scan_add(&s, &(txn_page){ f.pgno,
 				 ltx_page_checksum(f.pgno, frame + WAL_FRAME_HEADER_SIZE, w->hdr.page_size),
@@ -559,4 +564,5 @@ void db_wal_reset_locked(database *db)
 	w->valid = 0;
 	w->processed = 0;
 	w->commit_frame_end = 0;
+	w->scanned = 0;
 }

@@ -409,6 +409,7 @@ static ssize_t write_wal_locked(database *db, backing *b, const uint8_t *buf,
 	if (restart)
 		w->valid = 0;
 	n = pass_write(b->fd, buf, len, off);
+	w->scanned = 0;
 	if (n < 0)
 		return lx_err_sys(err, (int)-n, "db %s: write wal", db->name);
 	if (ps && len == WAL_FRAME_HEADER_SIZE && off >= WAL_HEADER_SIZE &&

@@ -84,6 +84,7 @@ typedef struct db_wal_state {
 	uint64_t processed;      /* offset just past the last captured commit frame */
 	wal_cksum chain;         /* running checksum at `processed` */
 	uint64_t commit_frame_end;  /* end of a commit frame whose header was written, or 0 */
+	int scanned;             /* no WAL write since a capture scanned to the end */
 	uint32_t *frame_of;      /* [pgno-1] -> 1-based frame index of newest captured version */
 	size_t frame_of_len;
 	uint32_t *touched;       /* pgnos with frame_of set (to reset in O(touched)) */
