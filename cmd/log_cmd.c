@@ -68,9 +68,12 @@ static int log_list(txlog *log)
 	return 0;
 }
 
+/* The chain is checked from the log's base: retention or a replica's
+ * snapshot may have removed the history before it. */
 static int log_verify(txlog *log)
 {
-	uint64_t prev_txid = 0, prev_ck = 0;
+	uint64_t prev_txid, prev_ck;
+	txlog_base(log, &prev_txid, &prev_ck);
 	for (size_t i = 0; i < log->n; i++) {
 		const txlog_entry *e = &log->ents[i];
 		lx_err err;
@@ -93,10 +96,18 @@ static int log_verify(txlog *log)
 	return 0;
 }
 
+/* Replaying rebuilds the database from TXID 1: the log must start there. */
 static int log_replay(txlog *log, const char *out)
 {
 	apply_target t;
+	uint64_t base_txid, base_ck;
 	int rc = 0;
+	txlog_base(log, &base_txid, &base_ck);
+	if (base_txid != 0) {
+		fprintf(stderr, "ltxfs log replay: the log starts after TXID %" PRIu64
+			" (older transactions were removed); nothing to replay from\n", base_txid);
+		return 1;
+	}
 	memset(&t, 0, sizeof(t));
 	t.checksum = LTX_CHECKSUM_FLAG;
 	t.fd = open(out, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

@@ -86,7 +86,32 @@ static int on_page(void *arg, uint32_t pgno, const uint8_t *data, uint64_t ck)
 	}
 	if (t->page_ck)
 		t->page_ck[pgno - 1] = ck;
+	if (t->written)
+		t->written(t->written_ctx, pgno);
 	c->checksum = ltx_checksum_update(c->checksum, old, ck);
+	return 0;
+}
+
+/* After every page was written: cut the file, check and take the position. */
+static int finish(apply_target *t, apply_ctx *c, const ltx_header *h,
+		  const ltx_trailer *tr, lx_err *err)
+{
+	/* Pages beyond the new size leave the checksum. */
+	if (!c->full_image && t->page_ck)
+		for (uint32_t p = h->commit + 1; p <= t->n_pages; p++) {
+			c->checksum = ltx_checksum_update(c->checksum, t->page_ck[p - 1], 0);
+			t->page_ck[p - 1] = 0;
+		}
+	if (ftruncate(t->fd, (off_t)h->commit * h->page_size) < 0)
+		return lx_err_sys(err, errno, "truncate to %u pages", h->commit);
+	if (t->page_ck && c->checksum != tr->post_checksum)
+		return lx_err_set(err, EBADMSG,
+			"TXID %" PRIu64 ": database checksum after apply %016" PRIx64 " != %016" PRIx64,
+			h->max_txid, c->checksum, tr->post_checksum);
+	t->page_size = h->commit ? h->page_size : 0;
+	t->n_pages = h->commit;
+	t->checksum = tr->post_checksum;
+	t->txid = h->max_txid;
 	return 0;
 }
 
@@ -103,21 +128,39 @@ int apply_ltx(apply_target *t, const uint8_t *ltx, size_t len, lx_err *err)
 	rc = ltx_decode_buffer(ltx, len, &cb, err);
 	if (rc < 0)
 		return rc;
-	/* Pages beyond the new size leave the checksum. */
-	if (!c.full_image && t->page_ck)
-		for (uint32_t p = h.commit + 1; p <= t->n_pages; p++) {
-			c.checksum = ltx_checksum_update(c.checksum, t->page_ck[p - 1], 0);
-			t->page_ck[p - 1] = 0;
-		}
-	if (ftruncate(t->fd, (off_t)h.commit * h.page_size) < 0)
-		return lx_err_sys(err, errno, "truncate to %u pages", h.commit);
-	if (t->page_ck && c.checksum != tr.post_checksum)
-		return lx_err_set(err, EBADMSG,
-			"TXID %" PRIu64 ": database checksum after apply %016" PRIx64 " != %016" PRIx64,
-			h.max_txid, c.checksum, tr.post_checksum);
-	t->page_size = h.commit ? h.page_size : 0;
-	t->n_pages = h.commit;
-	t->checksum = tr.post_checksum;
-	t->txid = h.max_txid;
-	return 0;
+	return finish(t, &c, &h, &tr, err);
+}
+
+int apply_ltx_fd(apply_target *t, int fd, uint64_t len, lx_err *err)
+{
+	enum { CHUNK = 256 * 1024 };
+	ltx_header h;
+	ltx_trailer tr;
+	ltx_decoder dec;
+	apply_ctx c = { t, NULL, 0, 0, err };
+	ltx_decode_cb cb = { &c, on_header, on_page, NULL };
+	uint8_t *buf;
+	int rc = ltx_verify_fd(fd, 0, len, &h, &tr, err);
+
+	if (rc < 0)
+		return rc;
+	buf = malloc(CHUNK);
+	if (buf == NULL)
+		return lx_err_set(err, ENOMEM, "out of memory");
+	rc = ltx_decoder_init(&dec, &cb, NULL, err);
+	for (uint64_t off = 0; rc == 0 && off < len;) {
+		size_t n = len - off < CHUNK ? (size_t)(len - off) : CHUNK;
+		ssize_t got = pread(fd, buf, n, (off_t)off);
+		if (got <= 0)
+			rc = got < 0 ? lx_err_sys(err, errno, "read LTX") :
+				       lx_err_set(err, EIO, "LTX file shorter than %" PRIu64, len);
+		else
+			rc = ltx_decoder_feed(&dec, buf, (size_t)got, err);
+		off += got > 0 ? (uint64_t)got : 0;
+	}
+	if (rc == 0)
+		rc = ltx_decoder_finish(&dec, err);
+	ltx_decoder_free(&dec);
+	free(buf);
+	return rc < 0 ? rc : finish(t, &c, &h, &tr, err);
 }

@@ -25,9 +25,16 @@ typedef struct apply_target {
 	uint64_t *page_ck;    /* optional: [pgno-1] kept up to date (caller sizes it
 				 with page_ck_cap entries; grown with realloc) */
 	size_t page_ck_cap;
+	/* optional: told of every page written (a replica invalidates caches) */
+	void (*written)(void *ctx, uint32_t pgno);
+	void *written_ctx;
 } apply_target;
 
 /* Verify and apply one LTX file held in memory; advances the target. */
 int apply_ltx(apply_target *t, const uint8_t *ltx, size_t len, lx_err *err);
+
+/* The same for `len` bytes of an LTX file stored at offset 0 of `fd`
+ * (read twice: verified, then applied), in bounded memory. */
+int apply_ltx_fd(apply_target *t, int fd, uint64_t len, lx_err *err);
 
 #endif

@@ -156,6 +156,7 @@ int db_log_transaction_locked(database *db, const txn_build *t, lx_err *err)
 	apply_to_state(db, t, post, wal_mode_seen, wal_mode);
 	lx_debug(db->name, "TXID %" PRIu64 ": %zu pages, commit %u, checksum %016" PRIx64,
 		 db->txid, t->n, t->commit, post);
+	db_events_notify(db->opt.events);
 	if (db->opt.sync == DB_SYNC_ALWAYS && txlog_sync(db->log, err) < 0) {
 		/* The transaction is in the log and must stay in the database:
 		 * a failed fsync leaves neither trustworthy. */

@@ -4,6 +4,7 @@
  */
 #include "base/bytes.h"
 #include "db/internal.h"
+#include "db/apply.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "ltx/ltx.h"
 
@@ -26,11 +28,27 @@ const char *const db_file_names[DBF_COUNT] = {
 
 /* ---- helpers shared by the layer ------------------------------------------ */
 
+void db_apply_target_locked(database *db, apply_target *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->fd = db->file[DBF_DB]->fd;
+	t->page_size = db->page_size;
+	t->n_pages = db->n_pages;
+	t->checksum = db->checksum;
+	t->txid = db->txid;
+	t->page_ck = db->page_ck;
+	t->page_ck_cap = db->page_ck_cap;
+}
+
+void db_apply_target_taken(database *db, const apply_target *t)
+{
+	db->page_ck = t->page_ck;
+	db->page_ck_cap = t->page_ck_cap;
+}
+
 int64_t db_now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return lx_wall_ms();
 }
 
 backing *backing_ref(backing *b)
@@ -196,6 +214,32 @@ static int mark_dirty(database *db, uint64_t off, size_t len)
 	return 0;
 }
 
+/* ---- what a replica refuses --------------------------------------------------- */
+
+enum replica_op { OP_CREATE, OP_WRITE, OP_REMOVE };
+
+static int file_is_empty(const database *db, enum db_file f)
+{
+	struct stat st;
+	return db->file[f] == NULL || (fstat(db->file[f]->fd, &st) == 0 && st.st_size == 0);
+}
+
+/*
+ * On a replica, the database, its journal and the WAL's content belong to
+ * the primary.  Local readers may still create the (empty) WAL and the shm,
+ * use the shm, and remove an empty WAL when they close.
+ */
+static int refused_on_replica_locked(database *db, enum db_file f, enum replica_op op,
+				     lx_err *err)
+{
+	if (!__atomic_load_n(&db->readonly, __ATOMIC_ACQUIRE) || f == DBF_SHM)
+		return 0;
+	if (f == DBF_WAL && (op == OP_CREATE || (op == OP_REMOVE && file_is_empty(db, f))))
+		return 0;
+	return lx_err_set(err, EROFS, "db %s: read-only replica: %s may not change",
+			  db->name, db_file_names[f]);
+}
+
 /* ---- opening backing files ------------------------------------------------ */
 
 int db_file_exists(database *db, enum db_file f)
@@ -237,6 +281,9 @@ int db_open_file(database *db, enum db_file f, int flags, mode_t mode,
 	pthread_mutex_lock(&db->mu);
 	if (db->failed) {
 		rc = lx_err_set(err, EIO, "db %s: not served: %s", db->name, db->failure);
+	} else if ((flags & (O_CREAT | O_TRUNC)) &&
+		   (rc = refused_on_replica_locked(db, f, OP_CREATE, err)) < 0) {
+		/* refused */
 	} else if (db->file[f] != NULL) {
 		if ((flags & O_CREAT) && (flags & O_EXCL))
 			rc = lx_err_set(err, EEXIST, "db %s: %s exists", db->name, db_file_names[f]);
@@ -291,9 +338,11 @@ static ssize_t write_database_locked(database *db, backing *b, const uint8_t *bu
 		int rc = db_capture_wal_locked(db, err);
 		if (rc < 0)
 			return rc;
+		db_preserve_locked(db, DBF_DB, (uint64_t)off, len);
 		n = pass_write(b->fd, buf, len, off);
 		return n < 0 ? lx_err_sys(err, (int)-n, "db %s: write", db->name) : n;
 	}
+	db_preserve_locked(db, DBF_DB, (uint64_t)off, len);
 	n = pass_write(b->fd, buf, len, off);
 	if (n < 0)
 		return lx_err_sys(err, (int)-n, "db %s: write", db->name);
@@ -408,6 +457,7 @@ static ssize_t write_wal_locked(database *db, backing *b, const uint8_t *buf,
 		return rc;
 	if (restart)
 		w->valid = 0;
+	db_preserve_locked(db, DBF_WAL, (uint64_t)off, len);
 	n = pass_write(b->fd, buf, len, off);
 	w->scanned = 0;
 	if (n < 0)
@@ -445,6 +495,8 @@ ssize_t db_write(database *db, enum db_file f, backing *b, const void *buf,
 	pthread_mutex_lock(&db->mu);
 	if (db->failed) {
 		n = lx_err_set(err, EIO, "db %s: not served: %s", db->name, db->failure);
+	} else if ((n = refused_on_replica_locked(db, f, OP_WRITE, err)) < 0) {
+		/* refused */
 	} else if (f == DBF_DB) {
 		n = write_database_locked(db, b, buf, len, off, err);
 	} else if (f == DBF_JOURNAL && b == db->file[f]) {
@@ -476,6 +528,8 @@ static int truncate_locked(database *db, enum db_file f, backing *b, off_t size,
 		rc = db_capture_wal_locked(db, err);
 		db_wal_reset_locked(db);
 	}
+	if (rc == 0 && (f == DBF_DB || f == DBF_WAL) && b == db->file[f])
+		db_preserve_locked(db, f, (uint64_t)size, UINT64_MAX);
 	if (rc == 0 && ftruncate(b->fd, size) < 0)
 		rc = lx_err_sys(err, errno, "db %s: truncate %s", db->name, db_file_names[f]);
 	return rc;
@@ -488,7 +542,7 @@ int db_truncate(database *db, enum db_file f, backing *b, off_t size,
 	pthread_mutex_lock(&db->mu);
 	if (db->failed)
 		rc = lx_err_set(err, EIO, "db %s: not served: %s", db->name, db->failure);
-	else
+	else if ((rc = refused_on_replica_locked(db, f, OP_REMOVE, err)) == 0)
 		rc = truncate_locked(db, f, b, size, err);
 	pthread_mutex_unlock(&db->mu);
 	return rc;
@@ -608,6 +662,8 @@ int db_unlink(database *db, enum db_file f, lx_err *err)
 	synced = db->txn_synced;   /* of the transaction the unlink may commit */
 	if (db->file[f] == NULL) {
 		rc = lx_err_set(err, ENOENT, "db %s: no %s", db->name, db_file_names[f]);
+	} else if ((rc = refused_on_replica_locked(db, f, OP_REMOVE, err)) < 0) {
+		/* refused */
 	} else if (db->failed && f == DBF_DB) {
 		rc = delete_failed_database_locked(db, err);
 	} else if (f == DBF_JOURNAL) {
@@ -618,6 +674,8 @@ int db_unlink(database *db, enum db_file f, lx_err *err)
 	} else if (f == DBF_DB) {
 		rc = delete_database_locked(db, err);
 	}
+	if (rc == 0)
+		db_preserve_locked(db, f, 0, UINT64_MAX);
 	if (rc == 0 && unlinkat(db->dirfd, db_file_names[f], 0) < 0)
 		rc = lx_err_sys(err, errno, "db %s: unlink %s", db->name, db_file_names[f]);
 	if (rc == 0) {
@@ -725,4 +783,68 @@ void db_position(database *db, uint64_t *txid, uint64_t *checksum)
 	*txid = db->txid;
 	*checksum = db->txid ? db->checksum : 0;
 	pthread_mutex_unlock(&db->mu);
+}
+
+/* ---- replicas and commit notifications ------------------------------------ */
+
+void db_set_readonly(database *db, int readonly)
+{
+	__atomic_store_n(&db->readonly, readonly, __ATOMIC_RELEASE);
+}
+
+int db_is_readonly(database *db)
+{
+	return __atomic_load_n(&db->readonly, __ATOMIC_ACQUIRE);
+}
+
+void db_events_init(db_events *ev)
+{
+	pthread_condattr_t ca;
+	memset(ev, 0, sizeof(*ev));
+	pthread_mutex_init(&ev->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&ev->cond, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+void db_events_destroy(db_events *ev)
+{
+	pthread_cond_destroy(&ev->cond);
+	pthread_mutex_destroy(&ev->mu);
+}
+
+void db_events_notify(db_events *ev)
+{
+	if (ev == NULL)
+		return;
+	pthread_mutex_lock(&ev->mu);
+	ev->seq++;
+	pthread_cond_broadcast(&ev->cond);
+	pthread_mutex_unlock(&ev->mu);
+}
+
+void db_events_wait(db_events *ev, uint64_t *seen, int timeout_ms, const int *stop)
+{
+	struct timespec ts = lx_mono_deadline(timeout_ms);
+	pthread_mutex_lock(&ev->mu);
+	while (ev->seq == *seen && !(stop && __atomic_load_n(stop, __ATOMIC_ACQUIRE)))
+		if (pthread_cond_timedwait(&ev->cond, &ev->mu, &ts) != 0)
+			break;
+	*seen = ev->seq;
+	pthread_mutex_unlock(&ev->mu);
+}
+
+void db_enforce_retention(database *db, int64_t now_ms, uint64_t max_age_ms,
+			  uint64_t max_bytes)
+{
+	size_t removed = 0;
+	lx_err err;
+	pthread_mutex_lock(&db->mu);
+	if (db->log != NULL && !db->log->readonly &&
+	    txlog_trim(db->log, now_ms, max_age_ms, max_bytes, &removed, &err) < 0)
+		lx_warn(db->name, "retention: %s", err.msg);
+	pthread_mutex_unlock(&db->mu);
+	if (removed)
+		lx_debug(db->name, "retention removed %zu transactions from the log", removed);
 }

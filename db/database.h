@@ -67,6 +67,34 @@ typedef struct backing {
 backing *backing_ref(backing *b);
 void backing_unref(backing *b);
 
+/*
+ * How a replica tells the mount that it changed files behind the kernel's
+ * back (fs/ registers one).  Called without db->mu held, while the applier
+ * holds SQLite's locks, so no local reader is inside a transaction.
+ */
+typedef struct database database;
+typedef struct db_observer {
+	void *ctx;
+	/* [off, off+len) of file f changed; len 0: the whole file and its size */
+	void (*inval)(void *ctx, database *db, enum db_file f, uint64_t off, uint64_t len);
+	/* put bytes into the kernel's cache of file f (shared memory readers map) */
+	void (*store)(void *ctx, database *db, enum db_file f, uint64_t off,
+		      const void *buf, size_t len);
+	/* files of the database appeared or disappeared */
+	void (*names)(void *ctx, database *db);
+} db_observer;
+
+/*
+ * Shared by every database of a store: commit notifications (streams to
+ * replicas wait on them) and the observer.  Owned by the store.
+ */
+typedef struct db_events {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	uint64_t seq;                  /* bumped at every logged transaction */
+	const db_observer *observer;   /* atomic; NULL until a mount registers */
+} db_events;
+
 /* Durability policy of the log (config key data.sync). */
 enum db_sync_policy { DB_SYNC_APP = 0, DB_SYNC_ALWAYS = 1 };
 
@@ -75,6 +103,9 @@ typedef struct db_options {
 	uint64_t lease_epoch;
 	enum db_sync_policy sync;
 	log_syncer *syncer;   /* overlaps log syncs with the app's; NULL: in line */
+	db_events *events;    /* NULL: nobody listens */
+	int readonly;         /* a replica (db_set_readonly) */
+	uint64_t segment_max; /* log segment size (0: the default) */
 } db_options;
 
 /* Per-WAL capture state. */
@@ -91,7 +122,9 @@ typedef struct db_wal_state {
 	size_t n_touched, touched_cap;
 } db_wal_state;
 
-typedef struct database {
+struct db_snapshot;
+
+struct database {
 	char *name;
 	char *dir;                 /* data.dir/dbs/NAME */
 	int dirfd;
@@ -126,7 +159,11 @@ typedef struct database {
 	int dirty_full;            /* a write did not align with page_size, or the size changed */
 
 	db_wal_state wal;
-} database;
+
+	int readonly;              /* a replica: the mount may not change it */
+	uint32_t shm_change;       /* iChange of the last shm header written (replica) */
+	struct db_snapshot *snapshots;  /* being read for replicas (db/snapshot.h) */
+};
 
 /*
  * Open the database NAME whose directory is `dir` (created if missing):
@@ -196,6 +233,77 @@ int db_flush(database *db, enum db_file f, uint64_t owner, lx_err *err);
 
 /* fsync of the directory holding the database's files. */
 int db_fsync_dir(database *db, lx_err *err);
+
+/* ---- replicas ---------------------------------------------------------- */
+
+/* A replica's databases are read-only through the mount: opening the
+ * database for writing, creating a journal and writing the database or
+ * the WAL fail with EROFS (SQLite then opens the file read-only and says
+ * "attempt to write a readonly database").  -shm stays writable: it is
+ * the local readers' shared memory. */
+void db_set_readonly(database *db, int readonly);
+int db_is_readonly(database *db);
+
+/*
+ * Apply one replicated LTX file (len bytes in `fd` at offset 0, fully
+ * verified by the caller) that continues this database's position: wait
+ * for SQLite's locks so no local reader is inside a transaction, append it
+ * to the log, write its pages, update the kernel's caches and (WAL mode)
+ * the shared-memory header so readers reload.
+ */
+int db_apply_remote(database *db, int fd, uint64_t len, lx_err *err);
+
+/*
+ * Replace the database with a verified snapshot: `image_fd` holds the
+ * complete database file (h->commit pages of h->page_size); page_ck[]
+ * (h->commit entries, taken over) their checksums.  The log restarts at
+ * the snapshot's position.
+ */
+int db_install_snapshot(database *db, int image_fd, const ltx_header *h,
+			uint64_t post_checksum, uint64_t *page_ck, lx_err *err);
+
+/* The primary has no such database: remove its files and history. */
+int db_remove_remote(database *db, lx_err *err);
+
+/* What a replica at a position needs next (the primary's stream). */
+enum db_send_kind {
+	SEND_NOTHING,      /* caught up (or the database has no history to send) */
+	SEND_LTX,          /* the logged transaction that follows the position */
+	SEND_SNAPSHOT,     /* the position is not on the retained history */
+	SEND_DELETED,      /* the replica has it, the primary has no pages: remove */
+};
+
+typedef struct db_send {
+	enum db_send_kind kind;
+	const char *why;           /* SEND_SNAPSHOT: a static reason for the log */
+	int fd;                    /* SEND_LTX: own descriptor of the log segment (close it) */
+	uint64_t offset, length;   /* SEND_LTX: the LTX bytes in fd */
+	uint64_t txid, checksum;   /* the position after sending it */
+} db_send;
+
+/*
+ * Decide what follows (txid, checksum) on this database's history:
+ * the next logged transaction when the position is on the retained
+ * history, a snapshot when it is not (replica ahead, same TXID with
+ * another checksum, a pre-checksum mismatch, history trimmed), nothing
+ * when it is current.  `known` says whether the replica has the database
+ * at all (a TXID 0 position it did not report needs nothing until there
+ * are pages).
+ */
+int db_next_send(database *db, uint64_t txid, uint64_t checksum, int known,
+		 db_send *out, lx_err *err);
+
+/* Trim the log to the retention bounds (0: none); the newest stays. */
+void db_enforce_retention(database *db, int64_t now_ms, uint64_t max_age_ms,
+			  uint64_t max_bytes);
+
+/* Commit notifications (db_events). */
+void db_events_init(db_events *ev);
+void db_events_destroy(db_events *ev);
+void db_events_notify(db_events *ev);
+/* Wait until ev->seq != *seen or timeout_ms passed; updates *seen.
+ * `stop` (may be NULL) is checked too (set it, then notify, to wake). */
+void db_events_wait(db_events *ev, uint64_t *seen, int timeout_ms, const int *stop);
 
 /* Read the logical content of one page (database file + captured WAL). */
 int db_read_page_locked(database *db, uint32_t pgno, uint8_t *buf, lx_err *err);

@@ -7,6 +7,16 @@
 #define LTXFS_DB_INTERNAL_H
 
 #include "db/database.h"
+#include "db/snapshot.h"
+
+/* Before the mount changes bytes of file f that a snapshot may still need
+ * (see snapshot.h); free when no snapshot is being read. */
+static inline void db_preserve_locked(database *db, enum db_file f, uint64_t off,
+				      uint64_t len)
+{
+	if (db->snapshots != NULL)
+		db_snapshot_preserve_locked(db, f, off, len);
+}
 
 /* Where the content of a page of a transaction comes from. */
 enum page_source { SRC_DB_FILE, SRC_WAL_FILE, SRC_LOGICAL };
@@ -75,5 +85,12 @@ int db_parse_header(const uint8_t *hdr, uint32_t *page_size, uint32_t *n_pages);
 int db_checksum_file_locked(database *db, lx_err *err);
 
 int64_t db_now_ms(void);
+
+/* An apply target (db/apply.h) at the database's in-memory state; after
+ * applying, db_apply_target_taken() takes the (possibly grown) page
+ * checksum array back. */
+struct apply_target;
+void db_apply_target_locked(database *db, struct apply_target *t);
+void db_apply_target_taken(database *db, const struct apply_target *t);
 
 #endif

@@ -158,13 +158,20 @@ static int load_state_locked(database *db)
 	struct stat st;
 	const txlog_entry *tail = txlog_last(db->log);
 	XXH64_hash_t sum, want;
+	uint64_t log_txid, log_checksum;
 	int fd = openat(db->dirfd, "state", O_RDONLY | O_CLOEXEC), ok = 0;
 
 	if (fd < 0)
 		return 0;
+	if (tail != NULL) {
+		log_txid = tail->hdr.max_txid;
+		log_checksum = tail->post_checksum;
+	} else {
+		txlog_base(db->log, &log_txid, &log_checksum);   /* a replica's snapshot */
+	}
 	if (read(fd, &h, sizeof(h)) == (ssize_t)sizeof(h) && h.magic == STATE_MAGIC &&
-	    h.version == STATE_VERSION && tail != NULL && tail->hdr.max_txid == h.txid &&
-	    tail->post_checksum == h.checksum && db->file[DBF_DB] != NULL &&
+	    h.version == STATE_VERSION && log_txid != 0 && log_txid == h.txid &&
+	    log_checksum == h.checksum && db->file[DBF_DB] != NULL &&
 	    fstat(db->file[DBF_DB]->fd, &st) == 0 && (uint64_t)st.st_size == h.db_size &&
 	    mtime_ns(&st) == h.db_mtime_ns && (uint64_t)st.st_ino == h.db_ino &&
 	    db_page_ck_reserve_locked(db, h.n_pages) == 0) {
@@ -365,6 +372,8 @@ int db_checkpoint_locked(database *db, lx_err *err)
 
 	if (db->file[DBF_WAL] == NULL && db->file[DBF_SHM] == NULL)
 		return 0;
+	db_preserve_locked(db, DBF_DB, 0, UINT64_MAX);
+	db_preserve_locked(db, DBF_WAL, 0, UINT64_MAX);
 	if (db->file[DBF_DB] == NULL && w->n_touched > 0) {
 		rc = db_open_backing_locked(db, DBF_DB, O_CREAT, 0644, err);
 		if (rc < 0)
@@ -412,17 +421,15 @@ int db_checkpoint_locked(database *db, lx_err *err)
 static int reapply_log_locked(database *db, size_t index, lx_err *err)
 {
 	apply_target t;
+	uint64_t base_ck;
 	int rc = db_checkpoint_locked(db, err);
 	if (rc < 0)
 		return rc;
-	memset(&t, 0, sizeof(t));
-	t.fd = db->file[DBF_DB]->fd;
-	t.page_size = db->page_size;
-	t.n_pages = db->n_pages;
-	t.checksum = db->checksum;
-	t.txid = index ? db->log->ents[index - 1].hdr.max_txid : 0;
-	t.page_ck = db->page_ck;
-	t.page_ck_cap = db->page_ck_cap;
+	db_apply_target_locked(db, &t);
+	if (index > 0)
+		t.txid = db->log->ents[index - 1].hdr.max_txid;
+	else
+		txlog_base(db->log, &t.txid, &base_ck);
 	for (size_t i = index; i < db->log->n && rc == 0; i++) {
 		const txlog_entry *e = &db->log->ents[i];
 		uint8_t *buf = malloc(e->length);
@@ -434,8 +441,7 @@ static int reapply_log_locked(database *db, size_t index, lx_err *err)
 			rc = apply_ltx(&t, buf, e->length, err);
 		free(buf);
 	}
-	db->page_ck = t.page_ck;
-	db->page_ck_cap = t.page_ck_cap;
+	db_apply_target_taken(db, &t);
 	if (rc < 0)
 		return lx_err_wrap(err, "db %s: re-applying the log", db->name);
 	db->page_size = t.page_size;
@@ -453,10 +459,17 @@ static int reapply_log_locked(database *db, size_t index, lx_err *err)
 static int reconcile_with_log_locked(database *db, lx_err *err)
 {
 	const txlog_entry *tail = txlog_last(db->log);
-	uint64_t have = db->checksum;
+	uint64_t have = db->checksum, base_txid, base_checksum;
 
+	txlog_base(db->log, &base_txid, &base_checksum);
+	if (tail == NULL && base_txid != 0 && base_checksum != have) {
+		db_fail_locked(db, "database checksum %016" PRIx64 " (%u pages) is not the "
+			       "snapshot's %016" PRIx64 " at TXID %" PRIu64,
+			       have, db->n_pages, base_checksum, base_txid);
+		return 0;
+	}
 	if (tail == NULL) {
-		db->txid = 0;
+		db->txid = base_txid;
 		return 0;
 	}
 	if (tail->post_checksum == have) {
@@ -466,7 +479,7 @@ static int reconcile_with_log_locked(database *db, lx_err *err)
 	for (size_t i = db->log->n; i-- > 0;) {
 		const txlog_entry *e = &db->log->ents[i];
 		if (e->hdr.pre_checksum == have && (i == 0 || db->log->ents[i - 1].post_checksum == have)) {
-			db->txid = i ? db->log->ents[i - 1].hdr.max_txid : 0;
+			db->txid = i ? db->log->ents[i - 1].hdr.max_txid : base_txid;
 			return reapply_log_locked(db, i, err);
 		}
 	}
@@ -482,6 +495,11 @@ static int import_unlogged_locked(database *db, lx_err *err)
 	int rc;
 	if (db->txid != 0 || db->n_pages == 0 || db->file[DBF_DB] == NULL || db->failed)
 		return 0;
+	if (db->readonly) {
+		/* A replica's history comes from the primary only. */
+		db_fail_locked(db, "the database file has no history on this replica");
+		return 0;
+	}
 	db->dirty_full = 1;
 	rc = db_capture_rollback_locked(db, err);
 	if (rc == 0)
@@ -542,6 +560,7 @@ int db_open(database **out, const char *name, const char *dir,
 		lock_table_init(&db->locks[f]);
 	db->dirfd = -1;
 	db->opt = *opt;
+	db->readonly = opt->readonly;
 	db->checksum = LTX_CHECKSUM_FLAG;
 	db->name = strdup(name);
 	db->dir = strdup(dir);
@@ -560,6 +579,8 @@ int db_open(database **out, const char *name, const char *dir,
 	rc = open_existing_files_locked(db, err);
 	if (rc == 0 && txlog_open(&db->log, logdir, &lerr) < 0)
 		db_fail_locked(db, "%s", lerr.msg);
+	if (db->log != NULL && opt->segment_max)
+		txlog_set_segment_max(db->log, opt->segment_max);
 	if (rc == 0 && db->log != NULL)
 		rc = recover_locked(db, err);
 	pthread_mutex_unlock(&db->mu);

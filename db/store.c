@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "base/log.h"
+#include "db/internal.h"
 
 static const char *const reserved_suffixes[] = { "-journal", "-wal", "-shm", "-pos", NULL };
 
@@ -97,8 +98,47 @@ static int mkdir_p(const char *path)
 	return 0;
 }
 
+/* Segments small enough that trimming whole ones keeps the bytes bound. */
+static uint64_t segment_size_for(const store_retention *r)
+{
+	uint64_t seg = r->max_bytes ? r->max_bytes / 8 : TXLOG_SEGMENT_MAX;
+	return seg > TXLOG_SEGMENT_MAX ? TXLOG_SEGMENT_MAX : seg;
+}
+
+static void *retention_main(void *arg)
+{
+	store *s = arg;
+	uint64_t seen = 0;
+	while (!__atomic_load_n(&s->stopping, __ATOMIC_ACQUIRE)) {
+		db_events_wait(&s->events, &seen, 1000, &s->stopping);
+		store_enforce_retention(s, db_now_ms());
+	}
+	return NULL;
+}
+
+void store_enforce_retention(store *s, int64_t now_ms)
+{
+	database **dbs;
+	size_t n;
+	if (store_list(s, &dbs, &n) < 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		db_enforce_retention(dbs[i], now_ms, s->retention.max_age_ms,
+				     s->retention.max_bytes);
+	free(dbs);
+}
+
+void store_set_readonly(store *s, int readonly)
+{
+	pthread_mutex_lock(&s->mu);
+	s->opt.readonly = readonly;
+	for (size_t i = 0; i < s->n; i++)
+		db_set_readonly(s->dbs[i], readonly);
+	pthread_mutex_unlock(&s->mu);
+}
+
 int store_open(store **out, const char *data_dir, const db_options *opt,
-	       lx_err *err)
+	       const store_retention *retention, lx_err *err)
 {
 	store *s = calloc(1, sizeof(*s));
 	int rc;
@@ -106,7 +146,12 @@ int store_open(store **out, const char *data_dir, const db_options *opt,
 	if (s == NULL)
 		return lx_err_set(err, ENOMEM, "out of memory");
 	pthread_mutex_init(&s->mu, NULL);
+	db_events_init(&s->events);
 	s->opt = *opt;
+	s->opt.events = &s->events;
+	if (retention != NULL)
+		s->retention = *retention;
+	s->opt.segment_max = segment_size_for(&s->retention);
 	rc = log_syncer_start(&s->opt.syncer, err);
 	if (rc < 0) {
 		store_close(s);
@@ -127,6 +172,12 @@ int store_open(store **out, const char *data_dir, const db_options *opt,
 	pthread_mutex_lock(&s->mu);
 	rc = open_existing(s, err);
 	pthread_mutex_unlock(&s->mu);
+	if (rc == 0) {
+		rc = -pthread_create(&s->retention_thread, NULL, retention_main, s);
+		if (rc < 0)
+			lx_err_sys(err, -rc, "start the retention thread");
+		s->retention_running = rc == 0;
+	}
 	if (rc < 0) {
 		store_close(s);
 		return rc;
@@ -139,9 +190,15 @@ void store_close(store *s)
 {
 	if (s == NULL)
 		return;
+	if (s->retention_running) {
+		__atomic_store_n(&s->stopping, 1, __ATOMIC_RELEASE);
+		db_events_notify(&s->events);
+		pthread_join(s->retention_thread, NULL);
+	}
 	for (size_t i = 0; i < s->n; i++)
 		db_close(s->dbs[i]);
 	log_syncer_stop(s->opt.syncer);
+	db_events_destroy(&s->events);
 	pthread_mutex_destroy(&s->mu);
 	free(s->dbs);
 	free(s->data_dir);

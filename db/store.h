@@ -8,7 +8,10 @@
  *
  * Threading: the database list is guarded by the store's own mutex;
  * database objects are never freed before store_close(), so pointers
- * returned by the store stay valid.
+ * returned by the store stay valid.  The store runs one thread of its own,
+ * "retention", which once a second trims every database's log to
+ * data.retention and data.retention-bytes (the newest transaction always
+ * stays).
  */
 #ifndef LTXFS_DB_STORE_H
 #define LTXFS_DB_STORE_H
@@ -19,17 +22,35 @@
 #include "base/err.h"
 #include "db/database.h"
 
+/* How much history each database's log keeps (0: no limit). */
+typedef struct store_retention {
+	uint64_t max_age_ms;
+	uint64_t max_bytes;
+} store_retention;
+
 typedef struct store {
 	char *data_dir;
 	char *dbs_dir;
 	db_options opt;
+	store_retention retention;
+	db_events events;          /* commits and the mount's observer */
 	pthread_mutex_t mu;
 	database **dbs;
 	size_t n, cap;
+	pthread_t retention_thread;
+	int retention_running;
+	int stopping;              /* atomic: the retention thread ends */
 } store;
 
 int store_open(store **out, const char *data_dir, const db_options *opt,
-	       lx_err *err);
+	       const store_retention *retention, lx_err *err);
+
+/* Make every database (also those created later) read-only through the
+ * mount (a replica) or writable (the primary). */
+void store_set_readonly(store *s, int readonly);
+
+/* Trim every database's log now (the retention thread calls it). */
+void store_enforce_retention(store *s, int64_t now_ms);
 
 /* Clean shutdown of every database, then free. */
 void store_close(store *s);

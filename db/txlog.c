@@ -21,6 +21,9 @@
 #define APPEND_FLUSH_SIZE (1u << 20)
 #define PREZERO_AHEAD (1u << 20)       /* zeroed space kept past the records */
 #define PREZERO_LOW (256u << 10)       /* refill when less than this is left */
+#define BASE_MAGIC 0x4c545842u    /* "LTXB" */
+#define BASE_VERSION 1u
+#define BASE_SIZE 32
 
 /* ---- small helpers -------------------------------------------------------- */
 
@@ -80,6 +83,116 @@ static int is_zero(const uint8_t *p, size_t n)
 		if (p[i] != 0)
 			return 0;
 	return 1;
+}
+
+/* ---- the base file -------------------------------------------------------- */
+
+/* A base is 0/0 (history from TXID 1) or a TXID with a real checksum. */
+static int base_valid(uint64_t txid, uint64_t checksum)
+{
+	return txid == 0 ? checksum == 0 : (checksum & LTX_CHECKSUM_FLAG) != 0;
+}
+
+/* NULL and the position, or what is wrong with the bytes. */
+static const char *decode_base(const uint8_t in[BASE_SIZE], uint64_t *txid,
+			       uint64_t *checksum)
+{
+	if (lx_get_be32(in) != BASE_MAGIC)
+		return "bad magic";
+	if (lx_get_be32(in + 4) != BASE_VERSION)
+		return "unknown version";
+	if (lx_get_be64(in + 24) != XXH3_64bits(in, 24))
+		return "checksum mismatch";
+	*txid = lx_get_be64(in + 8);
+	*checksum = lx_get_be64(in + 16);
+	if (!base_valid(*txid, *checksum))
+		return "invalid position";
+	return NULL;
+}
+
+/* Load the `base` file into log->base_*: none is 0/0, a damaged one an error. */
+static int load_base(txlog *log, lx_err *err)
+{
+	uint8_t b[BASE_SIZE];
+	struct stat st;
+	const char *bad = "wrong size";
+	int rc = 0, fd = openat(log->dirfd, "base", O_RDONLY | O_CLOEXEC);
+
+	log->base_txid = log->base_checksum = 0;
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		rc = lx_err_sys(err, errno, "base file %s/base", log->dir);
+	else if (st.st_size == BASE_SIZE && (rc = pread_full(fd, b, sizeof(b), 0)) < 0)
+		rc = lx_err_sys(err, -rc, "base file %s/base: read", log->dir);
+	else if (st.st_size == BASE_SIZE)
+		bad = decode_base(b, &log->base_txid, &log->base_checksum);
+	if (fd >= 0)
+		close(fd);
+	if (rc == 0 && bad != NULL)
+		rc = lx_err_set(err, EBADMSG, "base file %s/base is corrupt: %s", log->dir, bad);
+	return rc;
+}
+
+/*
+ * Make (txid, checksum) the stored base durably: write base.tmp, fsync,
+ * rename over `base`, fsync the directory.  A 0/0 base removes the file.
+ */
+static int store_base(txlog *log, uint64_t txid, uint64_t checksum, lx_err *err)
+{
+	uint8_t b[BASE_SIZE];
+	int fd, rc;
+
+	if (txid == 0 && unlinkat(log->dirfd, "base", 0) < 0 && errno != ENOENT)
+		return lx_err_sys(err, errno, "log %s: remove base", log->dir);
+	if (txid != 0) {
+		lx_put_be32(b, BASE_MAGIC);
+		lx_put_be32(b + 4, BASE_VERSION);
+		lx_put_be64(b + 8, txid);
+		lx_put_be64(b + 16, checksum);
+		lx_put_be64(b + 24, XXH3_64bits(b, 24));
+		fd = openat(log->dirfd, "base.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0)
+			return lx_err_sys(err, errno, "log %s: create base.tmp", log->dir);
+		rc = lx_pwrite_all(fd, b, sizeof(b), 0);
+		if (rc == 0 && fsync(fd) < 0)
+			rc = -errno;
+		close(fd);
+		if (rc == 0 && renameat(log->dirfd, "base.tmp", log->dirfd, "base") < 0)
+			rc = -errno;
+		if (rc < 0) {
+			unlinkat(log->dirfd, "base.tmp", 0);
+			return lx_err_sys(err, -rc, "log %s: write base", log->dir);
+		}
+	}
+	if (fsync(log->dirfd) < 0)
+		return lx_err_sys(err, errno, "log %s: fsync directory", log->dir);
+	log->base_txid = txid;
+	log->base_checksum = checksum;
+	return 0;
+}
+
+void txlog_base(const txlog *log, uint64_t *txid, uint64_t *checksum)
+{
+	if (log->n > 0) {
+		*txid = log->ents[0].hdr.min_txid - 1;
+		*checksum = log->ents[0].hdr.pre_checksum;
+	} else {
+		*txid = log->base_txid;
+		*checksum = log->base_checksum;
+	}
+}
+
+/* The position the next record must continue: the newest record's, or the base. */
+static void tail_position(const txlog *log, uint64_t *txid, uint64_t *checksum)
+{
+	const txlog_entry *e = txlog_last(log);
+	if (e == NULL) {
+		txlog_base(log, txid, checksum);
+		return;
+	}
+	*txid = e->hdr.max_txid;
+	*checksum = e->post_checksum;
 }
 
 /* ---- opening and scanning ------------------------------------------------- */
@@ -303,6 +416,7 @@ static int open_log(txlog **out, const char *dir, int readonly, lx_err *err)
 	log->dirfd = -1;
 	log->sync_fd = -1;
 	log->readonly = readonly;
+	log->segment_max = TXLOG_SEGMENT_MAX;
 	pthread_mutex_init(&log->sync_lock, NULL);
 	log->dir = strdup(dir);
 	if (log->dir == NULL) {
@@ -320,7 +434,9 @@ static int open_log(txlog **out, const char *dir, int readonly, lx_err *err)
 		txlog_close(log);
 		return rc;
 	}
-	rc = open_segments(log, err);
+	rc = load_base(log, err);
+	if (rc == 0)
+		rc = open_segments(log, err);
 	if (rc == 0 && !readonly)
 		rc = verify_tail(log, err);
 	if (rc < 0) {
@@ -374,6 +490,11 @@ const txlog_entry *txlog_find(const txlog *log, uint64_t txid)
 	return NULL;
 }
 
+void txlog_set_segment_max(txlog *log, uint64_t bytes)
+{
+	log->segment_max = bytes < TXLOG_SEGMENT_MIN ? TXLOG_SEGMENT_MIN : bytes;
+}
+
 /* ---- appending ------------------------------------------------------------ */
 
 /*
@@ -381,12 +502,14 @@ const txlog_entry *txlog_find(const txlog *log, uint64_t txid)
  * an optimisation: a failure (a full disk) leaves appends extending the
  * file, as they would without it.
  */
-static void prezero_ahead(txlog_segment *s)
+static void prezero_ahead(txlog_segment *s, uint64_t segment_max)
 {
 	static const uint8_t zeros[64 << 10];
 	uint64_t want = s->size + PREZERO_AHEAD;
-	if (s->file_size >= s->size + PREZERO_LOW || s->size >= TXLOG_SEGMENT_MAX)
+	if (s->file_size >= s->size + PREZERO_LOW || s->size >= segment_max)
 		return;
+	if (want > segment_max)
+		want = segment_max;
 	while (s->file_size < want) {
 		size_t n = want - s->file_size < sizeof(zeros) ? (size_t)(want - s->file_size) : sizeof(zeros);
 		if (lx_pwrite_all(s->fd, zeros, n, s->file_size) < 0)
@@ -409,8 +532,8 @@ static int create_segment(txlog *log, uint64_t first_txid, lx_err *err)
 		unlinkat(log->dirfd, name, 0);
 		return lx_err_set(err, ENOMEM, "out of memory");
 	}
-	prezero_ahead(&log->segs[log->nsegs - 1]);
-	log->dir_dirty = 1;
+	prezero_ahead(&log->segs[log->nsegs - 1], log->segment_max);
+	__atomic_store_n(&log->dir_dirty, 1, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -452,6 +575,34 @@ static int flush_append_buffer(txlog *log)
 	return 0;
 }
 
+/* A record starting at `first_txid` must continue the log (a snapshot may
+ * start an empty one).  Checked before a segment is named after it. */
+static int check_next_txid(const txlog *log, uint64_t first_txid, lx_err *err)
+{
+	uint64_t txid, checksum;
+	tail_position(log, &txid, &checksum);
+	if (first_txid == txid + 1 || (first_txid == 1 && log->n == 0))
+		return 0;
+	return lx_err_set(err, EINVAL, "log %s: TXID %" PRIu64 " does not follow the log's TXID %" PRIu64,
+			  log->dir, first_txid, txid);
+}
+
+/* The header append_end receives must match append_begin and continue the
+ * log's checksum. */
+static int check_continues(const txlog *log, const ltx_header *hdr, lx_err *err)
+{
+	uint64_t txid, checksum;
+	tail_position(log, &txid, &checksum);
+	if (hdr->min_txid != log->rec_first_txid)
+		return lx_err_set(err, EINVAL, "log %s: LTX starts at TXID %" PRIu64 ", append began at %" PRIu64,
+				  log->dir, hdr->min_txid, log->rec_first_txid);
+	if (!ltx_header_is_snapshot(hdr) && hdr->pre_checksum != checksum)
+		return lx_err_set(err, EINVAL,
+			"log %s: TXID %" PRIu64 " pre-checksum %016" PRIx64 " does not continue checksum %016" PRIx64 " of TXID %" PRIu64,
+			log->dir, hdr->min_txid, hdr->pre_checksum, checksum, txid);
+	return 0;
+}
+
 int txlog_append_begin(txlog *log, uint64_t ltx_len, uint64_t first_txid,
 		       const txlog_anchor *anchor, lx_err *err)
 {
@@ -460,7 +611,10 @@ int txlog_append_begin(txlog *log, uint64_t ltx_len, uint64_t first_txid,
 		return lx_err_set(err, EROFS, "log %s: opened read-only", log->dir);
 	if (log->appending)
 		return lx_err_set(err, EINVAL, "log %s: append already in progress", log->dir);
-	if (log->nsegs == 0 || log->segs[log->nsegs - 1].size >= TXLOG_SEGMENT_MAX) {
+	rc = check_next_txid(log, first_txid, err);
+	if (rc < 0)
+		return rc;
+	if (log->nsegs == 0 || log->segs[log->nsegs - 1].size >= log->segment_max) {
 		rc = rotate_segment(log, first_txid, err);
 		if (rc < 0)
 			return rc;
@@ -473,6 +627,7 @@ int txlog_append_begin(txlog *log, uint64_t ltx_len, uint64_t first_txid,
 	log->rec_offset = log->segs[log->nsegs - 1].size;
 	log->rec_written = 0;
 	log->rec_ltx_len = ltx_len;
+	log->rec_first_txid = first_txid;
 	if (anchor != NULL && anchor->wal_end != 0)
 		log->rec_anchor = *anchor;
 	else
@@ -504,6 +659,11 @@ int txlog_append_end(txlog *log, const ltx_header *hdr, uint64_t post_checksum,
 		txlog_append_abort(log);
 		return lx_err_sys(err, -rc, "log %s: write", log->dir);
 	}
+	rc = check_continues(log, hdr, err);
+	if (rc < 0) {
+		txlog_append_abort(log);
+		return rc;
+	}
 	memset(&e, 0, sizeof(e));
 	e.hdr = *hdr;
 	e.post_checksum = post_checksum;
@@ -524,7 +684,7 @@ int txlog_append_end(txlog *log, const ltx_header *hdr, uint64_t post_checksum,
 	if (s->file_size < s->size)
 		s->file_size = s->size;
 	log->appending = 0;
-	prezero_ahead(s);
+	prezero_ahead(s, log->segment_max);
 	__atomic_add_fetch(&log->append_seq, 1, __ATOMIC_RELEASE);
 	return 0;
 }
@@ -573,10 +733,15 @@ int txlog_sync(txlog *log, lx_err *err)
 
 /* ---- truncation, reading, verification ------------------------------------ */
 
+static void segment_name(const txlog *log, size_t i, char name[32])
+{
+	snprintf(name, 32, "%016" PRIx64 ".seg", log->segs[i].first_txid);
+}
+
 static void remove_segment_file(txlog *log, size_t i)
 {
 	char name[32];
-	snprintf(name, sizeof(name), "%016" PRIx64 ".seg", log->segs[i].first_txid);
+	segment_name(log, i, name);
 	close(log->segs[i].fd);
 	unlinkat(log->dirfd, name, 0);
 }
@@ -587,31 +752,142 @@ int txlog_truncate_from(txlog *log, size_t index, lx_err *err)
 	uint64_t cut;
 	if (index >= log->n)
 		return 0;
+	if (index == 0) {
+		/* The log becomes empty: keep its base in the base file. */
+		uint64_t txid, checksum;
+		int rc;
+		txlog_base(log, &txid, &checksum);
+		rc = store_base(log, txid, checksum, err);
+		if (rc < 0)
+			return rc;
+	}
 	seg = log->ents[index].seg;
 	cut = log->ents[index].offset - TXLOG_RECORD_HEADER_SIZE;
+	/* No txlog_sync() may be syncing a segment while it is closed. */
+	pthread_mutex_lock(&log->sync_lock);
+	__atomic_store_n(&log->sync_fd, log->segs[seg].fd, __ATOMIC_RELEASE);
 	while (log->nsegs > seg + 1)
 		remove_segment_file(log, --log->nsegs);
+	pthread_mutex_unlock(&log->sync_lock);
 	if (ftruncate(log->segs[seg].fd, (off_t)cut) < 0 ||
 	    fdatasync(log->segs[seg].fd) < 0)
 		return lx_err_sys(err, errno, "log %s: truncate", log->dir);
 	log->segs[seg].size = log->segs[seg].file_size = cut;
-	__atomic_store_n(&log->sync_fd, log->segs[seg].fd, __ATOMIC_RELEASE);
 	while (log->n > index)
 		log->ltx_bytes -= log->ents[--log->n].length;
-	log->dir_dirty = 1;
+	__atomic_store_n(&log->dir_dirty, 1, __ATOMIC_RELEASE);
 	return 0;
 }
 
-int txlog_reset(txlog *log, lx_err *err)
+int txlog_reset_to(txlog *log, uint64_t txid, uint64_t checksum, lx_err *err)
 {
+	int rc;
+	if (log->readonly)
+		return lx_err_set(err, EROFS, "log %s: opened read-only", log->dir);
+	if (log->appending)
+		return lx_err_set(err, EINVAL, "log %s: append in progress", log->dir);
+	if (!base_valid(txid, checksum))
+		return lx_err_set(err, EINVAL, "log %s: invalid base TXID %" PRIu64 ", checksum %016" PRIx64,
+				  log->dir, txid, checksum);
+	rc = store_base(log, txid, checksum, err);
+	if (rc < 0)
+		return rc;
+	/* Oldest first: a crash part-way leaves a shorter log, not a gap. */
+	pthread_mutex_lock(&log->sync_lock);
 	__atomic_store_n(&log->sync_fd, -1, __ATOMIC_RELEASE);
-	while (log->nsegs > 0)
-		remove_segment_file(log, --log->nsegs);
+	for (size_t i = 0; i < log->nsegs; i++)
+		remove_segment_file(log, i);
+	log->nsegs = 0;
+	pthread_mutex_unlock(&log->sync_lock);
 	log->n = 0;
 	log->ltx_bytes = 0;
 	if (fsync(log->dirfd) < 0)
 		return lx_err_sys(err, errno, "log %s: fsync directory", log->dir);
 	return 0;
+}
+
+int txlog_reset(txlog *log, lx_err *err)
+{
+	return txlog_reset_to(log, 0, 0, err);
+}
+
+/* ---- retention ------------------------------------------------------------ */
+
+/* Whether a record stamped `ts` is more than max_age_ms (0: no limit) old. */
+static int too_old(int64_t ts, int64_t now_ms, uint64_t max_age_ms)
+{
+	return max_age_ms != 0 && ts < now_ms &&
+	       (uint64_t)now_ms - (uint64_t)ts > max_age_ms;
+}
+
+/*
+ * How many segments from the oldest end txlog_trim() may remove (see
+ * txlog.h).  Only the newest segment should ever lack records; one before
+ * the newest record's would go regardless of the limits.
+ */
+static size_t trimmable_segments(const txlog *log, int64_t now_ms,
+				 uint64_t max_age_ms, uint64_t max_bytes)
+{
+	uint64_t bytes = log->ltx_bytes;
+	size_t seg = 0, i = 0;
+	if (log->n == 0)
+		return 0;
+	for (; seg < log->ents[log->n - 1].seg; seg++) {
+		size_t end = i;
+		while (end < log->n && log->ents[end].seg == seg)
+			end++;
+		if (end > i && !too_old(log->ents[end - 1].hdr.timestamp_ms, now_ms, max_age_ms) &&
+		    !(max_bytes != 0 && bytes > max_bytes))
+			break;
+		for (; i < end; i++)
+			bytes -= log->ents[i].length;
+	}
+	return seg;
+}
+
+/* Forget the first `k` segments (closed and unlinked) and their records;
+ * returns the number of records forgotten. */
+static size_t forget_front_segments(txlog *log, size_t k)
+{
+	size_t r = 0;
+	while (r < log->n && log->ents[r].seg < k)
+		log->ltx_bytes -= log->ents[r++].length;
+	log->n -= r;
+	memmove(log->ents, log->ents + r, log->n * sizeof(*log->ents));
+	for (size_t i = 0; i < log->n; i++)
+		log->ents[i].seg -= (uint32_t)k;
+	log->nsegs -= k;
+	memmove(log->segs, log->segs + k, log->nsegs * sizeof(*log->segs));
+	return r;
+}
+
+int txlog_trim(txlog *log, int64_t now_ms, uint64_t max_age_ms,
+	       uint64_t max_bytes, size_t *removed, lx_err *err)
+{
+	size_t k, done = 0;
+	int rc;
+
+	*removed = 0;
+	if (log->readonly)
+		return lx_err_set(err, EROFS, "log %s: opened read-only", log->dir);
+	k = trimmable_segments(log, now_ms, max_age_ms, max_bytes);
+	if (k == 0)
+		return 0;
+	rc = txlog_sync(log, err);
+	/* Oldest first, each removal durable before the next: never a gap. */
+	for (; rc == 0 && done < k; done++) {
+		char name[32];
+		segment_name(log, done, name);
+		if (unlinkat(log->dirfd, name, 0) < 0 && errno != ENOENT) {
+			rc = lx_err_sys(err, errno, "log %s: remove segment %s", log->dir, name);
+			break;
+		}
+		close(log->segs[done].fd);
+		if (fsync(log->dirfd) < 0)
+			rc = lx_err_sys(err, errno, "log %s: fsync directory", log->dir);
+	}
+	*removed = forget_front_segments(log, done);
+	return rc;
 }
 
 int txlog_read(const txlog *log, const txlog_entry *e, void *buf, lx_err *err)

@@ -29,9 +29,30 @@
  * segment, left by a crash in the middle of an append, is cut off.  Damage
  * anywhere else is an error.
  *
+ * History need not start at TXID 1.  Retention (txlog_trim) removes the
+ * oldest segments, and a replica that installs a snapshot resets its log to
+ * the snapshot's position (txlog_reset_to).  The base is the position just
+ * before the first record: while the log has records, the first record
+ * defines it (its min_txid - 1 and pre-checksum); while it has none, the
+ * small file `base` in the log directory does (magic "LTXB", version, TXID,
+ * checksum, XXH3-64 of those 24 bytes; big-endian), and no file means 0/0.
+ * The file is rewritten (or, for 0/0, removed) only when the log is
+ * emptied (txlog_reset_to, txlog_truncate_from(0)) and is left in place
+ * once records are appended: it is then stale but ignored, and rewritten
+ * before the log can be empty again (txlog_trim never empties it, and syncs
+ * the records it keeps).  Contiguity is checked between records
+ * only, so a log may start at any TXID; an appended record must continue
+ * the newest record, or the base when the log is empty (a snapshot,
+ * min_txid 1, may always start an empty log).
+ *
  * Threading: every function except txlog_sync() must be called with the
  * owning database's mutex held.  txlog_sync() may run concurrently with
- * appends (it syncs what was appended before it started).
+ * appends (it syncs what was appended before it started) and with
+ * txlog_trim() (which never removes the newest segment, the only one
+ * txlog_sync() touches); txlog_reset_to() and txlog_truncate_from() take
+ * its lock while they close segments.  Entry pointers and segment indexes
+ * are invalidated by txlog_trim(), txlog_truncate_from() and
+ * txlog_reset_to().
  */
 #ifndef LTXFS_DB_TXLOG_H
 #define LTXFS_DB_TXLOG_H
@@ -44,7 +65,8 @@
 #include "ltx/ltx.h"
 
 #define TXLOG_RECORD_HEADER_SIZE 40
-#define TXLOG_SEGMENT_MAX (64u << 20)
+#define TXLOG_SEGMENT_MAX (64u << 20)   /* default size of a segment */
+#define TXLOG_SEGMENT_MIN (64u << 10)   /* smallest txlog_set_segment_max() */
 
 typedef struct txlog_anchor {
 	uint32_t salt1, salt2;
@@ -75,6 +97,9 @@ typedef struct txlog {
 	txlog_entry *ents;
 	size_t n, cap;
 	uint64_t ltx_bytes;      /* sum of the entries' LTX lengths */
+	uint64_t segment_max;    /* appends roll over at this segment size */
+	uint64_t base_txid;      /* the base while there are no records */
+	uint64_t base_checksum;
 
 	/* append buffer (owned; reused) */
 	uint8_t *buf;
@@ -82,6 +107,7 @@ typedef struct txlog {
 	uint64_t rec_offset;     /* offset of the record being appended */
 	uint64_t rec_written;    /* bytes of it already written */
 	uint64_t rec_ltx_len;    /* LTX length announced by append_begin */
+	uint64_t rec_first_txid; /* TXID announced by append_begin */
 	txlog_anchor rec_anchor;
 	int appending;
 
@@ -113,10 +139,28 @@ static inline const txlog_entry *txlog_last(const txlog *log)
 const txlog_entry *txlog_find(const txlog *log, uint64_t txid);
 
 /*
+ * The position just before the first record: the first record's min_txid
+ * - 1 and pre-checksum (0/0 for a snapshot), or without records the base
+ * kept in the `base` file (0/0 when there is none).
+ */
+void txlog_base(const txlog *log, uint64_t *txid, uint64_t *checksum);
+
+/*
+ * The size at which appends roll over to a new segment (TXLOG_SEGMENT_MAX
+ * by default; raised to TXLOG_SEGMENT_MIN), which is the granularity of
+ * txlog_trim().  Takes effect at the next append.
+ */
+void txlog_set_segment_max(txlog *log, uint64_t bytes);
+
+/*
  * Append one record.  Call txlog_append_begin() with the LTX's encoded
  * length (ltx_file_size()), feed the LTX through txlog_append_write (an
  * ltx_write_fn whose ctx is the txlog), then txlog_append_end().  On any
  * failure call txlog_append_abort(), which cuts the partial record off.
+ * The record must continue the log (see above): append_begin refuses a
+ * first_txid other than the next TXID, append_end a header whose min_txid
+ * differs from first_txid or whose pre-checksum does not continue the
+ * log's checksum (EINVAL; append_end then aborts the record itself).
  */
 int txlog_append_begin(txlog *log, uint64_t ltx_len, uint64_t first_txid,
 		       const txlog_anchor *anchor, lx_err *err);
@@ -139,11 +183,40 @@ static inline int txlog_unsynced(txlog *log)
 	       __atomic_load_n(&log->synced_seq, __ATOMIC_ACQUIRE);
 }
 
-/* Remove entries index..n-1 (crash recovery); truncates the segments. */
+/*
+ * Remove entries index..n-1 (crash recovery); truncates the segments.
+ * Removing every entry keeps the base (written to the `base` file first).
+ */
 int txlog_truncate_from(txlog *log, size_t index, lx_err *err);
 
-/* Remove every record and segment (a replica taking a snapshot). */
+/*
+ * Remove every record and segment and make (txid, checksum) the base: the
+ * next record must be TXID txid + 1 with pre-checksum `checksum`, or a
+ * snapshot.  txid 0 needs checksum 0 (the `base` file is then removed);
+ * any other needs bit 63 set (EINVAL).  The base file is durable before
+ * the first segment is removed and segments go oldest first, so a crash
+ * leaves either the old tail or the new base.  A replica installing a
+ * snapshot of TXID txid calls this.
+ */
+int txlog_reset_to(txlog *log, uint64_t txid, uint64_t checksum, lx_err *err);
+
+/* txlog_reset_to(log, 0, 0): history starts again at TXID 1. */
 int txlog_reset(txlog *log, lx_err *err);
+
+/*
+ * Retention: remove whole segments from the oldest end while the segment
+ * does not hold the newest record and either the timestamp of its newest
+ * record is more than max_age_ms before now_ms, or the log holds more than
+ * max_bytes of LTX (ltx_bytes).  0 disables a limit.  The newest record is
+ * always kept, so the base afterwards is the first kept record's start.
+ * Syncs the log first (the kept records must survive a crash that the
+ * removal survives) and fsyncs the directory after each unlink (so a crash
+ * never leaves an older segment without the newer ones).  *removed gets
+ * the number of records removed (also on failure, which stops at the
+ * segment that could not be removed).
+ */
+int txlog_trim(txlog *log, int64_t now_ms, uint64_t max_age_ms,
+	       uint64_t max_bytes, size_t *removed, lx_err *err);
 
 /* Read the LTX bytes of an entry into `buf` (entry->length bytes). */
 int txlog_read(const txlog *log, const txlog_entry *e, void *buf, lx_err *err);

@@ -9,13 +9,21 @@
 #include <sys/types.h>
 
 #include "db/store.h"
+#include "fs/fs.h"
 
 /* Node kinds; the first four equal the database file they stand for. */
 enum node_kind { NODE_DB = DBF_DB, NODE_JOURNAL = DBF_JOURNAL, NODE_WAL = DBF_WAL,
-		 NODE_SHM = DBF_SHM, NODE_POS };
+		 NODE_SHM = DBF_SHM, NODE_POS, NODE_PRIMARY, NODE_LAG };
+
+/* Files whose content ltxfs makes up (no backing file, no database for
+ * .primary and .lag). */
+static inline int node_is_virtual(enum node_kind k)
+{
+	return k >= NODE_POS;
+}
 
 /* One inode: (database, kind).  Its address is its FUSE inode number;
- * nodes live until unmount. */
+ * nodes live until unmount.  .primary and .lag have no database. */
 typedef struct fs_node {
 	database *db;
 	enum node_kind kind;
@@ -45,6 +53,13 @@ typedef struct fs_dirbuf {
 /* The per-mount state: libfuse's userdata. */
 typedef struct fs_state {
 	store *store;
+	fs_role role;
+	fs_node primary_node, lag_node;   /* .primary, .lag */
+	/* The session the observer notifies; NULL outside fs_run's loop.
+	 * Written under the write lock, used under the read lock. */
+	pthread_rwlock_t se_lock;
+	struct fuse_session *se;
+	db_observer observer;
 	uid_t uid;
 	gid_t gid;
 	int kernel_locks;     /* locks are the kernel's: no GETLK/SETLK arrive */
@@ -52,6 +67,12 @@ typedef struct fs_state {
 	fs_node *nodes;
 	fs_open open;         /* sentinel of the list of open handles */
 } fs_state;
+
+/* Register the mount as the store's observer (fs/notify.c), and undo it
+ * before the session goes away. */
+struct fuse_session;
+void fs_notify_attach(fs_state *fs, struct fuse_session *se);
+void fs_notify_detach(fs_state *fs);
 
 static inline void fs_open_link(fs_state *fs, fs_open *o)
 {

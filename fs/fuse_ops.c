@@ -21,7 +21,6 @@
 #include "fs/fs_internal.h"
 
 #define CACHE_TIMEOUT 86400.0   /* only this mount changes the files */
-#define POS_SIZE 34
 
 /* ---- names and nodes ----------------------------------------------------- */
 
@@ -81,10 +80,35 @@ static fs_node *node_get(fs_state *fs, database *db, enum node_kind kind)
 	return n;
 }
 
-static int node_exists(const fs_node *n)
+/* The content of a virtual file into buf; its length, or -ENOENT. */
+static int virtual_content(fs_state *fs, const fs_node *n, char *buf, size_t cap)
 {
-	if (n->kind == NODE_POS)
-		return db_file_exists(n->db, DBF_DB);
+	uint64_t txid, ck;
+	int64_t lag;
+	char host[256];
+	switch (n->kind) {
+	case NODE_POS:
+		if (!db_file_exists(n->db, DBF_DB))
+			return -ENOENT;
+		db_position(n->db, &txid, &ck);
+		return snprintf(buf, cap, "%016" PRIx64 "/%016" PRIx64 "\n", txid, ck);
+	case NODE_PRIMARY:
+		if (fs->role.primary == NULL || fs->role.primary(fs->role.ctx, host, sizeof(host)) < 0)
+			return -ENOENT;
+		return snprintf(buf, cap, "%s\n", host);
+	case NODE_LAG:
+		lag = fs->role.lag_ms ? fs->role.lag_ms(fs->role.ctx) : 0;
+		return snprintf(buf, cap, "%+010d\n", lag > INT32_MAX ? INT32_MAX : (int)lag);
+	default:
+		return -EINVAL;
+	}
+}
+
+static int node_exists(fs_state *fs, const fs_node *n)
+{
+	char buf[300];
+	if (node_is_virtual(n->kind))
+		return virtual_content(fs, n, buf, sizeof(buf)) >= 0;
 	return db_file_exists(n->db, (enum db_file)n->kind);
 }
 
@@ -99,14 +123,16 @@ static int node_attr(fs_state *fs, fs_node *n, struct stat *st)
 {
 	struct stat b;
 	int rc;
-	if (n->kind == NODE_POS) {
-		if (!db_file_exists(n->db, DBF_DB))
-			return -ENOENT;
+	if (node_is_virtual(n->kind)) {
+		char buf[300];
+		int len = virtual_content(fs, n, buf, sizeof(buf));
+		if (len < 0)
+			return len;
 		memset(st, 0, sizeof(*st));
 		st->st_ino = (ino_t)(uintptr_t)n;
 		st->st_mode = S_IFREG | 0444;
 		st->st_nlink = 1;
-		st->st_size = POS_SIZE;
+		st->st_size = len;
 		st->st_uid = fs->uid;
 		st->st_gid = fs->gid;
 		clock_gettime(CLOCK_REALTIME, &st->st_mtim);
@@ -129,8 +155,8 @@ static void reply_entry(fuse_req_t req, fs_state *fs, fs_node *n)
 		return;
 	}
 	e.ino = (fuse_ino_t)(uintptr_t)n;
-	e.attr_timeout = n->kind == NODE_POS ? 0 : CACHE_TIMEOUT;
-	e.entry_timeout = CACHE_TIMEOUT;
+	e.attr_timeout = node_is_virtual(n->kind) ? 0 : CACHE_TIMEOUT;
+	e.entry_timeout = node_is_virtual(n->kind) && n->kind != NODE_POS ? 0 : CACHE_TIMEOUT;
 	fuse_reply_entry(req, &e);
 }
 
@@ -164,6 +190,14 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
+	if (strcmp(name, ".primary") == 0 || strcmp(name, ".lag") == 0) {
+		n = name[1] == 'p' ? &fs->primary_node : &fs->lag_node;
+		if (node_exists(fs, n))
+			reply_entry(req, fs, n);
+		else
+			fuse_reply_err(req, ENOENT);   /* not cached: it comes and goes */
+		return;
+	}
 	if (parse_name(name, dbname, sizeof(dbname), &kind) < 0 ||
 	    (db = store_find(fs->store, dbname)) == NULL) {
 		reply_negative(req);
@@ -174,7 +208,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	if (!node_exists(n)) {
+	if (!node_exists(fs, n)) {
 		reply_negative(req);
 		return;
 	}
@@ -201,7 +235,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
-		fuse_reply_attr(req, &st, node_of(ino)->kind == NODE_POS ? 0 : CACHE_TIMEOUT);
+		fuse_reply_attr(req, &st, node_is_virtual(node_of(ino)->kind) ? 0 : CACHE_TIMEOUT);
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
@@ -213,7 +247,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	int rc = 0;
 
 	lx_err_clear(&err);
-	if (ino == FUSE_ROOT_ID || n->kind == NODE_POS) {
+	if (ino == FUSE_ROOT_ID || node_is_virtual(n->kind)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
@@ -264,8 +298,8 @@ static void reply_open(fuse_req_t req, fs_node *n, backing *b, struct fuse_file_
 	h->link.is_dir = 0;
 	fs_open_link(fs, &h->link);
 	fi->fh = (uint64_t)(uintptr_t)h;
-	fi->keep_cache = n->kind != NODE_POS;
-	fi->direct_io = n->kind == NODE_POS;
+	fi->keep_cache = !node_is_virtual(n->kind);
+	fi->direct_io = node_is_virtual(n->kind);
 	if (created) {
 		struct fuse_entry_param e;
 		memset(&e, 0, sizeof(e));
@@ -296,11 +330,18 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
-	if (n->kind == NODE_POS) {
+	if (node_is_virtual(n->kind)) {
 		if ((fi->flags & O_ACCMODE) != O_RDONLY)
 			fuse_reply_err(req, EACCES);
 		else
 			reply_open(req, n, NULL, fi, 0);
+		return;
+	}
+	/* A replica: SQLite, refused read-write, opens the database read-only
+	 * and reports "attempt to write a readonly database". */
+	if ((fi->flags & O_ACCMODE) != O_RDONLY && db_is_readonly(n->db) &&
+	    (n->kind == NODE_DB || n->kind == NODE_JOURNAL)) {
+		fuse_reply_err(req, EROFS);
 		return;
 	}
 	rc = db_open_file(n->db, (enum db_file)n->kind, fi->flags & O_TRUNC, 0, &b, &err);
@@ -362,7 +403,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	if (kind == NODE_POS) {
+	if (node_is_virtual(kind)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
@@ -387,21 +428,20 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	lx_err err;
 	int rc = 0;
 	lx_err_clear(&err);
-	if (n->kind != NODE_POS)
+	if (!node_is_virtual(n->kind))
 		rc = db_flush(n->db, (enum db_file)n->kind, fi->lock_owner, &err);
 	fuse_reply_err(req, report(n, &err, rc));
 }
 
 /* ---- data ------------------------------------------------------------------ */
 
-static void read_pos(fuse_req_t req, fs_node *n, size_t size, off_t off)
+static void read_virtual(fuse_req_t req, fs_node *n, size_t size, off_t off)
 {
-	char buf[64];
-	uint64_t txid, ck;
-	int len;
-	db_position(n->db, &txid, &ck);
-	len = snprintf(buf, sizeof(buf), "%016" PRIx64 "/%016" PRIx64 "\n", txid, ck);
-	if (off >= len)
+	char buf[300];
+	int len = virtual_content(fuse_req_userdata(req), n, buf, sizeof(buf));
+	if (len < 0)
+		fuse_reply_err(req, -len);
+	else if (off >= len)
 		fuse_reply_buf(req, NULL, 0);
 	else
 		fuse_reply_buf(req, buf + off, (size_t)(len - off) < size ? (size_t)(len - off) : size);
@@ -413,8 +453,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	fs_handle *h = (fs_handle *)(uintptr_t)fi->fh;
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 	(void)ino;
-	if (h->node->kind == NODE_POS) {
-		read_pos(req, h->node, size, off);
+	if (node_is_virtual(h->node->kind)) {
+		read_virtual(req, h->node, size, off);
 		return;
 	}
 	/* Let libfuse splice straight from the backing file. */
@@ -432,7 +472,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
 	ssize_t n;
 	(void)ino;
 	lx_err_clear(&err);
-	if (h->node->kind == NODE_POS) {
+	if (node_is_virtual(h->node->kind)) {
 		fuse_reply_err(req, EBADF);
 		return;
 	}
@@ -451,7 +491,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	int rc = 0;
 	(void)ino;
 	lx_err_clear(&err);
-	if (h->node->kind != NODE_POS)
+	if (!node_is_virtual(h->node->kind))
 		rc = db_fsync(h->node->db, (enum db_file)h->node->kind, h->b, datasync, &err);
 	fuse_reply_err(req, report(h->node, &err, rc));
 }
@@ -461,7 +501,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 {
 	fs_handle *h = (fs_handle *)(uintptr_t)fi->fh;
 	(void)ino;
-	if (h->node->kind == NODE_POS || mode != 0) {
+	if (node_is_virtual(h->node->kind) || mode != 0 || db_is_readonly(h->node->db)) {
 		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
@@ -490,7 +530,7 @@ static void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	fs_node *n = node_of(ino);
 	lock_range c;
 	uint64_t start, end;
-	if (n->kind == NODE_POS || flock_range(lock, &start, &end) < 0) {
+	if (node_is_virtual(n->kind) || flock_range(lock, &start, &end) < 0) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
@@ -516,7 +556,7 @@ static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	int rc;
 
 	lx_err_clear(&err);
-	if (n->kind == NODE_POS || flock_range(lock, &start, &end) < 0) {
+	if (node_is_virtual(n->kind) || flock_range(lock, &start, &end) < 0) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
@@ -573,7 +613,7 @@ static int list_db(fuse_req_t req, fs_state *fs, fs_dirbuf *d, database *db)
 		fs_node *n = node_get(fs, db, kinds[k]);
 		if (n == NULL)
 			return -ENOMEM;
-		if (!node_exists(n))
+		if (!node_exists(fs, n))
 			continue;
 		snprintf(name, sizeof(name), "%s%s", db->name, kind_suffix(kinds[k]));
 		rc = dirbuf_add(req, d, name, (fuse_ino_t)(uintptr_t)n, S_IFREG);
@@ -602,6 +642,12 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	rc = dirbuf_add(req, d, ".", FUSE_ROOT_ID, S_IFDIR);
 	if (rc == 0)
 		rc = dirbuf_add(req, d, "..", FUSE_ROOT_ID, S_IFDIR);
+	/* The primary's listing holds its databases only (.lag is still
+	 * there by name); a replica also lists .primary and .lag. */
+	if (rc == 0 && fs->role.replica && node_exists(fs, &fs->primary_node))
+		rc = dirbuf_add(req, d, ".primary", (fuse_ino_t)(uintptr_t)&fs->primary_node, S_IFREG);
+	if (rc == 0 && fs->role.replica)
+		rc = dirbuf_add(req, d, ".lag", (fuse_ino_t)(uintptr_t)&fs->lag_node, S_IFREG);
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = list_db(req, fs, d, dbs[i]);
 	free(dbs);

@@ -99,6 +99,10 @@ int fs_run(store *st, const fs_options *opt, void (*on_ready)(void *), void *ctx
 		return lx_err_sys(err, errno, "create mount point %s", opt->mountpoint);
 	memset(&fs, 0, sizeof(fs));
 	fs.store = st;
+	fs.role = opt->role;
+	fs.primary_node.kind = NODE_PRIMARY;
+	fs.lag_node.kind = NODE_LAG;
+	pthread_rwlock_init(&fs.se_lock, NULL);
 	fs.kernel_locks = opt->kernel_locks;
 	fs.uid = getuid();
 	fs.gid = getgid();
@@ -120,6 +124,7 @@ int fs_run(store *st, const fs_options *opt, void (*on_ready)(void *), void *ctx
 		goto out_signals;
 	}
 	lx_info("fuse", "mounted at %s", opt->mountpoint);
+	fs_notify_attach(&fs, se);
 	if (on_ready != NULL)
 		on_ready(ctx);
 	loop = fuse_loop_cfg_create();
@@ -134,6 +139,7 @@ int fs_run(store *st, const fs_options *opt, void (*on_ready)(void *), void *ctx
 	else if (rc > 0)
 		lx_info("fuse", "stopping on signal %d", rc);
 	rc = 0;
+	fs_notify_detach(&fs);
 	fuse_session_unmount(se);
 	lx_info("fuse", "unmounted %s", opt->mountpoint);
 out_signals:
@@ -143,6 +149,7 @@ out_session:
 	fuse_opt_free_args(&args);
 	free_open_handles(&fs);
 	free_nodes(&fs);
+	pthread_rwlock_destroy(&fs.se_lock);
 	pthread_mutex_destroy(&fs.mu);
 	return rc;
 }

@@ -4,6 +4,7 @@
 #include "replica/http_server.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,20 +14,25 @@
 
 #include <microhttpd.h>
 
+#include "base/clock.h"
 #include "base/log.h"
+#include "replica/proto.h"
 
 struct http_server {
 	struct MHD_Daemon *mhd;
 	store *store;
 	node_status node;
+	stream_hub *hub;            /* NULL: not the primary, no /stream */
+	http_refresh_fn refresh;
+	void *refresh_ctx;
 };
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+/* Per request: the body of a POST /stream as it arrives. */
+typedef struct request {
+	uint8_t *body;
+	size_t len, cap;
+	int too_large;
+} request;
 
 /* A consistent copy of every database's status; caller frees. */
 static int gather(store *st, status_db **out, size_t *n)
@@ -78,44 +84,184 @@ static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned code,
 	return reply(c, code, "application/json", &b);
 }
 
-static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
-			      const char *method, const char *version,
-			      const char *upload, size_t *upload_size, void **state)
+static enum MHD_Result reply_status(http_server *s, struct MHD_Connection *c, int metrics)
 {
-	http_server *s = cls;
-	int metrics = strcmp(url, "/metrics") == 0;
 	status_db *dbs = NULL;
+	stream_replica *reps = NULL;
+	size_t n = 0, nreps = 0;
 	text_buf b = { 0 };
-	node_status node;
-	size_t n = 0;
+	node_status node = s->node;
 	int rc;
-	(void)version; (void)upload;
 
-	if (*state == NULL) {       /* headers only so far: wait for the body */
-		*state = s;
-		return MHD_YES;
-	}
-	if (*upload_size != 0) {    /* ignore (and drain) any request body */
-		*upload_size = 0;
-		return MHD_YES;
-	}
-	if (!metrics && strcmp(url, "/status") != 0)
-		return reply_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
-	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-		return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
-	node = s->node;
-	node.now_ms = wall_ms();
+	node.now_ms = lx_wall_ms();
+	if (s->refresh != NULL)
+		s->refresh(s->refresh_ctx, &node);
 	rc = gather(s->store, &dbs, &n);
+	if (rc == 0 && s->hub != NULL)
+		rc = stream_hub_replicas(s->hub, &reps, &nreps);
 	if (rc == 0)
-		rc = metrics ? status_render_metrics(&b, &node, dbs, n)
-			     : status_render_json(&b, &node, dbs, n);
+		rc = metrics ? status_render_metrics(&b, &node, dbs, n, reps, nreps)
+			     : status_render_json(&b, &node, dbs, n, reps, nreps);
 	free(dbs);
+	stream_replicas_free(reps, nreps);
 	if (rc < 0) {
 		text_buf_free(&b);
 		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 	}
 	return reply(c, MHD_HTTP_OK, metrics ? "text/plain; version=0.0.4; charset=utf-8"
 					     : "application/json", &b);
+}
+
+/* ---- POST /stream ------------------------------------------------------------ */
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	ssize_t n = stream_session_read(cls, (uint8_t *)buf, max);
+	(void)pos;
+	if (n == 0)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	return n < 0 ? MHD_CONTENT_READER_END_WITH_ERROR : n;
+}
+
+static void stream_free(void *cls)
+{
+	stream_session_free(cls);
+}
+
+static int parse_hex64(const char *s, uint64_t *out)
+{
+	char *end;
+	if (s == NULL || *s == '\0' || strlen(s) > 16)
+		return -1;
+	errno = 0;
+	*out = strtoull(s, &end, 16);
+	return errno || *end ? -1 : 0;
+}
+
+static void peer_name(struct MHD_Connection *c, char *out, size_t cap)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	out[0] = '\0';
+	if (ci != NULL && ci->client_addr != NULL)
+		getnameinfo(ci->client_addr, ci->client_addr->sa_family == AF_INET6 ?
+			    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
+			    out, (socklen_t)cap, NULL, 0, NI_NUMERICHOST);
+}
+
+static enum MHD_Result start_stream(http_server *s, struct MHD_Connection *c, request *r)
+{
+	const char *id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Ltxfs-Node-Id");
+	const char *cluster = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Ltxfs-Cluster-Id");
+	struct MHD_Response *resp;
+	stream_session *sess;
+	proto_pos *pos;
+	uint64_t node_id;
+	char peer[64], hex[17];
+	size_t n;
+	lx_err err;
+	enum MHD_Result ok;
+
+	if (s->hub == NULL)
+		return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "this node is not the primary");
+	if (parse_hex64(id, &node_id) < 0)
+		return reply_error(c, MHD_HTTP_BAD_REQUEST, "missing or malformed Ltxfs-Node-Id");
+	if (node_id == s->node.node_id)
+		return reply_error(c, MHD_HTTP_BAD_REQUEST, "a node cannot replicate from itself");
+	if (cluster != NULL && *cluster && s->node.cluster_id && *s->node.cluster_id &&
+	    strcmp(cluster, s->node.cluster_id) != 0)
+		return reply_error(c, MHD_HTTP_CONFLICT, "the replica belongs to another cluster");
+	if (r->too_large)
+		return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "position body too large");
+	if (proto_pos_decode(r->body, r->len, &pos, &n, &err) < 0) {
+		lx_warn("http", "POST /stream from %016" PRIx64 ": %s", node_id, err.msg);
+		return reply_error(c, MHD_HTTP_BAD_REQUEST, "malformed position body");
+	}
+	peer_name(c, peer, sizeof(peer));
+	if (stream_session_new(&sess, s->hub, node_id, peer, pos, n, &err) < 0) {
+		free(pos);
+		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+	}
+	free(pos);
+	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 256 * 1024, stream_reader,
+						 sess, stream_free);
+	if (resp == NULL) {
+		stream_session_free(sess);
+		return MHD_NO;
+	}
+	snprintf(hex, sizeof(hex), "%016" PRIx64, s->node.node_id);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/x-ltxfs-stream");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(resp, "Ltxfs-Node-Id", hex);
+	if (s->node.cluster_id && *s->node.cluster_id)
+		MHD_add_response_header(resp, "Ltxfs-Cluster-Id", s->node.cluster_id);
+	ok = MHD_queue_response(c, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	return ok;
+}
+
+static int body_append(request *r, const char *data, size_t len)
+{
+	if (r->too_large || r->len + len > PROTO_BODY_MAX) {
+		r->too_large = 1;
+		return 0;
+	}
+	if (r->len + len > r->cap) {
+		size_t cap = r->cap ? r->cap : 4096;
+		uint8_t *v;
+		while (cap < r->len + len)
+			cap *= 2;
+		v = realloc(r->body, cap);
+		if (v == NULL)
+			return -ENOMEM;
+		r->body = v;
+		r->cap = cap;
+	}
+	memcpy(r->body + r->len, data, len);
+	r->len += len;
+	return 0;
+}
+
+static void request_done(void *cls, struct MHD_Connection *c, void **state,
+			 enum MHD_RequestTerminationCode why)
+{
+	request *r = *state;
+	(void)cls; (void)c; (void)why;
+	if (r != NULL) {
+		free(r->body);
+		free(r);
+		*state = NULL;
+	}
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+			      const char *method, const char *version,
+			      const char *upload, size_t *upload_size, void **state)
+{
+	http_server *s = cls;
+	int stream = strcmp(url, "/stream") == 0;
+	request *r = *state;
+	(void)version;
+
+	if (r == NULL) {            /* headers only so far: wait for the body */
+		*state = calloc(1, sizeof(request));
+		return *state ? MHD_YES : MHD_NO;
+	}
+	if (*upload_size != 0) {    /* keep a /stream body, drain any other */
+		int rc = stream ? body_append(r, upload, *upload_size) : 0;
+		*upload_size = 0;
+		return rc < 0 ? MHD_NO : MHD_YES;
+	}
+	if (stream) {
+		if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+			return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+		return start_stream(s, c, r);
+	}
+	if (strcmp(url, "/metrics") != 0 && strcmp(url, "/status") != 0)
+		return reply_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
+	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+		return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+	return reply_status(s, c, strcmp(url, "/metrics") == 0);
 }
 
 /* Split "host:port" / ":port" / "[v6]:port". */
@@ -144,7 +290,9 @@ static struct MHD_Daemon *listen_on(http_server *s, const char *host, const char
 {
 	struct addrinfo hints, *ai = NULL;
 	struct MHD_Daemon *d = NULL;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD;  /* errors: ours, once */
+	/* A thread per connection: a stream's reader blocks until there is
+	 * something to send.  Errors are ours, logged once. */
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION;
 	int rc;
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
@@ -166,6 +314,7 @@ static struct MHD_Daemon *listen_on(http_server *s, const char *host, const char
 				     MHD_OPTION_SOCK_ADDR, a->ai_addr,
 				     MHD_OPTION_CONNECTION_LIMIT, 64u,
 				     MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+				     MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
 				     MHD_OPTION_END);
 	}
 	freeaddrinfo(ai);
@@ -176,7 +325,8 @@ static struct MHD_Daemon *listen_on(http_server *s, const char *host, const char
 }
 
 int http_server_start(http_server **out, const char *addr, store *st,
-		      const node_status *node, lx_err *err)
+		      const node_status *node, stream_hub *hub, http_refresh_fn refresh,
+		      void *refresh_ctx, lx_err *err)
 {
 	char host[256], port[16];
 	http_server *s;
@@ -188,6 +338,9 @@ int http_server_start(http_server **out, const char *addr, store *st,
 		return lx_err_set(err, ENOMEM, "out of memory");
 	s->store = st;
 	s->node = *node;
+	s->hub = hub;
+	s->refresh = refresh;
+	s->refresh_ctx = refresh_ctx;
 	s->mhd = listen_on(s, host, port, err);
 	if (s->mhd == NULL) {
 		free(s);
@@ -202,6 +355,8 @@ void http_server_stop(http_server *s)
 {
 	if (s == NULL)
 		return;
+	if (s->hub != NULL)
+		stream_hub_stop(s->hub);     /* streams end; their threads return */
 	MHD_stop_daemon(s->mhd);
 	free(s);
 }

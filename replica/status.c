@@ -99,8 +99,36 @@ static void put_json_db(text_buf *b, const status_db *d)
 	put(b, "}");
 }
 
+static const status_db *find_db(const status_db *dbs, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(dbs[i].name, name) == 0)
+			return &dbs[i];
+	return NULL;
+}
+
+/* A connected replica: its position per database and how far behind. */
+static void put_json_replica(text_buf *b, const stream_replica *r, const status_db *dbs,
+			     size_t n)
+{
+	put(b, "{\"node_id\":\"%016" PRIx64 "\",\"addr\":", r->node_id);
+	put_json_string(b, r->addr);
+	put(b, ",\"connected_ms\":%" PRId64 ",\"ready\":%s,\"databases\":[",
+	    r->connected_ms, r->ready ? "true" : "false");
+	for (size_t i = 0; i < r->n; i++) {
+		const status_db *d = find_db(dbs, n, r->dbs[i].name);
+		uint64_t behind = d && d->st.txid > r->dbs[i].txid ? d->st.txid - r->dbs[i].txid : 0;
+		put(b, "%s{\"name\":", i ? "," : "");
+		put_json_string(b, r->dbs[i].name);
+		put(b, ",\"txid\":%" PRIu64 ",\"checksum\":\"%016" PRIx64 "\",\"behind\":%" PRIu64 "}",
+		    r->dbs[i].txid, r->dbs[i].checksum, behind);
+	}
+	put(b, "]}");
+}
+
 int status_render_json(text_buf *out, const node_status *node,
-		       const status_db *dbs, size_t n)
+		       const status_db *dbs, size_t n,
+		       const stream_replica *reps, size_t nreps)
 {
 	put(out, "{\"node_id\":\"%016" PRIx64 "\",\"hostname\":", node->node_id);
 	put_json_string(out, node->hostname);
@@ -110,11 +138,20 @@ int status_render_json(text_buf *out, const node_status *node,
 	put_json_string(out, node->primary);
 	put(out, ",\"lease\":");
 	put_json_string(out, node->lease_type);
-	put(out, ",\"uptime_ms\":%" PRId64 ",\"databases\":[", node->now_ms - node->started_ms);
+	put(out, ",\"cluster_id\":");
+	put_json_string(out, node->cluster_id ? node->cluster_id : "");
+	put(out, ",\"uptime_ms\":%" PRId64 ",\"ready\":%s,\"lag_ms\":%" PRId64 ",\"databases\":[",
+	    node->now_ms - node->started_ms, node->ready ? "true" : "false", node->lag_ms);
 	for (size_t i = 0; i < n; i++) {
 		if (i > 0)
 			put(out, ",");
 		put_json_db(out, &dbs[i]);
+	}
+	put(out, "],\"replicas\":[");
+	for (size_t i = 0; i < nreps; i++) {
+		if (i > 0)
+			put(out, ",");
+		put_json_replica(out, &reps[i], dbs, n);
 	}
 	put(out, "]}\n");
 	return out->oom ? -ENOMEM : 0;
@@ -140,8 +177,14 @@ static uint64_t v_log_tx(const db_status *s) { return s->log_transactions; }
 static uint64_t v_log_bytes(const db_status *s) { return s->log_bytes; }
 static uint64_t v_failed(const db_status *s) { return s->failed ? 1 : 0; }
 
+static void put_counter(text_buf *b, const char *name, const char *help, uint64_t v)
+{
+	put(b, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n", name, help, name, name, v);
+}
+
 int status_render_metrics(text_buf *out, const node_status *node,
-			  const status_db *dbs, size_t n)
+			  const status_db *dbs, size_t n,
+			  const stream_replica *reps, size_t nreps)
 {
 	put(out, "# HELP ltxfs_info The node (value 1).\n# TYPE ltxfs_info gauge\n"
 		 "ltxfs_info{node_id=\"%016" PRIx64 "\",hostname=\"", node->node_id);
@@ -154,6 +197,20 @@ int status_render_metrics(text_buf *out, const node_status *node,
 	put(out, "# HELP ltxfs_uptime_seconds Seconds since the daemon started.\n"
 		 "# TYPE ltxfs_uptime_seconds gauge\nltxfs_uptime_seconds %.3f\n",
 	    (double)(node->now_ms - node->started_ms) / 1000.0);
+	(void)reps;
+	put(out, "# HELP ltxfs_lag_seconds Replica: seconds since the primary was last heard.\n"
+		 "# TYPE ltxfs_lag_seconds gauge\nltxfs_lag_seconds %.3f\n",
+	    (double)node->lag_ms / 1000.0);
+	put(out, "# HELP ltxfs_replicas Replicas streaming from this node.\n"
+		 "# TYPE ltxfs_replicas gauge\nltxfs_replicas %zu\n", nreps);
+	put_counter(out, "ltxfs_snapshots_sent_total", "Snapshots sent to replicas.",
+		    node->snapshots_sent);
+	put_counter(out, "ltxfs_transactions_sent_total", "Transactions sent to replicas.",
+		    node->transactions_sent);
+	put_counter(out, "ltxfs_snapshots_received_total", "Snapshots installed from the primary.",
+		    node->snapshots_received);
+	put_counter(out, "ltxfs_transactions_received_total",
+		    "Transactions applied from the primary.", node->transactions_received);
 	put(out, "# HELP ltxfs_databases Databases known to the node.\n"
 		 "# TYPE ltxfs_databases gauge\nltxfs_databases %zu\n", n);
 	put_db_family(out, "ltxfs_db_txid", "gauge", "TXID of the last transaction.",

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "db/database.h"
+#include "replica/stream_server.h"
 
 typedef struct node_status {
 	uint64_t node_id;
@@ -20,8 +21,13 @@ typedef struct node_status {
 	const char *role;          /* "primary" or "replica" */
 	const char *primary;       /* the primary's hostname */
 	const char *lease_type;    /* "static", ... */
+	const char *cluster_id;    /* may be NULL */
 	int64_t started_ms;        /* wall clock at start */
 	int64_t now_ms;
+	int64_t lag_ms;            /* replica: ms since the primary was last heard */
+	int ready;                 /* primary, or replica caught up once */
+	uint64_t snapshots_sent, transactions_sent;          /* primary */
+	uint64_t snapshots_received, transactions_received;  /* replica */
 } node_status;
 
 typedef struct status_db {
@@ -38,10 +44,13 @@ typedef struct text_buf {
 
 void text_buf_free(text_buf *b);
 
-/* Render into `out` (appending).  Return 0, or -ENOMEM. */
+/* Render into `out` (appending).  `reps` are the replicas connected to a
+ * primary (may be NULL).  Return 0, or -ENOMEM. */
 int status_render_json(text_buf *out, const node_status *node,
-		       const status_db *dbs, size_t n);
+		       const status_db *dbs, size_t n,
+		       const stream_replica *reps, size_t nreps);
 int status_render_metrics(text_buf *out, const node_status *node,
-			  const status_db *dbs, size_t n);
+			  const status_db *dbs, size_t n,
+			  const stream_replica *reps, size_t nreps);
 
 #endif

@@ -6,11 +6,12 @@
 # directory only.  Method and targets: docs/benchmarks.md.
 #
 #   BENCH_ARGS='--repeat 5 --seconds 10'  passes options to tests/bench/bench.py
+#   REPL_BENCH_ARGS='--snapshot-mib 256'   to tests/bench/replication_bench.py
 
 INSERT_BENCH := $(BUILD)/bench/insert_bench
 BENCH_ARGS ?=
 
-.PHONY: bench-native
+.PHONY: bench-native bench-replication
 
 $(INSERT_BENCH): tests/bench/insert_bench.c $(BUILD)/config.mk
 	@mkdir -p $(dir $@)
@@ -22,6 +23,14 @@ BENCH_RUN = $(PYTHON) tests/bench/bench.py --speedtest1 $(SPEEDTEST1) \
 
 bench: $(SPEEDTEST1) $(INSERT_BENCH) $(BUILD)/ltxfs
 	$(BENCH_RUN) --ltxfs $(abspath $(BUILD)/ltxfs)
+	$(MAKE) bench-replication
+
+# Lag, snapshot speed, primary speed with replicas (tests/bench/replication_bench.py).
+REPL_BENCH_ARGS ?=
+bench-replication: $(INSERT_BENCH) $(BUILD)/ltxfs
+	$(PYTHON) tests/bench/replication_bench.py --ltxfs $(abspath $(BUILD)/ltxfs) \
+		--insert-bench $(INSERT_BENCH) --workdir $(BUILD)/bench-run/replication \
+		--out $(BUILD)/bench-replication.md $(REPL_BENCH_ARGS)
 
 bench-native: $(SPEEDTEST1) $(INSERT_BENCH)
 	$(BENCH_RUN) --native-only

@@ -225,6 +225,9 @@ class Node:
 
     def __init__(self, workdir, name="node", extra_config="", registry=None):
         self.name = name
+        self.lease_text = ("lease:\n  type: static\n  candidate: true\n")
+        self.data_config = ""     # more data.* keys, e.g. "  retention-bytes: 0\n"
+        self.locks = LOCKS
         self.workdir = os.path.abspath(workdir)
         self.mnt = os.path.join(self.workdir, "mnt")
         self.data = os.path.join(self.workdir, "data")
@@ -247,11 +250,12 @@ class Node:
         if self.port is None:
             self.port = free_port()
         return ("fuse:\n  dir: %s\n  locks: %s\n"
-                "data:\n  dir: %s\n"
-                "lease:\n  type: static\n  candidate: true\n"
+                "data:\n  dir: %s\n%s"
+                "%s"
                 "http:\n  addr: \"127.0.0.1:%d\"\n"
                 "log:\n  level: %s\n"
-                % (self.mnt, LOCKS, self.data, self.port, LOG_LEVEL)) + self.extra_config
+                % (self.mnt, self.locks, self.data, self.data_config, self.lease_text, self.port,
+                   LOG_LEVEL)) + self.extra_config
 
     def write_config(self, text=None):
         with open(self.config_path, "w") as f:

@@ -321,10 +321,11 @@ def _config_case(node, case):
     if case == "bad-lease-type":
         return (base.replace("type: static", "type: bogus-lease-type"),
                 [r"lease\.type", r"bogus-lease-type"])
-    if case == "replica-not-built":
-        return (base.replace("candidate: true", "candidate: false\n  advertise-url: "
-                             "\"http://primary.invalid:20202\""),
-                [r"lease\.candidate", r"replica"])
+    if case == "replica-kernel-locks":
+        text = base.replace("candidate: true", "candidate: false\n  advertise-url: "
+                            "\"http://primary.invalid:20202\"")
+        return (re.sub(r"locks: \w+", "locks: kernel", text),
+                [r"fuse\.locks: kernel", r"replica", r"lease\.candidate: false"])
     if case == "bad-lease-candidate":
         return base.replace("candidate: true", "candidate: maybe"), [r"lease\.candidate", r"maybe"]
     if case == "bad-log-level":
@@ -342,7 +343,7 @@ def _config_case(node, case):
 
 
 CONFIG_CASES = ["unknown-top-level-key", "unknown-nested-key", "unknown-fuse-key",
-                "bad-lease-type", "bad-lease-candidate", "replica-not-built", "bad-log-level",
+                "bad-lease-type", "bad-lease-candidate", "replica-kernel-locks", "bad-log-level",
                 "missing-fuse-dir", "missing-data-dir", "scalar-instead-of-map",
                 "yaml-syntax-error"]
 

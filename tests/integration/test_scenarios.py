@@ -423,6 +423,8 @@ def test_database_over_1gib(node, track_conn, mode):
     fill the first GiB quickly; random blobs cover the lock page region."""
     ps = 65536
     lock_pgno = 0x40000000 // ps + 1
+    node.data_config = "  retention-bytes: 0\n"   # the test checks every TXID
+    node.restart()
     con, base = new_db(node, "big.db", mode, track_conn, page_size=ps,
                        synchronous="OFF", cache_size=-65536)
     con.execute("CREATE TABLE big(id INTEGER PRIMARY KEY, b BLOB)")

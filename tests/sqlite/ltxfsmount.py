@@ -86,7 +86,8 @@ class LtxfsMount:
     and never raises for a daemon that already died.
     """
 
-    def __init__(self, binary, workdir, extra_config="", locks="ltxfs"):
+    def __init__(self, binary, workdir, extra_config="", locks="ltxfs", lease=None,
+                 port=None):
         self.binary = os.path.abspath(binary)
         self.workdir = os.path.abspath(workdir)
         self.mnt = os.path.join(self.workdir, "mnt")
@@ -95,6 +96,8 @@ class LtxfsMount:
         self.log = os.path.join(self.workdir, "ltxfs.log")
         self.extra_config = extra_config
         self.locks = locks
+        self.lease = lease or "lease:\n  type: static\n  candidate: true\n"
+        self.port = port or free_port()
         self.proc = None
         self.exit_status = None
 
@@ -107,12 +110,11 @@ class LtxfsMount:
         return False
 
     def _write_config(self):
-        port = free_port()
         with open(self.config, "w") as f:
             f.write("fuse:\n  dir: %s\n  locks: %s\n" % (self.mnt, self.locks))
             f.write("data:\n  dir: %s\n" % self.data)
-            f.write("lease:\n  type: static\n  candidate: true\n")
-            f.write("http:\n  addr: \"127.0.0.1:%d\"\n" % port)
+            f.write(self.lease)
+            f.write("http:\n  addr: \"127.0.0.1:%d\"\n" % self.port)
             f.write(self.extra_config)
 
     def start(self):

@@ -34,7 +34,7 @@ static void test_json_fields(void)
 {
 	status_db dbs[1] = { sample("a.db", 7, 0) };
 	text_buf b = { 0 };
-	CHECK_EQ_INT(0, status_render_json(&b, &node, dbs, 1));
+	CHECK_EQ_INT(0, status_render_json(&b, &node, dbs, 1, NULL, 0));
 	CHECK(b.data != NULL);
 	CHECK_STR_CONTAINS(b.data, "\"node_id\":\"0000000000000abc\"");
 	CHECK_STR_CONTAINS(b.data, "\"role\":\"primary\"");
@@ -51,7 +51,7 @@ static void test_json_escapes_names_and_failures(void)
 {
 	status_db dbs[2] = { sample("we\"ird\\na\tme.db", 1, 0), sample("b.db", 2, 1) };
 	text_buf b = { 0 };
-	CHECK_EQ_INT(0, status_render_json(&b, &node, dbs, 2));
+	CHECK_EQ_INT(0, status_render_json(&b, &node, dbs, 2, NULL, 0));
 	CHECK_STR_CONTAINS(b.data, "\"name\":\"we\\\"ird\\\\na\\u0009me.db\"");
 	CHECK_STR_CONTAINS(b.data, "\"failed\":true,\"failure\":\"checksum \\\"x\\\" mismatch\\u000a\"");
 	CHECK_STR_CONTAINS(b.data, "},{");
@@ -61,8 +61,26 @@ static void test_json_escapes_names_and_failures(void)
 static void test_json_no_databases(void)
 {
 	text_buf b = { 0 };
-	CHECK_EQ_INT(0, status_render_json(&b, &node, NULL, 0));
-	CHECK_STR_CONTAINS(b.data, "\"databases\":[]}");
+	CHECK_EQ_INT(0, status_render_json(&b, &node, NULL, 0, NULL, 0));
+	CHECK_STR_CONTAINS(b.data, "\"databases\":[],\"replicas\":[]}");
+	text_buf_free(&b);
+}
+
+/* A primary shows each replica's position and how far behind it is. */
+static void test_json_replicas(void)
+{
+	text_buf b = { 0 };
+	status_db db = { "a.db", { .txid = 10, .checksum = 0x8000000000000001ULL } };
+	stream_replica_db rdb = { "a.db", 7, 0x8000000000000002ULL };
+	stream_replica r = { 0x42, "10.0.0.2", 1000, 1, &rdb, 1 };
+	CHECK_EQ_INT(0, status_render_json(&b, &node, &db, 1, &r, 1));
+	CHECK_STR_CONTAINS(b.data, "\"replicas\":[{\"node_id\":\"0000000000000042\","
+			   "\"addr\":\"10.0.0.2\",\"connected_ms\":1000,\"ready\":true,"
+			   "\"databases\":[{\"name\":\"a.db\",\"txid\":7,"
+			   "\"checksum\":\"8000000000000002\",\"behind\":3}]}]");
+	text_buf_free(&b);
+	CHECK_EQ_INT(0, status_render_metrics(&b, &node, &db, 1, &r, 1));
+	CHECK_STR_CONTAINS(b.data, "\nltxfs_replicas 1\n");
 	text_buf_free(&b);
 }
 
@@ -70,7 +88,7 @@ static void test_metrics(void)
 {
 	status_db dbs[2] = { sample("a.db", 7, 0), sample("q\"\\\n.db", 9, 1) };
 	text_buf b = { 0 };
-	CHECK_EQ_INT(0, status_render_metrics(&b, &node, dbs, 2));
+	CHECK_EQ_INT(0, status_render_metrics(&b, &node, dbs, 2, NULL, 0));
 	CHECK_STR_CONTAINS(b.data, "ltxfs_info{node_id=\"0000000000000abc\",hostname=\"host-1\",role=\"primary\"} 1\n");
 	CHECK_STR_CONTAINS(b.data, "ltxfs_primary 1\n");
 	CHECK_STR_CONTAINS(b.data, "# TYPE ltxfs_db_txid gauge\n");
@@ -93,11 +111,11 @@ static void test_large_output_grows(void)
 		snprintf(names[i], 32, "db-%04d", i);
 		dbs[i] = sample(names[i], (uint64_t)i, i % 7 == 0);
 	}
-	CHECK_EQ_INT(0, status_render_json(&b, &node, dbs, N));
+	CHECK_EQ_INT(0, status_render_json(&b, &node, dbs, N, NULL, 0));
 	CHECK_STR_CONTAINS(b.data, "\"name\":\"db-1999\"");
 	CHECK(strlen(b.data) == b.len);
 	text_buf_free(&b);
-	CHECK_EQ_INT(0, status_render_metrics(&b, &node, dbs, N));
+	CHECK_EQ_INT(0, status_render_metrics(&b, &node, dbs, N, NULL, 0));
 	CHECK_STR_CONTAINS(b.data, "ltxfs_db_failed{db=\"db-1996\"} 0\n");
 	CHECK(strlen(b.data) == b.len);
 	text_buf_free(&b);
@@ -106,4 +124,5 @@ static void test_large_output_grows(void)
 }
 
 UNIT_TESTS(TEST(test_json_fields), TEST(test_json_escapes_names_and_failures),
-	   TEST(test_json_no_databases), TEST(test_metrics), TEST(test_large_output_grows))
+	   TEST(test_json_no_databases), TEST(test_json_replicas), TEST(test_metrics),
+	   TEST(test_large_output_grows))

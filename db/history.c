@@ -1,0 +1,90 @@
+/*
+ * history.c - what the primary sends a replica at a given position
+ * (db_next_send in database.h).  The rules, in order:
+ *   replica's TXID above ours                  -> snapshot (it diverged)
+ *   same TXID: same checksum -> nothing, else  -> snapshot
+ *   below: the next logged transaction, if the log still holds it and its
+ *          pre-checksum equals the replica's    -> that transaction
+ *          otherwise                            -> snapshot
+ *   TXID 0 (the replica lacks the database)     -> snapshot, unless the whole
+ *          history is in the log and no larger than the database
+ * A database without pages (deleted on the primary) is never snapshotted:
+ * a replica that has it and is not on the history is told to remove it.
+ */
+#include "db/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+
+static void want_snapshot(const database *db, db_send *out, const char *why)
+{
+	out->kind = db->n_pages ? SEND_SNAPSHOT : SEND_DELETED;
+	out->why = why;
+	out->txid = db->txid;
+	out->checksum = db->checksum;
+}
+
+/* A replica without the database: replaying the whole history is cheaper
+ * than a snapshot when the log holds it all and it is no larger than the
+ * database (young databases, and tests that watch every transaction). */
+static int whole_history_is_small(const database *db)
+{
+	uint64_t base_txid, base_ck;
+	txlog_base(db->log, &base_txid, &base_ck);
+	return base_txid == 0 && db->log->n > 0 && db->log->ents[0].hdr.min_txid == 1 &&
+	       db->log->ltx_bytes <= (uint64_t)db->n_pages * db->page_size;
+}
+
+static int next_locked(database *db, uint64_t txid, uint64_t checksum, int known,
+		       db_send *out, lx_err *err)
+{
+	const txlog_entry *e;
+	if (db->failed || db->log == NULL || db->untracked)
+		return 0;                              /* nothing trustworthy to send */
+	if (db->txid == 0 || (!known && db->n_pages == 0))
+		return 0;
+	if (txid > db->txid) {
+		want_snapshot(db, out, "replica is ahead of the primary");
+		return 0;
+	}
+	if (txid == db->txid) {
+		if (checksum != db->checksum)
+			want_snapshot(db, out, "same TXID, different checksum");
+		return 0;
+	}
+	if (txid == 0 && !whole_history_is_small(db)) {
+		want_snapshot(db, out, "new database");
+		return 0;
+	}
+	e = txlog_find(db->log, txid + 1);
+	if (e == NULL || e->hdr.min_txid != txid + 1) {
+		want_snapshot(db, out, "history no longer retained");
+		return 0;
+	}
+	if (e->hdr.pre_checksum != checksum) {
+		want_snapshot(db, out, "position is not on the primary's history");
+		return 0;
+	}
+	out->fd = fcntl(db->log->segs[e->seg].fd, F_DUPFD_CLOEXEC, 0);
+	if (out->fd < 0)
+		return lx_err_sys(err, errno, "db %s: open log segment", db->name);
+	out->kind = SEND_LTX;
+	out->offset = e->offset;
+	out->length = e->length;
+	out->txid = e->hdr.max_txid;
+	out->checksum = e->post_checksum;
+	return 0;
+}
+
+int db_next_send(database *db, uint64_t txid, uint64_t checksum, int known,
+		 db_send *out, lx_err *err)
+{
+	int rc;
+	memset(out, 0, sizeof(*out));
+	out->fd = -1;
+	pthread_mutex_lock(&db->mu);
+	rc = next_locked(db, txid, checksum, known, out, err);
+	pthread_mutex_unlock(&db->mu);
+	return rc;
+}

@@ -1,0 +1,98 @@
+/*
+ * notify.c - the mount's db_observer: a replica changed files behind the
+ * kernel's back, so the kernel's caches of exactly those files (pages,
+ * attributes, names) are invalidated, or, for the shm the readers map,
+ * updated in place (see fs.h, db/remote.c).
+ *
+ * Called from the replica thread, never from a FUSE request: the kernel
+ * may wait on requests in flight while it invalidates, and those requests
+ * are served by other threads meanwhile.
+ */
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "fs/fs_internal.h"
+
+/* The node of (db, kind) if the kernel may have seen it. */
+static fs_node *node_find(fs_state *fs, database *db, enum node_kind kind)
+{
+	fs_node *n;
+	pthread_mutex_lock(&fs->mu);
+	for (n = fs->nodes; n != NULL; n = n->next)
+		if (n->db == db && n->kind == kind)
+			break;
+	pthread_mutex_unlock(&fs->mu);
+	return n;
+}
+
+static void on_inval(void *ctx, database *db, enum db_file f, uint64_t off, uint64_t len)
+{
+	fs_state *fs = ctx;
+	fs_node *n = node_find(fs, db, (enum node_kind)f);
+	pthread_rwlock_rdlock(&fs->se_lock);
+	if (fs->se != NULL && n != NULL) {
+		int rc = fuse_lowlevel_notify_inval_inode(fs->se, (fuse_ino_t)(uintptr_t)n,
+							  (off_t)off, (off_t)len);
+		if (rc < 0 && rc != -ENOENT)
+			lx_warn(db->name, "invalidate cached pages: %s", strerror(-rc));
+	}
+	pthread_rwlock_unlock(&fs->se_lock);
+}
+
+static void on_store(void *ctx, database *db, enum db_file f, uint64_t off,
+		     const void *buf, size_t len)
+{
+	fs_state *fs = ctx;
+	fs_node *n = node_find(fs, db, (enum node_kind)f);
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(len);
+	bv.buf[0].mem = (void *)buf;
+	pthread_rwlock_rdlock(&fs->se_lock);
+	if (fs->se != NULL && n != NULL) {
+		int rc = fuse_lowlevel_notify_store(fs->se, (fuse_ino_t)(uintptr_t)n, (off_t)off,
+						    &bv, 0);
+		if (rc < 0 && rc != -ENOENT)
+			lx_warn(db->name, "update cached shm: %s", strerror(-rc));
+	}
+	pthread_rwlock_unlock(&fs->se_lock);
+}
+
+/* Files appeared or vanished: forget the names (also cached negatives)
+ * and the attributes of the nodes behind them. */
+static void on_names(void *ctx, database *db)
+{
+	static const char *const suffixes[] = { "", "-journal", "-wal", "-shm", "-pos" };
+	fs_state *fs = ctx;
+	pthread_rwlock_rdlock(&fs->se_lock);
+	for (size_t i = 0; fs->se != NULL && i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		char name[300];
+		fs_node *n = node_find(fs, db, (enum node_kind)i);
+		int len = snprintf(name, sizeof(name), "%s%s", db->name, suffixes[i]);
+		fuse_lowlevel_notify_inval_entry(fs->se, FUSE_ROOT_ID, name, (size_t)len);
+		if (n != NULL)
+			fuse_lowlevel_notify_inval_inode(fs->se, (fuse_ino_t)(uintptr_t)n, -1, 0);
+	}
+	pthread_rwlock_unlock(&fs->se_lock);
+}
+
+void fs_notify_attach(fs_state *fs, struct fuse_session *se)
+{
+	fs->observer = (db_observer){ fs, on_inval, on_store, on_names };
+	pthread_rwlock_wrlock(&fs->se_lock);
+	fs->se = se;
+	pthread_rwlock_unlock(&fs->se_lock);
+	__atomic_store_n(&fs->store->events.observer, &fs->observer, __ATOMIC_RELEASE);
+}
+
+void fs_notify_detach(fs_state *fs)
+{
+	__atomic_store_n(&fs->store->events.observer, NULL, __ATOMIC_RELEASE);
+	/* Waits for a notification in flight. */
+	pthread_rwlock_wrlock(&fs->se_lock);
+	fs->se = NULL;
+	pthread_rwlock_unlock(&fs->se_lock);
+}

@@ -1,0 +1,563 @@
+/*
+ * stream_client.c - following the primary (see stream_client.h).
+ */
+#include "replica/stream_client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "base/bytes.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "ltx/ltx.h"
+#include "replica/proto.h"
+
+#define LAG_UNKNOWN_MS 2147483647LL
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+
+/* The LTX file of the frame being received. */
+typedef struct incoming {
+	database *db;
+	ltx_decoder dec;
+	int dec_live;
+	uint64_t len, got;
+	uint8_t head[LTX_HEADER_SIZE];  /* the header, gathered before anything else */
+	int snapshot;
+	int fd;                         /* spool (incremental) or image (snapshot) */
+	ltx_header hdr;
+	uint64_t *page_ck;              /* snapshot: checksums of the image's pages */
+	uint64_t post;                  /* the trailer's post-apply checksum */
+	lx_err err;
+} incoming;
+
+struct stream_client {
+	store *store;
+	stream_client_options opt;
+	char *url;
+	pthread_t thread;
+	int stop;                       /* atomic */
+	pthread_mutex_t mu;             /* guards the sleep below */
+	pthread_cond_t wake;
+
+	/* state shown to others (atomics) */
+	int64_t primary_ts_ms;          /* primary clock of the last heartbeat/transaction */
+	int ready;
+	int connected;
+	uint64_t snapshots, transactions;
+
+	/* the connection in progress (replica thread only) */
+	CURL *curl;
+	long status;
+	char error_body[256];
+	size_t error_len;
+	uint8_t fhead[PROTO_FRAME_HEADER_SIZE];
+	size_t fhead_len;
+	proto_frame frame;
+	char name[PROTO_NAME_MAX + 1];
+	uint32_t name_got;
+	enum { ST_HEADER, ST_NAME, ST_PAYLOAD } state;
+	incoming in;
+	lx_err fail;                    /* why the connection is being ended */
+	int received;                   /* bytes arrived on this connection */
+};
+
+/* ---- one incoming LTX file ------------------------------------------------- */
+
+static void incoming_reset(incoming *in)
+{
+	if (in->dec_live)
+		ltx_decoder_free(&in->dec);
+	if (in->fd >= 0)
+		close(in->fd);
+	free(in->page_ck);
+	memset(in, 0, sizeof(*in));
+	in->fd = -1;
+}
+
+static int on_snapshot_page(void *ctx, uint32_t pgno, const uint8_t *data, uint64_t ck)
+{
+	incoming *in = ctx;
+	uint32_t ps = in->hdr.page_size;
+	int rc;
+	if (!in->snapshot)
+		return 0;                   /* the spool keeps the raw bytes */
+	rc = lx_pwrite_all(in->fd, data, ps, (uint64_t)(pgno - 1) * ps);
+	if (rc < 0)
+		return lx_err_sys(&in->err, -rc, "db %s: write snapshot page %u", in->db->name, pgno);
+	in->page_ck[pgno - 1] = ck;
+	return 0;
+}
+
+/* The header is known: set up where the bytes go. */
+static int on_header(void *ctx, const ltx_header *h)
+{
+	incoming *in = ctx;
+	in->hdr = *h;
+	in->snapshot = ltx_header_is_snapshot(h);
+	if (ltx_file_size(h) != in->len)
+		return lx_err_set(&in->err, EBADMSG, "frame of %" PRIu64 " bytes holds an LTX "
+				  "file of %" PRIu64, in->len, ltx_file_size(h));
+	if (in->snapshot) {
+		in->page_ck = calloc(h->commit ? h->commit : 1, sizeof(uint64_t));
+		in->fd = openat(in->db->dirfd, "snapshot.tmp",
+				O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	} else {
+		in->fd = openat(in->db->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	}
+	if (in->fd < 0 || (in->snapshot && in->page_ck == NULL))
+		return lx_err_sys(&in->err, in->fd < 0 ? errno : ENOMEM, "db %s: receive TXID %"
+				  PRIu64, in->db->name, h->max_txid);
+	return 0;
+}
+
+/* Called only once the file checksum verified. */
+static int on_trailer(void *ctx, const ltx_trailer *t)
+{
+	incoming *in = ctx;
+	in->post = t->post_checksum;
+	return 0;
+}
+
+static int incoming_start(stream_client *c, const char *name, uint64_t len)
+{
+	incoming *in = &c->in;
+	ltx_decode_cb cb;
+	int rc;
+	incoming_reset(in);
+	rc = store_get_or_create(c->store, name, &in->db, &c->fail);
+	if (rc < 0)
+		return rc;
+	in->len = len;
+	cb = (ltx_decode_cb){ in, on_header, on_snapshot_page, on_trailer };
+	rc = ltx_decoder_init(&in->dec, &cb, NULL, &in->err);
+	in->dec_live = rc == 0;
+	return rc;
+}
+
+static int feed_part(incoming *in, const uint8_t *buf, size_t len, uint64_t off)
+{
+	int rc = ltx_decoder_feed(&in->dec, buf, len, &in->err);
+	if (rc == 0 && !in->snapshot && (rc = lx_pwrite_all(in->fd, buf, len, off)) < 0)
+		rc = lx_err_sys(&in->err, -rc, "db %s: spool", in->db->name);
+	return rc;
+}
+
+/*
+ * Feed payload bytes: the decoder verifies them as they come; an
+ * incremental file is kept in the spool, a snapshot's pages go to the
+ * image (on_snapshot_page).  The header is gathered first so that the
+ * decision is made before any byte is stored.
+ */
+static int incoming_feed(incoming *in, const uint8_t *buf, size_t len)
+{
+	int rc = 0;
+	if (in->got < LTX_HEADER_SIZE) {
+		size_t take = LTX_HEADER_SIZE - in->got < len ? LTX_HEADER_SIZE - in->got : len;
+		memcpy(in->head + in->got, buf, take);
+		in->got += take;
+		buf += take;
+		len -= take;
+		if (in->got < LTX_HEADER_SIZE)
+			return 0;
+		rc = feed_part(in, in->head, LTX_HEADER_SIZE, 0);
+	}
+	if (rc == 0 && len > 0) {
+		rc = feed_part(in, buf, len, in->got);
+		in->got += len;
+	}
+	return rc;
+}
+
+/* Every byte arrived: verified as a whole, now applied. */
+static int incoming_finish(stream_client *c)
+{
+	incoming *in = &c->in;
+	const ltx_header *h = &in->hdr;
+	int rc = ltx_decoder_finish(&in->dec, &in->err);
+	if (rc < 0)
+		return rc;
+	if (!in->snapshot) {
+		rc = db_apply_remote(in->db, in->fd, in->len, &in->err);
+		if (rc == 0)
+			__atomic_add_fetch(&c->transactions, 1, __ATOMIC_RELAXED);
+	} else {
+		if (ftruncate(in->fd, (off_t)h->commit * h->page_size) < 0 || fdatasync(in->fd) < 0)
+			return lx_err_sys(&in->err, errno, "db %s: write snapshot", in->db->name);
+		rc = db_install_snapshot(in->db, in->fd, h, in->post, in->page_ck, &in->err);
+		in->page_ck = NULL;      /* taken over, also on failure */
+		if (rc == 0)
+			__atomic_add_fetch(&c->snapshots, 1, __ATOMIC_RELAXED);
+	}
+	if (rc == 0 && h->timestamp_ms > __atomic_load_n(&c->primary_ts_ms, __ATOMIC_RELAXED))
+		__atomic_store_n(&c->primary_ts_ms, h->timestamp_ms, __ATOMIC_RELAXED);
+	return rc;
+}
+
+/* ---- frames ------------------------------------------------------------------ */
+
+static int frame_done(stream_client *c)
+{
+	proto_frame *f = &c->frame;
+	database *db;
+	int rc = 0;
+	switch (f->type) {
+	case FRAME_LTX:
+		rc = incoming_finish(c);
+		if (rc < 0)
+			lx_err_set(&c->fail, c->in.err.code ? c->in.err.code : -rc, "%s", c->in.err.msg);
+		incoming_reset(&c->in);
+		break;
+	case FRAME_HEARTBEAT:
+		__atomic_store_n(&c->primary_ts_ms, (int64_t)f->arg, __ATOMIC_RELAXED);
+		break;
+	case FRAME_READY:
+		if (!__atomic_exchange_n(&c->ready, 1, __ATOMIC_ACQ_REL))
+			lx_info("replica", "caught up with the primary %s", c->opt.primary_name);
+		__atomic_store_n(&c->primary_ts_ms, lx_wall_ms(), __ATOMIC_RELAXED);
+		break;
+	case FRAME_DELETED:
+		db = store_find(c->store, c->name);
+		if (db != NULL)
+			rc = db_remove_remote(db, &c->fail);
+		break;
+	}
+	c->state = ST_HEADER;
+	c->fhead_len = 0;
+	return rc < 0 || c->fail.code ? -EIO : 0;
+}
+
+/* The name is complete: check the header and start the payload. */
+static int frame_named(stream_client *c)
+{
+	c->name[c->frame.name_len] = '\0';
+	if (proto_frame_check(c->fhead, c->name, &c->fail) < 0)
+		return -EBADMSG;
+	if (c->frame.payload_len == 0)
+		return frame_done(c);
+	if (incoming_start(c, c->name, c->frame.payload_len) < 0) {
+		if (!c->fail.code)
+			lx_err_set(&c->fail, c->in.err.code, "db %s: %s", c->name, c->in.err.msg);
+		return -EIO;
+	}
+	c->state = ST_PAYLOAD;
+	return 0;
+}
+
+static size_t take_upto(uint8_t *dst, size_t have, size_t want, const uint8_t *src, size_t len)
+{
+	size_t n = want - have < len ? want - have : len;
+	memcpy(dst + have, src, n);
+	return n;
+}
+
+/* Consume stream bytes; returns how many were used (fewer: an error in c->fail). */
+static size_t parse(stream_client *c, const uint8_t *p, size_t len)
+{
+	size_t used = 0, n;
+	while (used < len) {
+		switch (c->state) {
+		case ST_HEADER:
+			n = take_upto(c->fhead, c->fhead_len, PROTO_FRAME_HEADER_SIZE, p + used, len - used);
+			c->fhead_len += n;
+			used += n;
+			if (c->fhead_len < PROTO_FRAME_HEADER_SIZE)
+				break;
+			if (proto_frame_decode(c->fhead, &c->frame, &c->fail) < 0)
+				return 0;
+			c->name_got = 0;
+			c->state = ST_NAME;
+			if (c->frame.name_len == 0 && frame_named(c) < 0)
+				return 0;
+			break;
+		case ST_NAME:
+			n = take_upto((uint8_t *)c->name, c->name_got, c->frame.name_len, p + used,
+				      len - used);
+			c->name_got += (uint32_t)n;
+			used += n;
+			if (c->name_got == c->frame.name_len && frame_named(c) < 0)
+				return 0;
+			break;
+		case ST_PAYLOAD:
+			n = c->frame.payload_len - c->in.got < len - used ?
+			    (size_t)(c->frame.payload_len - c->in.got) : len - used;
+			if (incoming_feed(&c->in, p + used, n) < 0) {
+				lx_err_set(&c->fail, c->in.err.code, "db %s: %s", c->name, c->in.err.msg);
+				return 0;
+			}
+			used += n;
+			if (c->in.got == c->frame.payload_len && frame_done(c) < 0)
+				return 0;
+			break;
+		}
+	}
+	return used;
+}
+
+/* ---- the connection ------------------------------------------------------------ */
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+	stream_client *c = arg;
+	size_t len = size * nmemb;
+	if (c->status == 0)
+		curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &c->status);
+	if (c->status != 200) {      /* an error message: keep its start */
+		size_t n = sizeof(c->error_body) - 1 - c->error_len;
+		n = n < len ? n : len;
+		memcpy(c->error_body + c->error_len, data, n);
+		c->error_len += n;
+		c->error_body[c->error_len] = '\0';
+		return len;
+	}
+	if (!c->received) {
+		c->received = 1;
+		__atomic_store_n(&c->connected, 1, __ATOMIC_RELEASE);
+		lx_info("replica", "streaming from the primary %s (%s)", c->opt.primary_name,
+			c->opt.primary_url);
+	}
+	return parse(c, (const uint8_t *)data, len);
+}
+
+static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	stream_client *c = arg;
+	(void)dt; (void)dn; (void)ut; (void)un;
+	return __atomic_load_n(&c->stop, __ATOMIC_ACQUIRE) ? 1 : 0;
+}
+
+/* The request body: every local database's position. */
+static int build_positions(stream_client *c, uint8_t **body, size_t *len)
+{
+	database **dbs;
+	proto_pos *pos;
+	size_t n, k = 0;
+	if (store_list(c->store, &dbs, &n) < 0)
+		return -ENOMEM;
+	pos = calloc(n ? n : 1, sizeof(*pos));
+	if (pos == NULL) {
+		free(dbs);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		db_status st;
+		db_status_get(dbs[i], &st);
+		/* A failed database, or one without history, reports nothing:
+		 * the primary sends a snapshot if it has pages. */
+		if (st.failed || st.txid == 0 || strlen(dbs[i]->name) > PROTO_NAME_MAX)
+			continue;
+		snprintf(pos[k].name, sizeof(pos[k].name), "%s", dbs[i]->name);
+		pos[k].txid = st.txid;
+		pos[k].checksum = st.checksum;
+		k++;
+	}
+	free(dbs);
+	*len = proto_pos_size(pos, k);
+	*body = malloc(*len);
+	if (*body != NULL)
+		proto_pos_encode(pos, k, *body);
+	free(pos);
+	return *body ? 0 : -ENOMEM;
+}
+
+static struct curl_slist *request_headers(stream_client *c)
+{
+	char line[128];
+	struct curl_slist *h = NULL, *t;
+	snprintf(line, sizeof(line), "Ltxfs-Node-Id: %016" PRIx64, c->opt.node_id);
+	h = curl_slist_append(h, line);
+	if (h && c->opt.cluster_id && *c->opt.cluster_id) {
+		snprintf(line, sizeof(line), "Ltxfs-Cluster-Id: %s", c->opt.cluster_id);
+		if ((t = curl_slist_append(h, line)) != NULL)
+			h = t;
+	}
+	if (h && (t = curl_slist_append(h, "Content-Type: application/x-ltxfs-positions")) != NULL)
+		h = t;
+	if (h && (t = curl_slist_append(h, "Expect:")) != NULL)   /* no 100-continue round trip */
+		h = t;
+	return h;
+}
+
+/* One connection, until it ends; returns 1 if the primary was reached. */
+static int stream_once(stream_client *c)
+{
+	struct curl_slist *headers = request_headers(c);
+	uint8_t *body = NULL;
+	size_t body_len = 0;
+	char cerr[CURL_ERROR_SIZE] = "";
+	CURLcode res;
+
+	lx_err_clear(&c->fail);
+	c->status = 0;
+	c->error_len = 0;
+	c->received = 0;
+	c->state = ST_HEADER;
+	c->fhead_len = 0;
+	if (headers == NULL || build_positions(c, &body, &body_len) < 0) {
+		curl_slist_free_all(headers);
+		lx_warn("replica", "out of memory");
+		return 0;
+	}
+	curl_easy_reset(c->curl);
+	curl_easy_setopt(c->curl, CURLOPT_URL, c->url);
+	curl_easy_setopt(c->curl, CURLOPT_POST, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, c);
+	curl_easy_setopt(c->curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(c->curl, CURLOPT_XFERINFODATA, c);
+	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, cerr);
+	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	curl_easy_setopt(c->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_LOW_SPEED_TIME,
+			 (long)((c->opt.silence_ms + 999) / 1000));
+	res = curl_easy_perform(c->curl);
+	__atomic_store_n(&c->connected, 0, __ATOMIC_RELEASE);
+	incoming_reset(&c->in);
+	if (__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
+		/* shutting down: nothing to report */
+	} else if (c->fail.code) {
+		lx_warn("replica", "stream from %s ended: %s", c->opt.primary_url, c->fail.msg);
+	} else if (res != CURLE_OK) {
+		lx_warn("replica", "stream from %s: %s", c->opt.primary_url,
+			cerr[0] ? cerr : curl_easy_strerror(res));
+	} else if (c->status != 200) {
+		lx_warn("replica", "primary %s answered %ld: %s", c->opt.primary_url, c->status,
+			c->error_body);
+	} else {
+		lx_info("replica", "stream from %s ended", c->opt.primary_url);
+	}
+	free(body);
+	curl_slist_free_all(headers);
+	return c->received;
+}
+
+/* Sleep `ms`, or less if the client is stopped. */
+static void pause_ms(stream_client *c, int ms)
+{
+	struct timespec ts = lx_mono_deadline(ms);
+	pthread_mutex_lock(&c->mu);
+	while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE))
+		if (pthread_cond_timedwait(&c->wake, &c->mu, &ts) != 0)
+			break;
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void *client_main(void *arg)
+{
+	stream_client *c = arg;
+	int backoff = BACKOFF_MIN_MS;
+	while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
+		if (stream_once(c))
+			backoff = BACKOFF_MIN_MS;
+		if (__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE))
+			break;
+		pause_ms(c, backoff);
+		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+	}
+	return NULL;
+}
+
+/* ---- API --------------------------------------------------------------------- */
+
+int stream_client_start(stream_client **out, store *st, const stream_client_options *o,
+			lx_err *err)
+{
+	stream_client *c = calloc(1, sizeof(*c));
+	pthread_condattr_t ca;
+	size_t ulen;
+	int rc;
+	*out = NULL;
+	if (c == NULL)
+		return lx_err_set(err, ENOMEM, "out of memory");
+	c->store = st;
+	c->opt = *o;
+	if (c->opt.silence_ms <= 0)
+		c->opt.silence_ms = 5000;
+	c->in.fd = -1;
+	c->primary_ts_ms = 0;
+	ulen = strlen(o->primary_url);
+	while (ulen > 0 && o->primary_url[ulen - 1] == '/')
+		ulen--;
+	if (asprintf(&c->url, "%.*s/stream", (int)ulen, o->primary_url) < 0) {
+		free(c);
+		return lx_err_set(err, ENOMEM, "out of memory");
+	}
+	c->curl = curl_easy_init();
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->wake, &ca);
+	pthread_condattr_destroy(&ca);
+	rc = c->curl ? -pthread_create(&c->thread, NULL, client_main, c) : -ENOMEM;
+	if (rc < 0) {
+		if (c->curl)
+			curl_easy_cleanup(c->curl);
+		pthread_cond_destroy(&c->wake);
+		pthread_mutex_destroy(&c->mu);
+		free(c->url);
+		free(c);
+		return lx_err_sys(err, -rc, "start the replica thread");
+	}
+	lx_info("replica", "following the primary %s at %s", o->primary_name, o->primary_url);
+	*out = c;
+	return 0;
+}
+
+void stream_client_stop(stream_client *c)
+{
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&c->mu);
+	__atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&c->wake);
+	pthread_mutex_unlock(&c->mu);
+	pthread_join(c->thread, NULL);
+	incoming_reset(&c->in);
+	curl_easy_cleanup(c->curl);
+	pthread_cond_destroy(&c->wake);
+	pthread_mutex_destroy(&c->mu);
+	free(c->url);
+	free(c);
+}
+
+int64_t stream_client_lag_ms(void *arg)
+{
+	stream_client *c = arg;
+	int64_t ts = __atomic_load_n(&c->primary_ts_ms, __ATOMIC_RELAXED);
+	int64_t lag;
+	if (!__atomic_load_n(&c->ready, __ATOMIC_ACQUIRE) || ts == 0)
+		return LAG_UNKNOWN_MS;
+	lag = lx_wall_ms() - ts;
+	return lag < 0 ? 0 : lag;
+}
+
+int stream_client_ready(stream_client *c)
+{
+	return __atomic_load_n(&c->ready, __ATOMIC_ACQUIRE);
+}
+
+int stream_client_connected(stream_client *c)
+{
+	return __atomic_load_n(&c->connected, __ATOMIC_ACQUIRE);
+}
+
+void stream_client_counters(stream_client *c, uint64_t *snapshots, uint64_t *transactions)
+{
+	*snapshots = __atomic_load_n(&c->snapshots, __ATOMIC_RELAXED);
+	*transactions = __atomic_load_n(&c->transactions, __ATOMIC_RELAXED);
+}

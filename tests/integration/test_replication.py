@@ -1,0 +1,289 @@
+"""test_replication.py - a primary and replicas on 127.0.0.1 (static lease).
+
+Every test drives real SQLite clients against real mounts and checks the
+replicas' database files byte for byte against the primary's.
+"""
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+import cluster as C
+import ltxfs_helpers as H
+
+MODES = ["delete", "wal"]
+
+
+def write(node, name, sql, mode=None):
+    c = sqlite3.connect(node.path(name), timeout=30, isolation_level=None)
+    try:
+        if mode:
+            c.execute("PRAGMA journal_mode=%s" % mode).fetchall()
+        c.executescript(sql)
+    finally:
+        c.close()
+
+
+def rows(node, name, sql="SELECT count(*), coalesce(sum(length(v)),0) FROM t"):
+    c = sqlite3.connect("file:%s?mode=ro" % node.path(name), uri=True, timeout=30)
+    try:
+        return c.execute(sql).fetchall()
+    finally:
+        c.close()
+
+
+def mixed_workload(p, mode):
+    write(p, "a.db", "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);", mode)
+    for i in range(20):
+        write(p, "a.db", "INSERT INTO t(v) SELECT randomblob(%d) FROM "
+              "(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<50) "
+              "SELECT x FROM c);" % (100 + i * 37))
+    write(p, "a.db", "UPDATE t SET v = randomblob(900) WHERE id % 3 = 0;")
+    write(p, "a.db", "DELETE FROM t WHERE id % 2 = 0;")
+    write(p, "a.db", "VACUUM;")
+    write(p, "b.db", "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);"
+          "INSERT INTO t(v) VALUES (randomblob(5000));", mode)
+    write(p, "c.db", "CREATE TABLE t(v); INSERT INTO t VALUES (1);", mode)
+    os.remove(p.path("c.db"))
+    for f in ("c.db-wal", "c.db-shm"):
+        if os.path.exists(p.path(f)):
+            os.remove(p.path(f))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_three_nodes_converge_byte_identical(node_factory, mode):
+    p, rs = C.make_cluster(node_factory, replicas=2)
+    mixed_workload(p, mode)
+    names = ["a.db", "b.db", "c.db"]
+    C.wait_converged(p, rs, names)
+    C.assert_identical(p, rs, names)
+    for r in rs:
+        assert rows(r, "a.db") == rows(p, "a.db")
+        assert H.integrity_check(r.path("a.db")) == "ok"
+        assert not os.path.exists(r.path("c.db"))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_late_replica_gets_a_snapshot(node_factory, mode):
+    p, rs = C.make_cluster(node_factory, replicas=1, start=False)
+    p.start()
+    mixed_workload(p, mode)
+    rs[0].start()
+    C.wait_converged(p, rs, ["a.db", "b.db"])
+    C.assert_identical(p, rs, ["a.db", "b.db"])
+    assert "installed snapshot" in rs[0].log_text()
+    assert C.metrics(rs[0])["ltxfs_snapshots_received_total"] >= 2
+
+
+def test_restarted_replica_resumes_without_a_snapshot(node_factory):
+    p, (r,) = C.make_cluster(node_factory, replicas=1)
+    write(p, "a.db", "CREATE TABLE t(v); INSERT INTO t VALUES (1);", "wal")
+    C.wait_converged(p, [r], ["a.db"])
+    r.stop()
+    for i in range(10):
+        write(p, "a.db", "INSERT INTO t VALUES (%d);" % i)
+    offset = r.log_size()
+    r.start()
+    C.wait_converged(p, [r], ["a.db"])
+    C.assert_identical(p, [r], ["a.db"])
+    assert "snapshot" not in r.log_since(offset)
+    assert C.metrics(r)["ltxfs_snapshots_received_total"] == 0
+    assert C.metrics(r)["ltxfs_transactions_received_total"] == 10
+
+
+def test_hand_altered_replica_is_detected_and_resnapshotted(node_factory):
+    p, (r,) = C.make_cluster(node_factory, replicas=1)
+    write(p, "a.db", "CREATE TABLE t(v); INSERT INTO t VALUES (randomblob(3000));", "delete")
+    C.wait_converged(p, [r], ["a.db"])
+    r.stop()
+    with open(r.backing("a.db"), "r+b") as f:       # damage a page by hand
+        f.seek(4096 + 100)
+        f.write(b"\xff" * 16)
+    offset = r.log_size()
+    r.start()
+    C.wait_converged(p, [r], ["a.db"])
+    C.assert_identical(p, [r], ["a.db"])
+    log = r.log_since(offset)
+    assert "matches no position" in log, log
+    assert "installed snapshot" in log, log
+
+
+def test_primary_restart_with_replicas_connected(node_factory):
+    p, rs = C.make_cluster(node_factory, replicas=2)
+    write(p, "a.db", "CREATE TABLE t(v); INSERT INTO t VALUES (1);", "wal")
+    C.wait_converged(p, rs, ["a.db"])
+    before = [C.metrics(r)["ltxfs_snapshots_received_total"] for r in rs]
+    p.restart()
+    write(p, "a.db", "INSERT INTO t VALUES (2);")
+    C.wait_converged(p, rs, ["a.db"])
+    C.assert_identical(p, rs, ["a.db"])
+    assert [C.metrics(r)["ltxfs_snapshots_received_total"] for r in rs] == before
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_writes_on_a_replica_fail_at_once_as_read_only(node_factory, mode):
+    p, (r,) = C.make_cluster(node_factory, replicas=1)
+    write(p, "a.db", "CREATE TABLE t(v); INSERT INTO t VALUES (1);", mode)
+    C.wait_converged(p, [r], ["a.db"])
+    before = C.sha256(r.backing("a.db"))
+    t0 = time.monotonic()
+    cp = H.sqlite_cli(r.path("a.db"), "INSERT INTO t VALUES (2);", check=False)
+    assert time.monotonic() - t0 < 5
+    assert cp.returncode != 0
+    assert "readonly database" in cp.stderr, cp.stderr
+    cp = H.sqlite_cli(r.path("new.db"), "CREATE TABLE x(y);", check=False)
+    assert cp.returncode != 0
+    assert C.sha256(r.backing("a.db")) == before
+    assert not os.path.exists(r.path("new.db"))
+    assert H.sqlite_cli(r.path("a.db"), "SELECT count(*) FROM t;").stdout.strip() == "1"
+
+
+def test_primary_and_lag_files(node_factory):
+    p, (r,) = C.make_cluster(node_factory, replicas=1)
+    write(p, "a.db", "CREATE TABLE t(v);", "wal")
+    C.wait_converged(p, [r], ["a.db"])
+    with open(r.path(".primary")) as f:
+        assert f.read() == C.PRIMARY_HOST + "\n"
+    assert not os.path.exists(p.path(".primary"))
+    with open(p.path(".lag")) as f:
+        assert f.read() == "+000000000\n"
+    with open(r.path(".lag")) as f:
+        lag = f.read()
+    assert len(lag) == 11 and lag[0] == "+" and int(lag) < 5000, lag
+    assert ".primary" in os.listdir(r.mnt) and ".lag" in os.listdir(r.mnt)
+    st = C.status(r)
+    assert st["role"] == "replica" and st["ready"] is True
+    st = C.status(p)
+    assert st["role"] == "primary" and len(st["replicas"]) == 1
+    assert st["replicas"][0]["databases"][0]["behind"] == 0
+
+
+def test_database_deleted_on_the_primary_is_removed_on_replicas(node_factory):
+    p, rs = C.make_cluster(node_factory, replicas=2)
+    write(p, "gone.db", "CREATE TABLE t(v); INSERT INTO t VALUES (1);", "delete")
+    C.wait_converged(p, rs, ["gone.db"])
+    os.remove(p.path("gone.db"))
+    C.wait_converged(p, rs, ["gone.db"])
+    for r in rs:
+        assert not os.path.exists(r.path("gone.db"))
+    write(p, "gone.db", "CREATE TABLE u(v); INSERT INTO u VALUES (2);", "wal")
+    C.wait_converged(p, rs, ["gone.db"])
+    C.assert_identical(p, rs, ["gone.db"])
+
+
+def test_replica_behind_retention_gets_a_snapshot(node_factory):
+    p = C.make_primary(node_factory)
+    r = C.make_replica(node_factory, p, "replica1")
+    p.data_config = "  retention-bytes: 64KiB\n"
+    p.start()
+    r.start()
+    write(p, "a.db", "CREATE TABLE t(v);", "wal")
+    C.wait_converged(p, [r], ["a.db"])
+    r.stop()
+    for i in range(60):
+        write(p, "a.db", "INSERT INTO t VALUES (randomblob(4000));")
+    deadline = time.monotonic() + 10
+    while p.log_list("a.db")[0].txid <= 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert p.log_list("a.db")[0].txid > 2, "retention did not trim the log"
+    offset = r.log_size()
+    r.start()
+    C.wait_converged(p, [r], ["a.db"])
+    C.assert_identical(p, [r], ["a.db"])
+    assert "installed snapshot" in r.log_since(offset)
+
+
+def test_malformed_stream_requests_are_refused(node_factory):
+    import urllib.error
+    import urllib.request
+    p, rs = C.make_cluster(node_factory, replicas=0)
+    url = "http://127.0.0.1:%d/stream" % p.port
+    cases = [({}, b""), ({"Ltxfs-Node-Id": "zz"}, b""),
+             ({"Ltxfs-Node-Id": "0123"}, b"LTXP garbage"),
+             ({"Ltxfs-Node-Id": "0123"}, os.urandom(5000))]
+    for headers, body in cases:
+        req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=10)
+        assert e.value.code == 400
+    assert C.status(p)["role"] == "primary"     # still serving
+
+
+READ_SECONDS = float(os.environ.get("LTXFS_REPLICA_READ_SECONDS", "60"))
+
+
+@pytest.mark.deadline(READ_SECONDS * 2 + 120)
+@pytest.mark.parametrize("mode", MODES)
+def test_readers_on_a_replica_during_writes(node_factory, spawn, mode):
+    """Four readers on a replica for READ_SECONDS while the primary writes:
+    no error but SQLITE_BUSY (absorbed), never a torn state, integrity ok."""
+    p, (r,) = C.make_cluster(node_factory, replicas=1)
+    write(p, "a.db", "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);"
+          "CREATE TABLE meta(n INTEGER); INSERT INTO meta VALUES (0);", mode)
+    C.wait_converged(p, [r], ["a.db"])
+    here = os.path.dirname(os.path.abspath(__file__))
+    readers = [spawn([sys.executable, os.path.join(here, "replica_reader.py"),
+                      r.path("a.db"), str(READ_SECONDS)],
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+               for _ in range(4)]
+    c = sqlite3.connect(p.path("a.db"), timeout=30, isolation_level=None)
+    deadline = time.monotonic() + READ_SECONDS
+    txns = 0
+    while time.monotonic() < deadline:
+        c.execute("BEGIN IMMEDIATE")
+        c.execute("INSERT INTO t(v) VALUES (randomblob(?))", (200 + txns % 1800,))
+        if txns % 50 == 49:      # shrink too: pages are freed and reused
+            gone = c.execute("DELETE FROM t WHERE id IN (SELECT id FROM t "
+                             "ORDER BY random() LIMIT 20)").rowcount
+            c.execute("UPDATE meta SET n = n - ?", (gone,))
+        c.execute("UPDATE meta SET n = n + 1")
+        c.execute("COMMIT")
+        txns += 1
+        time.sleep(0.001)
+    c.close()
+    for proc in readers:
+        out, err = proc.communicate(timeout=READ_SECONDS + 60)
+        assert proc.returncode == 0, err.decode()
+        assert int(out) > 10, "a reader made almost no progress: %r" % out
+    C.wait_converged(p, [r], ["a.db"])
+    C.assert_identical(p, [r], ["a.db"])
+    assert txns > READ_SECONDS * 10, txns
+
+
+@pytest.mark.deadline(240)
+def test_faults_between_primary_and_replica(node_factory):
+    """Flipped bits, truncated frames and cut connections between a primary
+    and its replica: nothing corrupt is applied, the replica converges."""
+    from fault_proxy import FaultProxy
+    p = C.make_primary(node_factory)
+    p.start()
+    with FaultProxy("127.0.0.1", p.port) as proxy:
+        r = C.make_replica(node_factory, p, "replica1",
+                           url="http://127.0.0.1:%d" % proxy.port)
+        r.start()
+        write(p, "a.db", "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);", "wal")
+        write(p, "b.db", "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);", "delete")
+        C.wait_converged(p, [r], ["a.db", "b.db"])
+        phases = [("flip", dict(rate=0.2, after=400, seed=7)),
+                  ("truncate", dict(after=3000)), ("pass", {})]
+        for mode, kw in phases:
+            proxy.set_mode(mode, **kw)
+            for i in range(40):
+                name = "a.db" if i % 2 else "b.db"
+                write(p, name, "INSERT INTO t(v) VALUES (randomblob(%d));" % (500 + 97 * i))
+                if i % 10 == 9:
+                    proxy.cut()
+                for n in ("a.db", "b.db"):
+                    if os.path.exists(r.path(n)):
+                        assert H.integrity_check(r.path(n)) == "ok"
+        proxy.set_mode("pass")
+        C.wait_converged(p, [r], ["a.db", "b.db"], timeout=120)
+        C.assert_identical(p, [r], ["a.db", "b.db"])
+        assert proxy.flipped > 0 and proxy.cut_count > 0
+    log = r.log_text()
+    assert "checksum" in log, "no damaged frame was detected:\n" + log[-3000:]
+    assert "not served" not in log and "no longer served" not in log, log[-3000:]
