@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/bytes.h"
 #include "ltx/ltx.h"
 
 typedef struct apply_ctx {
@@ -131,6 +132,23 @@ int apply_ltx(apply_target *t, const uint8_t *ltx, size_t len, lx_err *err)
 	return finish(t, &c, &h, &tr, err);
 }
 
+/* Header and trailer of an LTX file already verified as a whole. */
+static int ltx_verify_header_trailer_fd(int fd, uint64_t len, ltx_header *h, ltx_trailer *t,
+					lx_err *err)
+{
+	uint8_t raw[LTX_HEADER_SIZE];
+	if (len < LTX_HEADER_SIZE + LTX_TRAILER_SIZE ||
+	    pread(fd, raw, LTX_HEADER_SIZE, 0) != LTX_HEADER_SIZE)
+		return lx_err_set(err, EBADMSG, "LTX file of %" PRIu64 " bytes is short", len);
+	if (ltx_header_decode(raw, h, err) < 0)
+		return -EBADMSG;
+	if (pread(fd, raw, LTX_TRAILER_SIZE, (off_t)(len - LTX_TRAILER_SIZE)) != LTX_TRAILER_SIZE)
+		return lx_err_set(err, EBADMSG, "LTX trailer unreadable");
+	t->post_checksum = lx_get_be64(raw);
+	t->file_checksum = lx_get_be64(raw + 8);
+	return 0;
+}
+
 int apply_ltx_fd(apply_target *t, int fd, uint64_t len, lx_err *err)
 {
 	enum { CHUNK = 256 * 1024 };
@@ -140,11 +158,12 @@ int apply_ltx_fd(apply_target *t, int fd, uint64_t len, lx_err *err)
 	apply_ctx c = { t, NULL, 0, 0, err };
 	ltx_decode_cb cb = { &c, on_header, on_page, NULL };
 	uint8_t *buf;
-	int rc = ltx_verify_fd(fd, 0, len, &h, &tr, err);
+	int rc = t->verified ? ltx_verify_header_trailer_fd(fd, len, &h, &tr, err)
+			     : ltx_verify_fd(fd, 0, len, &h, &tr, err);
 
 	if (rc < 0)
 		return rc;
-	buf = malloc(CHUNK);
+	buf = malloc(len < CHUNK ? (size_t)len : CHUNK);
 	if (buf == NULL)
 		return lx_err_set(err, ENOMEM, "out of memory");
 	rc = ltx_decoder_init(&dec, &cb, NULL, err);

@@ -28,6 +28,9 @@ typedef struct apply_target {
 	/* optional: told of every page written (a replica invalidates caches) */
 	void (*written)(void *ctx, uint32_t pgno);
 	void *written_ctx;
+	/* apply_ltx_fd: the caller verified the file already (a replica
+	 * verified it while receiving); skip the first pass */
+	int verified;
 } apply_target;
 
 /* Verify and apply one LTX file held in memory; advances the target. */

@@ -278,6 +278,7 @@ typedef struct db_send {
 	const char *why;           /* SEND_SNAPSHOT: a static reason for the log */
 	int fd;                    /* SEND_LTX: own descriptor of the log segment (close it) */
 	uint64_t offset, length;   /* SEND_LTX: the LTX bytes in fd */
+	int verified;              /* SEND_LTX: known good (see txlog_entry) */
 	uint64_t txid, checksum;   /* the position after sending it */
 } db_send;
 
@@ -292,6 +293,9 @@ typedef struct db_send {
  */
 int db_next_send(database *db, uint64_t txid, uint64_t checksum, int known,
 		 db_send *out, lx_err *err);
+
+/* The log record holding `txid` was verified in full (db_next_send). */
+void db_mark_verified(database *db, uint64_t txid);
 
 /* Trim the log to the retention bounds (0: none); the newest stays. */
 void db_enforce_retention(database *db, int64_t now_ms, uint64_t max_age_ms,

@@ -70,6 +70,7 @@ static int next_locked(database *db, uint64_t txid, uint64_t checksum, int known
 	if (out->fd < 0)
 		return lx_err_sys(err, errno, "db %s: open log segment", db->name);
 	out->kind = SEND_LTX;
+	out->verified = e->verified;
 	out->offset = e->offset;
 	out->length = e->length;
 	out->txid = e->hdr.max_txid;
@@ -87,4 +88,14 @@ int db_next_send(database *db, uint64_t txid, uint64_t checksum, int known,
 	rc = next_locked(db, txid, checksum, known, out, err);
 	pthread_mutex_unlock(&db->mu);
 	return rc;
+}
+
+void db_mark_verified(database *db, uint64_t txid)
+{
+	const txlog_entry *e;
+	pthread_mutex_lock(&db->mu);
+	e = db->log ? txlog_find(db->log, txid) : NULL;
+	if (e != NULL)
+		db->log->ents[e - db->log->ents].verified = 1;
+	pthread_mutex_unlock(&db->mu);
 }

@@ -225,7 +225,7 @@ static int copy_into_log(database *db, int fd, uint64_t len, const ltx_header *h
 {
 	enum { CHUNK = 256 * 1024 };
 	txlog_anchor none = { 0, 0, 0 };
-	uint8_t *buf = malloc(CHUNK);
+	uint8_t *buf = malloc(len < CHUNK ? (size_t)len : CHUNK);
 	int rc;
 	if (buf == NULL)
 		return lx_err_set(err, ENOMEM, "out of memory");
@@ -301,6 +301,7 @@ static int apply_locked(database *db, int fd, uint64_t len, const ltx_header *h,
 	db_apply_target_locked(db, &t);
 	t.written = page_set_add;
 	t.written_ctx = changed;
+	t.verified = 1;              /* the receiver verified every byte */
 	rc = apply_ltx_fd(&t, fd, len, err);
 	db_apply_target_taken(db, &t);
 	if (rc < 0) {

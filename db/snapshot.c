@@ -237,24 +237,47 @@ int db_snapshot_begin(database *db, db_snapshot **out, ltx_header *h,
 	return 0;
 }
 
+/* Pages from `first` on that still live in the database file, in a row
+ * (at most max, never the lock page). */
+static uint32_t db_file_run(const db_snapshot *s, uint32_t first, uint32_t max)
+{
+	uint32_t n = 0;
+	while (n < max && first + n <= s->n_pages && lives_in_db_file(s, first + n))
+		n++;
+	return n;
+}
+
 int db_snapshot_read(db_snapshot *s, uint8_t *buf, uint32_t *pgnos, uint32_t max,
 		     lx_err *err)
 {
 	database *db = s->db;
-	uint32_t n = 0;
+	uint32_t n = 0, ps = s->page_size;
 	int rc = 0;
 	pthread_mutex_lock(&db->mu);
 	if (s->failed)
 		rc = lx_err_set(err, s->fail.code, "%s", s->fail.msg);
 	while (rc == 0 && n < max && s->next_pgno <= s->n_pages) {
-		uint32_t p = s->next_pgno++;
-		if (p == s->lock_pgno)
+		uint32_t p = s->next_pgno, run;
+		if (p == s->lock_pgno) {
+			s->next_pgno++;
 			continue;
-		rc = read_source(s, p, buf + (size_t)n * s->page_size);
-		if (rc < 0)
-			rc = lx_err_sys(err, -rc, "db %s: snapshot: read page %u", db->name, p);
+		}
+		/* One read for a run of pages in the file (the common case). */
+		run = db->file[DBF_DB] ? db_file_run(s, p, max - n) : 0;
+		if (run > 1)
+			rc = db_pread_page(db->file[DBF_DB]->fd, buf + (size_t)n * ps, run * ps,
+					   (uint64_t)(p - 1) * ps);
 		else
-			pgnos[n++] = p;
+			rc = read_source(s, p, buf + (size_t)n * ps);
+		if (run < 1)
+			run = 1;
+		if (rc < 0) {
+			rc = lx_err_sys(err, -rc, "db %s: snapshot: read page %u", db->name, p);
+			break;
+		}
+		for (uint32_t i = 0; i < run; i++)
+			pgnos[n++] = p + i;
+		s->next_pgno = p + run;
 	}
 	pthread_mutex_unlock(&db->mu);
 	return rc < 0 ? rc : (int)n;

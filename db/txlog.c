@@ -399,8 +399,10 @@ static int verify_tail(txlog *log, lx_err *err)
 	lx_err verr;
 	if (e == NULL)
 		return 0;
-	if (txlog_verify_entry(log, e, &verr) == 0)
+	if (txlog_verify_entry(log, e, &verr) == 0) {
+		log->ents[log->n - 1].verified = 1;
 		return 0;
+	}
 	return lx_err_set(err, EBADMSG, "newest transaction TXID %" PRIu64 " is corrupt: %s",
 			  e->hdr.max_txid, verr.msg);
 }
@@ -671,6 +673,7 @@ int txlog_append_end(txlog *log, const ltx_header *hdr, uint64_t post_checksum,
 	e.seg = (uint32_t)(log->nsegs - 1);
 	e.offset = log->rec_offset + TXLOG_RECORD_HEADER_SIZE;
 	e.length = log->rec_ltx_len;
+	e.verified = 1;
 	if (log->rec_written != TXLOG_RECORD_HEADER_SIZE + e.length ||
 	    ltx_file_size(hdr) != e.length) {
 		txlog_append_abort(log);

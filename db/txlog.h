@@ -80,6 +80,8 @@ typedef struct txlog_entry {
 	uint32_t seg;            /* index into the segment table */
 	uint64_t offset;         /* of the LTX bytes within the segment */
 	uint64_t length;         /* of the LTX bytes */
+	int verified;            /* its bytes are known good: appended by this process,
+				    or fully verified since it was read from disk */
 } txlog_entry;
 
 typedef struct txlog_segment {

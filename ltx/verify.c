@@ -88,7 +88,7 @@ static int feed_fd(ltx_decoder *dec, int fd, uint64_t offset, uint64_t len,
 		   lx_err *err)
 {
 	enum { CHUNK = 256 * 1024 };
-	uint8_t *chunk = malloc(CHUNK);
+	uint8_t *chunk = malloc(len < CHUNK ? (size_t)len + 1 : CHUNK);
 	uint64_t done = 0;
 	int rc = 0;
 

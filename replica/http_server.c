@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -149,6 +151,17 @@ static void peer_name(struct MHD_Connection *c, char *out, size_t cap)
 			    out, (socklen_t)cap, NULL, 0, NI_NUMERICHOST);
 }
 
+/* Frames go out as soon as they are written: a commit is one small frame,
+ * and Nagle's algorithm would hold it for the previous one's ACK. */
+static void no_delay(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	int one = 1;
+	if (ci != NULL)
+		setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 static enum MHD_Result start_stream(http_server *s, struct MHD_Connection *c, request *r)
 {
 	const char *id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Ltxfs-Node-Id");
@@ -178,6 +191,7 @@ static enum MHD_Result start_stream(http_server *s, struct MHD_Connection *c, re
 		return reply_error(c, MHD_HTTP_BAD_REQUEST, "malformed position body");
 	}
 	peer_name(c, peer, sizeof(peer));
+	no_delay(c);
 	if (stream_session_new(&sess, s->hub, node_id, peer, pos, n, &err) < 0) {
 		free(pos);
 		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
@@ -314,6 +328,8 @@ static struct MHD_Daemon *listen_on(http_server *s, const char *host, const char
 				     MHD_OPTION_SOCK_ADDR, a->ai_addr,
 				     MHD_OPTION_CONNECTION_LIMIT, 64u,
 				     MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+				     /* room for large sends: a snapshot is gigabytes */
+				     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(1u << 20),
 				     MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
 				     MHD_OPTION_END);
 	}

@@ -39,6 +39,7 @@ struct stream_session {
 	size_t n, cap;
 	size_t rr;                   /* where the next scan starts (fairness) */
 	int ready_sent;
+	int failed;                  /* an error cut the stream: only errors follow */
 	int64_t last_send_ms;        /* monotonic */
 
 	/* pending output */
@@ -223,11 +224,14 @@ static void count_sent(stream_session *s, int snapshot)
 	pthread_mutex_unlock(&s->hub->mu);
 }
 
-/* A logged transaction, verified before a byte of it leaves. */
+/* A logged transaction, known good before a byte of it leaves: appended by
+ * this process, or read from disk and verified here once. */
 static int start_ltx(stream_session *s, cursor *c, db_send *d)
 {
 	lx_err err;
-	int rc = ltx_verify_fd(d->fd, d->offset, d->length, NULL, NULL, &err);
+	int rc = d->verified ? 0 : ltx_verify_fd(d->fd, d->offset, d->length, NULL, NULL, &err);
+	if (rc == 0 && !d->verified)
+		db_mark_verified(c->db, d->txid);   /* once, not per replica and send */
 	if (rc < 0) {
 		lx_error(c->name, "log record after TXID %" PRIu64 " is damaged (%s); "
 			 "the replica gets a snapshot", c->txid, err.msg);
@@ -429,8 +433,12 @@ static ssize_t take_ltx(stream_session *s, uint8_t *buf, size_t max)
 	return got;
 }
 
-/* Something to send next, or wait for a commit or the heartbeat. */
-static int produce(stream_session *s)
+/*
+ * Queue what comes next: 1 if something was queued, 0 if nothing is due
+ * (after waiting for a commit or the heartbeat when `may_wait`), or a
+ * negative errno.
+ */
+static int produce(stream_session *s, int may_wait)
 {
 	stream_hub *h = s->hub;
 	uint64_t seen = __atomic_load_n(&h->store->events.seq, __ATOMIC_ACQUIRE);
@@ -444,38 +452,55 @@ static int produce(stream_session *s)
 		return rc;
 	if (!s->ready_sent) {
 		s->ready_sent = 1;
-		return put_frame(s, FRAME_READY, NULL, 0, 0);
+		return put_frame(s, FRAME_READY, NULL, 0, 0) < 0 ? -ENOMEM : 1;
 	}
 	idle = lx_mono_ms() - s->last_send_ms;
-	if (idle >= h->heartbeat_ms)
-		return put_frame(s, FRAME_HEARTBEAT, NULL, 0, (uint64_t)lx_wall_ms());
-	db_events_wait(&h->store->events, &seen, (int)(h->heartbeat_ms - idle), &h->stopping);
+	if (idle >= h->heartbeat_ms) {
+		s->last_send_ms = lx_mono_ms();
+		return put_frame(s, FRAME_HEARTBEAT, NULL, 0, (uint64_t)lx_wall_ms()) < 0 ? -ENOMEM : 1;
+	}
+	if (may_wait)
+		db_events_wait(&h->store->events, &seen, (int)(h->heartbeat_ms - idle), &h->stopping);
 	return 0;
 }
 
+/* One step: bytes copied into buf (>= 0), or a negative errno. */
+static ssize_t step(stream_session *s, uint8_t *buf, size_t max, int may_wait, int *idle)
+{
+	int rc;
+	*idle = 0;
+	if (s->out_off < s->out_len)
+		return take_output(s, buf, max);
+	if (s->ltx_left)
+		return take_ltx(s, buf, max);
+	if (s->snap)
+		return snapshot_step(s);
+	rc = produce(s, may_wait);
+	*idle = rc == 0;
+	return rc < 0 ? rc : 0;
+}
+
+/* Fill `buf` with as many frames as are ready, so a burst of commits
+ * leaves in one write; wait only while nothing at all is ready. */
 ssize_t stream_session_read(stream_session *s, uint8_t *buf, size_t max)
 {
-	for (;;) {
-		ssize_t n = 0;
-		int rc = 0;
-		if (__atomic_load_n(&s->hub->stopping, __ATOMIC_ACQUIRE))
-			return 0;
-		if (s->out_off < s->out_len)
-			n = take_output(s, buf, max);
-		else if (s->ltx_left)
-			n = take_ltx(s, buf, max);
-		else if (s->snap)
-			rc = snapshot_step(s);
-		else
-			rc = produce(s);
-		if (n != 0) {
-			if (n > 0)
-				s->last_send_ms = lx_mono_ms();
-			return n;
+	size_t total = 0;
+	if (s->failed)
+		return -EIO;
+	while (total < max && !__atomic_load_n(&s->hub->stopping, __ATOMIC_ACQUIRE)) {
+		int idle;
+		ssize_t n = step(s, buf + total, max - total, total == 0, &idle);
+		if (n < 0) {
+			s->failed = 1;       /* the stream is cut: the frame is incomplete */
+			return total ? (ssize_t)total : n;
 		}
-		if (rc < 0)
-			return rc;
+		total += (size_t)n;
+		if (idle && total > 0)
+			break;
 	}
+	if (total > 0)
+		s->last_send_ms = lx_mono_ms();
+	return (ssize_t)total;
 }
 
 void stream_session_free(stream_session *s)
