@@ -40,6 +40,8 @@ struct stream_session {
 	size_t rr;                   /* where the next scan starts (fairness) */
 	int ready_sent;
 	int failed;                  /* an error cut the stream: only errors follow */
+	int caught_up;               /* the last plan found nothing to send ... */
+	uint64_t caught_up_seq;      /* ... at this commit count */
 	int64_t last_send_ms;        /* monotonic */
 
 	/* pending output */
@@ -224,6 +226,8 @@ static void count_sent(stream_session *s, int snapshot)
 	pthread_mutex_unlock(&s->hub->mu);
 }
 
+static int start_snapshot(stream_session *s, cursor *c, const char *why);
+
 /* A logged transaction, known good before a byte of it leaves: appended by
  * this process, or read from disk and verified here once. */
 static int start_ltx(stream_session *s, cursor *c, db_send *d)
@@ -237,7 +241,7 @@ static int start_ltx(stream_session *s, cursor *c, db_send *d)
 			 "the replica gets a snapshot", c->txid, err.msg);
 		close(d->fd);
 		c->force_snapshot = 1;
-		return 0;
+		return start_snapshot(s, c, "a stored transaction is damaged");
 	}
 	rc = put_frame(s, FRAME_LTX, c->name, d->length, 0);
 	if (rc < 0) {
@@ -445,11 +449,19 @@ static int produce(stream_session *s, int may_wait)
 	int64_t idle;
 	int rc;
 
-	if (s->sending != NULL)
+	if (s->sending != NULL) {
 		transfer_done(s);
-	rc = plan(s);
-	if (rc != 0)
-		return rc;
+		s->caught_up = 0;
+	}
+	/* Nothing was due at the last look and nothing committed since: no
+	 * need to take every database's mutex again. */
+	if (!s->caught_up || seen != s->caught_up_seq) {
+		rc = plan(s);
+		if (rc != 0)
+			return rc;
+		s->caught_up = 1;
+		s->caught_up_seq = seen;
+	}
 	if (!s->ready_sent) {
 		s->ready_sent = 1;
 		return put_frame(s, FRAME_READY, NULL, 0, 0) < 0 ? -ENOMEM : 1;

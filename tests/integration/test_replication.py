@@ -328,6 +328,11 @@ def test_snapshot_while_the_primary_writes(node_factory, mode):
     assert worst < 2.0, "a writer waited %.2f s while the snapshot was read" % worst
 
 
+def sanitized(pid):
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()
+
+
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -358,7 +363,8 @@ def test_stalled_replica_does_not_hold_back_the_primary(node_factory):
             worst = max(worst, time.monotonic() - t0)
         c.close()
         grown = rss_kib(p.pid()) - rss_before
-        assert grown < 16 * 1024, "the primary grew by %d KiB for a stalled replica" % grown
+        if not sanitized(p.pid()):        # ASan keeps freed memory in quarantine
+            assert grown < 16 * 1024, "the primary grew by %d KiB for a stalled replica" % grown
         assert worst < 2.0, "a commit took %.2f s while a replica stalled" % worst
         proxy.set_mode("pass")
         C.wait_converged(p, [r], ["a.db"], timeout=120)
