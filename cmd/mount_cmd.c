@@ -26,6 +26,7 @@
 #include "cmd/config.h"
 #include "db/store.h"
 #include "fs/fs.h"
+#include "lease/cluster_id.h"
 #include "replica/http_server.h"
 #include "replica/stream_client.h"
 #include "replica/stream_server.h"
@@ -73,6 +74,7 @@ static void refresh_node(void *arg, node_status *n)
 {
 	node_ctx *ctx = arg;
 	if (ctx->client != NULL) {
+		n->cluster_id = stream_client_cluster_id(ctx->client);
 		n->lag_ms = stream_client_lag_ms(ctx->client);
 		n->ready = stream_client_ready(ctx->client);
 		stream_client_counters(ctx->client, &n->snapshots_received,
@@ -117,19 +119,28 @@ static int check_role(const ltxfs_config *c)
 }
 
 static int start_role(node_ctx *ctx, store *st, stream_hub *hub, uint64_t node_id,
-		      stream_client_options *copt, lx_err *err)
+		      stream_client_options *copt, char *cluster_id, lx_err *err)
 {
 	const ltxfs_config *c = ctx->config;
+	int rc;
 	if (c->lease.candidate) {
+		rc = cluster_id_load_or_create(c->data.dir, cluster_id, err);
+		if (rc < 0)
+			return rc;
 		stream_hub_init(hub, st, 1000);
 		ctx->hub = hub;
 		return 0;
 	}
+	rc = cluster_id_load(c->data.dir, cluster_id, err);
+	if (rc < 0)
+		return rc;
 	store_set_readonly(st, 1);
 	memset(copt, 0, sizeof(*copt));
 	copt->primary_url = c->lease.advertise_url;
 	copt->primary_name = c->lease.hostname;
 	copt->node_id = node_id;
+	copt->cluster_id = cluster_id;
+	copt->data_dir = c->data.dir;
 	copt->silence_ms = 5000;
 	return stream_client_start(&ctx->client, st, copt, err);
 }
@@ -143,6 +154,7 @@ static int run(const ltxfs_config *c)
 	node_ctx ctx = { c, NULL, NULL };
 	stream_hub hub;
 	stream_client_options copt;
+	char cluster_id[CLUSTER_ID_SIZE] = "";
 	http_server *http = NULL;
 	store *st;
 	lx_err err;
@@ -164,7 +176,8 @@ static int run(const ltxfs_config *c)
 		return 1;
 	}
 	node = node_of(c, dopt.node_id);
-	rc = start_role(&ctx, st, &hub, dopt.node_id, &copt, &err);
+	rc = start_role(&ctx, st, &hub, dopt.node_id, &copt, cluster_id, &err);
+	node.cluster_id = cluster_id;
 	if (rc == 0)
 		rc = http_server_start(&http, c->http.addr, st, &node, ctx.hub, refresh_node, &ctx,
 				       &err);

@@ -18,6 +18,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "lease/cluster_id.h"
 #include "replica/proto.h"
 
 struct http_server {
@@ -79,7 +80,7 @@ static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned code,
 				   const char *msg)
 {
 	text_buf b = { 0 };
-	char buf[256];
+	char buf[512];
 	snprintf(buf, sizeof(buf), "{\"error\":\"%s\"}\n", msg);   /* msg: our own literals */
 	b.data = strdup(buf);
 	b.len = b.data ? strlen(b.data) : 0;
@@ -181,9 +182,19 @@ static enum MHD_Result start_stream(http_server *s, struct MHD_Connection *c, re
 		return reply_error(c, MHD_HTTP_BAD_REQUEST, "missing or malformed Ltxfs-Node-Id");
 	if (node_id == s->node.node_id)
 		return reply_error(c, MHD_HTTP_BAD_REQUEST, "a node cannot replicate from itself");
+	if (cluster != NULL && *cluster && !cluster_id_valid(cluster))
+		return reply_error(c, MHD_HTTP_BAD_REQUEST, "malformed Ltxfs-Cluster-Id");
 	if (cluster != NULL && *cluster && s->node.cluster_id && *s->node.cluster_id &&
-	    strcmp(cluster, s->node.cluster_id) != 0)
-		return reply_error(c, MHD_HTTP_CONFLICT, "the replica belongs to another cluster");
+	    strcmp(cluster, s->node.cluster_id) != 0) {
+		/* IDs are validated ASCII: safe inside the JSON string */
+		char msg[256];
+		snprintf(msg, sizeof(msg), "the replica belongs to another cluster than this "
+			 "primary's %s: point its lease.advertise-url at its own cluster's "
+			 "primary, or empty its data.dir to join this one", s->node.cluster_id);
+		lx_warn("http", "POST /stream from %016" PRIx64 ": cluster %s is not ours (%s)",
+			node_id, cluster, s->node.cluster_id);
+		return reply_error(c, MHD_HTTP_CONFLICT, msg);
+	}
 	if (r->too_large)
 		return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "position body too large");
 	if (proto_pos_decode(r->body, r->len, &pos, &n, &err) < 0) {

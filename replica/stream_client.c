@@ -18,6 +18,7 @@
 #include "base/bytes.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "lease/cluster_id.h"
 #include "ltx/ltx.h"
 #include "replica/proto.h"
 
@@ -62,6 +63,8 @@ struct stream_client {
 
 	/* the connection in progress (replica thread only) */
 	CURL *curl;
+	char cluster_id[CLUSTER_ID_SIZE];  /* ours; "" until adopted from the primary */
+	char peer_cluster[64];          /* the primary's, from its response */
 	int spool_fd;                   /* unlinked file in data.dir for incoming LTX files */
 	long status;
 	char error_body[256];
@@ -341,6 +344,47 @@ static size_t parse(stream_client *c, const uint8_t *p, size_t len)
 
 /* ---- the connection ------------------------------------------------------------ */
 
+static size_t on_response_header(char *data, size_t size, size_t nmemb, void *arg)
+{
+	stream_client *c = arg;
+	size_t len = size * nmemb;
+	static const char name[] = "ltxfs-cluster-id:";
+	if (len > sizeof(name) && strncasecmp(data, name, sizeof(name) - 1) == 0) {
+		size_t n = len - (sizeof(name) - 1);
+		const char *v = data + sizeof(name) - 1;
+		while (n > 0 && (*v == ' ' || *v == '\t')) {
+			v++;
+			n--;
+		}
+		while (n > 0 && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' '))
+			n--;
+		snprintf(c->peer_cluster, sizeof(c->peer_cluster), "%.*s", (int)n, v);
+	}
+	return len;
+}
+
+/* The primary's cluster must be ours; the first one is adopted and kept. */
+static int check_cluster(stream_client *c)
+{
+	if (c->peer_cluster[0] == '\0')
+		return 0;
+	if (!cluster_id_valid(c->peer_cluster))
+		return lx_err_set(&c->fail, EPROTO, "the primary sent a malformed cluster ID");
+	if (c->cluster_id[0] == '\0') {
+		if (cluster_id_save(c->opt.data_dir, c->peer_cluster, &c->fail) < 0)
+			return -c->fail.code;
+		memcpy(c->cluster_id, c->peer_cluster, CLUSTER_ID_SIZE);
+		lx_info("replica", "joined cluster %s", c->cluster_id);
+		return 0;
+	}
+	if (strcmp(c->cluster_id, c->peer_cluster) != 0)
+		return lx_err_set(&c->fail, EPROTO, "the primary at %s belongs to cluster %s, this "
+				  "node to %s: point lease.advertise-url at this cluster's primary, or "
+				  "empty data.dir to join the other cluster", c->opt.primary_url,
+				  c->peer_cluster, c->cluster_id);
+	return 0;
+}
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
 	stream_client *c = arg;
@@ -356,6 +400,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 		return len;
 	}
 	if (!c->received) {
+		if (check_cluster(c) < 0)
+			return 0;
 		c->received = 1;
 		__atomic_store_n(&c->connected, 1, __ATOMIC_RELEASE);
 		lx_info("replica", "streaming from the primary %s (%s)", c->opt.primary_name,
@@ -411,8 +457,8 @@ static struct curl_slist *request_headers(stream_client *c)
 	struct curl_slist *h = NULL, *t;
 	snprintf(line, sizeof(line), "Ltxfs-Node-Id: %016" PRIx64, c->opt.node_id);
 	h = curl_slist_append(h, line);
-	if (h && c->opt.cluster_id && *c->opt.cluster_id) {
-		snprintf(line, sizeof(line), "Ltxfs-Cluster-Id: %s", c->opt.cluster_id);
+	if (h && c->cluster_id[0]) {
+		snprintf(line, sizeof(line), "Ltxfs-Cluster-Id: %s", c->cluster_id);
 		if ((t = curl_slist_append(h, line)) != NULL)
 			h = t;
 	}
@@ -435,6 +481,7 @@ static int stream_once(stream_client *c)
 	lx_err_clear(&c->fail);
 	c->status = 0;
 	c->error_len = 0;
+	c->peer_cluster[0] = '\0';
 	c->received = 0;
 	c->state = ST_HEADER;
 	c->fhead_len = 0;
@@ -451,6 +498,8 @@ static int stream_once(stream_client *c)
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, c);
+	curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, on_response_header);
+	curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, c);
 	curl_easy_setopt(c->curl, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(c->curl, CURLOPT_XFERINFODATA, c);
@@ -523,6 +572,7 @@ int stream_client_start(stream_client **out, store *st, const stream_client_opti
 		return lx_err_set(err, ENOMEM, "out of memory");
 	c->store = st;
 	c->opt = *o;
+	snprintf(c->cluster_id, sizeof(c->cluster_id), "%s", o->cluster_id ? o->cluster_id : "");
 	if (c->opt.silence_ms <= 0)
 		c->opt.silence_ms = 5000;
 	c->in.fd = -1;
@@ -608,4 +658,10 @@ void stream_client_counters(stream_client *c, uint64_t *snapshots, uint64_t *tra
 {
 	*snapshots = __atomic_load_n(&c->snapshots, __ATOMIC_RELAXED);
 	*transactions = __atomic_load_n(&c->transactions, __ATOMIC_RELAXED);
+}
+
+const char *stream_client_cluster_id(stream_client *c)
+{
+	/* Written once, by the replica thread, before the first frame. */
+	return c->cluster_id;
 }

@@ -31,7 +31,8 @@ typedef struct stream_client_options {
 	const char *primary_url;   /* the primary's lease.advertise-url */
 	const char *primary_name;  /* its hostname (for messages and .primary) */
 	uint64_t node_id;
-	const char *cluster_id;    /* may be NULL */
+	const char *cluster_id;    /* known cluster ID, or NULL/"" to adopt the primary's */
+	const char *data_dir;      /* where an adopted cluster ID is kept */
 	int silence_ms;            /* give up on a primary that sends nothing */
 } stream_client_options;
 
@@ -46,6 +47,8 @@ int64_t stream_client_lag_ms(void *c);
 int stream_client_ready(stream_client *c);
 /* 1 while a stream from the primary is open. */
 int stream_client_connected(stream_client *c);
+/* The cluster ID the replica belongs to ("" until it adopted one). */
+const char *stream_client_cluster_id(stream_client *c);
 void stream_client_counters(stream_client *c, uint64_t *snapshots, uint64_t *transactions);
 
 #endif

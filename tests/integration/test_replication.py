@@ -397,3 +397,30 @@ def test_damaged_log_record_on_the_primary_becomes_a_snapshot(node_factory):
     C.assert_identical(p, [r], ["a.db"])
     assert "is damaged" in p.log_text()
     assert "installed snapshot" in r.log_since(offset)
+
+
+def test_cluster_id_is_adopted_and_a_foreign_primary_refused(node_factory):
+    """A replica adopts its primary's cluster ID; pointed later at the
+    primary of another cluster it refuses to stream, says what to do, and
+    keeps its databases."""
+    p, (r,) = C.make_cluster(node_factory, replicas=1)
+    write(p, "a.db", "CREATE TABLE t(v); INSERT INTO t VALUES ('cluster one');", "wal")
+    C.wait_converged(p, [r], ["a.db"])
+    ids = [open(os.path.join(n.data, "cluster-id")).read().strip() for n in (p, r)]
+    assert ids[0] == ids[1] and ids[0].startswith("LTXC") and len(ids[0]) == 20
+    assert C.status(r)["cluster_id"] == ids[0] == C.status(p)["cluster_id"]
+    other = C.make_primary(node_factory, name="other")
+    other.start()
+    write(other, "a.db", "CREATE TABLE t(v); INSERT INTO t VALUES ('cluster two');", "wal")
+    before = C.sha256(r.backing("a.db"))
+    r.stop()
+    r.lease_text = C.lease_replica("http://127.0.0.1:%d" % other.port)
+    offset = r.log_size()
+    r.start()
+    deadline = time.monotonic() + 20
+    while "another cluster" not in r.log_since(offset) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    log = r.log_since(offset)
+    assert "another cluster" in log and "empty its data.dir" in log, log
+    assert C.sha256(r.backing("a.db")) == before
+    assert rows(r, "a.db", "SELECT v FROM t") == [("cluster one",)]
