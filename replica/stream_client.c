@@ -21,30 +21,11 @@
 #include "lease/cluster_id.h"
 #include "ltx/ltx.h"
 #include "replica/proto.h"
+#include "replica/receive.h"
 
 #define LAG_UNKNOWN_MS 2147483647LL
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
-
-/* The LTX file of the frame being received. */
-typedef struct incoming {
-	database *db;
-	ltx_decoder dec;
-	int dec_live;
-	uint64_t len, got;
-	uint8_t head[LTX_HEADER_SIZE];  /* the header, gathered before anything else */
-	int snapshot;
-	int fd;                         /* spool (incremental) or image (snapshot) */
-	int own_fd;                     /* fd is the image, closed with the frame */
-	ltx_header hdr;
-	uint64_t *page_ck;              /* snapshot: checksums of the image's pages */
-	uint8_t *run;                   /* snapshot: consecutive pages not yet written */
-	size_t run_len;
-	uint32_t run_first;             /* pgno of the run's first page */
-	uint64_t post;                  /* the trailer's post-apply checksum */
-	int spool_fd;                   /* the client's unlinked spool file */
-	lx_err err;
-} incoming;
 
 struct stream_client {
 	store *store;
@@ -75,174 +56,28 @@ struct stream_client {
 	char name[PROTO_NAME_MAX + 1];
 	uint32_t name_got;
 	enum { ST_HEADER, ST_NAME, ST_PAYLOAD } state;
-	incoming in;
+	receive in;                     /* the LTX frame being received */
 	lx_err fail;                    /* why the connection is being ended */
 	int received;                   /* bytes arrived on this connection */
 };
 
-/* ---- one incoming LTX file ------------------------------------------------- */
-
-static void incoming_reset(incoming *in)
-{
-	if (in->dec_live)
-		ltx_decoder_free(&in->dec);
-	if (in->fd >= 0 && in->own_fd)
-		close(in->fd);
-	free(in->page_ck);
-	free(in->run);
-	memset(in, 0, sizeof(*in));
-	in->fd = -1;
-}
-
-#define RUN_BYTES (1u << 20)
-
-/* Write the run of consecutive snapshot pages gathered so far. */
-static int flush_run(incoming *in)
-{
-	uint64_t off = (uint64_t)(in->run_first - 1) * in->hdr.page_size;
-	int rc = in->run_len ? lx_pwrite_all(in->fd, in->run, in->run_len, off) : 0;
-	if (rc < 0)
-		return lx_err_sys(&in->err, -rc, "db %s: write snapshot at page %u", in->db->name,
-				  in->run_first);
-	in->run_len = 0;
-	return 0;
-}
-
-/* Pages arrive in order: gather consecutive ones into one write. */
-static int on_snapshot_page(void *ctx, uint32_t pgno, const uint8_t *data, uint64_t ck)
-{
-	incoming *in = ctx;
-	uint32_t ps = in->hdr.page_size;
-	int rc;
-	if (!in->snapshot)
-		return 0;                   /* the spool keeps the raw bytes */
-	if (in->run_len && (pgno != in->run_first + in->run_len / ps || in->run_len + ps > RUN_BYTES)) {
-		rc = flush_run(in);
-		if (rc < 0)
-			return rc;
-	}
-	if (in->run_len == 0)
-		in->run_first = pgno;
-	memcpy(in->run + in->run_len, data, ps);
-	in->run_len += ps;
-	in->page_ck[pgno - 1] = ck;
-	return 0;
-}
-
-/* The header is known: set up where the bytes go. */
-static int on_header(void *ctx, const ltx_header *h)
-{
-	incoming *in = ctx;
-	in->hdr = *h;
-	in->snapshot = ltx_header_is_snapshot(h);
-	if (ltx_file_size(h) != in->len)
-		return lx_err_set(&in->err, EBADMSG, "frame of %" PRIu64 " bytes holds an LTX "
-				  "file of %" PRIu64, in->len, ltx_file_size(h));
-	if (in->snapshot) {
-		in->page_ck = calloc(h->commit ? h->commit : 1, sizeof(uint64_t));
-		in->run = malloc(RUN_BYTES > h->page_size ? RUN_BYTES : h->page_size);
-		in->fd = openat(in->db->dirfd, "snapshot.tmp",
-				O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		in->own_fd = 1;
-	} else {
-		in->fd = in->spool_fd;      /* the connection's, reused: no file per frame */
-	}
-	if (in->fd < 0 || (in->snapshot && (in->page_ck == NULL || in->run == NULL)))
-		return lx_err_sys(&in->err, in->fd < 0 ? errno : ENOMEM, "db %s: receive TXID %"
-				  PRIu64, in->db->name, h->max_txid);
-	return 0;
-}
-
-/* Called only once the file checksum verified. */
-static int on_trailer(void *ctx, const ltx_trailer *t)
-{
-	incoming *in = ctx;
-	in->post = t->post_checksum;
-	return 0;
-}
-
-static int incoming_start(stream_client *c, const char *name, uint64_t len)
-{
-	incoming *in = &c->in;
-	ltx_decode_cb cb;
-	int rc;
-	incoming_reset(in);
-	in->spool_fd = c->spool_fd;
-	rc = store_get_or_create(c->store, name, &in->db, &c->fail);
-	if (rc < 0)
-		return rc;
-	in->len = len;
-	cb = (ltx_decode_cb){ in, on_header, on_snapshot_page, on_trailer };
-	rc = ltx_decoder_init(&in->dec, &cb, NULL, &in->err);
-	in->dec_live = rc == 0;
-	return rc;
-}
-
-static int feed_part(incoming *in, const uint8_t *buf, size_t len, uint64_t off)
-{
-	int rc = ltx_decoder_feed(&in->dec, buf, len, &in->err);
-	if (rc == 0 && !in->snapshot && (rc = lx_pwrite_all(in->fd, buf, len, off)) < 0)
-		rc = lx_err_sys(&in->err, -rc, "db %s: spool", in->db->name);
-	return rc;
-}
-
-/*
- * Feed payload bytes: the decoder verifies them as they come; an
- * incremental file is kept in the spool, a snapshot's pages go to the
- * image (on_snapshot_page).  The header is gathered first so that the
- * decision is made before any byte is stored.
- */
-static int incoming_feed(incoming *in, const uint8_t *buf, size_t len)
-{
-	int rc = 0;
-	if (in->got < LTX_HEADER_SIZE) {
-		size_t take = LTX_HEADER_SIZE - in->got < len ? LTX_HEADER_SIZE - in->got : len;
-		memcpy(in->head + in->got, buf, take);
-		in->got += take;
-		buf += take;
-		len -= take;
-		if (in->got < LTX_HEADER_SIZE)
-			return 0;
-		rc = feed_part(in, in->head, LTX_HEADER_SIZE, 0);
-	}
-	if (rc == 0 && len > 0) {
-		rc = feed_part(in, buf, len, in->got);
-		in->got += len;
-	}
-	return rc;
-}
-
-/* Every byte arrived: verified as a whole, now applied. */
-static int incoming_finish(stream_client *c)
-{
-	incoming *in = &c->in;
-	const ltx_header *h = &in->hdr;
-	int rc = ltx_decoder_finish(&in->dec, &in->err);
-	if (rc < 0)
-		return rc;
-	if (!in->snapshot) {
-		rc = db_apply_remote(in->db, in->fd, in->len, &in->err);
-		if (rc == 0)
-			__atomic_add_fetch(&c->transactions, 1, __ATOMIC_RELAXED);
-	} else {
-		if (flush_run(in) < 0)
-			return -in->err.code;
-		/* No fsync: a power loss before writeback leaves a file whose
-		 * checksum is not the log's base; the next start finds that and
-		 * the primary sends a new snapshot (docs/design.md). */
-		if (ftruncate(in->fd, (off_t)h->commit * h->page_size) < 0)
-			return lx_err_sys(&in->err, errno, "db %s: write snapshot", in->db->name);
-		rc = db_install_snapshot(in->db, in->fd, h, in->post, in->page_ck, &in->err);
-		in->page_ck = NULL;      /* taken over, also on failure */
-		if (rc == 0)
-			__atomic_add_fetch(&c->snapshots, 1, __ATOMIC_RELAXED);
-	}
-	if (rc == 0 && h->timestamp_ms > __atomic_load_n(&c->primary_ts_ms, __ATOMIC_RELAXED))
-		__atomic_store_n(&c->primary_ts_ms, h->timestamp_ms, __ATOMIC_RELAXED);
-	return rc;
-}
-
 /* ---- frames ------------------------------------------------------------------ */
+
+static int ltx_frame_done(stream_client *c)
+{
+	int snapshot;
+	int64_t ts;
+	int rc = receive_finish(&c->in, &snapshot, &ts);
+	if (rc < 0) {
+		lx_err_set(&c->fail, c->in.err.code ? c->in.err.code : -rc, "%s", c->in.err.msg);
+	} else {
+		__atomic_add_fetch(snapshot ? &c->snapshots : &c->transactions, 1, __ATOMIC_RELAXED);
+		if (ts > __atomic_load_n(&c->primary_ts_ms, __ATOMIC_RELAXED))
+			__atomic_store_n(&c->primary_ts_ms, ts, __ATOMIC_RELAXED);
+	}
+	receive_reset(&c->in);
+	return rc;
+}
 
 static int frame_done(stream_client *c)
 {
@@ -251,10 +86,7 @@ static int frame_done(stream_client *c)
 	int rc = 0;
 	switch (f->type) {
 	case FRAME_LTX:
-		rc = incoming_finish(c);
-		if (rc < 0)
-			lx_err_set(&c->fail, c->in.err.code ? c->in.err.code : -rc, "%s", c->in.err.msg);
-		incoming_reset(&c->in);
+		rc = ltx_frame_done(c);
 		break;
 	case FRAME_HEARTBEAT:
 		__atomic_store_n(&c->primary_ts_ms, (int64_t)f->arg, __ATOMIC_RELAXED);
@@ -283,7 +115,7 @@ static int frame_named(stream_client *c)
 		return -EBADMSG;
 	if (c->frame.payload_len == 0)
 		return frame_done(c);
-	if (incoming_start(c, c->name, c->frame.payload_len) < 0) {
+	if (receive_start(&c->in, c->store, c->name, c->frame.payload_len, c->spool_fd) < 0) {
 		if (!c->fail.code)
 			lx_err_set(&c->fail, c->in.err.code, "db %s: %s", c->name, c->in.err.msg);
 		return -EIO;
@@ -329,7 +161,7 @@ static size_t parse(stream_client *c, const uint8_t *p, size_t len)
 		case ST_PAYLOAD:
 			n = c->frame.payload_len - c->in.got < len - used ?
 			    (size_t)(c->frame.payload_len - c->in.got) : len - used;
-			if (incoming_feed(&c->in, p + used, n) < 0) {
+			if (receive_feed(&c->in, p + used, n) < 0) {
 				lx_err_set(&c->fail, c->in.err.code, "db %s: %s", c->name, c->in.err.msg);
 				return 0;
 			}
@@ -513,7 +345,7 @@ static int stream_once(stream_client *c)
 			 (long)((c->opt.silence_ms + 999) / 1000));
 	res = curl_easy_perform(c->curl);
 	__atomic_store_n(&c->connected, 0, __ATOMIC_RELEASE);
-	incoming_reset(&c->in);
+	receive_reset(&c->in);
 	if (__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
 		/* shutting down: nothing to report */
 	} else if (c->fail.code) {
@@ -575,7 +407,7 @@ int stream_client_start(stream_client **out, store *st, const stream_client_opti
 	snprintf(c->cluster_id, sizeof(c->cluster_id), "%s", o->cluster_id ? o->cluster_id : "");
 	if (c->opt.silence_ms <= 0)
 		c->opt.silence_ms = 5000;
-	c->in.fd = -1;
+	receive_init(&c->in);
 	c->primary_ts_ms = 0;
 	ulen = strlen(o->primary_url);
 	while (ulen > 0 && o->primary_url[ulen - 1] == '/')
@@ -624,7 +456,7 @@ void stream_client_stop(stream_client *c)
 	pthread_cond_broadcast(&c->wake);
 	pthread_mutex_unlock(&c->mu);
 	pthread_join(c->thread, NULL);
-	incoming_reset(&c->in);
+	receive_reset(&c->in);
 	curl_easy_cleanup(c->curl);
 	close(c->spool_fd);
 	pthread_cond_destroy(&c->wake);

@@ -3,11 +3,11 @@
  *
  * One thread ("replica") connects to the primary's POST /stream with the
  * position of every local database, reads the frames (replica/proto.h)
- * and applies them: every LTX file is verified completely (header limits,
- * page checksums, file checksum, frame length) before a byte of it
- * reaches a database; an incremental one must continue the database's
- * position exactly (db_apply_remote), a snapshot is written into a new
- * file and swapped in whole (db_install_snapshot).  Any error, a damaged
+ * and applies them (replica/receive.h): every LTX file is verified
+ * completely (header limits, page checksums, file checksum, frame length)
+ * before a byte of it reaches a database; an incremental one must continue
+ * the database's position exactly (db_apply_remote), a snapshot is written
+ * into a new file and swapped in whole (db_install_snapshot).  Any error, a damaged
  * frame or a silent primary (no byte for `silence_ms`) ends the
  * connection; the thread reconnects with exponential backoff (100 ms
  * doubling to 5 s) and reports its positions again, so the primary sends
