@@ -106,6 +106,7 @@ typedef struct db_options {
 	db_events *events;    /* NULL: nobody listens */
 	int readonly;         /* a replica (db_set_readonly) */
 	uint64_t segment_max; /* log segment size (0: the default) */
+	uint64_t segment_max_age_ms; /* log segment age (0: no limit) */
 } db_options;
 
 /* Per-WAL capture state. */

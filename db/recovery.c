@@ -581,6 +581,8 @@ int db_open(database **out, const char *name, const char *dir,
 		db_fail_locked(db, "%s", lerr.msg);
 	if (db->log != NULL && opt->segment_max)
 		txlog_set_segment_max(db->log, opt->segment_max);
+	if (db->log != NULL)
+		txlog_set_segment_max_age(db->log, opt->segment_max_age_ms);
 	if (rc == 0 && db->log != NULL)
 		rc = recover_locked(db, err);
 	pthread_mutex_unlock(&db->mu);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "db/internal.h"
 
@@ -98,21 +99,30 @@ static int mkdir_p(const char *path)
 	return 0;
 }
 
-/* Segments small enough that trimming whole ones keeps the bytes bound. */
+/* Segments small enough that trimming whole ones keeps the bytes bound
+ * (and, rolled by age below, the age bound). */
 static uint64_t segment_size_for(const store_retention *r)
 {
 	uint64_t seg = r->max_bytes ? r->max_bytes / 8 : TXLOG_SEGMENT_MAX;
 	return seg > TXLOG_SEGMENT_MAX ? TXLOG_SEGMENT_MAX : seg;
 }
 
+/* Once a second, not at every commit: commits must not wake this thread. */
 static void *retention_main(void *arg)
 {
 	store *s = arg;
-	uint64_t seen = 0;
-	while (!__atomic_load_n(&s->stopping, __ATOMIC_ACQUIRE)) {
-		db_events_wait(&s->events, &seen, 1000, &s->stopping);
+	pthread_mutex_lock(&s->stop_mu);
+	while (!s->stopping) {
+		struct timespec next = lx_mono_deadline(1000);
+		while (!s->stopping && pthread_cond_timedwait(&s->stop_cond, &s->stop_mu, &next) == 0)
+			;
+		if (s->stopping)
+			break;
+		pthread_mutex_unlock(&s->stop_mu);
 		store_enforce_retention(s, db_now_ms());
+		pthread_mutex_lock(&s->stop_mu);
 	}
+	pthread_mutex_unlock(&s->stop_mu);
 	return NULL;
 }
 
@@ -146,12 +156,21 @@ int store_open(store **out, const char *data_dir, const db_options *opt,
 	if (s == NULL)
 		return lx_err_set(err, ENOMEM, "out of memory");
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->stop_mu, NULL);
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&s->stop_cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	db_events_init(&s->events);
 	s->opt = *opt;
 	s->opt.events = &s->events;
 	if (retention != NULL)
 		s->retention = *retention;
 	s->opt.segment_max = segment_size_for(&s->retention);
+	s->opt.segment_max_age_ms = s->retention.max_age_ms / 8;   /* trims within 1/8 of it */
 	rc = log_syncer_start(&s->opt.syncer, err);
 	if (rc < 0) {
 		store_close(s);
@@ -191,14 +210,18 @@ void store_close(store *s)
 	if (s == NULL)
 		return;
 	if (s->retention_running) {
-		__atomic_store_n(&s->stopping, 1, __ATOMIC_RELEASE);
-		db_events_notify(&s->events);
+		pthread_mutex_lock(&s->stop_mu);
+		s->stopping = 1;
+		pthread_cond_signal(&s->stop_cond);
+		pthread_mutex_unlock(&s->stop_mu);
 		pthread_join(s->retention_thread, NULL);
 	}
 	for (size_t i = 0; i < s->n; i++)
 		db_close(s->dbs[i]);
 	log_syncer_stop(s->opt.syncer);
 	db_events_destroy(&s->events);
+	pthread_cond_destroy(&s->stop_cond);
+	pthread_mutex_destroy(&s->stop_mu);
 	pthread_mutex_destroy(&s->mu);
 	free(s->dbs);
 	free(s->data_dir);

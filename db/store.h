@@ -9,7 +9,8 @@
  * Threading: the database list is guarded by the store's own mutex;
  * database objects are never freed before store_close(), so pointers
  * returned by the store stay valid.  The store runs one thread of its own,
- * "retention", which once a second trims every database's log to
+ * "retention", which once a second (never woken by commits) trims every
+ * database's log to
  * data.retention and data.retention-bytes (the newest transaction always
  * stays).
  */
@@ -39,7 +40,9 @@ typedef struct store {
 	size_t n, cap;
 	pthread_t retention_thread;
 	int retention_running;
-	int stopping;              /* atomic: the retention thread ends */
+	pthread_mutex_t stop_mu;   /* guards stopping; with stop_cond, ends the thread */
+	pthread_cond_t stop_cond;
+	int stopping;
 } store;
 
 int store_open(store **out, const char *data_dir, const db_options *opt,

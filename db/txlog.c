@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -492,6 +493,27 @@ const txlog_entry *txlog_find(const txlog *log, uint64_t txid)
 	return NULL;
 }
 
+void txlog_set_segment_max_age(txlog *log, uint64_t ms)
+{
+	log->segment_max_age_ms = ms;
+}
+
+/* The newest segment is full, or (with an age limit) old enough. */
+static int newest_segment_done(const txlog *log)
+{
+	const txlog_segment *seg = &log->segs[log->nsegs - 1];
+	const txlog_entry *first;
+	struct timespec now;
+	if (seg->size >= log->segment_max)
+		return 1;
+	if (log->segment_max_age_ms == 0 || (first = txlog_find(log, seg->first_txid)) == NULL ||
+	    first->seg != log->nsegs - 1)
+		return 0;
+	clock_gettime(CLOCK_REALTIME, &now);
+	return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - first->hdr.timestamp_ms >=
+	       (int64_t)log->segment_max_age_ms;
+}
+
 void txlog_set_segment_max(txlog *log, uint64_t bytes)
 {
 	log->segment_max = bytes < TXLOG_SEGMENT_MIN ? TXLOG_SEGMENT_MIN : bytes;
@@ -616,7 +638,7 @@ int txlog_append_begin(txlog *log, uint64_t ltx_len, uint64_t first_txid,
 	rc = check_next_txid(log, first_txid, err);
 	if (rc < 0)
 		return rc;
-	if (log->nsegs == 0 || log->segs[log->nsegs - 1].size >= log->segment_max) {
+	if (log->nsegs == 0 || newest_segment_done(log)) {
 		rc = rotate_segment(log, first_txid, err);
 		if (rc < 0)
 			return rc;

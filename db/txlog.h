@@ -100,6 +100,7 @@ typedef struct txlog {
 	size_t n, cap;
 	uint64_t ltx_bytes;      /* sum of the entries' LTX lengths */
 	uint64_t segment_max;    /* appends roll over at this segment size */
+	uint64_t segment_max_age_ms; /* ... or when its first record is this old (0: never) */
 	uint64_t base_txid;      /* the base while there are no records */
 	uint64_t base_checksum;
 
@@ -153,6 +154,13 @@ void txlog_base(const txlog *log, uint64_t *txid, uint64_t *checksum);
  * txlog_trim().  Takes effect at the next append.
  */
 void txlog_set_segment_max(txlog *log, uint64_t bytes);
+
+/*
+ * Roll over also when the newest segment's first record (by its commit
+ * timestamp) is `ms` old (0: never), so that trimming by age, which removes
+ * whole segments, is not held up by one long-lived segment.
+ */
+void txlog_set_segment_max_age(txlog *log, uint64_t ms);
 
 /*
  * Append one record.  Call txlog_append_begin() with the LTX's encoded

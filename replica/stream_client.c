@@ -392,13 +392,34 @@ static void *client_main(void *arg)
 
 /* ---- API --------------------------------------------------------------------- */
 
+/* "<primary url without trailing slashes>/stream", or NULL. */
+static char *join_url(const char *base, size_t len)
+{
+	char *url;
+	return asprintf(&url, "%.*s/stream", (int)len, base) < 0 ? NULL : url;
+}
+
+/* Free a client whose thread is not running (partly built ones too). */
+static void client_free(stream_client *c)
+{
+	receive_reset(&c->in);
+	if (c->curl != NULL)
+		curl_easy_cleanup(c->curl);
+	if (c->spool_fd >= 0)
+		close(c->spool_fd);
+	pthread_cond_destroy(&c->wake);
+	pthread_mutex_destroy(&c->mu);
+	free(c->url);
+	free(c);
+}
+
 int stream_client_start(stream_client **out, store *st, const stream_client_options *o,
 			lx_err *err)
 {
 	stream_client *c = calloc(1, sizeof(*c));
 	pthread_condattr_t ca;
 	size_t ulen;
-	int rc;
+	int rc = 0;
 	*out = NULL;
 	if (c == NULL)
 		return lx_err_set(err, ENOMEM, "out of memory");
@@ -408,39 +429,26 @@ int stream_client_start(stream_client **out, store *st, const stream_client_opti
 	if (c->opt.silence_ms <= 0)
 		c->opt.silence_ms = 5000;
 	receive_init(&c->in);
-	c->primary_ts_ms = 0;
-	ulen = strlen(o->primary_url);
-	while (ulen > 0 && o->primary_url[ulen - 1] == '/')
-		ulen--;
-	if (asprintf(&c->url, "%.*s/stream", (int)ulen, o->primary_url) < 0) {
-		free(c);
-		return lx_err_set(err, ENOMEM, "out of memory");
-	}
-	c->curl = curl_easy_init();
-	c->spool_fd = open(st->data_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (c->spool_fd < 0) {
-		rc = lx_err_sys(err, errno, "spool file in %s", st->data_dir);
-		if (c->curl)
-			curl_easy_cleanup(c->curl);
-		free(c->url);
-		free(c);
-		return rc;
-	}
+	c->spool_fd = -1;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&c->wake, &ca);
 	pthread_condattr_destroy(&ca);
-	rc = c->curl ? -pthread_create(&c->thread, NULL, client_main, c) : -ENOMEM;
+	ulen = strlen(o->primary_url);
+	while (ulen > 0 && o->primary_url[ulen - 1] == '/')
+		ulen--;
+	c->spool_fd = open(st->data_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (c->spool_fd < 0)
+		rc = lx_err_sys(err, errno, "spool file in %s", st->data_dir);
+	else if ((c->url = join_url(o->primary_url, ulen)) == NULL ||
+		 (c->curl = curl_easy_init()) == NULL)
+		rc = lx_err_set(err, ENOMEM, "out of memory");
+	else if ((rc = -pthread_create(&c->thread, NULL, client_main, c)) < 0)
+		lx_err_sys(err, -rc, "start the replica thread");
 	if (rc < 0) {
-		if (c->curl)
-			curl_easy_cleanup(c->curl);
-		close(c->spool_fd);
-		pthread_cond_destroy(&c->wake);
-		pthread_mutex_destroy(&c->mu);
-		free(c->url);
-		free(c);
-		return lx_err_sys(err, -rc, "start the replica thread");
+		client_free(c);
+		return rc;
 	}
 	lx_info("replica", "following the primary %s at %s", o->primary_name, o->primary_url);
 	*out = c;
@@ -456,13 +464,7 @@ void stream_client_stop(stream_client *c)
 	pthread_cond_broadcast(&c->wake);
 	pthread_mutex_unlock(&c->mu);
 	pthread_join(c->thread, NULL);
-	receive_reset(&c->in);
-	curl_easy_cleanup(c->curl);
-	close(c->spool_fd);
-	pthread_cond_destroy(&c->wake);
-	pthread_mutex_destroy(&c->mu);
-	free(c->url);
-	free(c);
+	client_free(c);
 }
 
 int64_t stream_client_lag_ms(void *arg)

@@ -424,3 +424,43 @@ def test_cluster_id_is_adopted_and_a_foreign_primary_refused(node_factory):
     assert "another cluster" in log and "empty its data.dir" in log, log
     assert C.sha256(r.backing("a.db")) == before
     assert rows(r, "a.db", "SELECT v FROM t") == [("cluster one",)]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_open_reader_on_a_replica_sees_every_transaction(node_factory, mode):
+    """One connection kept open on a replica sees each new transaction: in
+    WAL mode only the new wal-index header makes it drop its page cache."""
+    p, (r,) = C.make_cluster(node_factory, replicas=1)
+    write(p, "a.db", "CREATE TABLE t(id INTEGER PRIMARY KEY, v);", mode)
+    C.wait_converged(p, [r], ["a.db"])
+    reader = sqlite3.connect("file:%s?mode=ro" % r.path("a.db"), uri=True, timeout=30)
+    try:
+        for i in range(1, 21):
+            write(p, "a.db", "INSERT INTO t(v) VALUES (%d);" % i)
+            deadline = time.monotonic() + 10
+            while reader.execute("SELECT count(*) FROM t").fetchone()[0] != i:
+                assert time.monotonic() < deadline, "an open reader never saw row %d" % i
+                time.sleep(0.005)
+    finally:
+        reader.close()
+
+
+def test_retention_by_age_trims_old_history(node_factory):
+    """data.retention bounds the history by age: segments roll by age too,
+    so old records go even though they are far below the size bound; the
+    newest transaction always stays."""
+    p = C.make_primary(node_factory)
+    p.data_config = "  retention: 1s\n  retention-bytes: 0\n"
+    p.start()
+    write(p, "a.db", "CREATE TABLE t(v);", "wal")
+    for i in range(5):
+        write(p, "a.db", "INSERT INTO t VALUES (%d);" % i)
+    assert p.log_list("a.db")[0].txid == 1
+    time.sleep(1.5)
+    write(p, "a.db", "INSERT INTO t VALUES ('new');")
+    deadline = time.monotonic() + 10
+    while p.log_list("a.db")[0].txid == 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    entries = p.log_list("a.db")
+    assert entries[0].txid > 1, "history older than data.retention was kept"
+    assert entries[-1].txid == p.pos("a.db")[0]
