@@ -22,6 +22,23 @@
 
 #define CACHE_TIMEOUT 86400.0   /* only this mount changes the files */
 
+/*
+ * How long the kernel may trust a node's attributes.  On a replica the
+ * applier changes the database file's size behind the kernel's back.  It
+ * invalidates the attributes, yet under load the kernel was seen answering
+ * fstat() from its cache with the size before the change: SQLite then
+ * found more pages in the header than in the file (rollback mode) or read
+ * pages past a stale end of file as zeros (WAL mode) and reported the
+ * database malformed.  So a replica's database is never cached: every
+ * fstat() and every read past the cached end asks this daemon.
+ */
+static double attr_timeout(const fs_state *fs, const fs_node *n)
+{
+	if (node_is_virtual(n->kind) || (n->kind == NODE_DB && fs->role.replica))
+		return 0;
+	return CACHE_TIMEOUT;
+}
+
 /* ---- names and nodes ----------------------------------------------------- */
 
 static const struct { const char *suffix; enum node_kind kind; } suffixes[] = {
@@ -155,7 +172,7 @@ static void reply_entry(fuse_req_t req, fs_state *fs, fs_node *n)
 		return;
 	}
 	e.ino = (fuse_ino_t)(uintptr_t)n;
-	e.attr_timeout = node_is_virtual(n->kind) ? 0 : CACHE_TIMEOUT;
+	e.attr_timeout = attr_timeout(fs, n);
 	e.entry_timeout = node_is_virtual(n->kind) && n->kind != NODE_POS ? 0 : CACHE_TIMEOUT;
 	fuse_reply_entry(req, &e);
 }
@@ -235,7 +252,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
-		fuse_reply_attr(req, &st, node_is_virtual(node_of(ino)->kind) ? 0 : CACHE_TIMEOUT);
+		fuse_reply_attr(req, &st, attr_timeout(fs, node_of(ino)));
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
@@ -306,7 +323,7 @@ static void reply_open(fuse_req_t req, fs_node *n, backing *b, struct fuse_file_
 		if (node_attr(fs, n, &e.attr) < 0)
 			memset(&e.attr, 0, sizeof(e.attr));
 		e.ino = (fuse_ino_t)(uintptr_t)n;
-		e.attr_timeout = CACHE_TIMEOUT;
+		e.attr_timeout = attr_timeout(fs, n);
 		e.entry_timeout = CACHE_TIMEOUT;
 		if (fuse_reply_create(req, &e, fi) != 0) {
 			fs_open_unlink(fs, &h->link);
