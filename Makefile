@@ -10,7 +10,7 @@ SANITIZE ?=
 CC ?= cc
 PYTHON ?= /usr/bin/python3
 
-PKGS := fuse3 sqlite3 libcurl libmicrohttpd libxxhash yaml-0.1
+PKGS := fuse3 sqlite3 libcurl libmicrohttpd libxxhash yaml-0.1 jansson
 
 -include $(BUILD)/config.mk
 
@@ -69,6 +69,17 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/unit/unit.o \
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LDLIBS_ALL)
 
+# Programs the integration tests drive (tests/integration/*.c).
+ITEST_BINS := $(BUILD)/tests/lease_driver
+
+$(BUILD)/tests/lease_driver: $(BUILD)/obj/tests/integration/lease_driver.o $(BUILD)/libltxfs.a
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDLIBS_ALL)
+
+# The real Consul, from Debian 11's archive (tests/tools/fetch-consul.sh).
+$(BUILD)/tools/bin/consul: tests/tools/fetch-consul.sh
+	./tests/tools/fetch-consul.sh $(abspath $(BUILD)/tools)
+
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 # ---- running ---------------------------------------------------------------
@@ -85,10 +96,12 @@ check-unit: $(UNIT_BINS)
 
 # The whole suite runs twice: locks kept by ltxfs (the default) and by the
 # kernel (fuse.locks: kernel), whose commit capture has no lock events.
-check-integration: $(BUILD)/ltxfs
-	LTXFS_BIN=$(abspath $(BUILD)/ltxfs) $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
-	LTXFS_ITEST_LOCKS=kernel LTXFS_BIN=$(abspath $(BUILD)/ltxfs) \
-		$(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
+ITEST_ENV = LTXFS_BIN=$(abspath $(BUILD)/ltxfs) LTXFS_TEST_BINS=$(abspath $(BUILD)/tests) \
+	LTXFS_CONSUL_BIN=$(abspath $(BUILD)/tools/bin/consul)
+
+check-integration: $(BUILD)/ltxfs $(ITEST_BINS) $(BUILD)/tools/bin/consul
+	$(ITEST_ENV) $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
+	LTXFS_ITEST_LOCKS=kernel $(ITEST_ENV) $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
 
 check-asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 \

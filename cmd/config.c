@@ -53,6 +53,11 @@ enum key_id {
 	KEY_LEASE_HOSTNAME,
 	KEY_LEASE_ADVERTISE_URL,
 	KEY_LEASE_NODE_ID,
+	KEY_LEASE_CONSUL_URL,
+	KEY_LEASE_CONSUL_KEY,
+	KEY_LEASE_CONSUL_TOKEN,
+	KEY_LEASE_CONSUL_TTL,
+	KEY_LEASE_CONSUL_LOCK_DELAY,
 	KEY_LOG_LEVEL,
 	KEY_EXEC,
 	KEY_COUNT
@@ -102,7 +107,7 @@ static const enum_value lock_keepers[] = {
 
 static const enum_value lease_types[] = {
 	{ "static", CONFIG_LEASE_STATIC, true },
-	{ "consul", -1, false },
+	{ "consul", CONFIG_LEASE_CONSUL, true },
 	{ "etcd", -1, false },
 	{ NULL, 0, false },
 };
@@ -136,6 +141,11 @@ static const char *const known_keys[KEY_COUNT + 1] = {
 	[KEY_LEASE_HOSTNAME] = "lease.hostname",
 	[KEY_LEASE_ADVERTISE_URL] = "lease.advertise-url",
 	[KEY_LEASE_NODE_ID] = "lease.node-id",
+	[KEY_LEASE_CONSUL_URL] = "lease.consul.url",
+	[KEY_LEASE_CONSUL_KEY] = "lease.consul.key",
+	[KEY_LEASE_CONSUL_TOKEN] = "lease.consul.token",
+	[KEY_LEASE_CONSUL_TTL] = "lease.consul.ttl",
+	[KEY_LEASE_CONSUL_LOCK_DELAY] = "lease.consul.lock-delay",
 	[KEY_LOG_LEVEL] = "log.level",
 	[KEY_EXEC] = "exec",
 	[KEY_COUNT] = NULL,
@@ -158,6 +168,11 @@ static const key_spec specs[KEY_COUNT] = {
 	[KEY_LEASE_HOSTNAME] = { K_STRING, OFF(lease.hostname), NULL },
 	[KEY_LEASE_ADVERTISE_URL] = { K_URL, OFF(lease.advertise_url), NULL },
 	[KEY_LEASE_NODE_ID] = { K_NODE_ID, OFF(lease.node_id), NULL },
+	[KEY_LEASE_CONSUL_URL] = { K_URL, OFF(lease.consul.url), NULL },
+	[KEY_LEASE_CONSUL_KEY] = { K_STRING, OFF(lease.consul.key), NULL },
+	[KEY_LEASE_CONSUL_TOKEN] = { K_STRING, OFF(lease.consul.token), NULL },
+	[KEY_LEASE_CONSUL_TTL] = { K_DURATION, OFF(lease.consul.ttl_ns), NULL },
+	[KEY_LEASE_CONSUL_LOCK_DELAY] = { K_DURATION, OFF(lease.consul.lock_delay_ns), NULL },
 	[KEY_LOG_LEVEL] = { K_ENUM, OFF(log.level), log_levels },
 	[KEY_EXEC] = { K_STRLIST, OFF(exec), NULL },
 };
@@ -170,7 +185,7 @@ static const char *const litefs_only_keys[] = {
 	"exit-on-error", "skip-sync", "strict-verify", "proxy", "backup",
 	"tracing", "data.compress", "data.retention-monitor-interval",
 	"http.snapshot-timeout", "lease.promote", "lease.reconnect-delay",
-	"lease.demote-delay", "lease.databases", "lease.consul",
+	"lease.demote-delay", "lease.databases",
 	"log.format", "log.timestamp", "log.debug", NULL,
 };
 
@@ -1345,6 +1360,8 @@ void config_init_defaults(ltxfs_config *c)
 	c->fuse.locks = CONFIG_LOCKS_LTXFS;
 	c->lease.type = CONFIG_LEASE_STATIC;
 	c->lease.candidate = true;
+	c->lease.consul.ttl_ns = 10ULL * 1000000000ULL;
+	c->lease.consul.lock_delay_ns = 1000000000ULL;
 	c->log.level = LX_INFO;
 }
 
@@ -1356,6 +1373,9 @@ void config_free(ltxfs_config *c)
 	free(c->http.addr);
 	free(c->lease.hostname);
 	free(c->lease.advertise_url);
+	free(c->lease.consul.url);
+	free(c->lease.consul.key);
+	free(c->lease.consul.token);
 	for (size_t i = 0; i < c->exec.n; i++)
 		free(c->exec.cmds[i]);
 	free(c->exec.cmds);
@@ -1455,6 +1475,37 @@ static bool enum_valid(const enum_value *values, int v)
 	return false;
 }
 
+/* A Consul key: segments of [A-Za-z0-9_.,-] joined by '/', as every
+ * Consul version accepts (newer ones refuse more: see docs/lease.md). */
+static bool consul_key_valid(const char *k)
+{
+	size_t n = strlen(k);
+	if (n == 0 || n > 256 || k[0] == '/' || k[n - 1] == '/' || strstr(k, "//") ||
+	    strstr(k, ".."))
+		return false;
+	return strspn(k, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		      "0123456789_.,-/") == n;
+}
+
+static int check_consul(const ltxfs_config *c, lx_err *err)
+{
+	const uint64_t s = 1000000000ULL;
+	if (c->lease.type != CONFIG_LEASE_CONSUL)
+		return 0;
+	if (c->lease.consul.url == NULL)
+		return cfg_err(c, err, "lease.consul.url is required when lease.type is consul "
+			       "(e.g. http://127.0.0.1:8500)");
+	if (c->lease.consul.key != NULL && !consul_key_valid(c->lease.consul.key))
+		return cfg_err(c, err, "lease.consul.key must be segments of letters, digits and "
+			       "_.,- joined by '/' (e.g. myapp/primary)");
+	if (c->lease.consul.ttl_ns < s / 2 || c->lease.consul.ttl_ns > 3600 * s)
+		return cfg_err(c, err, "lease.consul.ttl must be between 500ms and 1h");
+	if (c->lease.consul.lock_delay_ns > 60 * s)
+		return cfg_err(c, err, "lease.consul.lock-delay must be at most 60s (Consul's "
+			       "limit)");
+	return 0;
+}
+
 /* Range checks of values a program (not the parser) may have set. */
 static int check_values(const ltxfs_config *c, lx_err *err)
 {
@@ -1478,7 +1529,7 @@ static int check_values(const ltxfs_config *c, lx_err *err)
 	for (size_t i = 0; i < c->exec.n; i++)
 		if (c->exec.cmds[i] == NULL || c->exec.cmds[i][0] == '\0')
 			return cfg_err(c, err, "exec[%zu] is empty", i);
-	return 0;
+	return check_consul(c, err);
 }
 
 int config_validate(const ltxfs_config *c, lx_err *err)
@@ -1530,6 +1581,9 @@ int config_resolve(ltxfs_config *c, lx_err *err)
 		rc = lx_err_set(err, ENOMEM, "config: out of memory");
 	if (rc == 0)
 		rc = resolve_hostname(c, err);
+	if (rc == 0 && c->lease.type == CONFIG_LEASE_CONSUL && c->lease.consul.key == NULL &&
+	    (c->lease.consul.key = strdup("ltxfs/primary")) == NULL)
+		rc = lx_err_set(err, ENOMEM, "config: out of memory");
 	if (rc != 0 || c->lease.advertise_url != NULL)
 		return rc;
 	h = c->lease.hostname;
@@ -1625,6 +1679,9 @@ static const char *enum_name(const enum_value *values, const void *slot)
 static bool dump_has(const ltxfs_config *c, enum key_id id)
 {
 	const void *slot = cfield(c, id);
+	if (strncmp(known_keys[id], "lease.consul.", 13) == 0 &&
+	    c->lease.type != CONFIG_LEASE_CONSUL)
+		return false;
 	switch (specs[id].kind) {
 	case K_STRING:
 	case K_ADDR:
@@ -1674,30 +1731,47 @@ static void dump_value(FILE *out, const ltxfs_config *c, enum key_id id)
 	}
 }
 
+/* Length of the section part of `k` shared with `prev` ("lease.consul."
+ * of "lease.consul.ttl" after "lease.consul.url"), whole segments only. */
+static size_t shared_sections(const char *prev, const char *k)
+{
+	size_t n = 0, i = 0;
+	while (prev[i] != '\0' && prev[i] == k[i]) {
+		if (k[i] == '.')
+			n = i + 1;
+		i++;
+	}
+	return n;
+}
+
+/* Print the mapping lines that open the sections of `k` not already open
+ * after `prev`, then "<indent>leaf:". */
+static void dump_key(FILE *out, const char *prev, const char *k)
+{
+	size_t from = shared_sections(prev, k);
+	int depth = 0;
+	for (size_t i = 0; i < from; i++)
+		depth += k[i] == '.';
+	for (const char *seg = k + from, *dot; (dot = strchr(seg, '.')) != NULL; seg = dot + 1) {
+		fprintf(out, "%*s%.*s:\n", 2 * depth, "", (int)(dot - seg), seg);
+		depth++;
+	}
+	fprintf(out, "%*s%s:", 2 * depth, "", strrchr(k, '.') ? strrchr(k, '.') + 1 : k);
+}
+
 int config_dump(const ltxfs_config *c, FILE *out)
 {
-	char section[KEY_NAME_MAX] = "";
+	const char *prev = "";
 	if (c->origin != NULL) {
 		fputs("# effective configuration, loaded from ", out);
 		dump_quoted(out, c->origin);
 		fputc('\n', out);
 	}
 	for (int i = 0; i < KEY_COUNT; i++) {
-		const char *k = known_keys[i], *dot = strchr(k, '.');
-		size_t sn = dot ? (size_t)(dot - k) : 0;
 		if (!dump_has(c, (enum key_id)i))
 			continue;
-		if (sn == 0) {
-			section[0] = '\0';
-			fprintf(out, "%s:", k);
-		} else {
-			if (strlen(section) != sn || strncmp(section, k, sn) != 0) {
-				memcpy(section, k, sn);
-				section[sn] = '\0';
-				fprintf(out, "%s:\n", section);
-			}
-			fprintf(out, "  %s:", dot + 1);
-		}
+		dump_key(out, prev, known_keys[i]);
+		prev = known_keys[i];
 		if (specs[i].kind != K_STRLIST)
 			fputc(' ', out);
 		dump_value(out, c, (enum key_id)i);

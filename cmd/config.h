@@ -54,9 +54,10 @@ typedef enum config_locks {
 	CONFIG_LOCKS_KERNEL = 1, /* kept by the kernel: fewer round trips */
 } config_locks;
 
-/* lease.type.  Only static is built; see config.c lease_types[]. */
+/* lease.type (etcd is recognised, not built yet; see config.c lease_types[]). */
 typedef enum config_lease_type {
 	CONFIG_LEASE_STATIC = 0,
+	CONFIG_LEASE_CONSUL = 1,
 } config_lease_type;
 
 /*
@@ -90,6 +91,13 @@ typedef struct ltxfs_config {
 		char *hostname;         /* NULL until resolved */
 		char *advertise_url;    /* NULL until resolved */
 		uint64_t node_id;       /* 0 = generate and persist later */
+		struct {
+			char *url;              /* required with lease.type consul */
+			char *key;              /* NULL until resolved = "ltxfs/primary" */
+			char *token;            /* ACL token, or NULL */
+			uint64_t ttl_ns;        /* session TTL, default 10 s */
+			uint64_t lock_delay_ns; /* default 1 s */
+		} consul;
 	} lease;
 	struct {
 		enum lx_log_level level;

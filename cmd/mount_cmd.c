@@ -7,7 +7,8 @@
  * (db/syncer.h) and the retention thread (db/store.h); the HTTP API runs
  * libmicrohttpd's threads, one per connection (replica/http_server.h); a
  * replica runs the thread that follows the primary
- * (replica/stream_client.h).
+ * (replica/stream_client.h); a consul lease runs the elector thread
+ * (lease/elector.h).  cmd/node.h switches the node's role.
  */
 #include "cmd/mount_cmd.h"
 
@@ -26,10 +27,8 @@
 #include "cmd/config.h"
 #include "db/store.h"
 #include "fs/fs.h"
-#include "lease/cluster_id.h"
+#include "cmd/node.h"
 #include "replica/http_server.h"
-#include "replica/stream_client.h"
-#include "replica/stream_server.h"
 
 static const char usage[] = "usage: ltxfs mount -config FILE\n";
 
@@ -48,101 +47,32 @@ static uint64_t random_node_id(void)
 	return id;
 }
 
-/* What the running node is, for the HTTP API and the mount. */
-typedef struct node_ctx {
-	const ltxfs_config *config;
-	stream_hub *hub;              /* the primary's streams, or NULL */
-	stream_client *client;        /* a replica's stream, or NULL */
-} node_ctx;
-
-/* Static lease: the candidate is the primary, every other node follows
- * the primary named by lease.hostname / lease.advertise-url. */
+/* What /status shows that never changes. */
 static node_status node_of(const ltxfs_config *c, uint64_t node_id)
 {
 	node_status n;
 	memset(&n, 0, sizeof(n));
 	n.node_id = node_id;
 	n.hostname = c->lease.hostname;
-	n.role = c->lease.candidate ? "primary" : "replica";
-	n.primary = c->lease.hostname;
-	n.lease_type = "static";
+	n.role = "replica";
+	n.primary = "";
+	n.lease_type = c->lease.type == CONFIG_LEASE_CONSUL ? "consul" : "static";
 	n.started_ms = lx_wall_ms();
 	return n;
 }
 
-static void refresh_node(void *arg, node_status *n)
-{
-	node_ctx *ctx = arg;
-	if (ctx->client != NULL) {
-		n->cluster_id = stream_client_cluster_id(ctx->client);
-		n->lag_ms = stream_client_lag_ms(ctx->client);
-		n->ready = stream_client_ready(ctx->client);
-		stream_client_counters(ctx->client, &n->snapshots_received,
-				       &n->transactions_received);
-	} else {
-		n->ready = 1;
-	}
-	if (ctx->hub != NULL) {
-		pthread_mutex_lock(&ctx->hub->mu);
-		n->snapshots_sent = ctx->hub->snapshots_sent;
-		n->transactions_sent = ctx->hub->transactions_sent;
-		pthread_mutex_unlock(&ctx->hub->mu);
-	}
-}
-
-/* .primary: on a replica that is streaming from its primary. */
-static int role_primary(void *arg, char *buf, size_t cap)
-{
-	node_ctx *ctx = arg;
-	if (ctx->client == NULL || !stream_client_connected(ctx->client))
-		return -ENOENT;
-	snprintf(buf, cap, "%s", ctx->config->lease.hostname);
-	return 0;
-}
-
-static int64_t role_lag(void *arg)
-{
-	node_ctx *ctx = arg;
-	return ctx->client ? stream_client_lag_ms(ctx->client) : 0;
-}
-
 static int check_role(const ltxfs_config *c)
 {
-	if (!c->lease.candidate && c->fuse.locks == CONFIG_LOCKS_KERNEL) {
+	int may_follow = c->lease.type != CONFIG_LEASE_STATIC || !c->lease.candidate;
+	if (may_follow && c->fuse.locks == CONFIG_LOCKS_KERNEL) {
 		/* A replica must exclude local readers while it applies. */
-		lx_error("ltxfs", "%s: fuse.locks: kernel cannot be used on a replica "
-			 "(lease.candidate: false): ltxfs must see the readers' locks to apply "
-			 "the primary's transactions safely; use fuse.locks: ltxfs", c->origin);
+		lx_error("ltxfs", "%s: fuse.locks: kernel cannot be used on a node that may be a "
+			 "replica (lease.candidate: false, or a consul lease): ltxfs must see the "
+			 "readers' locks to apply the primary's transactions safely; use "
+			 "fuse.locks: ltxfs", c->origin);
 		return -1;
 	}
 	return 0;
-}
-
-static int start_role(node_ctx *ctx, store *st, stream_hub *hub, uint64_t node_id,
-		      stream_client_options *copt, char *cluster_id, lx_err *err)
-{
-	const ltxfs_config *c = ctx->config;
-	int rc;
-	if (c->lease.candidate) {
-		rc = cluster_id_load_or_create(c->data.dir, cluster_id, err);
-		if (rc < 0)
-			return rc;
-		stream_hub_init(hub, st, 1000);
-		ctx->hub = hub;
-		return 0;
-	}
-	rc = cluster_id_load(c->data.dir, cluster_id, err);
-	if (rc < 0)
-		return rc;
-	store_set_readonly(st, 1);
-	memset(copt, 0, sizeof(*copt));
-	copt->primary_url = c->lease.advertise_url;
-	copt->primary_name = c->lease.hostname;
-	copt->node_id = node_id;
-	copt->cluster_id = cluster_id;
-	copt->data_dir = c->data.dir;
-	copt->silence_ms = 5000;
-	return stream_client_start(&ctx->client, st, copt, err);
 }
 
 static int run(const ltxfs_config *c)
@@ -150,12 +80,9 @@ static int run(const ltxfs_config *c)
 	db_options dopt;
 	store_retention ret;
 	fs_options fopt;
-	node_status node;
-	node_ctx ctx = { c, NULL, NULL };
-	stream_hub hub;
-	stream_client_options copt;
-	char cluster_id[CLUSTER_ID_SIZE] = "";
+	node_status status;
 	http_server *http = NULL;
+	node *nd = NULL;
 	store *st;
 	lx_err err;
 	int rc;
@@ -165,9 +92,11 @@ static int run(const ltxfs_config *c)
 		return 1;
 	memset(&dopt, 0, sizeof(dopt));
 	dopt.node_id = c->lease.node_id ? c->lease.node_id : random_node_id();
-	dopt.lease_epoch = 1;   /* static lease: one epoch for the node's life */
+	dopt.lease_epoch = 0;   /* until the node is primary (cmd/node.h) */
 	dopt.sync = c->data.sync == CONFIG_SYNC_ALWAYS ? DB_SYNC_ALWAYS : DB_SYNC_APP;
-	dopt.readonly = !c->lease.candidate;
+	/* Only a static primary is writable from the start; with a dynamic
+	 * lease every node starts as a replica and is promoted by the lease. */
+	dopt.readonly = !(c->lease.type == CONFIG_LEASE_STATIC && c->lease.candidate);
 	ret.max_age_ms = c->data.retention_ns / 1000000;
 	ret.max_bytes = c->data.retention_bytes;
 	rc = store_open(&st, c->data.dir, &dopt, &ret, &err);
@@ -175,28 +104,26 @@ static int run(const ltxfs_config *c)
 		lx_error("ltxfs", "%s", err.msg);
 		return 1;
 	}
-	node = node_of(c, dopt.node_id);
-	rc = start_role(&ctx, st, &hub, dopt.node_id, &copt, cluster_id, &err);
-	node.cluster_id = cluster_id;
+	status = node_of(c, dopt.node_id);
+	rc = node_start(&nd, c, st, dopt.node_id, &err);
 	if (rc == 0)
-		rc = http_server_start(&http, c->http.addr, st, &node, ctx.hub, refresh_node, &ctx,
-				       &err);
+		rc = http_server_start(&http, c->http.addr, st, &status, node_hub(nd), node_refresh,
+				       nd, &err);
 	if (rc == 0) {
 		memset(&fopt, 0, sizeof(fopt));
 		fopt.mountpoint = c->fuse.dir;
 		fopt.debug = c->fuse.debug;
 		fopt.allow_other = c->fuse.allow_other;
 		fopt.kernel_locks = c->fuse.locks == CONFIG_LOCKS_KERNEL;
-		fopt.role = (fs_role){ &ctx, !c->lease.candidate, role_primary, role_lag };
+		fopt.role = node_fs_role(nd);
 		rc = fs_run(st, &fopt, log_ready, (void *)fopt.mountpoint, &err);
 	}
 	if (rc < 0)
 		lx_error("ltxfs", "%s", err.msg);
+	node_stop(nd);                /* a primary fences, then releases its lease */
 	http_server_stop(http);       /* ends the primary's streams */
-	stream_client_stop(ctx.client);
+	node_free(nd);
 	store_close(st);
-	if (ctx.hub != NULL)
-		stream_hub_destroy(ctx.hub);
 	lx_info("ltxfs", "stopped");
 	return rc < 0 ? 1 : 0;
 }

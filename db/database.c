@@ -232,8 +232,17 @@ static int file_is_empty(const database *db, enum db_file f)
 static int refused_on_replica_locked(database *db, enum db_file f, enum replica_op op,
 				     lx_err *err)
 {
-	if (!__atomic_load_n(&db->readonly, __ATOMIC_ACQUIRE) || f == DBF_SHM)
+	int64_t until = __atomic_load_n(&db->write_until, __ATOMIC_ACQUIRE);
+	if (f == DBF_SHM)
 		return 0;
+	if (!__atomic_load_n(&db->readonly, __ATOMIC_ACQUIRE)) {
+		if (until == 0 || lx_mono_ms() < until)
+			return 0;
+		if (f == DBF_WAL && (op == OP_CREATE || (op == OP_REMOVE && file_is_empty(db, f))))
+			return 0;
+		return lx_err_set(err, EROFS, "db %s: this node's lease ran out: %s may not "
+				  "change until it is primary again", db->name, db_file_names[f]);
+	}
 	if (f == DBF_WAL && (op == OP_CREATE || (op == OP_REMOVE && file_is_empty(db, f))))
 		return 0;
 	return lx_err_set(err, EROFS, "db %s: read-only replica: %s may not change",
@@ -790,6 +799,19 @@ void db_position(database *db, uint64_t *txid, uint64_t *checksum)
 void db_set_readonly(database *db, int readonly)
 {
 	__atomic_store_n(&db->readonly, readonly, __ATOMIC_RELEASE);
+}
+
+void db_set_lease(database *db, uint64_t epoch, int64_t write_until)
+{
+	pthread_mutex_lock(&db->mu);
+	db->opt.lease_epoch = epoch;
+	pthread_mutex_unlock(&db->mu);
+	db_set_write_until(db, write_until);
+}
+
+void db_set_write_until(database *db, int64_t write_until)
+{
+	__atomic_store_n(&db->write_until, write_until, __ATOMIC_RELEASE);
 }
 
 int db_is_readonly(database *db)

@@ -162,6 +162,8 @@ struct database {
 	db_wal_state wal;
 
 	int readonly;              /* a replica: the mount may not change it */
+	int64_t write_until;       /* atomic: monotonic ms after which writes are
+				    * refused (the lease may be gone); 0: never */
 	uint32_t shm_change;       /* iChange of the last shm header written (replica) */
 	struct db_snapshot *snapshots;  /* being read for replicas (db/snapshot.h) */
 };
@@ -244,6 +246,14 @@ int db_fsync_dir(database *db, lx_err *err);
  * the local readers' shared memory. */
 void db_set_readonly(database *db, int readonly);
 int db_is_readonly(database *db);
+
+/* The primary's lease: transactions from now on carry `epoch`, and the
+ * mount refuses writes (EROFS) once the monotonic clock reaches
+ * write_until (0: no limit), whether or not anyone noticed the lease
+ * end.  The check is made at every write, so a transaction that is open
+ * when the deadline passes cannot commit. */
+void db_set_lease(database *db, uint64_t epoch, int64_t write_until);
+void db_set_write_until(database *db, int64_t write_until);
 
 /*
  * Apply one replicated LTX file (len bytes in `fd` at offset 0, fully

@@ -52,6 +52,7 @@ static int open_db_locked(store *s, const char *name, database **out, lx_err *er
 	rc = db_open(&db, name, dir, &s->opt, err);
 	if (rc < 0)
 		return rc;
+	db_set_write_until(db, s->write_until);
 	if (add_db(s, db) < 0) {
 		db_close(db);
 		return lx_err_set(err, ENOMEM, "out of memory");
@@ -144,6 +145,25 @@ void store_set_readonly(store *s, int readonly)
 	s->opt.readonly = readonly;
 	for (size_t i = 0; i < s->n; i++)
 		db_set_readonly(s->dbs[i], readonly);
+	pthread_mutex_unlock(&s->mu);
+}
+
+void store_set_lease(store *s, uint64_t epoch, int64_t write_until)
+{
+	pthread_mutex_lock(&s->mu);
+	s->opt.lease_epoch = epoch;
+	s->write_until = write_until;
+	for (size_t i = 0; i < s->n; i++)
+		db_set_lease(s->dbs[i], epoch, write_until);
+	pthread_mutex_unlock(&s->mu);
+}
+
+void store_set_write_until(store *s, int64_t write_until)
+{
+	pthread_mutex_lock(&s->mu);
+	s->write_until = write_until;
+	for (size_t i = 0; i < s->n; i++)
+		db_set_write_until(s->dbs[i], write_until);
 	pthread_mutex_unlock(&s->mu);
 }
 

@@ -43,6 +43,7 @@ typedef struct store {
 	pthread_mutex_t stop_mu;   /* guards stopping; with stop_cond, ends the thread */
 	pthread_cond_t stop_cond;
 	int stopping;
+	int64_t write_until;       /* under mu: the lease's write deadline (0: none) */
 } store;
 
 int store_open(store **out, const char *data_dir, const db_options *opt,
@@ -51,6 +52,10 @@ int store_open(store **out, const char *data_dir, const db_options *opt,
 /* Make every database (also those created later) read-only through the
  * mount (a replica) or writable (the primary). */
 void store_set_readonly(store *s, int readonly);
+
+/* The lease for every database, also those created later (db_set_lease). */
+void store_set_lease(store *s, uint64_t epoch, int64_t write_until);
+void store_set_write_until(store *s, int64_t write_until);
 
 /* Trim every database's log now (the retention thread calls it). */
 void store_enforce_retention(store *s, int64_t now_ms);

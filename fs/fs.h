@@ -30,7 +30,9 @@
 /* The node's role as the mount shows it (.primary, .lag). */
 typedef struct fs_role {
 	void *ctx;
-	int replica;                    /* list .primary and .lag (LiteFS lists them) */
+	/* 1 while this node is a replica: .primary and .lag are listed (as
+	 * LiteFS lists them) and the databases' attributes are not cached */
+	int (*replica)(void *ctx);
 	/* the primary's hostname into buf (NUL-terminated); -ENOENT on the
 	 * primary or while no primary is followed */
 	int (*primary)(void *ctx, char *buf, size_t cap);

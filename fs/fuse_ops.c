@@ -32,9 +32,14 @@
  * database malformed.  So a replica's database is never cached: every
  * fstat() and every read past the cached end asks this daemon.
  */
+static int is_replica(const fs_state *fs)
+{
+	return fs->role.replica != NULL && fs->role.replica(fs->role.ctx);
+}
+
 static double attr_timeout(const fs_state *fs, const fs_node *n)
 {
-	if (node_is_virtual(n->kind) || (n->kind == NODE_DB && fs->role.replica))
+	if (node_is_virtual(n->kind) || (n->kind == NODE_DB && is_replica(fs)))
 		return 0;
 	return CACHE_TIMEOUT;
 }
@@ -661,9 +666,9 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		rc = dirbuf_add(req, d, "..", FUSE_ROOT_ID, S_IFDIR);
 	/* The primary's listing holds its databases only (.lag is still
 	 * there by name); a replica also lists .primary and .lag. */
-	if (rc == 0 && fs->role.replica && node_exists(fs, &fs->primary_node))
+	if (rc == 0 && is_replica(fs) && node_exists(fs, &fs->primary_node))
 		rc = dirbuf_add(req, d, ".primary", (fuse_ino_t)(uintptr_t)&fs->primary_node, S_IFREG);
-	if (rc == 0 && fs->role.replica)
+	if (rc == 0 && is_replica(fs))
 		rc = dirbuf_add(req, d, ".lag", (fuse_ino_t)(uintptr_t)&fs->lag_node, S_IFREG);
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = list_db(req, fs, d, dbs[i]);

@@ -167,6 +167,7 @@ static enum MHD_Result start_stream(http_server *s, struct MHD_Connection *c, re
 {
 	const char *id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Ltxfs-Node-Id");
 	const char *cluster = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Ltxfs-Cluster-Id");
+	const char *epoch = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Ltxfs-Epoch");
 	struct MHD_Response *resp;
 	stream_session *sess;
 	proto_pos *pos;
@@ -175,24 +176,34 @@ static enum MHD_Result start_stream(http_server *s, struct MHD_Connection *c, re
 	size_t n;
 	lx_err err;
 	enum MHD_Result ok;
+	node_status node = s->node;
 
-	if (s->hub == NULL)
+	if (s->hub == NULL || !stream_hub_serving(s->hub))
 		return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "this node is not the primary");
+	if (s->refresh != NULL)
+		s->refresh(s->refresh_ctx, &node);   /* the cluster ID as it is now */
 	if (parse_hex64(id, &node_id) < 0)
 		return reply_error(c, MHD_HTTP_BAD_REQUEST, "missing or malformed Ltxfs-Node-Id");
 	if (node_id == s->node.node_id)
 		return reply_error(c, MHD_HTTP_BAD_REQUEST, "a node cannot replicate from itself");
 	if (cluster != NULL && *cluster && !cluster_id_valid(cluster))
 		return reply_error(c, MHD_HTTP_BAD_REQUEST, "malformed Ltxfs-Cluster-Id");
-	if (cluster != NULL && *cluster && s->node.cluster_id && *s->node.cluster_id &&
-	    strcmp(cluster, s->node.cluster_id) != 0) {
+	if (cluster != NULL && *cluster && node.cluster_id && *node.cluster_id &&
+	    strcmp(cluster, node.cluster_id) != 0) {
 		/* IDs are validated ASCII: safe inside the JSON string */
 		char msg[256];
 		snprintf(msg, sizeof(msg), "the replica belongs to another cluster than this "
 			 "primary's %s: point its lease.advertise-url at its own cluster's "
-			 "primary, or empty its data.dir to join this one", s->node.cluster_id);
+			 "primary, or empty its data.dir to join this one", node.cluster_id);
 		lx_warn("http", "POST /stream from %016" PRIx64 ": cluster %s is not ours (%s)",
-			node_id, cluster, s->node.cluster_id);
+			node_id, cluster, node.cluster_id);
+		return reply_error(c, MHD_HTTP_CONFLICT, msg);
+	}
+	if (epoch != NULL && strtoull(epoch, NULL, 10) > node.epoch) {
+		char msg[200];
+		snprintf(msg, sizeof(msg), "this primary's lease epoch %" PRIu64 " is older than "
+			 "epoch %s the replica has seen: it was replaced", node.epoch, epoch);
+		lx_warn("http", "POST /stream from %016" PRIx64 ": %s", node_id, msg);
 		return reply_error(c, MHD_HTTP_CONFLICT, msg);
 	}
 	if (r->too_large)
@@ -218,8 +229,13 @@ static enum MHD_Result start_stream(http_server *s, struct MHD_Connection *c, re
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/x-ltxfs-stream");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	MHD_add_response_header(resp, "Ltxfs-Node-Id", hex);
-	if (s->node.cluster_id && *s->node.cluster_id)
-		MHD_add_response_header(resp, "Ltxfs-Cluster-Id", s->node.cluster_id);
+	if (node.cluster_id && *node.cluster_id)
+		MHD_add_response_header(resp, "Ltxfs-Cluster-Id", node.cluster_id);
+	{
+		char ebuf[24];
+		snprintf(ebuf, sizeof(ebuf), "%" PRIu64, node.epoch);
+		MHD_add_response_header(resp, "Ltxfs-Epoch", ebuf);
+	}
 	ok = MHD_queue_response(c, MHD_HTTP_OK, resp);
 	MHD_destroy_response(resp);
 	return ok;

@@ -138,6 +138,7 @@ int status_render_json(text_buf *out, const node_status *node,
 	put_json_string(out, node->primary);
 	put(out, ",\"lease\":");
 	put_json_string(out, node->lease_type);
+	put(out, ",\"epoch\":%" PRIu64, node->epoch);
 	put(out, ",\"cluster_id\":");
 	put_json_string(out, node->cluster_id ? node->cluster_id : "");
 	put(out, ",\"uptime_ms\":%" PRId64 ",\"ready\":%s,\"lag_ms\":%" PRId64 ",\"databases\":[",
@@ -194,6 +195,8 @@ int status_render_metrics(text_buf *out, const node_status *node,
 	put(out, "\"} 1\n");
 	put(out, "# HELP ltxfs_primary 1 if this node holds the lease.\n# TYPE ltxfs_primary gauge\n"
 		 "ltxfs_primary %d\n", strcmp(node->role, "primary") == 0);
+	put(out, "# HELP ltxfs_lease_epoch The primary's lease epoch as this node knows it.\n"
+		 "# TYPE ltxfs_lease_epoch gauge\nltxfs_lease_epoch %" PRIu64 "\n", node->epoch);
 	put(out, "# HELP ltxfs_uptime_seconds Seconds since the daemon started.\n"
 		 "# TYPE ltxfs_uptime_seconds gauge\nltxfs_uptime_seconds %.3f\n",
 	    (double)(node->now_ms - node->started_ms) / 1000.0);

@@ -21,6 +21,7 @@ typedef struct node_status {
 	const char *role;          /* "primary" or "replica" */
 	const char *primary;       /* the primary's hostname */
 	const char *lease_type;    /* "static", ... */
+	uint64_t epoch;            /* the primary's lease epoch as this node knows it */
 	const char *cluster_id;    /* may be NULL */
 	int64_t started_ms;        /* wall clock at start */
 	int64_t now_ms;

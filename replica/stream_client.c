@@ -46,6 +46,8 @@ struct stream_client {
 	CURL *curl;
 	char cluster_id[CLUSTER_ID_SIZE];  /* ours; "" until adopted from the primary */
 	char peer_cluster[64];          /* the primary's, from its response */
+	uint64_t peer_epoch;            /* the primary's lease epoch, from its response */
+	int peer_has_epoch;
 	int spool_fd;                   /* unlinked file in data.dir for incoming LTX files */
 	long status;
 	char error_body[256];
@@ -180,7 +182,16 @@ static size_t on_response_header(char *data, size_t size, size_t nmemb, void *ar
 {
 	stream_client *c = arg;
 	size_t len = size * nmemb;
-	static const char name[] = "ltxfs-cluster-id:";
+	static const char name[] = "ltxfs-cluster-id:", ename[] = "ltxfs-epoch:";
+	if (len > sizeof(ename) && strncasecmp(data, ename, sizeof(ename) - 1) == 0) {
+		char buf[32];
+		size_t n = len - (sizeof(ename) - 1);
+		char *end;
+		snprintf(buf, sizeof(buf), "%.*s", (int)(n < sizeof(buf) ? n : sizeof(buf) - 1),
+			 data + sizeof(ename) - 1);
+		c->peer_epoch = strtoull(buf, &end, 10);
+		c->peer_has_epoch = end != buf;
+	}
 	if (len > sizeof(name) && strncasecmp(data, name, sizeof(name) - 1) == 0) {
 		size_t n = len - (sizeof(name) - 1);
 		const char *v = data + sizeof(name) - 1;
@@ -193,6 +204,17 @@ static size_t on_response_header(char *data, size_t size, size_t nmemb, void *ar
 		snprintf(c->peer_cluster, sizeof(c->peer_cluster), "%.*s", (int)n, v);
 	}
 	return len;
+}
+
+/* A primary older than the lease's holder was replaced: take nothing. */
+static int check_epoch(stream_client *c)
+{
+	if (c->opt.min_epoch == 0 || (c->peer_has_epoch && c->peer_epoch >= c->opt.min_epoch))
+		return 0;
+	return lx_err_set(&c->fail, ESTALE, "the primary at %s has lease epoch %" PRIu64
+			  ", older than epoch %" PRIu64 " this node has seen: it was replaced; "
+			  "nothing it sends is applied", c->opt.primary_url, c->peer_epoch,
+			  c->opt.min_epoch);
 }
 
 /* The primary's cluster must be ours; the first one is adopted and kept. */
@@ -232,7 +254,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 		return len;
 	}
 	if (!c->received) {
-		if (check_cluster(c) < 0)
+		if (check_epoch(c) < 0 || check_cluster(c) < 0)
 			return 0;
 		c->received = 1;
 		__atomic_store_n(&c->connected, 1, __ATOMIC_RELEASE);
@@ -289,6 +311,11 @@ static struct curl_slist *request_headers(stream_client *c)
 	struct curl_slist *h = NULL, *t;
 	snprintf(line, sizeof(line), "Ltxfs-Node-Id: %016" PRIx64, c->opt.node_id);
 	h = curl_slist_append(h, line);
+	if (h && c->opt.min_epoch) {
+		snprintf(line, sizeof(line), "Ltxfs-Epoch: %" PRIu64, c->opt.min_epoch);
+		if ((t = curl_slist_append(h, line)) != NULL)
+			h = t;
+	}
 	if (h && c->cluster_id[0]) {
 		snprintf(line, sizeof(line), "Ltxfs-Cluster-Id: %s", c->cluster_id);
 		if ((t = curl_slist_append(h, line)) != NULL)
@@ -314,6 +341,8 @@ static int stream_once(stream_client *c)
 	c->status = 0;
 	c->error_len = 0;
 	c->peer_cluster[0] = '\0';
+	c->peer_epoch = 0;
+	c->peer_has_epoch = 0;
 	c->received = 0;
 	c->state = ST_HEADER;
 	c->fhead_len = 0;

@@ -13,6 +13,10 @@
  * doubling to 5 s) and reports its positions again, so the primary sends
  * what follows them or a snapshot.
  *
+ * Epochs: the request says the newest lease epoch this node has seen
+ * (Ltxfs-Epoch) and the primary answers with its own; a primary whose
+ * epoch is older than that was replaced, and nothing it sends is taken.
+ *
  * Lag, as LiteFS defines it for `.lag`: the time since the primary's
  * clock in the last heartbeat or applied transaction; INT32_MAX ms until
  * the first catch-up (READY).
@@ -34,6 +38,8 @@ typedef struct stream_client_options {
 	const char *cluster_id;    /* known cluster ID, or NULL/"" to adopt the primary's */
 	const char *data_dir;      /* where an adopted cluster ID is kept */
 	int silence_ms;            /* give up on a primary that sends nothing */
+	uint64_t min_epoch;        /* refuse a primary whose lease epoch is older
+				    * (the lease named a newer one); 0: any */
 } stream_client_options;
 
 /* Start the thread.  Strings in `o` must outlive the client. */

@@ -78,6 +78,18 @@ void stream_hub_stop(stream_hub *h)
 	db_events_notify(&h->store->events);
 }
 
+void stream_hub_set_paused(stream_hub *h, int paused)
+{
+	__atomic_store_n(&h->paused, paused, __ATOMIC_RELEASE);
+	db_events_notify(&h->store->events);
+}
+
+int stream_hub_serving(stream_hub *h)
+{
+	return !__atomic_load_n(&h->stopping, __ATOMIC_ACQUIRE) &&
+	       !__atomic_load_n(&h->paused, __ATOMIC_ACQUIRE);
+}
+
 void stream_hub_destroy(stream_hub *h)
 {
 	pthread_mutex_destroy(&h->mu);
@@ -499,7 +511,7 @@ ssize_t stream_session_read(stream_session *s, uint8_t *buf, size_t max)
 	size_t total = 0;
 	if (s->failed)
 		return -EIO;
-	while (total < max && !__atomic_load_n(&s->hub->stopping, __ATOMIC_ACQUIRE)) {
+	while (total < max && stream_hub_serving(s->hub)) {
 		int idle;
 		ssize_t n = step(s, buf + total, max - total, total == 0, &idle);
 		if (n < 0) {

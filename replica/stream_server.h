@@ -35,6 +35,7 @@ typedef struct stream_hub {
 	store *store;
 	int heartbeat_ms;
 	int stopping;                  /* atomic: sessions end their streams */
+	int paused;                    /* atomic: not the primary now: streams end, none start */
 	pthread_mutex_t mu;
 	stream_session *sessions;      /* list */
 	uint64_t snapshots_sent;       /* counters, under mu */
@@ -44,6 +45,11 @@ typedef struct stream_hub {
 void stream_hub_init(stream_hub *h, store *st, int heartbeat_ms);
 /* Make every session end its stream (call before stopping the server). */
 void stream_hub_stop(stream_hub *h);
+
+/* The node stopped (paused 1) or started (0) being the primary.  Paused,
+ * every stream ends and POST /stream answers 503. */
+void stream_hub_set_paused(stream_hub *h, int paused);
+int stream_hub_serving(stream_hub *h);
 void stream_hub_destroy(stream_hub *h);
 
 /* One replica's view, for /status. */

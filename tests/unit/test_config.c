@@ -62,6 +62,17 @@ static int load(ltxfs_config *c, const char *yaml, lx_err *err)
 
 #define MIN_CFG "fuse:\n  dir: /mnt/ltxfs\ndata:\n  dir: /var/lib/ltxfs\n"
 
+/* full_cfg with a Consul lease. */
+static const char consul_cfg[] =
+	"fuse:\n  dir: /litefs\n  debug: true\n  allow-other: true\n  locks: kernel\n"
+	"data:\n  dir: /var/lib/litefs\n  retention: 1h30m\n  retention-bytes: 512MB\n"
+	"  sync: always\nhttp:\n  addr: 127.0.0.1:20203\n"
+	"lease:\n  type: consul\n  candidate: false\n  hostname: primary-1\n"
+	"  advertise-url: http://primary-1:20202\n  node-id: \"00000000000000AB\"\n"
+	"  consul:\n    url: http://127.0.0.1:8500\n    key: app/primary\n    token: s3cret\n"
+	"    ttl: 2s\n    lock-delay: 500ms\n"
+	"log:\n  level: debug\nexec:\n  - migrate -y\n";
+
 static const char full_cfg[] =
 	"# every key\n"
 	"fuse:\n"
@@ -223,6 +234,31 @@ static void test_load_file(void)
 	config_free(&c);
 }
 
+/* "a.b.c" with value v as nested YAML mappings. */
+static void nested_yaml(const char *key, const char *v, char *out, size_t cap)
+{
+	size_t len = 0;
+	int depth = 0;
+	for (const char *seg = key, *dot;; seg = dot + 1, depth++) {
+		dot = strchr(seg, '.');
+		if (dot == NULL) {
+			snprintf(out + len, cap - len, "%*s%s: %s\n", 2 * depth, "", seg, v);
+			return;
+		}
+		len += (size_t)snprintf(out + len, cap - len, "%*s%.*s:\n", 2 * depth, "",
+					(int)(dot - seg), seg);
+	}
+}
+
+/* "\n" + indentation + the leaf of `key` + ":", as a dump prints it. */
+static void dumped_key(const char *key, char *out, size_t cap)
+{
+	int depth = 0;
+	for (const char *p = key; *p; p++)
+		depth += *p == '.';
+	snprintf(out, cap, "\n%*s%s:", 2 * depth, "", strrchr(key, '.') ? strrchr(key, '.') + 1 : key);
+}
+
 static void test_known_keys(void)
 {
 	const char *const *keys = config_known_keys();
@@ -231,20 +267,16 @@ static void test_known_keys(void)
 		/* Each key is accepted by the parser: a value of the wrong
 		 * type is rejected by name, never as an unknown key. */
 		char yaml[256];
-		const char *k = keys[n], *dot = strchr(k, '.');
+		const char *k = keys[n];
 		ltxfs_config c;
 		lx_err err;
-		if (dot != NULL)
-			snprintf(yaml, sizeof(yaml), "%.*s:\n  %s: {a: 1}\n",
-				 (int)(dot - k), k, dot + 1);
-		else
-			snprintf(yaml, sizeof(yaml), "%s: {a: 1}\n", k);
+		nested_yaml(k, "{a: 1}", yaml, sizeof(yaml));
 		CHECK_EQ_INT(-EINVAL, load(&c, yaml, &err));
 		CHECK_STR_CONTAINS(err.msg, k);
 		CHECK(strstr(err.msg, "unknown key") == NULL);
 		config_free(&c);
 	}
-	CHECK_EQ_INT(16, n);
+	CHECK_EQ_INT(21, n);
 	CHECK(strcmp(keys[0], "fuse.dir") == 0);
 	CHECK(strcmp(keys[n - 1], "exec") == 0);
 }
@@ -364,8 +396,10 @@ static void test_unknown_keys(void)
 		     "config.yml:8:3: unknown key \"fuse.dri\" (did you mean \"fuse.dir\"?)");
 	CHECK_REJECT(MIN_CFG "proxy:\n  addr: :8080\n",
 		     "config.yml:5:1: unknown key \"proxy\" (a LiteFS setting");
-	CHECK_REJECT("lease:\n  consul:\n    url: x\n",
-		     "config.yml:2:3: unknown key \"lease.consul\" (a LiteFS setting");
+	CHECK_REJECT("lease:\n  promote: true\n",
+		     "config.yml:2:3: unknown key \"lease.promote\" (a LiteFS setting");
+	CHECK_REJECT("lease:\n  consul:\n    ulr: x\n",
+		     "unknown key \"lease.consul.ulr\" (did you mean \"lease.consul.url\"?)");
 	CHECK_REJECT(MIN_CFG "Fuse:\n  dir: /x\n", "unknown key \"Fuse\" (did you mean \"fuse\"?)");
 	CHECK_REJECT(MIN_CFG "lease:\n  advertise_url: x\n",
 		     "unknown key \"lease.advertise_url\" (did you mean \"lease.advertise-url\"?)");
@@ -428,7 +462,13 @@ static void test_value_errors(void)
 	CHECK_REJECT(MIN_CFG "lease:\n  type: foo\n",
 		     "config.yml:6:9: lease.type: \"foo\" is not one of static");
 	CHECK_REJECT(MIN_CFG "lease:\n  type: consul\n",
-		     "lease.type: \"consul\" is not yet supported in this build (supported: static)");
+		     "lease.consul.url is required when lease.type is consul");
+	CHECK_REJECT(MIN_CFG "lease:\n  type: consul\n  consul:\n    url: http://c:8500\n"
+		     "    key: /abs\n", "lease.consul.key must be segments");
+	CHECK_REJECT(MIN_CFG "lease:\n  type: consul\n  consul:\n    url: http://c:8500\n"
+		     "    ttl: 100ms\n", "lease.consul.ttl must be between 500ms and 1h");
+	CHECK_REJECT(MIN_CFG "lease:\n  type: consul\n  consul:\n    url: http://c:8500\n"
+		     "    lock-delay: 2m\n", "lease.consul.lock-delay must be at most 60s");
 	CHECK_REJECT(MIN_CFG "lease:\n  type: etcd\n", "\"etcd\" is not yet supported in this build");
 	CHECK_REJECT("fuse:\n  dir: /a\ndata:\n  dir: /b\n  sync: never\n",
 		     "data.sync: \"never\" is not one of app, always");
@@ -700,12 +740,20 @@ static void test_dump(void)
 	CHECK_STR_CONTAINS(text, "  node-id: \"00000000000000AB\"\n");
 	CHECK_STR_CONTAINS(text, "log:\n  level: debug\n");
 	CHECK_STR_CONTAINS(text, "exec:\n  - \"migrate -y\"\n  - \"myapp serve --port 8080\"\n");
-	/* Every known key appears in a full dump. */
+	/* Every known key appears in a full dump (Consul's with a Consul
+	 * lease, and only then). */
+	CHECK(strstr(text, "consul") == NULL);
+	free(text);
+	config_free(&c);
+	CHECK_EQ_INT(0, load(&c, consul_cfg, &err));
+	text = dump_to_string(&c);
+	CHECK_STR_CONTAINS(text, "lease:\n  type: consul\n");
+	CHECK_STR_CONTAINS(text, "\n  consul:\n    url: \"http://127.0.0.1:8500\"\n"
+			   "    key: \"app/primary\"\n    token: \"s3cret\"\n    ttl: \"2s\"\n"
+			   "    lock-delay: \"500ms\"\nlog:");
 	for (const char *const *k = config_known_keys(); *k != NULL; k++) {
-		const char *dot = strchr(*k, '.');
 		char needle[80];
-		snprintf(needle, sizeof(needle), "%s%s:", dot ? "\n  " : "\n",
-			 dot ? dot + 1 : *k);
+		dumped_key(*k, needle, sizeof(needle));
 		CHECK_STR_CONTAINS(text, needle);
 	}
 	free(text);

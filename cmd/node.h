@@ -1,0 +1,51 @@
+/*
+ * node.h - what this node is, primary or replica, and the switch between
+ * the two.
+ *
+ * The primary: its databases are writable (until the lease's write
+ * deadline), it serves POST /stream.  A replica: its databases are
+ * read-only through the mount, streams are refused, and a stream client
+ * follows the primary.  With lease.type static the role is fixed at start
+ * by lease.candidate.  With lease.type consul the elector (lease/elector.h)
+ * decides, and the node switches at run time:
+ *   promoted: stop following, take the epoch and the write deadline,
+ *             become writable, serve streams;
+ *   fenced:   read-only at once, end every stream;
+ *   follow:   (re)start the stream client towards the lease holder.
+ *
+ * Threads: the elector's thread calls the switches; HTTP and FUSE threads
+ * read the role through node_refresh and the fs_role callbacks.
+ */
+#ifndef LTXFS_CMD_NODE_H
+#define LTXFS_CMD_NODE_H
+
+#include <stdint.h>
+
+#include "base/err.h"
+#include "cmd/config.h"
+#include "db/store.h"
+#include "fs/fs.h"
+#include "replica/status.h"
+#include "replica/stream_server.h"
+
+typedef struct node node;
+
+/* Start in the role the lease gives; `c` and `st` outlive the node. */
+int node_start(node **out, const ltxfs_config *c, store *st, uint64_t node_id, lx_err *err);
+
+/* Stop deciding and following; if primary, fence, then give the lease up
+ * (a clean stop hands the role over at once). */
+void node_stop(node *n);
+/* After the HTTP server stopped. */
+void node_free(node *n);
+
+/* The primary's streams, for the HTTP server. */
+stream_hub *node_hub(node *n);
+
+/* The node as /status shows it now (an http_refresh_fn; `arg` is a node). */
+void node_refresh(void *arg, node_status *ns);
+
+/* The role callbacks of the mount (.primary, .lag, attribute caching). */
+fs_role node_fs_role(node *n);
+
+#endif

@@ -1,0 +1,421 @@
+/*
+ * consul.c - Consul's session and KV calls over libcurl (see consul.h).
+ */
+#include "lease/consul.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "base/base64.h"
+#include "base/clock.h"
+
+#define BODY_MAX (64 * 1024)
+
+struct consul {
+	consul_options opt;
+	char *url, *key, *token, *name;
+	CURL *curl;
+	char session[64];
+};
+
+/* One response: status, body (NUL-terminated), X-Consul-Index. */
+typedef struct response {
+	long status;
+	char body[BODY_MAX + 1];
+	size_t len;
+	int truncated;
+	uint64_t index;
+	int has_index;
+} response;
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+	response *r = arg;
+	size_t len = size * n, room = BODY_MAX - r->len;
+	if (len > room) {
+		r->truncated = 1;
+		len = room;
+	}
+	memcpy(r->body + r->len, p, len);
+	r->len += len;
+	r->body[r->len] = '\0';
+	return size * n;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *arg)
+{
+	response *r = arg;
+	size_t len = size * n;
+	static const char name[] = "x-consul-index:";
+	if (len > sizeof(name) - 1 && strncasecmp(p, name, sizeof(name) - 1) == 0) {
+		char buf[32];
+		size_t vlen = len - (sizeof(name) - 1);
+		if (vlen >= sizeof(buf))
+			vlen = sizeof(buf) - 1;
+		memcpy(buf, p + sizeof(name) - 1, vlen);
+		buf[vlen] = '\0';
+		r->index = strtoull(buf, NULL, 10);
+		r->has_index = 1;
+	}
+	return len;
+}
+
+static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	const int *abort = arg;
+	(void)dt, (void)dn, (void)ut, (void)un;
+	return abort != NULL && __atomic_load_n(abort, __ATOMIC_ACQUIRE);
+}
+
+/* The error for a non-2xx answer, with Consul's text (it is plain text). */
+static int status_error(const consul *c, const char *what, const response *r, lx_err *err)
+{
+	int code = r->status == 404 ? ENOENT : r->status == 403 ? EACCES :
+		   r->status >= 500 || r->status == 429 ? EAGAIN : EPROTO;
+	int n = (int)(r->len > 200 ? 200 : r->len);
+	while (n > 0 && (r->body[n - 1] == '\n' || r->body[n - 1] == '\r'))
+		n--;
+	if (code == EACCES)
+		return lx_err_set(err, code, "consul %s: %s: HTTP 403 (%.*s): check lease.consul "
+				  "token and its ACL policy", c->url, what, n, r->body);
+	return lx_err_set(err, code, "consul %s: %s: HTTP %ld: %.*s", c->url, what, r->status, n,
+			  r->body);
+}
+
+static int request(consul *c, const char *method, const char *path, const char *body,
+		   int64_t timeout_ms, response *r, int64_t *sent_ms, lx_err *err)
+{
+	char url[2048], cerr[CURL_ERROR_SIZE] = "", tok[600];
+	struct curl_slist *headers = NULL;
+	CURLcode cc;
+
+	memset(r, 0, sizeof(*r));
+	snprintf(url, sizeof(url), "%s%s", c->url, path);
+	curl_easy_reset(c->curl);
+	curl_easy_setopt(c->curl, CURLOPT_URL, url);
+	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
+	if (body != NULL) {
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	}
+	if (c->token != NULL) {
+		snprintf(tok, sizeof(tok), "X-Consul-Token: %s", c->token);
+		headers = curl_slist_append(headers, tok);
+	}
+	headers = curl_slist_append(headers, "Content-Type: application/json");
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, cerr);
+	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)c->opt.timeout_ms);
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	if (c->opt.abort != NULL) {
+		curl_easy_setopt(c->curl, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(c->curl, CURLOPT_XFERINFODATA, (void *)c->opt.abort);
+	}
+	if (sent_ms != NULL)
+		*sent_ms = lx_mono_ms();
+	cc = curl_easy_perform(c->curl);
+	curl_slist_free_all(headers);
+	if (cc == CURLE_ABORTED_BY_CALLBACK)
+		return lx_err_set(err, EINTR, "consul %s: %s %s: interrupted", c->url, method, path);
+	if (cc != CURLE_OK)
+		return lx_err_set(err, EAGAIN, "consul %s: %s %s: %s", c->url, method, path,
+				  cerr[0] ? cerr : curl_easy_strerror(cc));
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &r->status);
+	if (r->truncated)
+		return lx_err_set(err, EPROTO, "consul %s: %s %s: answer longer than %d bytes",
+				  c->url, method, path, BODY_MAX);
+	return 0;
+}
+
+/* ---- parsing -------------------------------------------------------------- */
+
+int consul_parse_session_id(const char *body, size_t len, char out[64], lx_err *err)
+{
+	json_error_t je;
+	json_t *o = json_loadb(body, len, 0, &je);
+	const char *id = json_string_value(json_object_get(o, "ID"));
+	int rc = 0;
+	if (id == NULL || id[0] == '\0' || strlen(id) >= 64)
+		rc = lx_err_set(err, EPROTO, "session create answered without an ID");
+	else
+		memcpy(out, id, strlen(id) + 1);
+	json_decref(o);
+	return rc;
+}
+
+static int get_u64(json_t *o, const char *name, uint64_t *out)
+{
+	json_t *v = json_object_get(o, name);
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return -1;
+	*out = (uint64_t)json_integer_value(v);
+	return 0;
+}
+
+static int parse_value(json_t *v, consul_entry *e, lx_err *err)
+{
+	const char *b64;
+	long n;
+	if (json_is_null(v) || v == NULL)
+		return 0;                       /* empty value */
+	b64 = json_string_value(v);
+	if (b64 == NULL)
+		return lx_err_set(err, EPROTO, "KV entry: Value is neither base64 nor null");
+	n = lx_base64_decode(b64, strlen(b64), (uint8_t *)e->value, sizeof(e->value) - 1);
+	if (n < 0)
+		return lx_err_set(err, EPROTO, "KV entry: Value is not base64 or longer than %zu "
+				  "bytes", sizeof(e->value) - 1);
+	e->value_len = (size_t)n;
+	e->value[n] = '\0';
+	return 0;
+}
+
+int consul_parse_entry(const char *body, size_t len, consul_entry *e, lx_err *err)
+{
+	json_error_t je;
+	json_t *a = json_loadb(body, len, 0, &je), *o;
+	const char *session;
+	int rc = 0;
+
+	memset(e, 0, sizeof(*e));
+	if (a == NULL)
+		return lx_err_set(err, EPROTO, "KV entry is not JSON: %s", je.text);
+	o = json_array_get(a, 0);
+	if (!json_is_array(a) || json_array_size(a) != 1 || !json_is_object(o)) {
+		json_decref(a);
+		return lx_err_set(err, EPROTO, "KV answer is not an array of one entry");
+	}
+	if (get_u64(o, "ModifyIndex", &e->modify_index) < 0 ||
+	    get_u64(o, "LockIndex", &e->lock_index) < 0)
+		rc = lx_err_set(err, EPROTO, "KV entry without ModifyIndex/LockIndex");
+	session = json_string_value(json_object_get(o, "Session"));
+	if (rc == 0 && session != NULL && strlen(session) >= sizeof(e->session))
+		rc = lx_err_set(err, EPROTO, "KV entry: Session too long");
+	else if (rc == 0 && session != NULL)
+		memcpy(e->session, session, strlen(session) + 1);
+	if (rc == 0)
+		rc = parse_value(json_object_get(o, "Value"), e, err);
+	e->present = rc == 0;
+	json_decref(a);
+	return rc;
+}
+
+/* "true"/"false" answers of KV writes. */
+static int parse_bool(const consul *c, const char *what, const response *r, lx_err *err)
+{
+	const char *p = r->body;
+	while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
+		p++;
+	if (strncmp(p, "true", 4) == 0)
+		return 1;
+	if (strncmp(p, "false", 5) == 0)
+		return 0;
+	return lx_err_set(err, EPROTO, "consul %s: %s answered neither true nor false", c->url,
+			  what);
+}
+
+/* ---- calls ---------------------------------------------------------------- */
+
+static char *dup_or_null(const char *s)
+{
+	return s && s[0] ? strdup(s) : NULL;
+}
+
+int consul_open(consul **out, const consul_options *o, lx_err *err)
+{
+	consul *c = calloc(1, sizeof(*c));
+	size_t ulen;
+	*out = NULL;
+	if (c == NULL)
+		return lx_err_set(err, ENOMEM, "out of memory");
+	c->opt = *o;
+	c->url = dup_or_null(o->url);
+	c->key = dup_or_null(o->key);
+	c->token = dup_or_null(o->token);
+	c->name = strdup(o->session_name ? o->session_name : "ltxfs");
+	c->curl = curl_easy_init();
+	if (c->url == NULL || c->key == NULL || c->name == NULL || c->curl == NULL) {
+		consul_close(c);
+		return lx_err_set(err, ENOMEM, "consul: out of memory (or no URL/key)");
+	}
+	ulen = strlen(c->url);
+	while (ulen > 0 && c->url[ulen - 1] == '/')
+		c->url[--ulen] = '\0';
+	if (c->opt.timeout_ms <= 0)
+		c->opt.timeout_ms = 5000;
+	*out = c;
+	return 0;
+}
+
+void consul_close(consul *c)
+{
+	if (c == NULL)
+		return;
+	if (c->curl != NULL)
+		curl_easy_cleanup(c->curl);
+	free(c->url);
+	free(c->key);
+	free(c->token);
+	free(c->name);
+	free(c);
+}
+
+const char *consul_session_id(const consul *c)
+{
+	return c->session;
+}
+
+int consul_session_create(consul *c, int64_t *sent_ms, lx_err *err)
+{
+	json_t *o = json_pack("{s:s, s:[], s:s, s:s, s:s}", "Name", c->name, "Checks", "Behavior",
+			      "delete", "LockDelay", "", "TTL", "");
+	char delay[32], ttl[32], *body;
+	response r;
+	int rc;
+	if (o == NULL)
+		return lx_err_set(err, ENOMEM, "out of memory");
+	snprintf(delay, sizeof(delay), "%" PRId64 "ms", c->opt.lock_delay_ms);
+	snprintf(ttl, sizeof(ttl), "%" PRId64 "ms", c->opt.ttl_ms);
+	json_object_set_new(o, "LockDelay", json_string(delay));
+	json_object_set_new(o, "TTL", json_string(ttl));
+	body = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (body == NULL)
+		return lx_err_set(err, ENOMEM, "out of memory");
+	rc = request(c, "PUT", "/v1/session/create", body, c->opt.timeout_ms, &r, sent_ms, err);
+	free(body);
+	if (rc == 0 && r.status != 200)
+		rc = status_error(c, "create session", &r, err);
+	if (rc == 0)
+		rc = consul_parse_session_id(r.body, r.len, c->session, err);
+	return rc;
+}
+
+int consul_session_renew(consul *c, int64_t *sent_ms, lx_err *err)
+{
+	char path[128];
+	response r;
+	int rc;
+	if (c->session[0] == '\0')
+		return lx_err_set(err, ENOENT, "consul %s: no session to renew", c->url);
+	snprintf(path, sizeof(path), "/v1/session/renew/%s", c->session);
+	rc = request(c, "PUT", path, NULL, c->opt.timeout_ms, &r, sent_ms, err);
+	if (rc == 0 && r.status != 200)
+		rc = status_error(c, "renew session", &r, err);
+	return rc;
+}
+
+int consul_session_destroy(consul *c, lx_err *err)
+{
+	char path[128];
+	response r;
+	int rc;
+	if (c->session[0] == '\0')
+		return 0;
+	snprintf(path, sizeof(path), "/v1/session/destroy/%s", c->session);
+	rc = request(c, "PUT", path, NULL, c->opt.timeout_ms, &r, NULL, err);
+	if (rc == 0 && r.status != 200)
+		rc = status_error(c, "destroy session", &r, err);
+	if (rc == 0)
+		c->session[0] = '\0';
+	return rc;
+}
+
+int consul_acquire(consul *c, const char *value, uint64_t *epoch, lx_err *err)
+{
+	char path[1024];
+	consul_entry e;
+	uint64_t index = 0;
+	response r;
+	int rc;
+	if (c->session[0] == '\0')
+		return lx_err_set(err, ENOENT, "consul %s: acquire without a session", c->url);
+	snprintf(path, sizeof(path), "/v1/kv/%s?acquire=%s", c->key, c->session);
+	rc = request(c, "PUT", path, value, c->opt.timeout_ms, &r, NULL, err);
+	if (rc == 0 && r.status != 200)
+		rc = status_error(c, "acquire", &r, err);
+	if (rc == 0)
+		rc = parse_bool(c, "acquire", &r, err);
+	if (rc <= 0)
+		return rc;
+	/* The epoch: what the Consul leader says now, not a possibly stale
+	 * follower; and still ours (a session can expire in between). */
+	rc = consul_get(c, NULL, &index, 0, 1, &e, err);
+	if (rc < 0)
+		return rc;
+	if (!e.present || strcmp(e.session, c->session) != 0)
+		return 0;
+	*epoch = e.modify_index;
+	return 1;
+}
+
+int consul_release(consul *c, lx_err *err)
+{
+	char path[1024];
+	response r;
+	int rc;
+	if (c->session[0] == '\0')
+		return 0;
+	snprintf(path, sizeof(path), "/v1/kv/%s?release=%s", c->key, c->session);
+	rc = request(c, "PUT", path, "", c->opt.timeout_ms, &r, NULL, err);
+	if (rc == 0 && r.status != 200)
+		rc = status_error(c, "release", &r, err);
+	return rc == 0 ? parse_bool(c, "release", &r, err) : rc;
+}
+
+int consul_get(consul *c, const char *key, uint64_t *index, int64_t wait_ms, int consistent,
+	       consul_entry *e, lx_err *err)
+{
+	char path[1200];
+	uint64_t before = *index;
+	response r;
+	int rc, n;
+
+	memset(e, 0, sizeof(*e));
+	n = snprintf(path, sizeof(path), "/v1/kv/%s", key ? key : c->key);
+	if (before > 0 && wait_ms > 0)
+		n += snprintf(path + n, sizeof(path) - (size_t)n, "?index=%" PRIu64 "&wait=%" PRId64
+			      "ms", before, wait_ms);
+	if (consistent)
+		snprintf(path + n, sizeof(path) - (size_t)n, "%sconsistent",
+			 strchr(path, '?') ? "&" : "?");
+	/* Consul adds up to wait/16 of jitter. */
+	rc = request(c, "GET", path, NULL, c->opt.timeout_ms + wait_ms + wait_ms / 16 + 1000, &r,
+		     NULL, err);
+	if (rc < 0)
+		return rc;
+	if (r.status == 404)
+		e->present = 0;
+	else if (r.status != 200)
+		return status_error(c, "read key", &r, err);
+	else if ((rc = consul_parse_entry(r.body, r.len, e, err)) < 0)
+		return lx_err_wrap(err, "consul %s: key %s: ", c->url, key ? key : c->key);
+	if (r.has_index)
+		*index = r.index < before ? 0 : r.index;   /* went backwards: start over */
+	return 0;
+}
+
+int consul_put_cas(consul *c, const char *key, const char *value, uint64_t cas, lx_err *err)
+{
+	char path[1200];
+	response r;
+	int rc;
+	snprintf(path, sizeof(path), "/v1/kv/%s?cas=%" PRIu64, key, cas);
+	rc = request(c, "PUT", path, value, c->opt.timeout_ms, &r, NULL, err);
+	if (rc == 0 && r.status != 200)
+		rc = status_error(c, "write key", &r, err);
+	return rc == 0 ? parse_bool(c, "write key", &r, err) : rc;
+}

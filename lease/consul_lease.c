@@ -1,0 +1,142 @@
+/*
+ * consul_lease.c - the lease on Consul (see consul_lease.h, docs/lease.md).
+ *
+ * Holding: a session (TTL, explicit lock-delay, Behavior delete, no health
+ * checks) that acquired the key.  Consul does not invalidate a session
+ * before TTL has passed since it received the last renew, and a key whose
+ * session was invalidated cannot be acquired before the lock-delay has
+ * passed.  A request is received after it was sent, so the lease is ours
+ * until at least (send time of the last successful create/renew) + TTL:
+ * that is valid_until.  Not holding: the key's value names the holder; a
+ * blocking query on the key tells at once when it changes.
+ */
+#include "lease/consul_lease.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lease/consul.h"
+
+typedef struct consul_lease {
+	lease base;                     /* first: a consul_lease is a lease */
+	consul *c;
+	int abort;                      /* atomic: interrupt() */
+} consul_lease;
+
+static consul_lease *of(lease *l)
+{
+	return (consul_lease *)l;
+}
+
+static int cl_acquire(lease *l, const lease_holder *me, uint64_t *epoch, int64_t *valid_until,
+		      lx_err *err)
+{
+	consul_lease *cl = of(l);
+	int64_t sent;
+	char *value;
+	int rc;
+
+	/* A fresh session for every attempt: an old one may have expired. */
+	consul_session_destroy(cl->c, NULL);
+	rc = consul_session_create(cl->c, &sent, err);
+	if (rc < 0)
+		return rc;
+	value = lease_holder_encode(me);
+	if (value == NULL)
+		return lx_err_set(err, ENOMEM, "out of memory");
+	rc = consul_acquire(cl->c, value, epoch, err);
+	free(value);
+	if (rc == 1) {
+		*valid_until = sent + l->ttl_ms;
+		return 1;
+	}
+	consul_session_destroy(cl->c, NULL);   /* not needed; do not leave it behind */
+	return rc;
+}
+
+static int cl_renew(lease *l, int64_t *valid_until, lx_err *err)
+{
+	consul_lease *cl = of(l);
+	int64_t sent;
+	int rc = consul_session_renew(cl->c, &sent, err);
+	if (rc == 0)
+		*valid_until = sent + l->ttl_ms;
+	return rc;
+}
+
+static int cl_release(lease *l, lx_err *err)
+{
+	consul_lease *cl = of(l);
+	int rc;
+	__atomic_store_n(&cl->abort, 0, __ATOMIC_RELEASE);
+	/* Release first: a destroyed session's keys get the lock-delay, a
+	 * released key can be taken at once. */
+	rc = consul_release(cl->c, err);
+	if (consul_session_destroy(cl->c, rc < 0 ? NULL : err) < 0 && rc >= 0)
+		rc = -EAGAIN;
+	return rc < 0 ? rc : 0;
+}
+
+static int cl_watch(lease *l, uint64_t *index, int64_t wait_ms, lease_holder *h, lx_err *err)
+{
+	consul_lease *cl = of(l);
+	consul_entry e;
+	int rc = consul_get(cl->c, NULL, index, wait_ms, 0, &e, err);
+	if (rc < 0)
+		return rc;
+	/* Held means a session holds the key; a released key keeps no value. */
+	if (!e.present || e.session[0] == '\0' || e.value_len == 0)
+		return 0;
+	rc = lease_holder_decode(e.value, e.value_len, h, err);
+	if (rc < 0)
+		return lx_err_wrap(err, "lease key held by session %s: ", e.session);
+	h->epoch = e.modify_index;
+	return 1;
+}
+
+static void cl_interrupt(lease *l)
+{
+	__atomic_store_n(&of(l)->abort, 1, __ATOMIC_RELEASE);
+}
+
+static void cl_close(lease *l)
+{
+	consul_lease *cl = of(l);
+	if (cl == NULL)
+		return;
+	consul_close(cl->c);
+	free(cl);
+}
+
+static const lease_ops consul_lease_ops = {
+	cl_acquire, cl_renew, cl_release, cl_watch, cl_interrupt, cl_close, "consul",
+};
+
+int consul_lease_open(lease **out, const consul_lease_options *o, lx_err *err)
+{
+	consul_lease *cl = calloc(1, sizeof(*cl));
+	consul_options co;
+	int rc;
+	*out = NULL;
+	if (cl == NULL)
+		return lx_err_set(err, ENOMEM, "out of memory");
+	memset(&co, 0, sizeof(co));
+	co.url = o->url;
+	co.key = o->key;
+	co.token = o->token;
+	co.session_name = o->session_name;
+	co.ttl_ms = o->ttl_ms;
+	co.lock_delay_ms = o->lock_delay_ms;
+	co.timeout_ms = o->ttl_ms / 3 > 100 ? o->ttl_ms / 3 : 100;
+	co.abort = &cl->abort;
+	rc = consul_open(&cl->c, &co, err);
+	if (rc < 0) {
+		free(cl);
+		return rc;
+	}
+	cl->base.ops = &consul_lease_ops;
+	cl->base.ttl_ms = o->ttl_ms;
+	*out = &cl->base;
+	return 0;
+}

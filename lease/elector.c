@@ -1,0 +1,281 @@
+/*
+ * elector.c - see elector.h.
+ *
+ * Thread: "elector", one per node with a dynamic lease.  It owns the
+ * lease backend; other threads only read its state (under mu) and stop it.
+ */
+#include "lease/elector.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+
+#define RETRY_MIN_MS 100
+#define RETRY_MAX_MS 2000
+
+struct elector {
+	lease *lease;
+	elector_options opt;
+	elector_callbacks cb;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t wake;
+	int stop;                       /* under mu */
+	elector_state st;               /* under mu */
+	int64_t valid_until;            /* elector thread only */
+	int64_t next_renew;
+	int64_t retry_ms;
+	uint64_t index;
+	int warned;
+};
+
+/* Sleep until the monotonic instant `until`, or until stopped; 1 if stopped. */
+static int sleep_until(elector *e, int64_t until)
+{
+	int stopped;
+	pthread_mutex_lock(&e->mu);
+	while (!e->stop) {
+		int64_t left = until - lx_mono_ms();
+		struct timespec ts;
+		if (left <= 0)
+			break;
+		ts = lx_mono_deadline((int)(left > 60000 ? 60000 : left));
+		pthread_cond_timedwait(&e->wake, &e->mu, &ts);
+	}
+	stopped = e->stop;
+	pthread_mutex_unlock(&e->mu);
+	return stopped;
+}
+
+static int stopping(elector *e)
+{
+	int s;
+	pthread_mutex_lock(&e->mu);
+	s = e->stop;
+	pthread_mutex_unlock(&e->mu);
+	return s;
+}
+
+/* Back off after an error: 100 ms doubling to 2 s.  Logged once per run of
+ * failures, then again when it clears. */
+static void failed(elector *e, const char *what, const lx_err *err)
+{
+	if (!e->warned)
+		lx_warn("lease", "%s: %s (retrying)", what, err->msg);
+	e->warned = 1;
+	sleep_until(e, lx_mono_ms() + e->retry_ms);
+	e->retry_ms = e->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : e->retry_ms * 2;
+}
+
+static void succeeded(elector *e, const char *what)
+{
+	if (e->warned)
+		lx_info("lease", "%s works again", what);
+	e->warned = 0;
+	e->retry_ms = RETRY_MIN_MS;
+}
+
+static void set_holding(elector *e, int holding, uint64_t epoch)
+{
+	pthread_mutex_lock(&e->mu);
+	e->st.holding = holding;
+	e->st.epoch = holding ? epoch : 0;
+	if (holding) {
+		e->st.holder = e->opt.me;
+		e->st.holder.epoch = epoch;
+	}
+	pthread_mutex_unlock(&e->mu);
+}
+
+static void lose(elector *e, const char *why)
+{
+	lx_warn("lease", "lost the lease (%s): writes refused from now on", why);
+	e->cb.fenced(e->cb.ctx);
+	set_holding(e, 0, 0);
+	e->index = 0;
+}
+
+/* Holding: renew every ttl/3; give up when the lease may have run out. */
+static void hold_step(elector *e)
+{
+	int64_t t0, valid;
+	lx_err err;
+	int rc;
+
+	if (sleep_until(e, e->next_renew))
+		return;
+	if (lx_mono_ms() >= e->valid_until - e->opt.margin_ms) {
+		lose(e, "not renewed in time");
+		return;
+	}
+	t0 = lx_mono_ms();
+	rc = e->lease->ops->renew(e->lease, &valid, &err);
+	if (rc == 0) {
+		succeeded(e, "lease renewal");
+		e->valid_until = valid;
+		e->next_renew = t0 + e->lease->ttl_ms / 3;
+		pthread_mutex_lock(&e->mu);
+		e->st.last_renew_ms = lx_mono_ms() - t0;
+		pthread_mutex_unlock(&e->mu);
+		e->cb.extended(e->cb.ctx, valid - e->opt.margin_ms);
+		return;
+	}
+	pthread_mutex_lock(&e->mu);
+	e->st.renew_failures++;
+	pthread_mutex_unlock(&e->mu);
+	if (rc == -ENOENT) {
+		lose(e, err.msg);
+		return;
+	}
+	if (!e->warned)
+		lx_warn("lease", "renew failed: %s (retrying until the lease runs out)", err.msg);
+	e->warned = 1;
+	e->next_renew = lx_mono_ms() + (e->lease->ttl_ms / 10 < 500 ? e->lease->ttl_ms / 10 : 500);
+}
+
+static void try_acquire(elector *e)
+{
+	int64_t valid;
+	uint64_t epoch = 0;
+	lx_err err;
+	int rc = e->lease->ops->acquire(e->lease, &e->opt.me, &epoch, &valid, &err);
+	if (rc < 0) {
+		failed(e, "acquiring the lease", &err);
+		return;
+	}
+	succeeded(e, "the lease service");
+	if (rc == 0) {
+		/* Held by another node, or its lock-delay runs: the key may not
+		 * change when the delay ends, so look again soon. */
+		sleep_until(e, lx_mono_ms() + RETRY_MIN_MS);
+		e->index = 0;
+		return;
+	}
+	if (lx_mono_ms() >= valid - e->opt.margin_ms) {
+		/* Too slow to be of use: let it go rather than write blind. */
+		e->lease->ops->release(e->lease, NULL);
+		return;
+	}
+	lx_info("lease", "acquired the lease: primary with epoch %" PRIu64, epoch);
+	e->valid_until = valid;
+	e->next_renew = lx_mono_ms() + e->lease->ttl_ms / 3;
+	set_holding(e, 1, epoch);
+	e->cb.promoted(e->cb.ctx, epoch, valid - e->opt.margin_ms);
+}
+
+/* Not holding: learn the holder (blocking query), follow it, or take it. */
+static void watch_step(elector *e)
+{
+	lease_holder h;
+	lx_err err;
+	int rc = e->lease->ops->watch(e->lease, &e->index, e->opt.watch_wait_ms, &h, &err);
+	if (rc < 0) {
+		if (rc == -EINTR && stopping(e))
+			return;
+		failed(e, "watching the lease", &err);
+		return;
+	}
+	succeeded(e, "the lease service");
+	pthread_mutex_lock(&e->mu);
+	if (rc == 1)
+		e->st.holder = h;
+	else
+		memset(&e->st.holder, 0, sizeof(e->st.holder));
+	pthread_mutex_unlock(&e->mu);
+	e->cb.follow(e->cb.ctx, rc == 1 ? &h : NULL);
+	if (rc == 0 && e->opt.candidate)
+		try_acquire(e);
+	if (e->index == 0)
+		e->index = 1;   /* never a non-blocking loop: Consul's indexes are >= 1 */
+}
+
+static void *run(void *arg)
+{
+	elector *e = arg;
+	while (!stopping(e)) {
+		int holding;
+		pthread_mutex_lock(&e->mu);
+		holding = e->st.holding;
+		pthread_mutex_unlock(&e->mu);
+		if (holding)
+			hold_step(e);
+		else
+			watch_step(e);
+	}
+	pthread_mutex_lock(&e->mu);
+	if (e->st.holding) {
+		lx_err err;
+		pthread_mutex_unlock(&e->mu);
+		e->cb.fenced(e->cb.ctx);          /* writes stop before the key is free */
+		if (e->lease->ops->release(e->lease, &err) < 0)
+			lx_warn("lease", "release on shutdown: %s (the lease expires by itself)",
+				err.msg);
+		else
+			lx_info("lease", "released the lease");
+		set_holding(e, 0, 0);
+	} else {
+		pthread_mutex_unlock(&e->mu);
+	}
+	return NULL;
+}
+
+int elector_start(elector **out, lease *l, const elector_options *o,
+		  const elector_callbacks *cb, lx_err *err)
+{
+	elector *e = calloc(1, sizeof(*e));
+	pthread_condattr_t ca;
+	int rc;
+	*out = NULL;
+	if (e == NULL) {
+		l->ops->close(l);
+		return lx_err_set(err, ENOMEM, "out of memory");
+	}
+	e->lease = l;
+	e->opt = *o;
+	e->cb = *cb;
+	e->retry_ms = RETRY_MIN_MS;
+	e->index = 0;
+	pthread_mutex_init(&e->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&e->wake, &ca);
+	pthread_condattr_destroy(&ca);
+	rc = pthread_create(&e->thread, NULL, run, e);
+	if (rc != 0) {
+		pthread_mutex_destroy(&e->mu);
+		pthread_cond_destroy(&e->wake);
+		l->ops->close(l);
+		free(e);
+		return lx_err_sys(err, rc, "start the elector thread");
+	}
+	*out = e;
+	return 0;
+}
+
+void elector_stop(elector *e)
+{
+	if (e == NULL)
+		return;
+	pthread_mutex_lock(&e->mu);
+	e->stop = 1;
+	pthread_cond_broadcast(&e->wake);
+	pthread_mutex_unlock(&e->mu);
+	e->lease->ops->interrupt(e->lease);
+	pthread_join(e->thread, NULL);
+	e->lease->ops->close(e->lease);
+	pthread_mutex_destroy(&e->mu);
+	pthread_cond_destroy(&e->wake);
+	free(e);
+}
+
+void elector_get_state(elector *e, elector_state *st)
+{
+	pthread_mutex_lock(&e->mu);
+	*st = e->st;
+	pthread_mutex_unlock(&e->mu);
+}

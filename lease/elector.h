@@ -1,0 +1,64 @@
+/*
+ * elector.h - who is primary: one thread that holds, renews, loses and
+ * watches a lease (lease.h) and tells the node what to be.
+ *
+ * A candidate that sees nobody holding the lease tries to acquire it; once
+ * it holds it, it renews it every ttl/3.  Every other node watches the
+ * lease with blocking queries and follows the holder.  Writes are fenced
+ * by time, not by the thread being on time: each acquire or renew gives a
+ * write deadline, write_until = valid_until - margin, and the node refuses
+ * writes past it (db/store.h store_set_write_deadline) even if this thread
+ * is stuck in a slow request.  The bound is stated in docs/lease.md.
+ *
+ * Callbacks run on the elector's thread, one at a time, in this order of
+ * life: follow* -> promoted -> extended* -> fenced -> follow* ...
+ */
+#ifndef LTXFS_LEASE_ELECTOR_H
+#define LTXFS_LEASE_ELECTOR_H
+
+#include <stdint.h>
+
+#include "base/err.h"
+#include "lease/lease.h"
+
+typedef struct elector elector;
+
+typedef struct elector_callbacks {
+	void *ctx;
+	/* This node holds the lease under `epoch`: accept writes until the
+	 * monotonic instant write_until. */
+	void (*promoted)(void *ctx, uint64_t epoch, int64_t write_until);
+	/* A renew moved the write deadline. */
+	void (*extended)(void *ctx, int64_t write_until);
+	/* Stop accepting writes now: the lease is lost, or given up. */
+	void (*fenced)(void *ctx);
+	/* Another node holds the lease (h), or nobody does (h NULL). */
+	void (*follow)(void *ctx, const lease_holder *h);
+} elector_callbacks;
+
+typedef struct elector_options {
+	lease_holder me;                /* hostname and advertise URL; epoch unused */
+	int candidate;                  /* may acquire */
+	int64_t margin_ms;              /* write_until = valid_until - margin */
+	int64_t watch_wait_ms;          /* longest blocking query */
+} elector_options;
+
+/* Start the thread; `l` is owned by the elector from now on. */
+int elector_start(elector **out, lease *l, const elector_options *o,
+		  const elector_callbacks *cb, lx_err *err);
+
+/* Stop the thread.  If this node holds the lease: fenced, then released,
+ * so that another candidate can take it at once. */
+void elector_stop(elector *e);
+
+typedef struct elector_state {
+	int holding;
+	uint64_t epoch;                 /* when holding */
+	lease_holder holder;            /* the holder as last seen; hostname "" if none */
+	int64_t last_renew_ms;          /* duration of the last successful renew */
+	uint64_t renew_failures;
+} elector_state;
+
+void elector_get_state(elector *e, elector_state *st);
+
+#endif

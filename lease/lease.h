@@ -1,0 +1,71 @@
+/*
+ * lease.h - what a lease says about its holder, shared by every backend.
+ *
+ * The primary's lease names the holder (its hostname, the URL replicas
+ * stream from) and carries an epoch: a number the lease service makes
+ * strictly larger at every acquisition (Consul: the key's ModifyIndex read
+ * back after acquiring; etcd: the revision of the winning transaction).
+ * Data stamped with an older epoch than one a node has seen is refused.
+ *
+ * The value stored under the lease key is JSON, as LiteFS stores it:
+ *     {"hostname":"node1","advertise-url":"http://node1:20202"}
+ * Pure functions: no state, no I/O.
+ */
+#ifndef LTXFS_LEASE_LEASE_H
+#define LTXFS_LEASE_LEASE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+#define LEASE_HOSTNAME_MAX 255
+#define LEASE_URL_MAX 511
+
+typedef struct lease_holder {
+	char hostname[LEASE_HOSTNAME_MAX + 1];
+	char advertise_url[LEASE_URL_MAX + 1];
+	uint64_t epoch;                 /* 0 when unknown */
+} lease_holder;
+
+/*
+ * A lease backend (lease/consul_lease.c; the static lease needs none).
+ * Used by one thread, the elector's (lease/elector.h).  Times are
+ * monotonic milliseconds (base/clock.h).
+ */
+typedef struct lease lease;
+
+typedef struct lease_ops {
+	/* Try to become the holder, as `me`.  1: held, with *epoch and
+	 * *valid_until: before that instant no other node can hold the
+	 * lease.  0: another node holds it, or it cannot be taken yet
+	 * (Consul's lock-delay).  -errno: unknown (the service is unreachable). */
+	int (*acquire)(lease *l, const lease_holder *me, uint64_t *epoch, int64_t *valid_until,
+		       lx_err *err);
+	/* Extend the held lease; *valid_until as above.  -ENOENT: it was lost. */
+	int (*renew)(lease *l, int64_t *valid_until, lx_err *err);
+	/* Give it up at once, so another node can take it without waiting. */
+	int (*release)(lease *l, lx_err *err);
+	/* The holder: 1 and *h, or 0 when nobody holds it.  With *index > 0,
+	 * waits up to wait_ms for a change after *index (a blocking query) and
+	 * updates *index. */
+	int (*watch)(lease *l, uint64_t *index, int64_t wait_ms, lease_holder *h, lx_err *err);
+	/* Make a watch or any call in progress return soon (another thread). */
+	void (*interrupt)(lease *l);
+	void (*close)(lease *l);
+	const char *name;               /* "consul" */
+} lease_ops;
+
+struct lease {
+	const lease_ops *ops;
+	int64_t ttl_ms;                 /* how long a renew keeps it; renewals run at ttl/3 */
+};
+
+/* The JSON value for `h` into a malloc'ed string (NULL: out of memory). */
+char *lease_holder_encode(const lease_holder *h);
+
+/* Parse a stored value.  A value that is not such an object, or lacks
+ * either field, or has one too long, is EINVAL with the reason. */
+int lease_holder_decode(const char *value, size_t len, lease_holder *h, lx_err *err);
+
+#endif

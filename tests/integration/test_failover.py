@@ -1,0 +1,210 @@
+"""test_failover.py - Consul-managed failover with a real Consul agent.
+
+Three candidate nodes share one lease key.  Exactly one becomes primary;
+the others follow it.  A primary stopped with SIGTERM fences itself,
+releases the lease and another node accepts writes within 2 s; a primary
+killed with SIGKILL is replaced once Consul expires its session
+(2 x TTL + lock-delay + 2 s at most).  The old primary rejoins as a
+replica and converges to the new primary's history.
+"""
+
+import itertools
+import os
+import signal
+import sqlite3
+import time
+
+import pytest
+
+import cluster as C
+from consul_server import ConsulServer
+
+TTL = "2s"
+LOCK_DELAY = "1s"
+_keys = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def consul_agent(tmp_path_factory):
+    with ConsulServer(str(tmp_path_factory.mktemp("consul"))) as c:
+        yield c
+
+
+def lease_consul(url, key, port, name, candidate=True):
+    return ("lease:\n  type: consul\n  candidate: %s\n  hostname: %s\n"
+            "  advertise-url: \"http://127.0.0.1:%d\"\n"
+            "  consul:\n    url: \"%s\"\n    key: %s\n    ttl: %s\n    lock-delay: %s\n"
+            % ("true" if candidate else "false", name, port, url, key, TTL, LOCK_DELAY))
+
+
+def make_nodes(node_factory, consul_agent, n=3, candidates=None):
+    key = "ltxfs-test/failover-%d/primary" % next(_keys)
+    nodes = []
+    for i in range(n):
+        node = node_factory("node%d" % (i + 1))
+        node.port = C.H.free_port()
+        node.locks = "ltxfs"
+        cand = candidates is None or i in candidates
+        node.lease_text = lease_consul(consul_agent.url, key, node.port, node.name, cand)
+        nodes.append(node)
+    return key, nodes
+
+
+def roles(nodes):
+    out = {}
+    for n in nodes:
+        if n.running():
+            try:
+                out[n.name] = C.status(n, timeout=2)["role"]
+            except OSError:
+                out[n.name] = "down"
+    return out
+
+
+def wait_primary(nodes, timeout=30, exclude=()):
+    """The one node that is primary, once exactly one is."""
+    deadline = time.monotonic() + timeout
+    while True:
+        live = [n for n in nodes if n.running() and n not in exclude]
+        r = roles(live)
+        primaries = [n for n in live if r.get(n.name) == "primary"]
+        if len(primaries) == 1:
+            return primaries[0]
+        assert len(primaries) <= 1, "two primaries: %s" % r
+        assert time.monotonic() < deadline, "no primary after %d s: %s" % (timeout, r)
+        time.sleep(0.05)
+
+
+def try_write(node, value):
+    """1 if `node` acknowledged the insert, 0 if it refused it."""
+    try:
+        c = sqlite3.connect(node.path("a.db"), timeout=0.5, isolation_level=None)
+        try:
+            c.execute("INSERT INTO t(v) VALUES (?)", (value,))
+            return 1
+        finally:
+            c.close()
+    except sqlite3.Error:
+        return 0
+
+
+def wait_writable(nodes, value, timeout):
+    """The node that first acknowledges a write, and how long it took."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        for n in nodes:
+            if n.running() and try_write(n, value):
+                return n, time.monotonic() - t0
+        time.sleep(0.02)
+    raise AssertionError("no node accepted a write within %.1f s: %s" % (timeout, roles(nodes)))
+
+
+def setup_cluster(node_factory, consul_agent, **kw):
+    key, nodes = make_nodes(node_factory, consul_agent, **kw)
+    for n in nodes:
+        n.start()
+    p = wait_primary(nodes)
+    c = sqlite3.connect(p.path("a.db"), timeout=10, isolation_level=None)
+    c.execute("PRAGMA journal_mode=wal")
+    c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+    c.close()
+    others = [n for n in nodes if n is not p]
+    C.wait_converged(p, others, ["a.db"])
+    return key, nodes, p, others
+
+
+@pytest.mark.deadline(120)
+def test_one_primary_others_follow(node_factory, consul_agent):
+    key, nodes, p, others = setup_cluster(node_factory, consul_agent)
+    entry = consul_agent.kv_get(key)
+    assert entry is not None and entry.get("Session")
+    for i in range(20):
+        assert try_write(p, "w%d" % i) == 1
+    for n in others:
+        assert try_write(n, "nope") == 0, "a replica accepted a write"
+        st = C.status(n)
+        assert st["role"] == "replica" and st["primary"] == p.name, st
+        assert st["epoch"] == C.status(p)["epoch"] > 0
+    C.wait_converged(p, others, ["a.db"])
+    C.assert_identical(p, others, ["a.db"])
+
+
+@pytest.mark.deadline(120)
+def test_sigterm_hands_over_within_2s(node_factory, consul_agent):
+    key, nodes, p, others = setup_cluster(node_factory, consul_agent)
+    assert try_write(p, "before") == 1
+    C.wait_converged(p, others, ["a.db"])
+    epoch = C.status(p)["epoch"]
+    t0 = time.monotonic()
+    p.stop(sig=signal.SIGTERM)
+    winner, took = wait_writable(others, "after", timeout=10)
+    took = time.monotonic() - t0
+    print("SIGTERM hand-over: a new primary accepted a write after %.3f s" % took)
+    assert took < 2.0, took
+    assert C.status(winner)["epoch"] > epoch
+    rest = [n for n in others if n is not winner]
+    C.wait_converged(winner, rest, ["a.db"])
+    # The old primary rejoins as a replica and gets the new history.
+    p.start()
+    C.wait_converged(winner, rest + [p], ["a.db"])
+    assert C.status(p)["role"] == "replica"
+    C.assert_identical(winner, rest + [p], ["a.db"])
+
+
+@pytest.mark.deadline(120)
+def test_sigkill_fails_over_after_the_session_expires(node_factory, consul_agent):
+    key, nodes, p, others = setup_cluster(node_factory, consul_agent)
+    assert try_write(p, "before") == 1
+    C.wait_converged(p, others, ["a.db"])
+    t0 = time.monotonic()
+    p.kill()
+    winner, _ = wait_writable(others, "after", timeout=30)
+    took = time.monotonic() - t0
+    bound = 2 * 2 + 1 + 2     # 2 x TTL + lock-delay + 2 s
+    print("SIGKILL failover: a new primary accepted a write after %.3f s (bound %d s)"
+          % (took, bound))
+    assert took < bound, took
+    rest = [n for n in others if n is not winner]
+    C.wait_converged(winner, rest, ["a.db"])
+    p.start()
+    C.wait_converged(winner, rest + [p], ["a.db"])
+    C.assert_identical(winner, rest + [p], ["a.db"])
+
+
+@pytest.mark.deadline(120)
+def test_only_candidates_become_primary(node_factory, consul_agent):
+    key, nodes, p, others = setup_cluster(node_factory, consul_agent, candidates=(1,))
+    assert p.name == "node2"
+    p.stop(sig=signal.SIGTERM)
+    time.sleep(3)                   # longer than it takes a candidate to take over
+    assert all(r == "replica" for r in roles(others).values()), roles(others)
+    assert consul_agent.kv_get(key) is None or not consul_agent.kv_get(key).get("Session")
+
+
+@pytest.mark.deadline(120)
+def test_primary_cut_off_from_consul_stops_writing(node_factory, tmp_path):
+    """Consul stops answering: the primary cannot renew, and refuses writes
+    from TTL - margin after its last successful renew on, while nobody else
+    can have acquired (Consul is down); then Consul comes back empty and the
+    nodes elect a primary again."""
+    os.makedirs(str(tmp_path / "consul"))
+    with ConsulServer(str(tmp_path / "consul")) as agent:
+        key, nodes, p, others = setup_cluster(node_factory, agent)
+        assert try_write(p, "before") == 1
+        t_stop = time.monotonic()
+        agent.stop()
+        last_ok = t_stop
+        while try_write(p, "during"):
+            last_ok = time.monotonic()
+            assert last_ok - t_stop < 5, "still writing 5 s after Consul went away"
+            time.sleep(0.02)
+        refused_after = time.monotonic() - t_stop
+        print("cut off from Consul: writes refused after %.3f s (TTL 2 s)" % refused_after)
+        # TTL - margin after the last renew, which was at most TTL/3 before.
+        assert refused_after <= 2.0 - 0.2 + 0.3, refused_after
+        for n in others:
+            assert try_write(n, "nope") == 0
+        assert "lost the lease" in p.log_text() or "renew failed" in p.log_text()
+        agent.start()
+        winner = wait_primary(nodes, timeout=30)
+        assert try_write(winner, "after") == 1
