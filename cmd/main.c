@@ -4,6 +4,7 @@
  *   ltxfs mount -config FILE     run a node (foreground)
  *   ltxfs ltx dump|verify FILE   inspect one LTX file
  *   ltxfs log list|verify|replay inspect a database's transaction log
+ *   ltxfs promote [-url URL]     move the primary role to that node
  *   ltxfs version
  */
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include "cmd/log_cmd.h"
 #include "cmd/ltx_cmd.h"
 #include "cmd/mount_cmd.h"
+#include "cmd/promote_cmd.h"
 
 #define LTXFS_VERSION "0.1.0"
 
@@ -22,6 +24,7 @@ static const char usage[] =
 	"  mount -config FILE             mount and serve (foreground; SIGINT/SIGTERM unmount)\n"
 	"  ltx dump FILE | ltx verify FILE inspect or check one LTX file\n"
 	"  log list|verify|replay ...     inspect a database's transaction log\n"
+	"  promote [-url URL]             make that node (a caught-up candidate) the primary\n"
 	"  version                        print the version\n";
 
 int main(int argc, char **argv)
@@ -36,6 +39,8 @@ int main(int argc, char **argv)
 		return cmd_ltx(argc - 1, argv + 1);
 	if (strcmp(argv[1], "log") == 0)
 		return cmd_log(argc - 1, argv + 1);
+	if (strcmp(argv[1], "promote") == 0)
+		return cmd_promote(argc - 1, argv + 1);
 	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "-version") == 0) {
 		printf("ltxfs %s\n", LTXFS_VERSION);
 		return 0;

@@ -106,9 +106,10 @@ static int run(const ltxfs_config *c)
 	}
 	status = node_of(c, dopt.node_id);
 	rc = node_start(&nd, c, st, dopt.node_id, &err);
-	if (rc == 0)
-		rc = http_server_start(&http, c->http.addr, st, &status, node_hub(nd), node_refresh,
-				       nd, &err);
+	if (rc == 0) {
+		http_hooks hooks = node_http_hooks(nd);
+		rc = http_server_start(&http, c->http.addr, st, &status, node_hub(nd), &hooks, &err);
+	}
 	if (rc == 0) {
 		memset(&fopt, 0, sizeof(fopt));
 		fopt.mountpoint = c->fuse.dir;

@@ -9,6 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
 
 #include "base/clock.h"
 #include "base/log.h"
@@ -273,7 +277,7 @@ stream_hub *node_hub(node *n)
 
 /* ---- what the node is, for the HTTP API and the mount --------------------- */
 
-void node_refresh(void *arg, node_status *ns)
+static void node_refresh(void *arg, node_status *ns)
 {
 	node *n = arg;
 	stream_client *c;
@@ -332,6 +336,248 @@ static int64_t role_lag(void *arg)
 		lag = stream_client_lag_ms(n->follow->client);
 	pthread_mutex_unlock(&n->mu);
 	return lag;
+}
+
+/* ---- hand-off ------------------------------------------------------------- */
+
+#define HANDOFF_CATCHUP_MS 5000
+
+/* 1 when replica `id` streams and has every database at our position. */
+static int replica_has_everything(node *n, uint64_t id)
+{
+	stream_replica *reps;
+	database **dbs;
+	size_t nr, nd;
+	int ok = 0;
+	if (stream_hub_replicas(&n->hub, &reps, &nr) < 0)
+		return 0;
+	if (store_list(n->store, &dbs, &nd) < 0) {
+		stream_replicas_free(reps, nr);
+		return 0;
+	}
+	for (size_t i = 0; i < nr && !ok; i++) {
+		if (reps[i].node_id != id)
+			continue;
+		ok = 1;
+		for (size_t d = 0; d < nd && ok; d++) {
+			db_status st;
+			int found = 0;
+			db_status_get(dbs[d], &st);
+			if (st.txid == 0)
+				continue;
+			for (size_t k = 0; k < reps[i].n; k++)
+				if (strcmp(reps[i].dbs[k].name, dbs[d]->name) == 0)
+					found = reps[i].dbs[k].txid == st.txid &&
+						reps[i].dbs[k].checksum == st.checksum;
+			ok = found;
+		}
+	}
+	free(dbs);
+	stream_replicas_free(reps, nr);
+	return ok;
+}
+
+/* {"token": T, "positions": {"a.db": ["<txid>", "<checksum hex>"], ...}} */
+static char *handoff_answer(node *n, const char *token)
+{
+	json_t *o = json_pack("{s:s, s:{}}", "token", token, "positions"), *pos;
+	database **dbs;
+	size_t nd;
+	char *text;
+	if (o == NULL || store_list(n->store, &dbs, &nd) < 0) {
+		json_decref(o);
+		return NULL;
+	}
+	pos = json_object_get(o, "positions");
+	for (size_t i = 0; i < nd; i++) {
+		db_status st;
+		char txid[24], ck[24];
+		db_status_get(dbs[i], &st);
+		snprintf(txid, sizeof(txid), "%" PRIu64, st.txid);
+		snprintf(ck, sizeof(ck), "%016" PRIx64, st.checksum);
+		json_object_set_new(pos, dbs[i]->name, json_pack("[s,s]", txid, ck));
+	}
+	free(dbs);
+	text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return text;
+}
+
+static int node_handoff(void *arg, uint64_t target, char **json, lx_err *err)
+{
+	node *n = arg;
+	char token[128];
+	int64_t deadline;
+	int primary, rc;
+	pthread_mutex_lock(&n->mu);
+	primary = n->primary;
+	pthread_mutex_unlock(&n->mu);
+	if (n->elector == NULL || !primary)
+		return lx_err_set(err, EAGAIN, "this node is not the primary of a dynamic lease");
+	lx_info("node", "hand-off to %016" PRIx64 ": writes stop until it has everything",
+		target);
+	store_set_readonly(n->store, 1);
+	deadline = lx_mono_ms() + HANDOFF_CATCHUP_MS;
+	while (!replica_has_everything(n, target)) {
+		if (lx_mono_ms() >= deadline) {
+			store_set_readonly(n->store, 0);
+			return lx_err_set(err, ETIMEDOUT, "replica %016" PRIx64 " did not catch up "
+					  "within %d ms; this node stays primary", target,
+					  HANDOFF_CATCHUP_MS);
+		}
+		usleep(1000);
+	}
+	/* The answer is built before the lease goes: nothing changes now. */
+	*json = handoff_answer(n, "");
+	if (*json == NULL) {
+		store_set_readonly(n->store, 0);
+		return lx_err_set(err, ENOMEM, "out of memory");
+	}
+	free(*json);
+	rc = elector_give(n->elector, token, sizeof(token), err);
+	if (rc < 0) {
+		store_set_readonly(n->store, 0);   /* still ours: write again */
+		*json = NULL;
+		return rc;
+	}
+	*json = handoff_answer(n, token);
+	return *json ? 0 : lx_err_set(err, ENOMEM, "out of memory");
+}
+
+/* Wait until every database named in the primary's final positions is
+ * at that position here (the last frames may still be in flight). */
+static int wait_positions(node *n, json_t *positions, lx_err *err)
+{
+	int64_t deadline = lx_mono_ms() + HANDOFF_CATCHUP_MS;
+	for (;;) {
+		const char *name;
+		json_t *v;
+		int behind = 0;
+		json_object_foreach(positions, name, v) {
+			database *db = store_find(n->store, name);
+			uint64_t txid = strtoull(json_string_value(json_array_get(v, 0)) ?: "0", NULL, 10);
+			uint64_t ck = strtoull(json_string_value(json_array_get(v, 1)) ?: "0", NULL, 16);
+			db_status st;
+			if (txid == 0)
+				continue;
+			if (db == NULL) {
+				behind = 1;
+				break;
+			}
+			db_status_get(db, &st);
+			if (st.txid != txid || st.checksum != ck) {
+				behind = 1;
+				break;
+			}
+		}
+		if (!behind)
+			return 0;
+		if (lx_mono_ms() >= deadline)
+			return lx_err_set(err, ETIMEDOUT, "this node did not receive the primary's last "
+					  "transactions within %d ms", HANDOFF_CATCHUP_MS);
+		usleep(1000);
+	}
+}
+
+/* The primary's answer to POST /handoff: {"token": ...}. */
+static size_t collect(char *p, size_t size, size_t nmemb, void *arg)
+{
+	text_buf *b = arg;
+	size_t len = size * nmemb;
+	if (b->len + len < b->cap) {
+		memcpy(b->data + b->len, p, len);
+		b->len += len;
+		b->data[b->len] = '\0';
+	}
+	return len;
+}
+
+static int ask_handoff(node *n, const lease_holder *from, char *token, size_t cap,
+		       json_t **positions, lx_err *err)
+{
+	char url[LEASE_URL_MAX + 32], idh[64], body[65537] = "";
+	text_buf b = { body, 0, sizeof(body), 0 };
+	struct curl_slist *h = NULL;
+	CURL *curl = curl_easy_init();
+	json_t *o;
+	long status = 0;
+	CURLcode cc;
+	int rc = 0;
+	if (curl == NULL)
+		return lx_err_set(err, ENOMEM, "out of memory");
+	snprintf(url, sizeof(url), "%s/handoff", from->advertise_url);
+	snprintf(idh, sizeof(idh), "Ltxfs-Node-Id: %016" PRIx64, n->node_id);
+	h = curl_slist_append(h, idh);
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_POST, 1L);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)HANDOFF_CATCHUP_MS + 5000L);
+	cc = curl_easy_perform(curl);
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(curl);
+	if (cc != CURLE_OK)
+		return lx_err_set(err, EHOSTUNREACH, "primary %s (%s): %s", from->hostname, url,
+				  curl_easy_strerror(cc));
+	o = json_loads(body, 0, NULL);
+	if (status != 200) {
+		const char *msg = json_string_value(json_object_get(o, "error"));
+		rc = lx_err_set(err, EAGAIN, "primary %s refused the hand-off: %s", from->hostname,
+				msg ? msg : body);
+	} else if (json_string_value(json_object_get(o, "token")) == NULL) {
+		rc = lx_err_set(err, EPROTO, "primary %s: hand-off answer without a token",
+				from->hostname);
+	} else {
+		snprintf(token, cap, "%s", json_string_value(json_object_get(o, "token")));
+		*positions = json_incref(json_object_get(o, "positions"));
+	}
+	json_decref(o);
+	return rc;
+}
+
+static int node_promote(void *arg, lx_err *err)
+{
+	node *n = arg;
+	lease_holder from;
+	char token[128];
+	int primary, rc;
+	pthread_mutex_lock(&n->mu);
+	primary = n->primary;
+	from = n->leader;
+	pthread_mutex_unlock(&n->mu);
+	if (primary)
+		return 0;
+	if (n->elector == NULL)
+		return lx_err_set(err, EINVAL, "lease.type static: the primary is fixed by "
+				  "configuration (lease.candidate)");
+	if (!n->config->lease.candidate)
+		return lx_err_set(err, EPERM, "this node is not a candidate (lease.candidate: false)");
+	if (from.hostname[0] == '\0')
+		return lx_err_set(err, EAGAIN, "no primary to take over from; a candidate "
+				  "becomes primary by itself when the lease is free");
+	json_t *positions = NULL;
+	rc = ask_handoff(n, &from, token, sizeof(token), &positions, err);
+	/* The lease is nobody's now: the old primary stopped writing and
+	 * renewing.  Take it once every transaction it had is here; if that
+	 * fails, the session expires and a candidate is elected as after a
+	 * crash. */
+	if (rc == 0)
+		rc = wait_positions(n, positions, err);
+	json_decref(positions);
+	if (rc == 0)
+		rc = elector_take(n->elector, token, err);
+	if (rc == 0)
+		lx_info("node", "took over from %s", from.hostname);
+	return rc;
+}
+
+http_hooks node_http_hooks(node *n)
+{
+	return (http_hooks){ n, node_refresh, node_promote, node_handoff };
 }
 
 fs_role node_fs_role(node *n)

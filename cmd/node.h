@@ -13,6 +13,13 @@
  *   fenced:   read-only at once, end every stream;
  *   follow:   (re)start the stream client towards the lease holder.
  *
+ * Hand-off (POST /promote on a candidate replica): the replica asks its
+ * primary (POST /handoff); the primary stops writing, waits until that
+ * replica has every transaction, and gives it the lease (elector_give);
+ * the replica takes it over (elector_take) and is promoted.  No
+ * acknowledged write is lost, and the lease is never free in between, so
+ * no other candidate can slip in.
+ *
  * Threads: the elector's thread calls the switches; HTTP and FUSE threads
  * read the role through node_refresh and the fs_role callbacks.
  */
@@ -25,6 +32,7 @@
 #include "cmd/config.h"
 #include "db/store.h"
 #include "fs/fs.h"
+#include "replica/http_server.h"
 #include "replica/status.h"
 #include "replica/stream_server.h"
 
@@ -42,8 +50,8 @@ void node_free(node *n);
 /* The primary's streams, for the HTTP server. */
 stream_hub *node_hub(node *n);
 
-/* The node as /status shows it now (an http_refresh_fn; `arg` is a node). */
-void node_refresh(void *arg, node_status *ns);
+/* The HTTP server's hooks: /status, POST /promote, POST /handoff. */
+http_hooks node_http_hooks(node *n);
 
 /* The role callbacks of the mount (.primary, .lag, attribute caching). */
 fs_role node_fs_role(node *n);

@@ -56,6 +56,17 @@ int db_wal_remember_locked(database *db, const txn_page *v, size_t n);
 /* Copy captured WAL pages into the database file; remove WAL and shm. */
 int db_checkpoint_locked(database *db, lx_err *err);
 
+/*
+ * A replica keeps no WAL of its own.  What this node committed as primary
+ * and SQLite had not checkpointed is copied into the database file
+ * (keep_pages; before applying the primary's next transaction) or dropped
+ * (a snapshot replaces the file), then the WAL is emptied, not removed:
+ * clients may hold it open.  Otherwise a later first connection's WAL
+ * recovery would bring those old frames back over newer pages.  The
+ * caller excludes every client (the applier's locks).
+ */
+int db_absorb_wal_locked(database *db, int keep_pages, lx_err *err);
+
 /* Open an existing (or with O_CREAT create) backing file into db->file[f]. */
 int db_open_backing_locked(database *db, enum db_file f, int flags, mode_t mode,
 			   lx_err *err);

@@ -359,19 +359,14 @@ static int apply_logged_wal_prefix_locked(database *db, lx_err *err)
 	return rc;
 }
 
-/*
- * Copy the WAL's captured pages into the database file, cut the file to the
- * logical size, make it durable and remove the WAL and the shm.  Only while
- * no client can use the database (start-up, shutdown).
- */
-int db_checkpoint_locked(database *db, lx_err *err)
+/* Copy the WAL's captured pages into the database file, cut the file to
+ * the logical size and make it durable. */
+static int copy_wal_pages_locked(database *db, lx_err *err)
 {
 	db_wal_state *w = &db->wal;
 	uint8_t *page;
 	int rc = 0;
 
-	if (db->file[DBF_WAL] == NULL && db->file[DBF_SHM] == NULL)
-		return 0;
 	db_preserve_locked(db, DBF_DB, 0, UINT64_MAX);
 	db_preserve_locked(db, DBF_WAL, 0, UINT64_MAX);
 	if (db->file[DBF_DB] == NULL && w->n_touched > 0) {
@@ -403,6 +398,21 @@ int db_checkpoint_locked(database *db, lx_err *err)
 		if (rc == 0 && fsync(db->file[DBF_DB]->fd) < 0)
 			rc = lx_err_sys(err, errno, "db %s: fsync", db->name);
 	}
+	return rc;
+}
+
+/*
+ * Copy the WAL's captured pages into the database file, cut the file to the
+ * logical size, make it durable and remove the WAL and the shm.  Only while
+ * no client can use the database (start-up, shutdown).
+ */
+int db_checkpoint_locked(database *db, lx_err *err)
+{
+	int rc;
+
+	if (db->file[DBF_WAL] == NULL && db->file[DBF_SHM] == NULL)
+		return 0;
+	rc = copy_wal_pages_locked(db, err);
 	for (int f = DBF_WAL; f <= DBF_SHM && rc == 0; f++) {
 		if (db->file[f] == NULL)
 			continue;
@@ -414,6 +424,26 @@ int db_checkpoint_locked(database *db, lx_err *err)
 	db_wal_reset_locked(db);
 	if (rc == 0 && fsync(db->dirfd) < 0)
 		rc = lx_err_sys(err, errno, "db %s: fsync directory", db->name);
+	return rc;
+}
+
+int db_absorb_wal_locked(database *db, int keep_pages, lx_err *err)
+{
+	struct stat st;
+	int rc = 0;
+	if (db->file[DBF_WAL] == NULL ||
+	    (fstat(db->file[DBF_WAL]->fd, &st) == 0 && st.st_size == 0 && !db->wal.n_touched))
+		return 0;
+	if (keep_pages)
+		rc = copy_wal_pages_locked(db, err);
+	else
+		db_preserve_locked(db, DBF_WAL, 0, UINT64_MAX);
+	if (rc == 0 && ftruncate(db->file[DBF_WAL]->fd, 0) < 0)
+		rc = lx_err_sys(err, errno, "db %s: empty the WAL", db->name);
+	db_wal_reset_locked(db);
+	if (rc == 0)
+		lx_info(db->name, "%s this node's WAL (it follows a primary now)",
+			keep_pages ? "checkpointed and emptied" : "emptied");
 	return rc;
 }
 

@@ -286,6 +286,8 @@ static int apply_locked(database *db, int fd, uint64_t len, const ltx_header *h,
 
 	if (rc == 0 && db->log == NULL)
 		rc = lx_err_set(err, EIO, "db %s: its log is not open", db->name);
+	if (rc == 0)
+		rc = db_absorb_wal_locked(db, 1, err);
 	if (rc == 0 && db->file[DBF_DB] == NULL) {
 		rc = db_open_backing_locked(db, DBF_DB, O_CREAT, 0644, err);
 		*created = rc == 0;
@@ -400,7 +402,9 @@ static int take_image_locked(database *db, int image_fd, lx_err *err)
 static int install_locked(database *db, int image_fd, const ltx_header *h, uint64_t post,
 			  uint64_t *page_ck, lx_err *err)
 {
-	int rc = take_image_locked(db, image_fd, err);
+	int rc = db_absorb_wal_locked(db, 0, err);
+	if (rc == 0)
+		rc = take_image_locked(db, image_fd, err);
 	if (rc == 0)
 		rc = txlog_reset_to(db->log, h->max_txid, post, err);
 	if (rc == 0 && fsync(db->dirfd) < 0)

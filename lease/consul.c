@@ -278,6 +278,11 @@ const char *consul_session_id(const consul *c)
 	return c->session;
 }
 
+void consul_session_adopt(consul *c, const char *id)
+{
+	snprintf(c->session, sizeof(c->session), "%s", id);
+}
+
 int consul_session_create(consul *c, int64_t *sent_ms, lx_err *err)
 {
 	json_t *o = json_pack("{s:s, s:[], s:s, s:s, s:s}", "Name", c->name, "Checks", "Behavior",

@@ -61,6 +61,10 @@ int consul_session_destroy(consul *c, lx_err *err);
 /* "" when there is no session. */
 const char *consul_session_id(const consul *c);
 
+/* Make `id` this client's session (a hand-off), or forget the session
+ * without destroying it (id ""). */
+void consul_session_adopt(consul *c, const char *id);
+
 /* Acquire the lease key with this client's session, storing `value`.
  * Returns 1 and the epoch (the key's ModifyIndex, read back with
  * ?consistent) when acquired; 0 when another session holds the key or its

@@ -29,29 +29,35 @@ static consul_lease *of(lease *l)
 	return (consul_lease *)l;
 }
 
+/* Acquire the key with the current session, whose TTL runs from `sent`. */
+static int acquire_key(consul_lease *cl, int64_t sent, const lease_holder *me, uint64_t *epoch,
+		       int64_t *valid_until, lx_err *err)
+{
+	char *value = lease_holder_encode(me);
+	int rc;
+	if (value == NULL)
+		return lx_err_set(err, ENOMEM, "out of memory");
+	rc = consul_acquire(cl->c, value, epoch, err);
+	free(value);
+	if (rc == 1)
+		*valid_until = sent + cl->base.ttl_ms;
+	return rc;
+}
+
 static int cl_acquire(lease *l, const lease_holder *me, uint64_t *epoch, int64_t *valid_until,
 		      lx_err *err)
 {
 	consul_lease *cl = of(l);
 	int64_t sent;
-	char *value;
 	int rc;
 
 	/* A fresh session for every attempt: an old one may have expired. */
 	consul_session_destroy(cl->c, NULL);
 	rc = consul_session_create(cl->c, &sent, err);
-	if (rc < 0)
-		return rc;
-	value = lease_holder_encode(me);
-	if (value == NULL)
-		return lx_err_set(err, ENOMEM, "out of memory");
-	rc = consul_acquire(cl->c, value, epoch, err);
-	free(value);
-	if (rc == 1) {
-		*valid_until = sent + l->ttl_ms;
-		return 1;
-	}
-	consul_session_destroy(cl->c, NULL);   /* not needed; do not leave it behind */
+	if (rc == 0)
+		rc = acquire_key(cl, sent, me, epoch, valid_until, err);
+	if (rc <= 0)   /* not needed (or unknown: an ambiguous acquire is undone) */
+		consul_session_destroy(cl->c, NULL);
 	return rc;
 }
 
@@ -95,9 +101,44 @@ static int cl_watch(lease *l, uint64_t *index, int64_t wait_ms, lease_holder *h,
 	return 1;
 }
 
+static int cl_give(lease *l, char *token, size_t cap, lx_err *err)
+{
+	consul_lease *cl = of(l);
+	const char *id = consul_session_id(cl->c);
+	if (id[0] == '\0' || strlen(id) >= cap)
+		return lx_err_set(err, ENOENT, "no session to hand over");
+	memcpy(token, id, strlen(id) + 1);
+	consul_session_adopt(cl->c, "");       /* forget it, do not destroy it */
+	return 0;
+}
+
+/* Renew the given session (it must still be alive), then re-acquire the
+ * key with it: Consul lets a holder's session acquire again, which writes
+ * our value and a new ModifyIndex (the epoch) with no moment unheld. */
+static int cl_take(lease *l, const char *token, const lease_holder *me, uint64_t *epoch,
+		   int64_t *valid_until, lx_err *err)
+{
+	consul_lease *cl = of(l);
+	int64_t sent;
+	int rc;
+	consul_session_destroy(cl->c, NULL);
+	consul_session_adopt(cl->c, token);
+	rc = consul_session_renew(cl->c, &sent, err);
+	if (rc == 0)
+		rc = acquire_key(cl, sent, me, epoch, valid_until, err);
+	if (rc != 1)
+		consul_session_adopt(cl->c, "");      /* not ours: forget it */
+	return rc;
+}
+
 static void cl_interrupt(lease *l)
 {
 	__atomic_store_n(&of(l)->abort, 1, __ATOMIC_RELEASE);
+}
+
+static void cl_resume(lease *l)
+{
+	__atomic_store_n(&of(l)->abort, 0, __ATOMIC_RELEASE);
 }
 
 static void cl_close(lease *l)
@@ -110,7 +151,8 @@ static void cl_close(lease *l)
 }
 
 static const lease_ops consul_lease_ops = {
-	cl_acquire, cl_renew, cl_release, cl_watch, cl_interrupt, cl_close, "consul",
+	cl_acquire, cl_renew, cl_release, cl_watch, cl_give, cl_take, cl_interrupt, cl_resume,
+	cl_close, "consul",
 };
 
 int consul_lease_open(lease **out, const consul_lease_options *o, lx_err *err)

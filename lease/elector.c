@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,15 @@
 
 #define RETRY_MIN_MS 100
 #define RETRY_MAX_MS 2000
+
+/* A hand-off asked of the elector's thread by another thread. */
+typedef struct request {
+	enum { REQ_NONE, REQ_GIVE, REQ_TAKE } kind;
+	char token[128];
+	size_t cap;
+	int done, rc;
+	lx_err err;
+} request;
 
 struct elector {
 	lease *lease;
@@ -27,6 +37,8 @@ struct elector {
 	pthread_cond_t wake;
 	int stop;                       /* under mu */
 	elector_state st;               /* under mu */
+	request *req;                   /* under mu: the pending hand-off, or NULL */
+	pthread_cond_t req_done;
 	int64_t valid_until;            /* elector thread only */
 	int64_t next_renew;
 	int64_t retry_ms;
@@ -39,7 +51,7 @@ static int sleep_until(elector *e, int64_t until)
 {
 	int stopped;
 	pthread_mutex_lock(&e->mu);
-	while (!e->stop) {
+	while (!e->stop && e->req == NULL) {
 		int64_t left = until - lx_mono_ms();
 		struct timespec ts;
 		if (left <= 0)
@@ -125,11 +137,17 @@ static void hold_step(elector *e)
 		e->cb.extended(e->cb.ctx, valid - e->opt.margin_ms);
 		return;
 	}
-	pthread_mutex_lock(&e->mu);
-	e->st.renew_failures++;
-	pthread_mutex_unlock(&e->mu);
+	if (rc != -EINTR) {
+		pthread_mutex_lock(&e->mu);
+		e->st.renew_failures++;
+		pthread_mutex_unlock(&e->mu);
+	}
 	if (rc == -ENOENT) {
 		lose(e, err.msg);
+		return;
+	}
+	if (rc == -EINTR) {             /* a hand-off request cut it short */
+		e->next_renew = lx_mono_ms();
 		return;
 	}
 	if (!e->warned)
@@ -175,8 +193,8 @@ static void watch_step(elector *e)
 	lx_err err;
 	int rc = e->lease->ops->watch(e->lease, &e->index, e->opt.watch_wait_ms, &h, &err);
 	if (rc < 0) {
-		if (rc == -EINTR && stopping(e))
-			return;
+		if (rc == -EINTR)
+			return;         /* stopping, or a hand-off request to serve */
 		failed(e, "watching the lease", &err);
 		return;
 	}
@@ -194,11 +212,118 @@ static void watch_step(elector *e)
 		e->index = 1;   /* never a non-blocking loop: Consul's indexes are >= 1 */
 }
 
+static int do_give(elector *e, request *r)
+{
+	int rc;
+	if (!e->st.holding)
+		return lx_err_set(&r->err, EAGAIN, "this node does not hold the lease");
+	rc = e->lease->ops->give(e->lease, r->token, r->cap, &r->err);
+	if (rc < 0)
+		return rc;
+	e->cb.fenced(e->cb.ctx);
+	set_holding(e, 0, 0);
+	e->index = 0;
+	lx_info("lease", "handed the lease over");
+	return 0;
+}
+
+static int do_take(elector *e, request *r)
+{
+	int64_t valid;
+	uint64_t epoch = 0;
+	int rc;
+	if (e->st.holding)
+		return lx_err_set(&r->err, EAGAIN, "this node holds the lease already");
+	rc = e->lease->ops->take(e->lease, r->token, &e->opt.me, &epoch, &valid, &r->err);
+	if (rc == 0)
+		return lx_err_set(&r->err, EAGAIN, "the lease could not be taken over (the "
+				  "holder's session is gone or another node holds it)");
+	if (rc < 0)
+		return rc;
+	lx_info("lease", "took the lease over: primary with epoch %" PRIu64, epoch);
+	e->valid_until = valid;
+	e->next_renew = lx_mono_ms() + e->lease->ttl_ms / 3;
+	set_holding(e, 1, epoch);
+	e->cb.promoted(e->cb.ctx, epoch, valid - e->opt.margin_ms);
+	return 0;
+}
+
+/* Serve a pending hand-off request, if any (elector thread). */
+static void serve_request(elector *e)
+{
+	request *r;
+	int rc;
+	pthread_mutex_lock(&e->mu);
+	r = e->req;
+	if (r != NULL && !e->stop)
+		e->lease->ops->resume(e->lease);   /* the interrupt was for us */
+	pthread_mutex_unlock(&e->mu);
+	if (r == NULL)
+		return;
+	rc = r->kind == REQ_GIVE ? do_give(e, r) : do_take(e, r);
+	pthread_mutex_lock(&e->mu);
+	r->rc = rc;
+	r->done = 1;
+	e->req = NULL;
+	pthread_cond_broadcast(&e->req_done);
+	pthread_mutex_unlock(&e->mu);
+}
+
+static int submit(elector *e, request *r, lx_err *err)
+{
+	pthread_mutex_lock(&e->mu);
+	while (e->req != NULL && !e->stop)
+		pthread_cond_wait(&e->req_done, &e->mu);
+	if (e->stop) {
+		pthread_mutex_unlock(&e->mu);
+		return lx_err_set(err, ESHUTDOWN, "the node is stopping");
+	}
+	e->req = r;
+	pthread_cond_broadcast(&e->wake);
+	e->lease->ops->interrupt(e->lease);    /* out of a blocking watch */
+	while (!r->done && !e->stop)
+		pthread_cond_wait(&e->req_done, &e->mu);
+	if (!r->done) {
+		e->req = NULL;
+		pthread_mutex_unlock(&e->mu);
+		return lx_err_set(err, ESHUTDOWN, "the node is stopping");
+	}
+	pthread_mutex_unlock(&e->mu);
+	if (r->rc < 0 && err != NULL)
+		*err = r->err;
+	return r->rc;
+}
+
+int elector_give(elector *e, char *token, size_t cap, lx_err *err)
+{
+	request r;
+	int rc;
+	memset(&r, 0, sizeof(r));
+	r.kind = REQ_GIVE;
+	r.cap = cap < sizeof(r.token) ? cap : sizeof(r.token);
+	rc = submit(e, &r, err);
+	if (rc == 0)
+		snprintf(token, cap, "%s", r.token);
+	return rc;
+}
+
+int elector_take(elector *e, const char *token, lx_err *err)
+{
+	request r;
+	memset(&r, 0, sizeof(r));
+	r.kind = REQ_TAKE;
+	if (strlen(token) >= sizeof(r.token))
+		return lx_err_set(err, EINVAL, "hand-off token too long");
+	memcpy(r.token, token, strlen(token) + 1);
+	return submit(e, &r, err);
+}
+
 static void *run(void *arg)
 {
 	elector *e = arg;
 	while (!stopping(e)) {
 		int holding;
+		serve_request(e);
 		pthread_mutex_lock(&e->mu);
 		holding = e->st.holding;
 		pthread_mutex_unlock(&e->mu);
@@ -245,10 +370,12 @@ int elector_start(elector **out, lease *l, const elector_options *o,
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&e->wake, &ca);
 	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&e->req_done, NULL);
 	rc = pthread_create(&e->thread, NULL, run, e);
 	if (rc != 0) {
 		pthread_mutex_destroy(&e->mu);
 		pthread_cond_destroy(&e->wake);
+		pthread_cond_destroy(&e->req_done);
 		l->ops->close(l);
 		free(e);
 		return lx_err_sys(err, rc, "start the elector thread");
@@ -264,12 +391,14 @@ void elector_stop(elector *e)
 	pthread_mutex_lock(&e->mu);
 	e->stop = 1;
 	pthread_cond_broadcast(&e->wake);
-	pthread_mutex_unlock(&e->mu);
+	pthread_cond_broadcast(&e->req_done);
 	e->lease->ops->interrupt(e->lease);
+	pthread_mutex_unlock(&e->mu);
 	pthread_join(e->thread, NULL);
 	e->lease->ops->close(e->lease);
 	pthread_mutex_destroy(&e->mu);
 	pthread_cond_destroy(&e->wake);
+	pthread_cond_destroy(&e->req_done);
 	free(e);
 }
 

@@ -51,6 +51,17 @@ int elector_start(elector **out, lease *l, const elector_options *o,
  * so that another candidate can take it at once. */
 void elector_stop(elector *e);
 
+/*
+ * Hand-off (ltxfs promote).  Holder side: once the node has stopped
+ * writing and the taker has caught up, give the lease away: fenced is
+ * called, the lease is not released, and token[cap] gets what the taker
+ * needs.  Taker side: take it over with that token: promoted is called
+ * with a new epoch.  Both run on the elector's thread; these calls wait
+ * for it.  -EAGAIN: not holding (give) or already holding (take).
+ */
+int elector_give(elector *e, char *token, size_t cap, lx_err *err);
+int elector_take(elector *e, const char *token, lx_err *err);
+
 typedef struct elector_state {
 	int holding;
 	uint64_t epoch;                 /* when holding */

@@ -50,8 +50,19 @@ typedef struct lease_ops {
 	 * waits up to wait_ms for a change after *index (a blocking query) and
 	 * updates *index. */
 	int (*watch)(lease *l, uint64_t *index, int64_t wait_ms, lease_holder *h, lx_err *err);
-	/* Make a watch or any call in progress return soon (another thread). */
+	/* Hand-off, holder side: stop holding without releasing and return in
+	 * token[cap] what lets another node take the lease over (Consul: the
+	 * session ID).  The lease stays held, by nobody here, until taken or
+	 * expired. */
+	int (*give)(lease *l, char *token, size_t cap, lx_err *err);
+	/* Hand-off, taker side: take the lease over with `token`, as `me`;
+	 * results as acquire (the epoch is a new one). */
+	int (*take)(lease *l, const char *token, const lease_holder *me, uint64_t *epoch,
+		    int64_t *valid_until, lx_err *err);
+	/* Make a watch or any call in progress return soon (another thread);
+	 * calls fail with EINTR until resume. */
 	void (*interrupt)(lease *l);
+	void (*resume)(lease *l);
 	void (*close)(lease *l);
 	const char *name;               /* "consul" */
 } lease_ops;

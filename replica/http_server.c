@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <jansson.h>
 #include <microhttpd.h>
 
 #include "base/clock.h"
@@ -26,9 +27,10 @@ struct http_server {
 	store *store;
 	node_status node;
 	stream_hub *hub;            /* NULL: not the primary, no /stream */
-	http_refresh_fn refresh;
-	void *refresh_ctx;
+	http_hooks hooks;
 };
+
+static int parse_hex64(const char *s, uint64_t *out);
 
 /* Per request: the body of a POST /stream as it arrives. */
 typedef struct request {
@@ -87,6 +89,70 @@ static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned code,
 	return reply(c, code, "application/json", &b);
 }
 
+/* A JSON body built with jansson: any text is escaped. */
+static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned code, json_t *o)
+{
+	text_buf b = { 0 };
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (text == NULL)
+		return MHD_NO;
+	b.data = text;
+	b.len = strlen(text);
+	return reply(c, code, "application/json", &b);
+}
+
+static unsigned status_of(int rc)
+{
+	switch (-rc) {
+	case EAGAIN:
+	case ESHUTDOWN:
+	case EHOSTUNREACH:
+		return MHD_HTTP_SERVICE_UNAVAILABLE;
+	case ETIMEDOUT:
+		return MHD_HTTP_GATEWAY_TIMEOUT;
+	case EINVAL:
+	case EPERM:
+		return MHD_HTTP_BAD_REQUEST;
+	default:
+		return MHD_HTTP_INTERNAL_SERVER_ERROR;
+	}
+}
+
+static enum MHD_Result do_promote(http_server *s, struct MHD_Connection *c)
+{
+	lx_err err;
+	int rc;
+	lx_err_clear(&err);
+	if (s->hooks.promote == NULL)
+		return reply_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
+	rc = s->hooks.promote(s->hooks.ctx, &err);
+	if (rc < 0)
+		return reply_json(c, status_of(rc), json_pack("{s:s}", "error", err.msg));
+	return reply_json(c, MHD_HTTP_OK, json_pack("{s:s}", "role", "primary"));
+}
+
+static enum MHD_Result do_handoff(http_server *s, struct MHD_Connection *c)
+{
+	const char *id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Ltxfs-Node-Id");
+	text_buf b = { 0 };
+	char *json = NULL;
+	uint64_t node_id;
+	lx_err err;
+	int rc;
+	lx_err_clear(&err);
+	if (s->hooks.handoff == NULL)
+		return reply_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
+	if (parse_hex64(id, &node_id) < 0)
+		return reply_error(c, MHD_HTTP_BAD_REQUEST, "missing or malformed Ltxfs-Node-Id");
+	rc = s->hooks.handoff(s->hooks.ctx, node_id, &json, &err);
+	if (rc < 0)
+		return reply_json(c, status_of(rc), json_pack("{s:s}", "error", err.msg));
+	b.data = json;
+	b.len = strlen(json);
+	return reply(c, MHD_HTTP_OK, "application/json", &b);
+}
+
 static enum MHD_Result reply_status(http_server *s, struct MHD_Connection *c, int metrics)
 {
 	status_db *dbs = NULL;
@@ -97,8 +163,8 @@ static enum MHD_Result reply_status(http_server *s, struct MHD_Connection *c, in
 	int rc;
 
 	node.now_ms = lx_wall_ms();
-	if (s->refresh != NULL)
-		s->refresh(s->refresh_ctx, &node);
+	if (s->hooks.refresh != NULL)
+		s->hooks.refresh(s->hooks.ctx, &node);
 	rc = gather(s->store, &dbs, &n);
 	if (rc == 0 && s->hub != NULL)
 		rc = stream_hub_replicas(s->hub, &reps, &nreps);
@@ -180,8 +246,8 @@ static enum MHD_Result start_stream(http_server *s, struct MHD_Connection *c, re
 
 	if (s->hub == NULL || !stream_hub_serving(s->hub))
 		return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "this node is not the primary");
-	if (s->refresh != NULL)
-		s->refresh(s->refresh_ctx, &node);   /* the cluster ID as it is now */
+	if (s->hooks.refresh != NULL)
+		s->hooks.refresh(s->hooks.ctx, &node);   /* the cluster ID as it is now */
 	if (parse_hex64(id, &node_id) < 0)
 		return reply_error(c, MHD_HTTP_BAD_REQUEST, "missing or malformed Ltxfs-Node-Id");
 	if (node_id == s->node.node_id)
@@ -298,6 +364,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
 		return start_stream(s, c, r);
 	}
+	if (strcmp(url, "/promote") == 0 || strcmp(url, "/handoff") == 0) {
+		if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+			return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+		return url[1] == 'p' ? do_promote(s, c) : do_handoff(s, c);
+	}
 	if (strcmp(url, "/metrics") != 0 && strcmp(url, "/status") != 0)
 		return reply_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
@@ -368,8 +439,8 @@ static struct MHD_Daemon *listen_on(http_server *s, const char *host, const char
 }
 
 int http_server_start(http_server **out, const char *addr, store *st,
-		      const node_status *node, stream_hub *hub, http_refresh_fn refresh,
-		      void *refresh_ctx, lx_err *err)
+		      const node_status *node, stream_hub *hub, const http_hooks *hooks,
+		      lx_err *err)
 {
 	char host[256], port[16];
 	http_server *s;
@@ -382,8 +453,8 @@ int http_server_start(http_server **out, const char *addr, store *st,
 	s->store = st;
 	s->node = *node;
 	s->hub = hub;
-	s->refresh = refresh;
-	s->refresh_ctx = refresh_ctx;
+	if (hooks != NULL)
+		s->hooks = *hooks;
 	s->mhd = listen_on(s, host, port, err);
 	if (s->mhd == NULL) {
 		free(s);

@@ -1,8 +1,9 @@
 /*
  * http_server.h - the node's HTTP API (libmicrohttpd), on http.addr.
  *
- * GET /status (JSON), GET /metrics (Prometheus text) and POST /stream (the
- * replication stream, replica/stream_server.h), see docs/protocol.md.
+ * GET /status (JSON), GET /metrics (Prometheus text), POST /stream (the
+ * replication stream, replica/stream_server.h), POST /promote and POST
+ * /handoff (moving the primary role, cmd/node.h), see docs/protocol.md.
  * Any other path is 404, any other method 405, both with a JSON error.
  *
  * Threads: libmicrohttpd's listening thread accepts; each connection gets
@@ -21,18 +22,28 @@
 
 typedef struct http_server http_server;
 
-/* Fill the live fields of the node's status (lag, ready, counters). */
-typedef void (*http_refresh_fn)(void *ctx, node_status *node);
+/* What the server asks of the node.  Any hook may be NULL. */
+typedef struct http_hooks {
+	void *ctx;
+	/* Fill the live fields of the node's status (role, lag, counters). */
+	void (*refresh)(void *ctx, node_status *node);
+	/* POST /promote: make this node the primary by a hand-off. */
+	int (*promote)(void *ctx, lx_err *err);
+	/* POST /handoff, on the primary: stop writing, wait until replica
+	 * `node_id` was sent everything, and give it the lease.  *json: the
+	 * answer's body (malloc'ed): the token and the final positions. */
+	int (*handoff)(void *ctx, uint64_t node_id, char **json, lx_err *err);
+} http_hooks;
 
 /*
  * Listen on `addr` ("host:port", ":port" for every address, "[v6]:port").
  * `node` is copied; its strings must outlive the server.  `hub` (the
  * primary's replication sessions) may be NULL: POST /stream is then 503.
- * `refresh` may be NULL.
+ * `hooks` is copied.
  */
 int http_server_start(http_server **out, const char *addr, store *st,
-		      const node_status *node, stream_hub *hub, http_refresh_fn refresh,
-		      void *refresh_ctx, lx_err *err);
+		      const node_status *node, stream_hub *hub, const http_hooks *hooks,
+		      lx_err *err);
 void http_server_stop(http_server *s);
 
 #endif
