@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -22,7 +25,43 @@ struct consul {
 	char *url, *key, *token, *name;
 	CURL *curl;
 	char session[64];
+	pthread_mutex_t sock_mu;        /* guards sock: consul_interrupt() runs elsewhere */
+	curl_socket_t sock;             /* the connection's socket, or CURL_SOCKET_BAD */
 };
+
+/* libcurl's sockets are opened and closed here, so that another thread can
+ * shut the one in use down (consul_interrupt): a blocking query then ends
+ * at once instead of at libcurl's next progress call (up to a second). */
+static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	consul *c = arg;
+	curl_socket_t fd;
+	(void)purpose;
+	fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+	pthread_mutex_lock(&c->sock_mu);
+	c->sock = fd;
+	pthread_mutex_unlock(&c->sock_mu);
+	return fd;
+}
+
+static int close_socket(void *arg, curl_socket_t fd)
+{
+	consul *c = arg;
+	pthread_mutex_lock(&c->sock_mu);
+	if (c->sock == fd)
+		c->sock = CURL_SOCKET_BAD;
+	close(fd);
+	pthread_mutex_unlock(&c->sock_mu);
+	return 0;
+}
+
+void consul_interrupt(consul *c)
+{
+	pthread_mutex_lock(&c->sock_mu);
+	if (c->sock != CURL_SOCKET_BAD)
+		shutdown(c->sock, SHUT_RDWR);
+	pthread_mutex_unlock(&c->sock_mu);
+}
 
 /* One response: status, body (NUL-terminated), X-Consul-Index. */
 typedef struct response {
@@ -115,6 +154,10 @@ static int request(consul *c, const char *method, const char *path, const char *
 	curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, cerr);
+	curl_easy_setopt(c->curl, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+	curl_easy_setopt(c->curl, CURLOPT_OPENSOCKETDATA, c);
+	curl_easy_setopt(c->curl, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
+	curl_easy_setopt(c->curl, CURLOPT_CLOSESOCKETDATA, c);
 	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)c->opt.timeout_ms);
@@ -128,7 +171,8 @@ static int request(consul *c, const char *method, const char *path, const char *
 		*sent_ms = lx_mono_ms();
 	cc = curl_easy_perform(c->curl);
 	curl_slist_free_all(headers);
-	if (cc == CURLE_ABORTED_BY_CALLBACK)
+	if (cc == CURLE_ABORTED_BY_CALLBACK ||
+	    (cc != CURLE_OK && c->opt.abort != NULL && __atomic_load_n(c->opt.abort, __ATOMIC_ACQUIRE)))
 		return lx_err_set(err, EINTR, "consul %s: %s %s: interrupted", c->url, method, path);
 	if (cc != CURLE_OK)
 		return lx_err_set(err, EAGAIN, "consul %s: %s %s: %s", c->url, method, path,
@@ -247,6 +291,8 @@ int consul_open(consul **out, const consul_options *o, lx_err *err)
 	c->token = dup_or_null(o->token);
 	c->name = strdup(o->session_name ? o->session_name : "ltxfs");
 	c->curl = curl_easy_init();
+	c->sock = CURL_SOCKET_BAD;
+	pthread_mutex_init(&c->sock_mu, NULL);
 	if (c->url == NULL || c->key == NULL || c->name == NULL || c->curl == NULL) {
 		consul_close(c);
 		return lx_err_set(err, ENOMEM, "consul: out of memory (or no URL/key)");
@@ -265,7 +311,8 @@ void consul_close(consul *c)
 	if (c == NULL)
 		return;
 	if (c->curl != NULL)
-		curl_easy_cleanup(c->curl);
+		curl_easy_cleanup(c->curl);      /* closes its sockets through close_socket */
+	pthread_mutex_destroy(&c->sock_mu);
 	free(c->url);
 	free(c->key);
 	free(c->token);

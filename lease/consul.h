@@ -61,6 +61,10 @@ int consul_session_destroy(consul *c, lx_err *err);
 /* "" when there is no session. */
 const char *consul_session_id(const consul *c);
 
+/* From another thread: end the call in progress now (with opt.abort set
+ * it fails EINTR). */
+void consul_interrupt(consul *c);
+
 /* Make `id` this client's session (a hand-off), or forget the session
  * without destroying it (id ""). */
 void consul_session_adopt(consul *c, const char *id);

@@ -134,6 +134,7 @@ static int cl_take(lease *l, const char *token, const lease_holder *me, uint64_t
 static void cl_interrupt(lease *l)
 {
 	__atomic_store_n(&of(l)->abort, 1, __ATOMIC_RELEASE);
+	consul_interrupt(of(l)->c);
 }
 
 static void cl_resume(lease *l)

@@ -11,7 +11,7 @@
 INSERT_BENCH := $(BUILD)/bench/insert_bench
 BENCH_ARGS ?=
 
-.PHONY: bench-native bench-replication
+.PHONY: bench-native bench-replication bench-failover
 
 $(INSERT_BENCH): tests/bench/insert_bench.c $(BUILD)/config.mk
 	@mkdir -p $(dir $@)
@@ -24,6 +24,7 @@ BENCH_RUN = $(PYTHON) tests/bench/bench.py --speedtest1 $(SPEEDTEST1) \
 bench: $(SPEEDTEST1) $(INSERT_BENCH) $(BUILD)/ltxfs
 	$(BENCH_RUN) --ltxfs $(abspath $(BUILD)/ltxfs)
 	$(MAKE) bench-replication
+	$(MAKE) bench-failover
 
 # Lag, snapshot speed, primary speed with replicas (tests/bench/replication_bench.py).
 REPL_BENCH_ARGS ?=
@@ -31,6 +32,15 @@ bench-replication: $(INSERT_BENCH) $(BUILD)/ltxfs
 	$(PYTHON) tests/bench/replication_bench.py --ltxfs $(abspath $(BUILD)/ltxfs) \
 		--insert-bench $(INSERT_BENCH) --workdir $(BUILD)/bench-run/replication \
 		--out $(BUILD)/bench-replication.md $(REPL_BENCH_ARGS)
+
+# Write unavailability for a clean stop, a crash and a hand-off, with a real
+# Consul (tests/bench/failover_bench.py).  FAILOVER_BENCH_ARGS='--runs 3'
+FAILOVER_BENCH_ARGS ?=
+bench-failover: $(BUILD)/ltxfs $(BUILD)/tools/bin/consul
+	LTXFS_CONSUL_BIN=$(abspath $(BUILD)/tools/bin/consul) \
+		$(PYTHON) tests/bench/failover_bench.py --ltxfs $(abspath $(BUILD)/ltxfs) \
+		--workdir $(BUILD)/bench-run/failover --out $(BUILD)/bench-failover.md \
+		$(FAILOVER_BENCH_ARGS)
 
 bench-native: $(SPEEDTEST1) $(INSERT_BENCH)
 	$(BENCH_RUN) --native-only
