@@ -32,12 +32,12 @@ struct node {
 	elector *elector;               /* NULL with a static lease */
 
 	pthread_mutex_t mu;             /* guards everything below */
-	int primary;                    /* this node holds the lease */
+	int primary;                    /* this node holds the lease; written under mu,
+					 * read atomically on FUSE threads (role_replica) */
 	uint64_t epoch;
 	lease_holder leader;            /* the lease holder; hostname "" if none known */
 	struct following *follow;       /* the stream client, on a replica */
 	char cluster_id[CLUSTER_ID_SIZE];  /* ours; a replica adopts the primary's */
-	char status_primary[LEASE_HOSTNAME_MAX + 1];  /* a copy for node_refresh */
 };
 
 /* ---- switches (elector thread, or node_start) ------------------------------ */
@@ -141,7 +141,7 @@ static void on_promoted(void *ctx, uint64_t epoch, int64_t write_until)
 	if (n->cluster_id[0] == '\0' &&
 	    cluster_id_load_or_create(n->config->data.dir, n->cluster_id, &err) < 0)
 		lx_error("node", "cluster ID: %s", err.msg);
-	n->primary = 1;
+	__atomic_store_n(&n->primary, 1, __ATOMIC_RELEASE);
 	n->epoch = epoch;
 	memset(&n->leader, 0, sizeof(n->leader));
 	snprintf(n->leader.hostname, sizeof(n->leader.hostname), "%s",
@@ -165,7 +165,7 @@ static void on_fenced(void *ctx)
 	store_set_readonly(n->store, 1);      /* first: no write after this */
 	stream_hub_set_paused(&n->hub, 1);
 	pthread_mutex_lock(&n->mu);
-	n->primary = 0;
+	__atomic_store_n(&n->primary, 0, __ATOMIC_RELEASE);
 	n->leader.hostname[0] = '\0';
 	pthread_mutex_unlock(&n->mu);
 	lx_info("node", "replica now: writes refused");
@@ -284,8 +284,8 @@ static void node_refresh(void *arg, node_status *ns)
 	pthread_mutex_lock(&n->mu);
 	c = n->follow ? n->follow->client : NULL;
 	ns->role = n->primary ? "primary" : "replica";
-	memcpy(n->status_primary, n->leader.hostname, sizeof(n->status_primary));
-	ns->primary = n->status_primary;
+	snprintf(ns->primary_name, sizeof(ns->primary_name), "%s", n->leader.hostname);
+	ns->primary = ns->primary_name;
 	ns->epoch = n->primary ? n->epoch : n->leader.epoch;
 	ns->cluster_id = n->cluster_id;
 	if (c != NULL && !n->primary) {
@@ -306,11 +306,8 @@ static void node_refresh(void *arg, node_status *ns)
 static int role_replica(void *arg)
 {
 	node *n = arg;
-	int replica;
-	pthread_mutex_lock(&n->mu);
-	replica = !n->primary;
-	pthread_mutex_unlock(&n->mu);
-	return replica;
+	/* Asked on every lookup, getattr and open: no lock. */
+	return !__atomic_load_n(&n->primary, __ATOMIC_ACQUIRE);
 }
 
 /* .primary: on a replica that is streaming from its primary. */
@@ -444,6 +441,13 @@ static int node_handoff(void *arg, uint64_t target, char **json, lx_err *err)
 	return *json ? 0 : lx_err_set(err, ENOMEM, "out of memory");
 }
 
+/* A JSON string holding an unsigned number in `base`; 0 if it is not one. */
+static uint64_t json_u64(json_t *v, int base)
+{
+	const char *s = json_string_value(v);
+	return s != NULL ? strtoull(s, NULL, base) : 0;
+}
+
 /* Wait until every database named in the primary's final positions is
  * at that position here (the last frames may still be in flight). */
 static int wait_positions(node *n, json_t *positions, lx_err *err)
@@ -455,8 +459,8 @@ static int wait_positions(node *n, json_t *positions, lx_err *err)
 		int behind = 0;
 		json_object_foreach(positions, name, v) {
 			database *db = store_find(n->store, name);
-			uint64_t txid = strtoull(json_string_value(json_array_get(v, 0)) ?: "0", NULL, 10);
-			uint64_t ck = strtoull(json_string_value(json_array_get(v, 1)) ?: "0", NULL, 16);
+			uint64_t txid = json_u64(json_array_get(v, 0), 10);
+			uint64_t ck = json_u64(json_array_get(v, 1), 16);
 			db_status st;
 			if (txid == 0)
 				continue;

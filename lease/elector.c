@@ -2,7 +2,8 @@
  * elector.c - see elector.h.
  *
  * Thread: "elector", one per node with a dynamic lease.  It owns the
- * lease backend; other threads only read its state (under mu) and stop it.
+ * lease backend and all state but `stop` and `req`, which other threads set
+ * (under mu) to stop it or to ask for a hand-off.
  */
 #include "lease/elector.h"
 
@@ -36,7 +37,7 @@ struct elector {
 	pthread_mutex_t mu;
 	pthread_cond_t wake;
 	int stop;                       /* under mu */
-	elector_state st;               /* under mu */
+	int holding;                    /* elector thread only */
 	request *req;                   /* under mu: the pending hand-off, or NULL */
 	pthread_cond_t req_done;
 	int64_t valid_until;            /* elector thread only */
@@ -92,23 +93,12 @@ static void succeeded(elector *e, const char *what)
 	e->retry_ms = RETRY_MIN_MS;
 }
 
-static void set_holding(elector *e, int holding, uint64_t epoch)
-{
-	pthread_mutex_lock(&e->mu);
-	e->st.holding = holding;
-	e->st.epoch = holding ? epoch : 0;
-	if (holding) {
-		e->st.holder = e->opt.me;
-		e->st.holder.epoch = epoch;
-	}
-	pthread_mutex_unlock(&e->mu);
-}
 
 static void lose(elector *e, const char *why)
 {
 	lx_warn("lease", "lost the lease (%s): writes refused from now on", why);
 	e->cb.fenced(e->cb.ctx);
-	set_holding(e, 0, 0);
+	e->holding = 0;
 	e->index = 0;
 }
 
@@ -131,16 +121,8 @@ static void hold_step(elector *e)
 		succeeded(e, "lease renewal");
 		e->valid_until = valid;
 		e->next_renew = t0 + e->lease->ttl_ms / 3;
-		pthread_mutex_lock(&e->mu);
-		e->st.last_renew_ms = lx_mono_ms() - t0;
-		pthread_mutex_unlock(&e->mu);
 		e->cb.extended(e->cb.ctx, valid - e->opt.margin_ms);
 		return;
-	}
-	if (rc != -EINTR) {
-		pthread_mutex_lock(&e->mu);
-		e->st.renew_failures++;
-		pthread_mutex_unlock(&e->mu);
 	}
 	if (rc == -ENOENT) {
 		lose(e, err.msg);
@@ -163,6 +145,10 @@ static void try_acquire(elector *e)
 	lx_err err;
 	int rc = e->lease->ops->acquire(e->lease, &e->opt.me, &epoch, &valid, &err);
 	if (rc < 0) {
+		/* Look at the key again after the back-off: a blocking query on
+		 * the index of the key as it was would wait out its whole period
+		 * (a restarted Consul: no primary for 30 s). */
+		e->index = 0;
 		failed(e, "acquiring the lease", &err);
 		return;
 	}
@@ -182,7 +168,7 @@ static void try_acquire(elector *e)
 	lx_info("lease", "acquired the lease: primary with epoch %" PRIu64, epoch);
 	e->valid_until = valid;
 	e->next_renew = lx_mono_ms() + e->lease->ttl_ms / 3;
-	set_holding(e, 1, epoch);
+	e->holding = 1;
 	e->cb.promoted(e->cb.ctx, epoch, valid - e->opt.margin_ms);
 }
 
@@ -195,33 +181,28 @@ static void watch_step(elector *e)
 	if (rc < 0) {
 		if (rc == -EINTR)
 			return;         /* stopping, or a hand-off request to serve */
+		e->index = 0;           /* the service may have restarted: read anew */
 		failed(e, "watching the lease", &err);
 		return;
 	}
 	succeeded(e, "the lease service");
-	pthread_mutex_lock(&e->mu);
-	if (rc == 1)
-		e->st.holder = h;
-	else
-		memset(&e->st.holder, 0, sizeof(e->st.holder));
-	pthread_mutex_unlock(&e->mu);
 	e->cb.follow(e->cb.ctx, rc == 1 ? &h : NULL);
-	if (rc == 0 && e->opt.candidate)
-		try_acquire(e);
 	if (e->index == 0)
 		e->index = 1;   /* never a non-blocking loop: Consul's indexes are >= 1 */
+	if (rc == 0 && e->opt.candidate)
+		try_acquire(e);   /* resets the index after an error or a refusal */
 }
 
 static int do_give(elector *e, request *r)
 {
 	int rc;
-	if (!e->st.holding)
+	if (!e->holding)
 		return lx_err_set(&r->err, EAGAIN, "this node does not hold the lease");
 	rc = e->lease->ops->give(e->lease, r->token, r->cap, &r->err);
 	if (rc < 0)
 		return rc;
 	e->cb.fenced(e->cb.ctx);
-	set_holding(e, 0, 0);
+	e->holding = 0;
 	e->index = 0;
 	lx_info("lease", "handed the lease over");
 	return 0;
@@ -232,7 +213,7 @@ static int do_take(elector *e, request *r)
 	int64_t valid;
 	uint64_t epoch = 0;
 	int rc;
-	if (e->st.holding)
+	if (e->holding)
 		return lx_err_set(&r->err, EAGAIN, "this node holds the lease already");
 	rc = e->lease->ops->take(e->lease, r->token, &e->opt.me, &epoch, &valid, &r->err);
 	if (rc == 0)
@@ -243,7 +224,7 @@ static int do_take(elector *e, request *r)
 	lx_info("lease", "took the lease over: primary with epoch %" PRIu64, epoch);
 	e->valid_until = valid;
 	e->next_renew = lx_mono_ms() + e->lease->ttl_ms / 3;
-	set_holding(e, 1, epoch);
+	e->holding = 1;
 	e->cb.promoted(e->cb.ctx, epoch, valid - e->opt.margin_ms);
 	return 0;
 }
@@ -322,29 +303,21 @@ static void *run(void *arg)
 {
 	elector *e = arg;
 	while (!stopping(e)) {
-		int holding;
 		serve_request(e);
-		pthread_mutex_lock(&e->mu);
-		holding = e->st.holding;
-		pthread_mutex_unlock(&e->mu);
-		if (holding)
+		if (e->holding)
 			hold_step(e);
 		else
 			watch_step(e);
 	}
-	pthread_mutex_lock(&e->mu);
-	if (e->st.holding) {
+	if (e->holding) {
 		lx_err err;
-		pthread_mutex_unlock(&e->mu);
 		e->cb.fenced(e->cb.ctx);          /* writes stop before the key is free */
 		if (e->lease->ops->release(e->lease, &err) < 0)
 			lx_warn("lease", "release on shutdown: %s (the lease expires by itself)",
 				err.msg);
 		else
 			lx_info("lease", "released the lease");
-		set_holding(e, 0, 0);
-	} else {
-		pthread_mutex_unlock(&e->mu);
+		e->holding = 0;
 	}
 	return NULL;
 }
@@ -400,11 +373,4 @@ void elector_stop(elector *e)
 	pthread_cond_destroy(&e->wake);
 	pthread_cond_destroy(&e->req_done);
 	free(e);
-}
-
-void elector_get_state(elector *e, elector_state *st)
-{
-	pthread_mutex_lock(&e->mu);
-	*st = e->st;
-	pthread_mutex_unlock(&e->mu);
 }

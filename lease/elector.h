@@ -62,14 +62,4 @@ void elector_stop(elector *e);
 int elector_give(elector *e, char *token, size_t cap, lx_err *err);
 int elector_take(elector *e, const char *token, lx_err *err);
 
-typedef struct elector_state {
-	int holding;
-	uint64_t epoch;                 /* when holding */
-	lease_holder holder;            /* the holder as last seen; hostname "" if none */
-	int64_t last_renew_ms;          /* duration of the last successful renew */
-	uint64_t renew_failures;
-} elector_state;
-
-void elector_get_state(elector *e, elector_state *st);
-
 #endif

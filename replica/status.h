@@ -20,6 +20,7 @@ typedef struct node_status {
 	const char *hostname;
 	const char *role;          /* "primary" or "replica" */
 	const char *primary;       /* the primary's hostname */
+	char primary_name[256];    /* storage a refresh may point `primary` at */
 	const char *lease_type;    /* "static", ... */
 	uint64_t epoch;            /* the primary's lease epoch as this node knows it */
 	const char *cluster_id;    /* may be NULL */

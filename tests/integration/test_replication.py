@@ -213,6 +213,22 @@ def test_malformed_stream_requests_are_refused(node_factory):
     assert C.status(p)["role"] == "primary"     # still serving
 
 
+def test_a_replica_that_saw_a_newer_epoch_is_refused(node_factory):
+    """A replica that has seen a newer lease epoch than the primary's (the
+    primary was replaced) gets 409 and no stream."""
+    import urllib.error
+    import urllib.request
+    p, rs = C.make_cluster(node_factory, replicas=0)
+    assert C.status(p)["epoch"] == 1                 # static lease
+    req = urllib.request.Request("http://127.0.0.1:%d/stream" % p.port, data=b"",
+                                 headers={"Ltxfs-Node-Id": "0123", "Ltxfs-Epoch": "2"},
+                                 method="POST")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=10)
+    assert e.value.code == 409
+    assert "was replaced" in e.value.read().decode()
+
+
 READ_SECONDS = float(os.environ.get("LTXFS_REPLICA_READ_SECONDS", "60"))
 
 
