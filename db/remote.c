@@ -7,10 +7,17 @@
  * a SQLite writer would need to exclude every reader:
  *   - shm bytes 120..127 (WRITE, CHECKPOINT, RECOVER, READ0..READ4): no
  *     WAL-mode reader is inside a read transaction, none can start one;
- *   - the database file's PENDING byte (no new rollback-mode reader) and
- *     then it waits until no rollback-mode reader holds SHARED.  WAL-mode
- *     connections hold SHARED for their whole life; they are told apart by
- *     their lock on the shm's DMS byte and excluded by the shm locks.
+ *   - unless the database is in WAL mode, the database file's PENDING byte
+ *     (no new rollback-mode reader) and then it waits until no rollback-mode
+ *     reader holds SHARED.  WAL-mode connections hold SHARED for their whole
+ *     life; they are told apart by their lock on the shm's DMS byte and
+ *     excluded by the shm locks.
+ * In WAL mode PENDING is not taken: every connection reads pages only
+ * inside a read transaction on the shm, and a connection that is still
+ * opening needs a moment of SHARED (PENDING free) to get there; an applier
+ * under a backlog that held PENDING nearly all the time kept new readers
+ * out for good.  A transaction that leaves WAL mode, a snapshot and a
+ * removal take everything.
  * Each byte is kept as soon as it is free, so a stream of overlapping
  * readers cannot starve the applier; readers meanwhile get SQLITE_BUSY and
  * retry through their busy handler.  With the locks held and the database
@@ -57,14 +64,19 @@ static int rollback_reader_present(const database *db)
 	return 0;
 }
 
+/* Which locks an apply needs (see the comment at the top). */
+enum apply_locks { LOCKS_SHM, LOCKS_ALL };
+
 /* Take what is free now; returns 1 once everything is held. */
-static int take_locks_locked(database *db)
+static int take_locks_locked(database *db, enum apply_locks which)
 {
 	int all = 1;
 	for (uint64_t b = SHM_WRITE_LOCK; b <= SHM_WRITE_LOCK + 7; b++)
 		if (lock_table_held(&db->locks[DBF_SHM], APPLY_OWNER, b) != LK_WRITE &&
 		    lock_table_set(&db->locks[DBF_SHM], APPLY_OWNER, 0, b, b, LK_WRITE) < 0)
 			all = 0;
+	if (which == LOCKS_SHM)
+		return all;
 	if (lock_table_held(&db->locks[DBF_DB], APPLY_OWNER, SQLITE_PENDING_BYTE) != LK_WRITE &&
 	    lock_table_set(&db->locks[DBF_DB], APPLY_OWNER, 0, SQLITE_PENDING_BYTE,
 			   SQLITE_PENDING_BYTE, LK_WRITE) < 0)
@@ -72,14 +84,14 @@ static int take_locks_locked(database *db)
 	return all && !rollback_reader_present(db);
 }
 
-static void acquire_locks(database *db)
+static void acquire_locks(database *db, enum apply_locks which)
 {
 	useconds_t pause = 50;
 	int64_t start = db_now_ms(), warned = 0;
 	for (;;) {
 		int done;
 		pthread_mutex_lock(&db->mu);
-		done = take_locks_locked(db);
+		done = take_locks_locked(db, which);
 		pthread_mutex_unlock(&db->mu);
 		if (done)
 			return;
@@ -355,16 +367,30 @@ static void publish(database *db, const page_set *changed, int whole, int names)
 	db_events_notify(db->opt.events);
 }
 
+/* 1 if the received file rewrites page 1 out of WAL mode.  Pages are in
+ * ascending order, so page 1, when present, is the first frame. */
+static int leaves_wal_mode(int fd)
+{
+	uint8_t frame[LTX_PAGE_HEADER_SIZE + 19];
+	if (pread(fd, frame, sizeof(frame), LTX_HEADER_SIZE) != (ssize_t)sizeof(frame))
+		return 1;   /* cannot tell: take every lock */
+	return lx_get_be32(frame) == 1 && frame[LTX_PAGE_HEADER_SIZE + 18] != 2;
+}
+
 int db_apply_remote(database *db, int fd, uint64_t len, lx_err *err)
 {
 	ltx_header h;
 	page_set changed = { 0 };
 	uint32_t old_pages;
+	enum apply_locks which;
 	int created = 0, rc = read_header(fd, &h, err);
 
 	if (rc < 0)
 		return rc;
-	acquire_locks(db);
+	pthread_mutex_lock(&db->mu);
+	which = db->wal_mode && !leaves_wal_mode(fd) ? LOCKS_SHM : LOCKS_ALL;
+	pthread_mutex_unlock(&db->mu);
+	acquire_locks(db, which);
 	pthread_mutex_lock(&db->mu);
 	old_pages = db->n_pages;
 	rc = apply_locked(db, fd, len, &h, &changed, &created, err);
@@ -435,7 +461,7 @@ int db_install_snapshot(database *db, int image_fd, const ltx_header *h,
 			uint64_t post_checksum, uint64_t *page_ck, lx_err *err)
 {
 	int rc;
-	acquire_locks(db);
+	acquire_locks(db, LOCKS_ALL);
 	pthread_mutex_lock(&db->mu);
 	rc = install_locked(db, image_fd, h, post_checksum, page_ck, err);
 	pthread_mutex_unlock(&db->mu);
@@ -449,7 +475,7 @@ int db_install_snapshot(database *db, int image_fd, const ltx_header *h,
 int db_remove_remote(database *db, lx_err *err)
 {
 	int rc;
-	acquire_locks(db);
+	acquire_locks(db, LOCKS_ALL);
 	pthread_mutex_lock(&db->mu);
 	remove_files_locked(db);
 	rc = db->log ? txlog_reset_to(db->log, 0, 0, err) :

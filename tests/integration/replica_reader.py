@@ -1,6 +1,6 @@
 """replica_reader.py - a reader process for test_replication.py.
 
-    replica_reader.py DB SECONDS
+    replica_reader.py DB SECONDS [reopen]
 
 Queries DB (on a replica's mount) in a loop for SECONDS, each time in one
 read transaction: the writer on the primary keeps meta.n equal to the row
@@ -8,7 +8,9 @@ count of t in every transaction, so a torn state (some pages of a
 transaction applied, others not) shows up as a mismatch.  Every 25th round
 runs PRAGMA integrity_check.  SQLITE_BUSY is absorbed by the busy timeout;
 any other error, a mismatch or a failed integrity check exits 1 with a
-message on stderr.  Prints the number of rounds.
+message on stderr.  With "reopen", every round runs on a new connection
+(the opening is what a busy replica could starve).  Prints the number of
+rounds.
 """
 
 import sqlite3
@@ -18,11 +20,16 @@ import time
 
 def main():
     path, seconds = sys.argv[1], float(sys.argv[2])
+    reopen = sys.argv[3:] == ["reopen"]
     deadline = time.monotonic() + seconds
     rounds = 0
-    con = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=30,
-                          isolation_level=None)
+    con = None
     while time.monotonic() < deadline:
+        if con is None or reopen:
+            if con is not None:
+                con.close()
+            con = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=30,
+                                  isolation_level=None)
         try:
             con.execute("BEGIN")
             n = con.execute("SELECT n FROM meta").fetchone()[0]
