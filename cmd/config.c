@@ -58,6 +58,9 @@ enum key_id {
 	KEY_LEASE_CONSUL_TOKEN,
 	KEY_LEASE_CONSUL_TTL,
 	KEY_LEASE_CONSUL_LOCK_DELAY,
+	KEY_LEASE_ETCD_URL,
+	KEY_LEASE_ETCD_KEY,
+	KEY_LEASE_ETCD_TTL,
 	KEY_LOG_LEVEL,
 	KEY_EXEC,
 	KEY_COUNT
@@ -108,7 +111,7 @@ static const enum_value lock_keepers[] = {
 static const enum_value lease_types[] = {
 	{ "static", CONFIG_LEASE_STATIC, true },
 	{ "consul", CONFIG_LEASE_CONSUL, true },
-	{ "etcd", -1, false },
+	{ "etcd", CONFIG_LEASE_ETCD, true },
 	{ NULL, 0, false },
 };
 
@@ -146,6 +149,9 @@ static const char *const known_keys[KEY_COUNT + 1] = {
 	[KEY_LEASE_CONSUL_TOKEN] = "lease.consul.token",
 	[KEY_LEASE_CONSUL_TTL] = "lease.consul.ttl",
 	[KEY_LEASE_CONSUL_LOCK_DELAY] = "lease.consul.lock-delay",
+	[KEY_LEASE_ETCD_URL] = "lease.etcd.url",
+	[KEY_LEASE_ETCD_KEY] = "lease.etcd.key",
+	[KEY_LEASE_ETCD_TTL] = "lease.etcd.ttl",
 	[KEY_LOG_LEVEL] = "log.level",
 	[KEY_EXEC] = "exec",
 	[KEY_COUNT] = NULL,
@@ -173,6 +179,9 @@ static const key_spec specs[KEY_COUNT] = {
 	[KEY_LEASE_CONSUL_TOKEN] = { K_STRING, OFF(lease.consul.token), NULL },
 	[KEY_LEASE_CONSUL_TTL] = { K_DURATION, OFF(lease.consul.ttl_ns), NULL },
 	[KEY_LEASE_CONSUL_LOCK_DELAY] = { K_DURATION, OFF(lease.consul.lock_delay_ns), NULL },
+	[KEY_LEASE_ETCD_URL] = { K_URL, OFF(lease.etcd.url), NULL },
+	[KEY_LEASE_ETCD_KEY] = { K_STRING, OFF(lease.etcd.key), NULL },
+	[KEY_LEASE_ETCD_TTL] = { K_DURATION, OFF(lease.etcd.ttl_ns), NULL },
 	[KEY_LOG_LEVEL] = { K_ENUM, OFF(log.level), log_levels },
 	[KEY_EXEC] = { K_STRLIST, OFF(exec), NULL },
 };
@@ -1362,6 +1371,7 @@ void config_init_defaults(ltxfs_config *c)
 	c->lease.candidate = true;
 	c->lease.consul.ttl_ns = 10ULL * 1000000000ULL;
 	c->lease.consul.lock_delay_ns = 1000000000ULL;
+	c->lease.etcd.ttl_ns = 10ULL * 1000000000ULL;
 	c->log.level = LX_INFO;
 }
 
@@ -1376,6 +1386,8 @@ void config_free(ltxfs_config *c)
 	free(c->lease.consul.url);
 	free(c->lease.consul.key);
 	free(c->lease.consul.token);
+	free(c->lease.etcd.url);
+	free(c->lease.etcd.key);
 	for (size_t i = 0; i < c->exec.n; i++)
 		free(c->exec.cmds[i]);
 	free(c->exec.cmds);
@@ -1506,6 +1518,24 @@ static int check_consul(const ltxfs_config *c, lx_err *err)
 	return 0;
 }
 
+static int check_etcd(const ltxfs_config *c, lx_err *err)
+{
+	const uint64_t s = 1000000000ULL;
+	if (c->lease.type != CONFIG_LEASE_ETCD)
+		return 0;
+	if (c->lease.etcd.url == NULL)
+		return cfg_err(c, err, "lease.etcd.url is required when lease.type is etcd "
+			       "(e.g. http://127.0.0.1:2379)");
+	if (c->lease.etcd.key != NULL && !consul_key_valid(c->lease.etcd.key))
+		return cfg_err(c, err, "lease.etcd.key must be segments of letters, digits and "
+			       "_.,- joined by '/' (e.g. myapp/primary)");
+	if (c->lease.etcd.ttl_ns < 2 * s || c->lease.etcd.ttl_ns > 3600 * s ||
+	    c->lease.etcd.ttl_ns % s != 0)
+		return cfg_err(c, err, "lease.etcd.ttl must be whole seconds between 2s and 1h "
+			       "(etcd's leases count seconds)");
+	return 0;
+}
+
 /* Range checks of values a program (not the parser) may have set. */
 static int check_values(const ltxfs_config *c, lx_err *err)
 {
@@ -1529,7 +1559,7 @@ static int check_values(const ltxfs_config *c, lx_err *err)
 	for (size_t i = 0; i < c->exec.n; i++)
 		if (c->exec.cmds[i] == NULL || c->exec.cmds[i][0] == '\0')
 			return cfg_err(c, err, "exec[%zu] is empty", i);
-	return check_consul(c, err);
+	return check_consul(c, err) < 0 ? -EINVAL : check_etcd(c, err);
 }
 
 int config_validate(const ltxfs_config *c, lx_err *err)
@@ -1583,6 +1613,9 @@ int config_resolve(ltxfs_config *c, lx_err *err)
 		rc = resolve_hostname(c, err);
 	if (rc == 0 && c->lease.type == CONFIG_LEASE_CONSUL && c->lease.consul.key == NULL &&
 	    (c->lease.consul.key = strdup("ltxfs/primary")) == NULL)
+		rc = lx_err_set(err, ENOMEM, "config: out of memory");
+	if (rc == 0 && c->lease.type == CONFIG_LEASE_ETCD && c->lease.etcd.key == NULL &&
+	    (c->lease.etcd.key = strdup("ltxfs/primary")) == NULL)
 		rc = lx_err_set(err, ENOMEM, "config: out of memory");
 	if (rc != 0 || c->lease.advertise_url != NULL)
 		return rc;
@@ -1681,6 +1714,8 @@ static bool dump_has(const ltxfs_config *c, enum key_id id)
 	const void *slot = cfield(c, id);
 	if (strncmp(known_keys[id], "lease.consul.", 13) == 0 &&
 	    c->lease.type != CONFIG_LEASE_CONSUL)
+		return false;
+	if (strncmp(known_keys[id], "lease.etcd.", 11) == 0 && c->lease.type != CONFIG_LEASE_ETCD)
 		return false;
 	switch (specs[id].kind) {
 	case K_STRING:

@@ -58,6 +58,7 @@ typedef enum config_locks {
 typedef enum config_lease_type {
 	CONFIG_LEASE_STATIC = 0,
 	CONFIG_LEASE_CONSUL = 1,
+	CONFIG_LEASE_ETCD = 2,
 } config_lease_type;
 
 /*
@@ -98,6 +99,11 @@ typedef struct ltxfs_config {
 			uint64_t ttl_ns;        /* session TTL, default 10 s */
 			uint64_t lock_delay_ns; /* default 1 s */
 		} consul;
+		struct {
+			char *url;              /* required with lease.type etcd */
+			char *key;              /* NULL until resolved = "ltxfs/primary" */
+			uint64_t ttl_ns;        /* lease TTL, default 10 s, whole seconds */
+		} etcd;
 	} lease;
 	struct {
 		enum lx_log_level level;

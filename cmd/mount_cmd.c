@@ -56,7 +56,8 @@ static node_status node_of(const ltxfs_config *c, uint64_t node_id)
 	n.hostname = c->lease.hostname;
 	n.role = "replica";
 	n.primary = "";
-	n.lease_type = c->lease.type == CONFIG_LEASE_CONSUL ? "consul" : "static";
+	n.lease_type = c->lease.type == CONFIG_LEASE_CONSUL ? "consul" :
+		       c->lease.type == CONFIG_LEASE_ETCD ? "etcd" : "static";
 	n.started_ms = lx_wall_ms();
 	return n;
 }
@@ -67,7 +68,7 @@ static int check_role(const ltxfs_config *c)
 	if (may_follow && c->fuse.locks == CONFIG_LOCKS_KERNEL) {
 		/* A replica must exclude local readers while it applies. */
 		lx_error("ltxfs", "%s: fuse.locks: kernel cannot be used on a node that may be a "
-			 "replica (lease.candidate: false, or a consul lease): ltxfs must see the "
+			 "replica (lease.candidate: false, or a consul or etcd lease): ltxfs must see the "
 			 "readers' locks to apply the primary's transactions safely; use "
 			 "fuse.locks: ltxfs", c->origin);
 		return -1;

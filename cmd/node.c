@@ -16,9 +16,11 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "cmd/catch_up.h"
 #include "lease/cluster_id.h"
 #include "lease/consul_lease.h"
 #include "lease/elector.h"
+#include "lease/etcd_lease.h"
 #include "replica/stream_client.h"
 
 #define WATCH_WAIT_MS 30000
@@ -131,12 +133,37 @@ static void on_follow(void *ctx, const lease_holder *h)
 	}
 }
 
-static void on_promoted(void *ctx, uint64_t epoch, int64_t write_until)
+/* Before the first write: the newest history a reachable member holds
+ * (cmd/catch_up.h).  Within half the TTL: the elector renews after this. */
+static void catch_up_with(node *n, const lease_holder *peers, size_t n_peers)
+{
+	catch_up_options o;
+	char cluster[CLUSTER_ID_SIZE];
+	pthread_mutex_lock(&n->mu);
+	memcpy(cluster, n->cluster_id, CLUSTER_ID_SIZE);
+	pthread_mutex_unlock(&n->mu);
+	memset(&o, 0, sizeof(o));
+	o.my_url = n->config->lease.advertise_url;
+	o.node_id = n->node_id;
+	o.cluster_id = cluster;
+	o.data_dir = n->config->data.dir;
+	o.peers = peers;
+	o.n_peers = n_peers;
+	o.budget_ms = (int64_t)((n->config->lease.type == CONFIG_LEASE_ETCD ?
+				 n->config->lease.etcd.ttl_ns : n->config->lease.consul.ttl_ns) / 2000000);
+	if (catch_up(n->store, &o) > 0)
+		adopt_cluster_id(n);
+}
+
+static void on_promoted(void *ctx, uint64_t epoch, int64_t write_until,
+			const lease_holder *peers, size_t n_peers)
 {
 	node *n = ctx;
 	lx_err err;
 	unfollow(n);
 	adopt_cluster_id(n);
+	if (n_peers > 0)
+		catch_up_with(n, peers, n_peers);
 	pthread_mutex_lock(&n->mu);
 	if (n->cluster_id[0] == '\0' &&
 	    cluster_id_load_or_create(n->config->data.dir, n->cluster_id, &err) < 0)
@@ -181,7 +208,7 @@ static int start_static(node *n, lx_err *err)
 	if (c->lease.candidate) {
 		rc = cluster_id_load_or_create(c->data.dir, n->cluster_id, err);
 		if (rc == 0)
-			on_promoted(n, 1, 0);   /* static: one epoch, no deadline */
+			on_promoted(n, 1, 0, NULL, 0);   /* static: one epoch, no deadline */
 		return rc;
 	}
 	rc = cluster_id_load(c->data.dir, n->cluster_id, err);
@@ -194,12 +221,25 @@ static int start_static(node *n, lx_err *err)
 	return follow(n, &h, err);
 }
 
+/* The elector on a lease backend (consul or etcd). */
+static int start_elected(node *n, lease *l, int64_t ttl_ms, lx_err *err)
+{
+	const ltxfs_config *c = n->config;
+	elector_options eo;
+	elector_callbacks cb = { n, on_promoted, on_extended, on_fenced, on_follow };
+	memset(&eo, 0, sizeof(eo));
+	snprintf(eo.me.hostname, sizeof(eo.me.hostname), "%s", c->lease.hostname);
+	snprintf(eo.me.advertise_url, sizeof(eo.me.advertise_url), "%s", c->lease.advertise_url);
+	eo.candidate = c->lease.candidate;
+	eo.margin_ms = ttl_ms / 10 > 100 ? ttl_ms / 10 : 100;
+	eo.watch_wait_ms = WATCH_WAIT_MS;
+	return elector_start(&n->elector, l, &eo, &cb, err);
+}
+
 static int start_consul(node *n, lx_err *err)
 {
 	const ltxfs_config *c = n->config;
 	consul_lease_options lo;
-	elector_options eo;
-	elector_callbacks cb = { n, on_promoted, on_extended, on_fenced, on_follow };
 	char name[300];
 	lease *l;
 	int rc = cluster_id_load(c->data.dir, n->cluster_id, err);
@@ -214,15 +254,23 @@ static int start_consul(node *n, lx_err *err)
 	lo.ttl_ms = (int64_t)(c->lease.consul.ttl_ns / 1000000);
 	lo.lock_delay_ms = (int64_t)(c->lease.consul.lock_delay_ns / 1000000);
 	rc = consul_lease_open(&l, &lo, err);
+	return rc < 0 ? rc : start_elected(n, l, lo.ttl_ms, err);
+}
+
+static int start_etcd(node *n, lx_err *err)
+{
+	const ltxfs_config *c = n->config;
+	etcd_lease_options lo;
+	lease *l;
+	int rc = cluster_id_load(c->data.dir, n->cluster_id, err);
 	if (rc < 0)
 		return rc;
-	memset(&eo, 0, sizeof(eo));
-	snprintf(eo.me.hostname, sizeof(eo.me.hostname), "%s", c->lease.hostname);
-	snprintf(eo.me.advertise_url, sizeof(eo.me.advertise_url), "%s", c->lease.advertise_url);
-	eo.candidate = c->lease.candidate;
-	eo.margin_ms = lo.ttl_ms / 10 > 100 ? lo.ttl_ms / 10 : 100;
-	eo.watch_wait_ms = WATCH_WAIT_MS;
-	return elector_start(&n->elector, l, &eo, &cb, err);
+	memset(&lo, 0, sizeof(lo));
+	lo.url = c->lease.etcd.url;
+	lo.key = c->lease.etcd.key;
+	lo.ttl_ms = (int64_t)(c->lease.etcd.ttl_ns / 1000000);
+	rc = etcd_lease_open(&l, &lo, err);
+	return rc < 0 ? rc : start_elected(n, l, lo.ttl_ms, err);
 }
 
 int node_start(node **out, const ltxfs_config *c, store *st, uint64_t node_id, lx_err *err)
@@ -241,7 +289,8 @@ int node_start(node **out, const ltxfs_config *c, store *st, uint64_t node_id, l
 	/* Until the lease says otherwise, a replica with no primary. */
 	store_set_readonly(st, 1);
 	stream_hub_set_paused(&n->hub, 1);
-	rc = c->lease.type == CONFIG_LEASE_CONSUL ? start_consul(n, err) : start_static(n, err);
+	rc = c->lease.type == CONFIG_LEASE_CONSUL ? start_consul(n, err) :
+	     c->lease.type == CONFIG_LEASE_ETCD ? start_etcd(n, err) : start_static(n, err);
 	if (rc < 0) {
 		node_stop(n);
 		node_free(n);

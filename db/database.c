@@ -249,6 +249,13 @@ static int refused_on_replica_locked(database *db, enum db_file f, enum replica_
 			  db->name, db_file_names[f]);
 }
 
+int db_writes_refused(database *db)
+{
+	int64_t until = __atomic_load_n(&db->write_until, __ATOMIC_ACQUIRE);
+	return __atomic_load_n(&db->readonly, __ATOMIC_ACQUIRE) ||
+	       (until != 0 && lx_mono_ms() >= until);
+}
+
 /* ---- opening backing files ------------------------------------------------ */
 
 int db_file_exists(database *db, enum db_file f)
@@ -783,6 +790,7 @@ void db_status_get(database *db, db_status *out)
 		out->log_bytes = db->log->ltx_bytes;
 	}
 	out->last_commit_ms = db->last_commit_ms;
+	out->lost = db->lost;
 	pthread_mutex_unlock(&db->mu);
 }
 

@@ -125,6 +125,19 @@ typedef struct db_wal_state {
 
 struct db_snapshot;
 
+/* Transactions this node committed that the primary's history does not
+ * hold (db_report_diverged): the last such event and the running total. */
+typedef struct db_lost {
+	uint64_t from, to;         /* TXIDs; from == 0: where the histories part
+				      is unknown (older than either side keeps) */
+	uint64_t count;            /* to - from + 1; 0 when from is unknown */
+	int64_t at_ms;             /* wall clock of the report; 0: never */
+	char kept[64];             /* the directory (under the database's) that
+				      keeps their LTX records; "" if none */
+	uint64_t total;            /* transactions over every report */
+	uint64_t events;
+} db_lost;
+
 struct database {
 	char *name;
 	char *dir;                 /* data.dir/dbs/NAME */
@@ -166,6 +179,7 @@ struct database {
 				    * refused (the lease may be gone); 0: never */
 	uint32_t shm_change;       /* iChange of the last shm header written (replica) */
 	struct db_snapshot *snapshots;  /* being read for replicas (db/snapshot.h) */
+	db_lost lost;              /* the last report of db_report_diverged */
 };
 
 /*
@@ -199,9 +213,14 @@ typedef struct db_status {
 	uint64_t log_transactions; /* records in the log */
 	uint64_t log_bytes;        /* LTX bytes in the log */
 	int64_t last_commit_ms;    /* wall clock of the last commit; 0 if none */
+	db_lost lost;
 } db_status;
 
 void db_status_get(database *db, db_status *out);
+
+/* 1 while the mount refuses changes to this database: a replica, or a
+ * primary past its write deadline (db_set_write_until). */
+int db_writes_refused(database *db);
 
 /* 1 if the backing file exists. */
 int db_file_exists(database *db, enum db_file f);
@@ -287,6 +306,8 @@ enum db_send_kind {
 typedef struct db_send {
 	enum db_send_kind kind;
 	const char *why;           /* SEND_SNAPSHOT: a static reason for the log */
+	int diverged;              /* SEND_SNAPSHOT: the replica's position is not on
+				      this history (ahead, or off it) */
 	int fd;                    /* SEND_LTX: own descriptor of the log segment (close it) */
 	uint64_t offset, length;   /* SEND_LTX: the LTX bytes in fd */
 	int verified;              /* SEND_LTX: known good (see txlog_entry) */
@@ -304,6 +325,43 @@ typedef struct db_send {
  */
 int db_next_send(database *db, uint64_t txid, uint64_t checksum, int known,
 		 db_send *out, lx_err *err);
+
+/* A position on a database's history: the state after `txid`. */
+typedef struct db_point {
+	uint64_t txid;
+	uint64_t checksum;
+} db_point;
+
+/*
+ * Up to `max` earlier positions of this node's own history, below its
+ * current TXID and newest first: the newest 16 records one by one, then
+ * older ones at doubling distances.  A replica sends them so that a primary
+ * can tell where a diverged replica left the primary's history.
+ */
+size_t db_history_points(database *db, db_point *out, size_t max);
+
+/* The TXID of the newest of `v` that lies on this database's retained
+ * history; 0 when none does. */
+uint64_t db_common_txid(database *db, const db_point *v, size_t n);
+
+/* This database's positions (the state after each logged record, and the
+ * current one) with after < TXID <= upto, ascending, the oldest `max`. */
+size_t db_history_after(database *db, uint64_t after, uint64_t upto, db_point *out,
+			size_t max);
+
+/*
+ * Replica: the primary says this database's position is not on its history;
+ * `common` is the newest of the positions the replica reported that is on
+ * it (0: none), and `later` (n, ascending) are the primary's positions after
+ * it, from which the exact point where the histories part is found.  A
+ * snapshot follows.  The transactions after `common` that this node holds
+ * (it was primary once) are lost to the cluster: they are reported in the
+ * log and in db_status, and their LTX records are copied to
+ * `lost-<from>-<to>/` in the database's directory before the snapshot
+ * replaces the log.  Never merged.  `primary` names the primary for the log.
+ */
+void db_report_diverged(database *db, uint64_t common, const db_point *later, size_t n,
+			const char *primary);
 
 /* The log record holding `txid` was verified in full (db_next_send). */
 void db_mark_verified(database *db, uint64_t txid);

@@ -17,10 +17,11 @@
 #include <fcntl.h>
 #include <string.h>
 
-static void want_snapshot(const database *db, db_send *out, const char *why)
+static void want_snapshot(const database *db, db_send *out, const char *why, int diverged)
 {
 	out->kind = db->n_pages ? SEND_SNAPSHOT : SEND_DELETED;
 	out->why = why;
+	out->diverged = diverged;
 	out->txid = db->txid;
 	out->checksum = db->checksum;
 }
@@ -45,25 +46,25 @@ static int next_locked(database *db, uint64_t txid, uint64_t checksum, int known
 	if (db->txid == 0 || (!known && db->n_pages == 0))
 		return 0;
 	if (txid > db->txid) {
-		want_snapshot(db, out, "replica is ahead of the primary");
+		want_snapshot(db, out, "replica is ahead of the primary", 1);
 		return 0;
 	}
 	if (txid == db->txid) {
 		if (checksum != db->checksum)
-			want_snapshot(db, out, "same TXID, different checksum");
+			want_snapshot(db, out, "same TXID, different checksum", 1);
 		return 0;
 	}
 	if (txid == 0 && !whole_history_is_small(db)) {
-		want_snapshot(db, out, "new database");
+		want_snapshot(db, out, "new database", 0);
 		return 0;
 	}
 	e = txlog_find(db->log, txid + 1);
 	if (e == NULL || e->hdr.min_txid != txid + 1) {
-		want_snapshot(db, out, "history no longer retained");
+		want_snapshot(db, out, "history no longer retained", 0);
 		return 0;
 	}
 	if (e->hdr.pre_checksum != checksum) {
-		want_snapshot(db, out, "position is not on the primary's history");
+		want_snapshot(db, out, "position is not on the primary's history", 1);
 		return 0;
 	}
 	out->fd = fcntl(db->log->segs[e->seg].fd, F_DUPFD_CLOEXEC, 0);
@@ -98,4 +99,84 @@ void db_mark_verified(database *db, uint64_t txid)
 	if (e != NULL)
 		db->log->ents[e - db->log->ents].verified = 1;
 	pthread_mutex_unlock(&db->mu);
+}
+
+/* ---- where two histories part ------------------------------------------------ */
+
+/* Newest records sent one by one; older ones at doubling TXID distances. */
+#define POINTS_DENSE 16
+
+size_t db_history_points(database *db, db_point *out, size_t max)
+{
+	size_t n = 0;
+	uint64_t gap = 1, last;
+	pthread_mutex_lock(&db->mu);
+	last = db->txid;
+	for (size_t i = db->log && !db->failed ? db->log->n : 0; i > 0 && n < max; i--) {
+		const txlog_entry *e = &db->log->ents[i - 1];
+		uint64_t t = e->hdr.min_txid - 1;
+		if (t == 0 || e->hdr.pre_checksum == 0)
+			break;                     /* a snapshot: nothing earlier */
+		if (t >= last || (n >= POINTS_DENSE && last - t < gap))
+			continue;
+		out[n].txid = t;
+		out[n].checksum = e->hdr.pre_checksum;
+		last = t;
+		if (++n >= POINTS_DENSE)
+			gap *= 2;
+	}
+	pthread_mutex_unlock(&db->mu);
+	return n;
+}
+
+int db_on_history_locked(const database *db, uint64_t txid, uint64_t checksum)
+{
+	const txlog_entry *e;
+	uint64_t base_txid, base_ck;
+	if (txid == db->txid)
+		return checksum == db->checksum;
+	if (db->log == NULL || txid > db->txid)
+		return 0;
+	txlog_base(db->log, &base_txid, &base_ck);
+	if (txid == base_txid)
+		return checksum == base_ck;
+	e = txlog_find(db->log, txid);
+	if (e != NULL && e->hdr.max_txid == txid)
+		return checksum == e->post_checksum;
+	e = txlog_find(db->log, txid + 1);
+	return e != NULL && e->hdr.min_txid == txid + 1 && checksum == e->hdr.pre_checksum;
+}
+
+size_t db_history_after(database *db, uint64_t after, uint64_t upto, db_point *out,
+			size_t max)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&db->mu);
+	if (upto > db->txid)
+		upto = db->txid;
+	for (size_t i = 0; db->log != NULL && i < db->log->n && n < max; i++) {
+		const txlog_entry *e = &db->log->ents[i];
+		if (e->hdr.max_txid > after && e->hdr.max_txid <= upto &&
+		    (n == 0 || e->hdr.max_txid > out[n - 1].txid)) {
+			out[n].txid = e->hdr.max_txid;
+			out[n++].checksum = e->post_checksum;
+		}
+	}
+	if (n < max && db->txid > after && db->txid <= upto && (n == 0 || out[n - 1].txid < db->txid)) {
+		out[n].txid = db->txid;
+		out[n++].checksum = db->checksum;
+	}
+	pthread_mutex_unlock(&db->mu);
+	return n;
+}
+
+uint64_t db_common_txid(database *db, const db_point *v, size_t n)
+{
+	uint64_t found = 0;
+	pthread_mutex_lock(&db->mu);
+	for (size_t i = 0; i < n && found == 0; i++)
+		if (v[i].txid > 0 && db_on_history_locked(db, v[i].txid, v[i].checksum))
+			found = v[i].txid;
+	pthread_mutex_unlock(&db->mu);
+	return found;
 }

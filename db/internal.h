@@ -104,4 +104,8 @@ struct apply_target;
 void db_apply_target_locked(database *db, struct apply_target *t);
 void db_apply_target_taken(database *db, const struct apply_target *t);
 
+/* history.c: 1 if (txid, checksum) is a position of this database's
+ * retained history (the current one, the log's base, or a record's). */
+int db_on_history_locked(const database *db, uint64_t txid, uint64_t checksum);
+
 #endif

@@ -190,9 +190,13 @@ static void reply_negative(fuse_req_t req)
 	fuse_reply_entry(req, &e);
 }
 
-/* Log an error that reaches the application through an errno. */
+/* Log an error that reaches the application through an errno.  Not a write
+ * a read-only node refused: that is the node's role, logged once where the
+ * role changed, and a client retrying would flood the log. */
 static int report(const fs_node *n, const lx_err *err, int rc)
 {
+	if (rc == -EROFS && n != NULL && db_writes_refused(n->db))
+		return EROFS;
 	if (rc < 0 && rc != -ENOENT && rc != -EAGAIN && rc != -EEXIST)
 		lx_warn(n ? n->db->name : "fuse", "%s", err->msg[0] ? err->msg : strerror(-rc));
 	return -rc;
@@ -430,7 +434,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	rc = db_unlink(db, (enum db_file)kind, &err);
-	if (rc < 0)
+	if (rc < 0 && !(rc == -EROFS && db_writes_refused(db)))   /* see report() */
 		lx_warn(db->name, "unlink %s: %s", name, err.msg);
 	fuse_reply_err(req, rc < 0 ? -rc : 0);
 }

@@ -8,109 +8,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <pthread.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
 
 #include "base/base64.h"
 #include "base/clock.h"
-
-#define BODY_MAX (64 * 1024)
+#include "lease/http_call.h"
 
 struct consul {
 	consul_options opt;
 	char *url, *key, *token, *name;
-	CURL *curl;
+	http_call *http;
 	char session[64];
-	pthread_mutex_t sock_mu;        /* guards sock: consul_interrupt() runs elsewhere */
-	curl_socket_t sock;             /* the connection's socket, or CURL_SOCKET_BAD */
 };
-
-/* libcurl's sockets are opened and closed here, so that another thread can
- * shut the one in use down (consul_interrupt): a blocking query then ends
- * at once instead of at libcurl's next progress call (up to a second). */
-static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
-{
-	consul *c = arg;
-	curl_socket_t fd;
-	(void)purpose;
-	fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-	pthread_mutex_lock(&c->sock_mu);
-	c->sock = fd;
-	pthread_mutex_unlock(&c->sock_mu);
-	return fd;
-}
-
-static int close_socket(void *arg, curl_socket_t fd)
-{
-	consul *c = arg;
-	pthread_mutex_lock(&c->sock_mu);
-	if (c->sock == fd)
-		c->sock = CURL_SOCKET_BAD;
-	close(fd);
-	pthread_mutex_unlock(&c->sock_mu);
-	return 0;
-}
 
 void consul_interrupt(consul *c)
 {
-	pthread_mutex_lock(&c->sock_mu);
-	if (c->sock != CURL_SOCKET_BAD)
-		shutdown(c->sock, SHUT_RDWR);
-	pthread_mutex_unlock(&c->sock_mu);
+	http_call_interrupt(c->http);
 }
 
-/* One response: status, body (NUL-terminated), X-Consul-Index. */
-typedef struct response {
-	long status;
-	char body[BODY_MAX + 1];
-	size_t len;
-	int truncated;
-	uint64_t index;
-	int has_index;
-} response;
-
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-	response *r = arg;
-	size_t len = size * n, room = BODY_MAX - r->len;
-	if (len > room) {
-		r->truncated = 1;
-		len = room;
-	}
-	memcpy(r->body + r->len, p, len);
-	r->len += len;
-	r->body[r->len] = '\0';
-	return size * n;
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *arg)
-{
-	response *r = arg;
-	size_t len = size * n;
-	static const char name[] = "x-consul-index:";
-	if (len > sizeof(name) - 1 && strncasecmp(p, name, sizeof(name) - 1) == 0) {
-		char buf[32];
-		size_t vlen = len - (sizeof(name) - 1);
-		if (vlen >= sizeof(buf))
-			vlen = sizeof(buf) - 1;
-		memcpy(buf, p + sizeof(name) - 1, vlen);
-		buf[vlen] = '\0';
-		r->index = strtoull(buf, NULL, 10);
-		r->has_index = 1;
-	}
-	return len;
-}
-
-static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
-{
-	const int *abort = arg;
-	(void)dt, (void)dn, (void)ut, (void)un;
-	return abort != NULL && __atomic_load_n(abort, __ATOMIC_ACQUIRE);
-}
+typedef http_reply response;
 
 /* The error for a non-2xx answer, with Consul's text (it is plain text). */
 static int status_error(const consul *c, const char *what, const response *r, lx_err *err)
@@ -130,58 +48,26 @@ static int status_error(const consul *c, const char *what, const response *r, lx
 static int request(consul *c, const char *method, const char *path, const char *body,
 		   int64_t timeout_ms, response *r, int64_t *sent_ms, lx_err *err)
 {
-	char url[2048], cerr[CURL_ERROR_SIZE] = "", tok[600];
+	char url[2048], tok[600];
 	struct curl_slist *headers = NULL;
-	CURLcode cc;
-
-	memset(r, 0, sizeof(*r));
+	http_request q;
+	int rc;
 	snprintf(url, sizeof(url), "%s%s", c->url, path);
-	curl_easy_reset(c->curl);
-	curl_easy_setopt(c->curl, CURLOPT_URL, url);
-	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
-	if (body != NULL) {
-		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-	}
 	if (c->token != NULL) {
 		snprintf(tok, sizeof(tok), "X-Consul-Token: %s", c->token);
 		headers = curl_slist_append(headers, tok);
 	}
 	headers = curl_slist_append(headers, "Content-Type: application/json");
-	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, r);
-	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, cerr);
-	curl_easy_setopt(c->curl, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-	curl_easy_setopt(c->curl, CURLOPT_OPENSOCKETDATA, c);
-	curl_easy_setopt(c->curl, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
-	curl_easy_setopt(c->curl, CURLOPT_CLOSESOCKETDATA, c);
-	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)c->opt.timeout_ms);
-	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-	if (c->opt.abort != NULL) {
-		curl_easy_setopt(c->curl, CURLOPT_NOPROGRESS, 0L);
-		curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
-		curl_easy_setopt(c->curl, CURLOPT_XFERINFODATA, (void *)c->opt.abort);
-	}
-	if (sent_ms != NULL)
-		*sent_ms = lx_mono_ms();
-	cc = curl_easy_perform(c->curl);
+	memset(&q, 0, sizeof(q));
+	q.method = method;
+	q.url = url;
+	q.body = body;
+	q.headers = headers;
+	q.timeout_ms = timeout_ms;
+	q.want_header = "X-Consul-Index";
+	rc = http_call_do(c->http, &q, r, sent_ms, err);
 	curl_slist_free_all(headers);
-	if (cc == CURLE_ABORTED_BY_CALLBACK ||
-	    (cc != CURLE_OK && c->opt.abort != NULL && __atomic_load_n(c->opt.abort, __ATOMIC_ACQUIRE)))
-		return lx_err_set(err, EINTR, "consul %s: %s %s: interrupted", c->url, method, path);
-	if (cc != CURLE_OK)
-		return lx_err_set(err, EAGAIN, "consul %s: %s %s: %s", c->url, method, path,
-				  cerr[0] ? cerr : curl_easy_strerror(cc));
-	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &r->status);
-	if (r->truncated)
-		return lx_err_set(err, EPROTO, "consul %s: %s %s: answer longer than %d bytes",
-				  c->url, method, path, BODY_MAX);
-	return 0;
+	return rc;
 }
 
 /* ---- parsing -------------------------------------------------------------- */
@@ -227,21 +113,13 @@ static int parse_value(json_t *v, consul_entry *e, lx_err *err)
 	return 0;
 }
 
-int consul_parse_entry(const char *body, size_t len, consul_entry *e, lx_err *err)
+static int parse_object(json_t *o, consul_entry *e, lx_err *err)
 {
-	json_error_t je;
-	json_t *a = json_loadb(body, len, 0, &je), *o;
 	const char *session;
 	int rc = 0;
-
 	memset(e, 0, sizeof(*e));
-	if (a == NULL)
-		return lx_err_set(err, EPROTO, "KV entry is not JSON: %s", je.text);
-	o = json_array_get(a, 0);
-	if (!json_is_array(a) || json_array_size(a) != 1 || !json_is_object(o)) {
-		json_decref(a);
-		return lx_err_set(err, EPROTO, "KV answer is not an array of one entry");
-	}
+	if (!json_is_object(o))
+		return lx_err_set(err, EPROTO, "KV entry is not an object");
 	if (get_u64(o, "ModifyIndex", &e->modify_index) < 0 ||
 	    get_u64(o, "LockIndex", &e->lock_index) < 0)
 		rc = lx_err_set(err, EPROTO, "KV entry without ModifyIndex/LockIndex");
@@ -253,6 +131,39 @@ int consul_parse_entry(const char *body, size_t len, consul_entry *e, lx_err *er
 	if (rc == 0)
 		rc = parse_value(json_object_get(o, "Value"), e, err);
 	e->present = rc == 0;
+	return rc;
+}
+
+int consul_parse_entry(const char *body, size_t len, consul_entry *e, lx_err *err)
+{
+	json_error_t je;
+	json_t *a = json_loadb(body, len, 0, &je);
+	int rc;
+	memset(e, 0, sizeof(*e));
+	if (a == NULL)
+		return lx_err_set(err, EPROTO, "KV entry is not JSON: %s", je.text);
+	if (!json_is_array(a) || json_array_size(a) != 1)
+		rc = lx_err_set(err, EPROTO, "KV answer is not an array of one entry");
+	else
+		rc = parse_object(json_array_get(a, 0), e, err);
+	json_decref(a);
+	return rc;
+}
+
+int consul_parse_entries(const char *body, size_t len, consul_entry *v, size_t max,
+			 size_t *n, lx_err *err)
+{
+	json_error_t je;
+	json_t *a = json_loadb(body, len, 0, &je);
+	int rc = 0;
+	*n = 0;
+	if (a == NULL)
+		return lx_err_set(err, EPROTO, "KV entries are not JSON: %s", je.text);
+	if (!json_is_array(a))
+		rc = lx_err_set(err, EPROTO, "KV answer is not an array");
+	for (size_t i = 0; rc == 0 && i < json_array_size(a) && *n < max; i++)
+		if ((rc = parse_object(json_array_get(a, i), &v[*n], err)) == 0)
+			(*n)++;
 	json_decref(a);
 	return rc;
 }
@@ -281,6 +192,7 @@ static char *dup_or_null(const char *s)
 int consul_open(consul **out, const consul_options *o, lx_err *err)
 {
 	consul *c = calloc(1, sizeof(*c));
+	char what[600];
 	size_t ulen;
 	*out = NULL;
 	if (c == NULL)
@@ -290,10 +202,7 @@ int consul_open(consul **out, const consul_options *o, lx_err *err)
 	c->key = dup_or_null(o->key);
 	c->token = dup_or_null(o->token);
 	c->name = strdup(o->session_name ? o->session_name : "ltxfs");
-	c->curl = curl_easy_init();
-	c->sock = CURL_SOCKET_BAD;
-	pthread_mutex_init(&c->sock_mu, NULL);
-	if (c->url == NULL || c->key == NULL || c->name == NULL || c->curl == NULL) {
+	if (c->url == NULL || c->key == NULL || c->name == NULL) {
 		consul_close(c);
 		return lx_err_set(err, ENOMEM, "consul: out of memory (or no URL/key)");
 	}
@@ -302,6 +211,11 @@ int consul_open(consul **out, const consul_options *o, lx_err *err)
 		c->url[--ulen] = '\0';
 	if (c->opt.timeout_ms <= 0)
 		c->opt.timeout_ms = 5000;
+	snprintf(what, sizeof(what), "consul %s", c->url);
+	if (http_call_open(&c->http, what, o->abort, c->opt.timeout_ms, err) < 0) {
+		consul_close(c);
+		return -ENOMEM;
+	}
 	*out = c;
 	return 0;
 }
@@ -310,9 +224,7 @@ void consul_close(consul *c)
 {
 	if (c == NULL)
 		return;
-	if (c->curl != NULL)
-		curl_easy_cleanup(c->curl);      /* closes its sockets through close_socket */
-	pthread_mutex_destroy(&c->sock_mu);
+	http_call_close(c->http);
 	free(c->url);
 	free(c->key);
 	free(c->token);
@@ -455,8 +367,8 @@ int consul_get(consul *c, const char *key, uint64_t *index, int64_t wait_ms, int
 		return status_error(c, "read key", &r, err);
 	else if ((rc = consul_parse_entry(r.body, r.len, e, err)) < 0)
 		return lx_err_wrap(err, "consul %s: key %s: ", c->url, key ? key : c->key);
-	if (r.has_index)
-		*index = r.index < before ? 0 : r.index;   /* went backwards: start over */
+	if (r.has_header)
+		*index = r.header_value < before ? 0 : r.header_value;   /* went backwards: start over */
 	return 0;
 }
 
@@ -470,4 +382,35 @@ int consul_put_cas(consul *c, const char *key, const char *value, uint64_t cas, 
 	if (rc == 0 && r.status != 200)
 		rc = status_error(c, "write key", &r, err);
 	return rc == 0 ? parse_bool(c, "write key", &r, err) : rc;
+}
+
+int consul_put(consul *c, const char *key, const char *value, lx_err *err)
+{
+	char path[1200];
+	response r;
+	int rc;
+	snprintf(path, sizeof(path), "/v1/kv/%s", key);
+	rc = request(c, "PUT", path, value, c->opt.timeout_ms, &r, NULL, err);
+	if (rc == 0 && r.status != 200)
+		rc = status_error(c, "write key", &r, err);
+	return rc == 0 ? (parse_bool(c, "write key", &r, err) == 1 ? 0 :
+			  lx_err_set(err, EPROTO, "consul %s: write of %s refused", c->url, key)) : rc;
+}
+
+int consul_list(consul *c, const char *prefix, consul_entry *v, size_t max, size_t *n,
+		lx_err *err)
+{
+	char path[1200];
+	response r;
+	int rc;
+	*n = 0;
+	snprintf(path, sizeof(path), "/v1/kv/%s?recurse", prefix);
+	rc = request(c, "GET", path, NULL, c->opt.timeout_ms, &r, NULL, err);
+	if (rc < 0 || r.status == 404)
+		return rc;
+	if (r.status != 200)
+		return status_error(c, "list keys", &r, err);
+	if ((rc = consul_parse_entries(r.body, r.len, v, max, n, err)) < 0)
+		return lx_err_wrap(err, "consul %s: keys under %s: ", c->url, prefix);
+	return 0;
 }

@@ -91,8 +91,17 @@ int consul_get(consul *c, const char *key, uint64_t *index, int64_t wait_ms, int
  * does not exist).  1 if written, 0 if not. */
 int consul_put_cas(consul *c, const char *key, const char *value, uint64_t cas, lx_err *err);
 
+/* PUT `value` at `key` unconditionally. */
+int consul_put(consul *c, const char *key, const char *value, lx_err *err);
+
+/* The entries under `prefix` (at most max; none: *n 0). */
+int consul_list(consul *c, const char *prefix, consul_entry *v, size_t max, size_t *n,
+		lx_err *err);
+
 /* Pure parsers, exposed for the unit tests. */
 int consul_parse_entry(const char *body, size_t len, consul_entry *e, lx_err *err);
+int consul_parse_entries(const char *body, size_t len, consul_entry *v, size_t max,
+			 size_t *n, lx_err *err);
 int consul_parse_session_id(const char *body, size_t len, char out[64], lx_err *err);
 
 #endif

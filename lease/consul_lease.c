@@ -13,15 +13,20 @@
 #include "lease/consul_lease.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lease/consul.h"
 
+/* Members are kept under KEY-nodes/HOSTNAME. */
+#define MEMBERS_SUFFIX "-nodes/"
+
 typedef struct consul_lease {
 	lease base;                     /* first: a consul_lease is a lease */
 	consul *c;
 	int abort;                      /* atomic: interrupt() */
+	char members[512];              /* KEY-nodes/ */
 } consul_lease;
 
 static consul_lease *of(lease *l)
@@ -151,9 +156,42 @@ static void cl_close(lease *l)
 	free(cl);
 }
 
+/* A plain key per node, no session: it outlives the node, and a stale one
+ * costs a peer one unanswered status request (docs/lease.md). */
+static int cl_announce(lease *l, const lease_holder *me, lx_err *err)
+{
+	consul_lease *cl = of(l);
+	char key[sizeof(cl->members) + sizeof(me->hostname)];
+	char *value = lease_holder_encode(me);
+	int rc;
+	if (value == NULL)
+		return lx_err_set(err, ENOMEM, "out of memory");
+	snprintf(key, sizeof(key), "%s%s", cl->members, me->hostname);
+	rc = consul_put(cl->c, key, value, err);
+	free(value);
+	return rc;
+}
+
+static int cl_members(lease *l, lease_holder *out, size_t max, size_t *n, lx_err *err)
+{
+	consul_lease *cl = of(l);
+	consul_entry *v = calloc(max ? max : 1, sizeof(*v));
+	size_t got = 0;
+	int rc;
+	*n = 0;
+	if (v == NULL)
+		return lx_err_set(err, ENOMEM, "out of memory");
+	rc = consul_list(cl->c, cl->members, v, max, &got, err);
+	for (size_t i = 0; rc == 0 && i < got; i++)
+		if (lease_holder_decode(v[i].value, v[i].value_len, &out[*n], NULL) == 0)
+			(*n)++;              /* a malformed entry is nobody */
+	free(v);
+	return rc;
+}
+
 static const lease_ops consul_lease_ops = {
 	cl_acquire, cl_renew, cl_release, cl_watch, cl_give, cl_take, cl_interrupt, cl_resume,
-	cl_close, "consul",
+	cl_announce, cl_members, cl_close, "consul",
 };
 
 int consul_lease_open(lease **out, const consul_lease_options *o, lx_err *err)
@@ -180,6 +218,7 @@ int consul_lease_open(lease **out, const consul_lease_options *o, lx_err *err)
 	}
 	cl->base.ops = &consul_lease_ops;
 	cl->base.ttl_ms = o->ttl_ms;
+	snprintf(cl->members, sizeof(cl->members), "%s" MEMBERS_SUFFIX, o->key);
 	*out = &cl->base;
 	return 0;
 }

@@ -18,6 +18,7 @@
 #include "base/log.h"
 
 #define RETRY_MIN_MS 100
+#define MEMBERS_MAX 64
 #define RETRY_MAX_MS 2000
 
 /* A hand-off asked of the elector's thread by another thread. */
@@ -45,6 +46,8 @@ struct elector {
 	int64_t retry_ms;
 	uint64_t index;
 	int warned;
+	int announced;                  /* elector thread only */
+	int announce_warned;
 };
 
 /* Sleep until the monotonic instant `until`, or until stopped; 1 if stopped. */
@@ -138,6 +141,32 @@ static void hold_step(elector *e)
 	e->next_renew = lx_mono_ms() + (e->lease->ttl_ms / 10 < 500 ? e->lease->ttl_ms / 10 : 500);
 }
 
+/* Tell the node, with the members to catch up from (none: a hand-off). */
+static void promote(elector *e, uint64_t epoch, int64_t valid, int with_peers)
+{
+	lease_holder *peers = with_peers ? calloc(MEMBERS_MAX, sizeof(*peers)) : NULL;
+	size_t n = 0;
+	lx_err err;
+	if (peers != NULL && e->lease->ops->members(e->lease, peers, MEMBERS_MAX, &n, &err) < 0) {
+		lx_warn("lease", "cannot list the cluster's members: %s (no catch-up)", err.msg);
+		n = 0;
+	}
+	e->cb.promoted(e->cb.ctx, epoch, valid - e->opt.margin_ms, peers, n);
+	free(peers);
+}
+
+/* Record this node as a member, until that works once. */
+static void announce(elector *e)
+{
+	lx_err err;
+	if (e->lease->ops->announce(e->lease, &e->opt.me, &err) == 0) {
+		e->announced = 1;
+	} else if (!e->announce_warned) {
+		lx_warn("lease", "cannot record this node as a member: %s (retrying)", err.msg);
+		e->announce_warned = 1;
+	}
+}
+
 static void try_acquire(elector *e)
 {
 	int64_t valid;
@@ -169,7 +198,7 @@ static void try_acquire(elector *e)
 	e->valid_until = valid;
 	e->next_renew = lx_mono_ms() + e->lease->ttl_ms / 3;
 	e->holding = 1;
-	e->cb.promoted(e->cb.ctx, epoch, valid - e->opt.margin_ms);
+	promote(e, epoch, valid, 1);
 }
 
 /* Not holding: learn the holder (blocking query), follow it, or take it. */
@@ -225,7 +254,7 @@ static int do_take(elector *e, request *r)
 	e->valid_until = valid;
 	e->next_renew = lx_mono_ms() + e->lease->ttl_ms / 3;
 	e->holding = 1;
-	e->cb.promoted(e->cb.ctx, epoch, valid - e->opt.margin_ms);
+	promote(e, epoch, valid, 0);
 	return 0;
 }
 
@@ -303,6 +332,8 @@ static void *run(void *arg)
 {
 	elector *e = arg;
 	while (!stopping(e)) {
+		if (!e->announced)
+			announce(e);
 		serve_request(e);
 		if (e->holding)
 			hold_step(e);

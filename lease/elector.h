@@ -12,6 +12,8 @@
  *
  * Callbacks run on the elector's thread, one at a time, in this order of
  * life: follow* -> promoted -> extended* -> fenced -> follow* ...
+ * The thread also records this node as a member of the cluster with the
+ * lease service (lease_ops.announce) until that succeeds once.
  */
 #ifndef LTXFS_LEASE_ELECTOR_H
 #define LTXFS_LEASE_ELECTOR_H
@@ -26,8 +28,13 @@ typedef struct elector elector;
 typedef struct elector_callbacks {
 	void *ctx;
 	/* This node holds the lease under `epoch`: accept writes until the
-	 * monotonic instant write_until. */
-	void (*promoted)(void *ctx, uint64_t epoch, int64_t write_until);
+	 * monotonic instant write_until.  `peers` (n_peers) are the members
+	 * the lease service records (this node among them), for the catch-up
+	 * before the first write; none after a hand-off, whose taker has
+	 * caught up already.  Runs on the elector's thread, so it must return
+	 * well within ttl/2 (the next renew waits for it). */
+	void (*promoted)(void *ctx, uint64_t epoch, int64_t write_until,
+			 const lease_holder *peers, size_t n_peers);
 	/* A renew moved the write deadline. */
 	void (*extended)(void *ctx, int64_t write_until);
 	/* Stop accepting writes now: the lease is lost, or given up. */

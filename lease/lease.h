@@ -63,6 +63,10 @@ typedef struct lease_ops {
 	 * calls fail with EINTR until resume. */
 	void (*interrupt)(lease *l);
 	void (*resume)(lease *l);
+	/* Record `me` as a member of the cluster (for catch-up, docs/lease.md). */
+	int (*announce)(lease *l, const lease_holder *me, lx_err *err);
+	/* The members recorded, at most max, into out[*n]. */
+	int (*members)(lease *l, lease_holder *out, size_t max, size_t *n, lx_err *err);
 	void (*close)(lease *l);
 	const char *name;               /* "consul" */
 } lease_ops;

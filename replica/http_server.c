@@ -234,6 +234,8 @@ static enum MHD_Result start_stream(http_server *s, struct MHD_Connection *c, re
 	const char *id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Ltxfs-Node-Id");
 	const char *cluster = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Ltxfs-Cluster-Id");
 	const char *epoch = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Ltxfs-Epoch");
+	const char *cu = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Ltxfs-Catch-Up");
+	int catch_up = cu != NULL && strcmp(cu, "1") == 0;
 	struct MHD_Response *resp;
 	stream_session *sess;
 	proto_pos *pos;
@@ -244,7 +246,8 @@ static enum MHD_Result start_stream(http_server *s, struct MHD_Connection *c, re
 	enum MHD_Result ok;
 	node_status node = s->node;
 
-	if (s->hub == NULL || !stream_hub_serving(s->hub))
+	if (s->hub == NULL || !(catch_up ? stream_hub_serving_catch_up(s->hub) :
+					stream_hub_serving(s->hub)))
 		return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "this node is not the primary");
 	if (s->hooks.refresh != NULL)
 		s->hooks.refresh(s->hooks.ctx, &node);   /* the cluster ID as it is now */
@@ -265,7 +268,8 @@ static enum MHD_Result start_stream(http_server *s, struct MHD_Connection *c, re
 			node_id, cluster, node.cluster_id);
 		return reply_error(c, MHD_HTTP_CONFLICT, msg);
 	}
-	if (epoch != NULL && strtoull(epoch, NULL, 10) > node.epoch) {
+	/* A catch-up comes from the new primary: its epoch is newer by nature. */
+	if (!catch_up && epoch != NULL && strtoull(epoch, NULL, 10) > node.epoch) {
 		char msg[200];
 		snprintf(msg, sizeof(msg), "this primary's lease epoch %" PRIu64 " is older than "
 			 "epoch %s the replica has seen: it was replaced", node.epoch, epoch);
@@ -280,7 +284,7 @@ static enum MHD_Result start_stream(http_server *s, struct MHD_Connection *c, re
 	}
 	peer_name(c, peer, sizeof(peer));
 	no_delay(c);
-	if (stream_session_new(&sess, s->hub, node_id, peer, pos, n, &err) < 0) {
+	if (stream_session_new(&sess, s->hub, node_id, peer, pos, n, catch_up, &err) < 0) {
 		free(pos);
 		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 	}

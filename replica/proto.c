@@ -18,7 +18,7 @@ size_t proto_pos_size(const proto_pos *v, size_t n)
 {
 	size_t size = 4 + 4 + 4 + 8;
 	for (size_t i = 0; i < n; i++)
-		size += 2 + strlen(v[i].name) + 16;
+		size += 2 + strlen(v[i].name) + 16 + 2 + (size_t)v[i].n_hist * 16;
 	return size;
 }
 
@@ -36,7 +36,12 @@ void proto_pos_encode(const proto_pos *v, size_t n, uint8_t *out)
 		p += 2 + len;
 		lx_put_be64(p, v[i].txid);
 		lx_put_be64(p + 8, v[i].checksum);
-		p += 16;
+		lx_put_be16(p + 16, v[i].n_hist);
+		p += 18;
+		for (uint16_t k = 0; k < v[i].n_hist; k++, p += 16) {
+			lx_put_be64(p, v[i].hist[k].txid);
+			lx_put_be64(p + 8, v[i].hist[k].checksum);
+		}
 	}
 	lx_put_be64(p, XXH3_64bits(out, (size_t)(p - out)));
 }
@@ -52,6 +57,21 @@ static int name_ok(const uint8_t *s, size_t len)
 	return 1;
 }
 
+/* The earlier positions of v (n_hist of them at p, length checked). */
+static int decode_hist(const uint8_t *p, proto_pos *v, size_t i, lx_err *err)
+{
+	uint64_t above = v->txid;
+	for (uint16_t k = 0; k < v->n_hist; k++, p += 16) {
+		v->hist[k].txid = lx_get_be64(p);
+		v->hist[k].checksum = lx_get_be64(p + 8);
+		if (v->hist[k].txid >= above || v->hist[k].checksum == 0)
+			return lx_err_set(err, EBADMSG, "position %zu (%s): earlier position %u "
+					  "is out of order or has no checksum", i, v->name, k);
+		above = v->hist[k].txid;
+	}
+	return 0;
+}
+
 static int decode_entries(const uint8_t *p, const uint8_t *end, proto_pos *v,
 			  size_t n, lx_err *err)
 {
@@ -60,7 +80,7 @@ static int decode_entries(const uint8_t *p, const uint8_t *end, proto_pos *v,
 		if (end - p < 2)
 			return lx_err_set(err, EBADMSG, "position %zu: truncated", i);
 		len = lx_get_be16(p);
-		if ((size_t)(end - p) < 2 + len + 16)
+		if ((size_t)(end - p) < 2 + len + 18)
 			return lx_err_set(err, EBADMSG, "position %zu: truncated", i);
 		if (!name_ok(p + 2, len))
 			return lx_err_set(err, EBADMSG, "position %zu: invalid database name", i);
@@ -69,10 +89,19 @@ static int decode_entries(const uint8_t *p, const uint8_t *end, proto_pos *v,
 		p += 2 + len;
 		v[i].txid = lx_get_be64(p);
 		v[i].checksum = lx_get_be64(p + 8);
-		p += 16;
+		v[i].n_hist = lx_get_be16(p + 16);
+		p += 18;
 		if ((v[i].txid == 0) != (v[i].checksum == 0))
 			return lx_err_set(err, EBADMSG, "position %zu (%s): TXID and checksum "
 					  "must both be zero or both be set", i, v[i].name);
+		if (v[i].n_hist > PROTO_HIST_MAX)
+			return lx_err_set(err, EBADMSG, "position %zu (%s): %u earlier positions, "
+					  "at most %d", i, v[i].name, v[i].n_hist, PROTO_HIST_MAX);
+		if ((size_t)(end - p) < (size_t)v[i].n_hist * 16)
+			return lx_err_set(err, EBADMSG, "position %zu: truncated", i);
+		if (decode_hist(p, &v[i], i, err) < 0)
+			return -EBADMSG;
+		p += (size_t)v[i].n_hist * 16;
 	}
 	if (p != end)
 		return lx_err_set(err, EBADMSG, "%zu bytes after the positions", (size_t)(end - p));
@@ -96,8 +125,9 @@ int proto_pos_decode(const uint8_t *buf, size_t len, proto_pos **out, size_t *n,
 	if (lx_get_be64(buf + len - 8) != XXH3_64bits(buf, len - 8))
 		return lx_err_set(err, EBADMSG, "position body: checksum mismatch");
 	count = lx_get_be32(buf + 8);
-	if (count > PROTO_POS_MAX_DBS)
-		return lx_err_set(err, EBADMSG, "position body: %u databases", count);
+	if (count > PROTO_POS_MAX_DBS || count > (len - 20) / PROTO_POS_MIN_SIZE)
+		return lx_err_set(err, EBADMSG, "position body: %u databases in %zu bytes",
+				  count, len);
 	*out = calloc(count ? count : 1, sizeof(**out));
 	if (*out == NULL)
 		return lx_err_set(err, ENOMEM, "out of memory");
@@ -106,6 +136,46 @@ int proto_pos_decode(const uint8_t *buf, size_t len, proto_pos **out, size_t *n,
 		free(*out);
 		*out = NULL;
 		return rc;
+	}
+	*n = count;
+	return 0;
+}
+
+size_t proto_points_size(size_t n)
+{
+	return n * 16 + 8;
+}
+
+void proto_points_encode(const proto_point *v, size_t n, uint8_t *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		lx_put_be64(out + i * 16, v[i].txid);
+		lx_put_be64(out + i * 16 + 8, v[i].checksum);
+	}
+	lx_put_be64(out + n * 16, XXH3_64bits(out, n * 16));
+}
+
+int proto_points_decode(const uint8_t *buf, size_t len, proto_point **out, size_t *n,
+			lx_err *err)
+{
+	size_t count = len >= 8 ? (len - 8) / 16 : 0;
+	*out = NULL;
+	*n = 0;
+	if (len < 8 || (len - 8) % 16 != 0 || count > PROTO_POINTS_MAX)
+		return lx_err_set(err, EBADMSG, "position list of %zu bytes", len);
+	if (lx_get_be64(buf + len - 8) != XXH3_64bits(buf, len - 8))
+		return lx_err_set(err, EBADMSG, "position list: checksum mismatch");
+	*out = calloc(count ? count : 1, sizeof(**out));
+	if (*out == NULL)
+		return lx_err_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < count; i++) {
+		(*out)[i].txid = lx_get_be64(buf + i * 16);
+		(*out)[i].checksum = lx_get_be64(buf + i * 16 + 8);
+		if ((*out)[i].txid == 0 || (i > 0 && (*out)[i].txid <= (*out)[i - 1].txid)) {
+			free(*out);
+			*out = NULL;
+			return lx_err_set(err, EBADMSG, "position list: entry %zu out of order", i);
+		}
 	}
 	*n = count;
 	return 0;
@@ -139,17 +209,20 @@ int proto_frame_decode(const uint8_t in[PROTO_FRAME_HEADER_SIZE], proto_frame *f
 	f->name_len = lx_get_be32(in + 4);
 	f->payload_len = lx_get_be64(in + 8);
 	f->arg = lx_get_be64(in + 16);
-	if (f->type < FRAME_LTX || f->type > FRAME_DELETED)
+	if (f->type < FRAME_LTX || f->type > FRAME_DIVERGED)
 		return lx_err_set(err, EBADMSG, "frame type %u unknown", f->type);
 	if (f->name_len > PROTO_NAME_MAX)
 		return lx_err_set(err, EBADMSG, "frame name of %u bytes", f->name_len);
 	if (f->payload_len > PROTO_PAYLOAD_MAX)
 		return lx_err_set(err, EBADMSG, "frame payload of %llu bytes",
 				  (unsigned long long)f->payload_len);
-	if ((f->type == FRAME_LTX) != (f->payload_len != 0))
+	if (f->type == FRAME_DIVERGED ?
+	    f->payload_len > proto_points_size(PROTO_POINTS_MAX) :
+	    (f->type == FRAME_LTX) != (f->payload_len != 0))
 		return lx_err_set(err, EBADMSG, "frame type %u with %llu payload bytes", f->type,
 				  (unsigned long long)f->payload_len);
-	if ((f->type == FRAME_LTX || f->type == FRAME_DELETED) != (f->name_len != 0))
+	if ((f->type == FRAME_LTX || f->type == FRAME_DELETED || f->type == FRAME_DIVERGED) !=
+	    (f->name_len != 0))
 		return lx_err_set(err, EBADMSG, "frame type %u with a name of %u bytes", f->type,
 				  f->name_len);
 	return 0;

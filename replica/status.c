@@ -80,6 +80,21 @@ static void put_label_value(text_buf *b, const char *s)
 	}
 }
 
+/* Transactions committed here that the cluster's history lost (the last
+ * report; "from": null when where the histories part is unknown). */
+static void put_json_lost(text_buf *b, const db_lost *l)
+{
+	put(b, ",\"lost\":{\"from\":");
+	if (l->from)
+		put(b, "%" PRIu64, l->from);
+	else
+		put(b, "null");
+	put(b, ",\"to\":%" PRIu64 ",\"count\":%" PRIu64 ",\"at_ms\":%" PRId64 ",\"kept\":",
+	    l->to, l->count, l->at_ms);
+	put_json_string(b, l->kept);
+	put(b, ",\"events\":%" PRIu64 ",\"total\":%" PRIu64 "}", l->events, l->total);
+}
+
 static void put_json_db(text_buf *b, const status_db *d)
 {
 	const db_status *s = &d->st;
@@ -96,6 +111,8 @@ static void put_json_db(text_buf *b, const status_db *d)
 		put(b, ",\"failure\":");
 		put_json_string(b, s->failure);
 	}
+	if (s->lost.events)
+		put_json_lost(b, &s->lost);
 	put(b, "}");
 }
 
@@ -177,6 +194,8 @@ static uint64_t v_db_bytes(const db_status *s) { return (uint64_t)s->n_pages * s
 static uint64_t v_log_tx(const db_status *s) { return s->log_transactions; }
 static uint64_t v_log_bytes(const db_status *s) { return s->log_bytes; }
 static uint64_t v_failed(const db_status *s) { return s->failed ? 1 : 0; }
+static uint64_t v_lost(const db_status *s) { return s->lost.total; }
+static uint64_t v_lost_events(const db_status *s) { return s->lost.events; }
 
 static void put_counter(text_buf *b, const char *name, const char *help, uint64_t v)
 {
@@ -228,5 +247,11 @@ int status_render_metrics(text_buf *out, const node_status *node,
 	put_db_family(out, "ltxfs_db_failed", "gauge",
 		      "1 if the database is not served (see the log and /status).",
 		      dbs, n, v_failed);
+	put_db_family(out, "ltxfs_db_lost_transactions_total", "counter",
+		      "Transactions committed here that the primary's history does not hold "
+		      "(replaced by its snapshot; see /status).", dbs, n, v_lost);
+	put_db_family(out, "ltxfs_db_divergences_total", "counter",
+		      "Times this node's history was found off the primary's.", dbs, n,
+		      v_lost_events);
 	return out->oom ? -ENOMEM : 0;
 }

@@ -40,6 +40,7 @@ struct stream_client {
 	int64_t primary_ts_ms;          /* primary clock of the last heartbeat/transaction */
 	int ready;
 	int connected;
+	int finished;                   /* catch-up: the one connection ended */
 	uint64_t snapshots, transactions;
 
 	/* the connection in progress (replica thread only) */
@@ -59,6 +60,8 @@ struct stream_client {
 	uint32_t name_got;
 	enum { ST_HEADER, ST_NAME, ST_PAYLOAD } state;
 	receive in;                     /* the LTX frame being received */
+	uint8_t *points;                /* a DIVERGED frame's payload being received */
+	size_t points_got;
 	lx_err fail;                    /* why the connection is being ended */
 	int received;                   /* bytes arrived on this connection */
 };
@@ -78,6 +81,28 @@ static int ltx_frame_done(stream_client *c)
 			__atomic_store_n(&c->primary_ts_ms, ts, __ATOMIC_RELAXED);
 	}
 	receive_reset(&c->in);
+	return rc;
+}
+
+/* The primary's positions after f->arg, checked, for db_report_diverged. */
+static int diverged_frame_done(stream_client *c)
+{
+	proto_point *pts = NULL;
+	db_point *later = NULL;
+	size_t n = 0;
+	database *db = store_find(c->store, c->name);
+	int rc = c->frame.payload_len == 0 ? 0 :
+		 proto_points_decode(c->points, c->points_got, &pts, &n, &c->fail);
+	free(c->points);
+	c->points = NULL;
+	if (rc == 0 && n > 0 && (later = malloc(n * sizeof(*later))) == NULL)
+		rc = lx_err_set(&c->fail, ENOMEM, "out of memory");
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		later[i] = (db_point){ pts[i].txid, pts[i].checksum };
+	if (rc == 0 && db != NULL)
+		db_report_diverged(db, c->frame.arg, later, n, c->opt.primary_name);
+	free(pts);
+	free(later);
 	return rc;
 }
 
@@ -103,6 +128,9 @@ static int frame_done(stream_client *c)
 		if (db != NULL)
 			rc = db_remove_remote(db, &c->fail);
 		break;
+	case FRAME_DIVERGED:
+		rc = diverged_frame_done(c);
+		break;
 	}
 	c->state = ST_HEADER;
 	c->fhead_len = 0;
@@ -117,6 +145,15 @@ static int frame_named(stream_client *c)
 		return -EBADMSG;
 	if (c->frame.payload_len == 0)
 		return frame_done(c);
+	if (c->frame.type == FRAME_DIVERGED) {
+		/* bounded by proto_frame_decode */
+		c->points = malloc(c->frame.payload_len);
+		c->points_got = 0;
+		if (c->points == NULL)
+			return lx_err_set(&c->fail, ENOMEM, "out of memory");
+		c->state = ST_PAYLOAD;
+		return 0;
+	}
 	if (receive_start(&c->in, c->store, c->name, c->frame.payload_len, c->spool_fd) < 0) {
 		if (!c->fail.code)
 			lx_err_set(&c->fail, c->in.err.code, "db %s: %s", c->name, c->in.err.msg);
@@ -161,6 +198,15 @@ static size_t parse(stream_client *c, const uint8_t *p, size_t len)
 				return 0;
 			break;
 		case ST_PAYLOAD:
+			if (c->frame.type == FRAME_DIVERGED) {
+				n = take_upto(c->points, c->points_got, c->frame.payload_len,
+					      p + used, len - used);
+				c->points_got += n;
+				used += n;
+				if (c->points_got == c->frame.payload_len && frame_done(c) < 0)
+					return 0;
+				break;
+			}
 			n = c->frame.payload_len - c->in.got < len - used ?
 			    (size_t)(c->frame.payload_len - c->in.got) : len - used;
 			if (receive_feed(&c->in, p + used, n) < 0) {
@@ -271,6 +317,16 @@ static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, c
 	return __atomic_load_n(&c->stop, __ATOMIC_ACQUIRE) ? 1 : 0;
 }
 
+/* Earlier positions of the database's own history (see proto.h). */
+static void add_history(proto_pos *p, database *db)
+{
+	db_point pts[PROTO_HIST_MAX];
+	size_t n = db_history_points(db, pts, PROTO_HIST_MAX);
+	for (size_t i = 0; i < n; i++)
+		if (pts[i].txid < p->txid)   /* it may have moved since */
+			p->hist[p->n_hist++] = (proto_point){ pts[i].txid, pts[i].checksum };
+}
+
 /* The request body: every local database's position. */
 static int build_positions(stream_client *c, uint8_t **body, size_t *len)
 {
@@ -294,6 +350,7 @@ static int build_positions(stream_client *c, uint8_t **body, size_t *len)
 		snprintf(pos[k].name, sizeof(pos[k].name), "%s", dbs[i]->name);
 		pos[k].txid = st.txid;
 		pos[k].checksum = st.checksum;
+		add_history(&pos[k], dbs[i]);
 		k++;
 	}
 	free(dbs);
@@ -321,6 +378,8 @@ static struct curl_slist *request_headers(stream_client *c)
 		if ((t = curl_slist_append(h, line)) != NULL)
 			h = t;
 	}
+	if (h && c->opt.catch_up && (t = curl_slist_append(h, "Ltxfs-Catch-Up: 1")) != NULL)
+		h = t;
 	if (h && (t = curl_slist_append(h, "Content-Type: application/x-ltxfs-positions")) != NULL)
 		h = t;
 	if (h && (t = curl_slist_append(h, "Expect:")) != NULL)   /* no 100-continue round trip */
@@ -375,6 +434,8 @@ static int stream_once(stream_client *c)
 	res = curl_easy_perform(c->curl);
 	__atomic_store_n(&c->connected, 0, __ATOMIC_RELEASE);
 	receive_reset(&c->in);
+	free(c->points);
+	c->points = NULL;
 	if (__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
 		/* shutting down: nothing to report */
 	} else if (c->fail.code) {
@@ -408,6 +469,11 @@ static void *client_main(void *arg)
 {
 	stream_client *c = arg;
 	int backoff = BACKOFF_MIN_MS;
+	if (c->opt.catch_up) {
+		stream_once(c);
+		__atomic_store_n(&c->finished, 1, __ATOMIC_RELEASE);
+		return NULL;
+	}
 	while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
 		if (stream_once(c))
 			backoff = BACKOFF_MIN_MS;
@@ -432,6 +498,7 @@ static char *join_url(const char *base, size_t len)
 static void client_free(stream_client *c)
 {
 	receive_reset(&c->in);
+	free(c->points);
 	if (c->curl != NULL)
 		curl_easy_cleanup(c->curl);
 	if (c->spool_fd >= 0)
@@ -505,6 +572,11 @@ int64_t stream_client_lag_ms(void *arg)
 		return LAG_UNKNOWN_MS;
 	lag = lx_wall_ms() - ts;
 	return lag < 0 ? 0 : lag;
+}
+
+int stream_client_finished(stream_client *c)
+{
+	return __atomic_load_n(&c->finished, __ATOMIC_ACQUIRE);
 }
 
 int stream_client_ready(stream_client *c)

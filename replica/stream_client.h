@@ -40,6 +40,9 @@ typedef struct stream_client_options {
 	int silence_ms;            /* give up on a primary that sends nothing */
 	uint64_t min_epoch;        /* refuse a primary whose lease epoch is older
 				    * (the lease named a newer one); 0: any */
+	int catch_up;              /* a new primary catching up from a peer that is
+				    * not the primary: one connection (Ltxfs-Catch-Up),
+				    * which the peer ends after READY */
 } stream_client_options;
 
 /* Start the thread.  Strings in `o` must outlive the client. */
@@ -51,6 +54,9 @@ void stream_client_stop(stream_client *c);
 int64_t stream_client_lag_ms(void *c);
 /* 1 once the first catch-up with the primary completed. */
 int stream_client_ready(stream_client *c);
+/* Catch-up: 1 once the one connection ended, and whether it reached READY. */
+int stream_client_finished(stream_client *c);
+
 /* 1 while a stream from the primary is open. */
 int stream_client_connected(stream_client *c);
 /* The cluster ID the replica belongs to ("" until it adopted one). */

@@ -26,6 +26,8 @@ typedef struct cursor {
 	uint64_t txid, checksum;   /* the replica's position as far as we know */
 	int known;                 /* the replica has the database */
 	int force_snapshot;        /* a stored transaction could not be sent */
+	uint16_t n_hist;           /* earlier positions the replica reported, */
+	db_point hist[PROTO_HIST_MAX];  /* valid until the position moves */
 } cursor;
 
 struct stream_session {
@@ -39,6 +41,7 @@ struct stream_session {
 	size_t n, cap;
 	size_t rr;                   /* where the next scan starts (fairness) */
 	int ready_sent;
+	int catch_up;                /* the stream ends after READY */
 	int failed;                  /* an error cut the stream: only errors follow */
 	int caught_up;               /* the last plan found nothing to send ... */
 	uint64_t caught_up_seq;      /* ... at this commit count */
@@ -88,6 +91,11 @@ int stream_hub_serving(stream_hub *h)
 {
 	return !__atomic_load_n(&h->stopping, __ATOMIC_ACQUIRE) &&
 	       !__atomic_load_n(&h->paused, __ATOMIC_ACQUIRE);
+}
+
+int stream_hub_serving_catch_up(stream_hub *h)
+{
+	return !__atomic_load_n(&h->stopping, __ATOMIC_ACQUIRE);
 }
 
 void stream_hub_destroy(stream_hub *h)
@@ -187,6 +195,7 @@ static void cursor_set(stream_session *s, cursor *c, uint64_t txid, uint64_t che
 	c->txid = txid;
 	c->checksum = checksum;
 	c->known = known;
+	c->n_hist = 0;
 	pthread_mutex_unlock(&s->hub->mu);
 }
 
@@ -330,6 +339,36 @@ static int snapshot_step(stream_session *s)
 	return rc;
 }
 
+/* The replica's position is off our history: say where the two part, so
+ * that it can report what it loses.  The newest of the earlier positions it
+ * reported that we share is the lower bound; our positions after it let the
+ * replica find the exact point.  The snapshot follows. */
+static int tell_diverged(stream_session *s, cursor *c)
+{
+	uint64_t common = db_common_txid(c->db, c->hist, c->n_hist);
+	db_point *later = malloc(PROTO_POINTS_MAX * sizeof(*later));
+	proto_point *wire = malloc(PROTO_POINTS_MAX * sizeof(*wire));
+	uint8_t *payload = malloc(proto_points_size(PROTO_POINTS_MAX));
+	size_t n = 0;
+	int rc = -ENOMEM;
+	if (later != NULL && wire != NULL && payload != NULL) {
+		n = db_history_after(c->db, common, c->txid, later, PROTO_POINTS_MAX);
+		for (size_t i = 0; i < n; i++)
+			wire[i] = (proto_point){ later[i].txid, later[i].checksum };
+		proto_points_encode(wire, n, payload);
+		rc = put_frame(s, FRAME_DIVERGED, c->name, proto_points_size(n), common);
+		if (rc == 0)
+			rc = out_append(s, payload, proto_points_size(n));
+	}
+	free(later);
+	free(wire);
+	free(payload);
+	lx_warn(c->name, "replica %016" PRIx64 " at TXID %" PRIu64 " is off our history (the "
+		"newest position it reported that we share: TXID %" PRIu64 "); it gets a snapshot",
+		s->node_id, c->txid, common);
+	return rc;
+}
+
 /* Start whatever a database needs; 1 if something was started. */
 static int plan_cursor(stream_session *s, cursor *c)
 {
@@ -356,6 +395,8 @@ static int plan_cursor(stream_session *s, cursor *c)
 	case SEND_LTX:
 		return start_ltx(s, c, &d);
 	case SEND_SNAPSHOT:
+		if (d.diverged && tell_diverged(s, c) < 0)
+			return -ENOMEM;
 		return start_snapshot(s, c, d.why);
 	case SEND_DELETED:
 		lx_info(c->name, "replica %016" PRIx64 " has it at TXID %" PRIu64 "; the primary "
@@ -389,7 +430,8 @@ static void transfer_done(stream_session *s)
 /* ---- the session ------------------------------------------------------------ */
 
 int stream_session_new(stream_session **out, stream_hub *h, uint64_t node_id,
-		       const char *addr, const proto_pos *pos, size_t n, lx_err *err)
+		       const char *addr, const proto_pos *pos, size_t n, int catch_up,
+		       lx_err *err)
 {
 	stream_session *s = calloc(1, sizeof(*s));
 	*out = NULL;
@@ -400,6 +442,7 @@ int stream_session_new(stream_session **out, stream_hub *h, uint64_t node_id,
 	snprintf(s->addr, sizeof(s->addr), "%s", addr ? addr : "");
 	s->connected_ms = lx_wall_ms();
 	s->ltx_fd = -1;
+	s->catch_up = catch_up;
 	s->last_send_ms = lx_mono_ms();
 	for (size_t i = 0; i < n; i++) {
 		cursor *c = cursor_add(s, pos[i].name);
@@ -410,13 +453,16 @@ int stream_session_new(stream_session **out, stream_hub *h, uint64_t node_id,
 		c->txid = pos[i].txid;
 		c->checksum = pos[i].checksum;
 		c->known = 1;
+		c->n_hist = pos[i].n_hist;
+		for (uint16_t k = 0; k < pos[i].n_hist; k++)
+			c->hist[k] = (db_point){ pos[i].hist[k].txid, pos[i].hist[k].checksum };
 	}
 	pthread_mutex_lock(&h->mu);
 	s->next = h->sessions;
 	h->sessions = s;
 	pthread_mutex_unlock(&h->mu);
-	lx_info("stream", "replica %016" PRIx64 " (%s) connected with %zu databases", node_id,
-		s->addr, n);
+	lx_info("stream", "%s %016" PRIx64 " (%s) connected with %zu databases",
+		catch_up ? "new primary catching up:" : "replica", node_id, s->addr, n);
 	*out = s;
 	return 0;
 }
@@ -506,12 +552,20 @@ static ssize_t step(stream_session *s, uint8_t *buf, size_t max, int may_wait, i
 
 /* Fill `buf` with as many frames as are ready, so a burst of commits
  * leaves in one write; wait only while nothing at all is ready. */
+/* A catch-up session sent everything up to READY. */
+static int catch_up_done(const stream_session *s)
+{
+	return s->catch_up && s->ready_sent && s->out_off == s->out_len && s->ltx_left == 0 &&
+	       s->snap == NULL;
+}
+
 ssize_t stream_session_read(stream_session *s, uint8_t *buf, size_t max)
 {
 	size_t total = 0;
 	if (s->failed)
 		return -EIO;
-	while (total < max && stream_hub_serving(s->hub)) {
+	while (total < max && !catch_up_done(s) &&
+	       (s->catch_up ? stream_hub_serving_catch_up(s->hub) : stream_hub_serving(s->hub))) {
 		int idle;
 		ssize_t n = step(s, buf + total, max - total, total == 0, &idle);
 		if (n < 0) {

@@ -50,6 +50,9 @@ void stream_hub_stop(stream_hub *h);
  * every stream ends and POST /stream answers 503. */
 void stream_hub_set_paused(stream_hub *h, int paused);
 int stream_hub_serving(stream_hub *h);
+/* Whether a catch-up stream may start or go on: also when paused (a node
+ * that is not the primary serves a new primary's catch-up), not stopping. */
+int stream_hub_serving_catch_up(stream_hub *h);
 void stream_hub_destroy(stream_hub *h);
 
 /* One replica's view, for /status. */
@@ -72,9 +75,12 @@ typedef struct stream_replica {
 int stream_hub_replicas(stream_hub *h, stream_replica **out, size_t *n);
 void stream_replicas_free(stream_replica *v, size_t n);
 
-/* Start a session for a replica that reported `pos` (n entries). */
+/* Start a session for a replica that reported `pos` (n entries).  A
+ * catch-up session (a new primary bringing itself up to this node's
+ * history, docs/lease.md) ends its stream once READY is sent. */
 int stream_session_new(stream_session **out, stream_hub *h, uint64_t node_id,
-		       const char *addr, const proto_pos *pos, size_t n, lx_err *err);
+		       const char *addr, const proto_pos *pos, size_t n, int catch_up,
+		       lx_err *err);
 
 /*
  * The next bytes of the response, at most `max`: blocks until there is

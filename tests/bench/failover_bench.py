@@ -1,11 +1,13 @@
 #!/usr/bin/python3
 """failover_bench.py - how long writes are unavailable when the primary
-role moves, with a real Consul agent and three candidate nodes on
-127.0.0.1 (lease TTL 2 s, lock-delay 1 s; docs/lease.md).
+role moves, with three candidate nodes on 127.0.0.1 and a real Consul
+agent (lease TTL 2 s, lock-delay 1 s) or a real etcd (TTL 2 s); see
+docs/lease.md.
 
   sigterm   the primary is stopped cleanly: it fences, releases the lease;
   sigkill   the primary is killed: Consul expires its session (about
-            2 x TTL) and the lock-delay passes before another node acquires;
+            2 x TTL) and the lock-delay passes before another node acquires
+            (etcd: the lease expires after about TTL, no lock-delay);
   handoff   `ltxfs promote` on a replica (the lease moves with no gap).
 
 A client writes one row at a time to whichever node accepts it (WAL,
@@ -33,15 +35,19 @@ sys.path.insert(0, os.path.join(HERE, "..", "sqlite"))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import ltxfsmount  # noqa: E402
 from consul_server import ConsulServer  # noqa: E402
+from etcd_server import EtcdServer  # noqa: E402
 
 TTL, LOCK_DELAY = "2s", "1s"
 
 
-def lease(consul_url, name, port):
-    return ("lease:\n  type: consul\n  candidate: true\n  hostname: %s\n"
-            "  advertise-url: \"http://127.0.0.1:%d\"\n"
-            "  consul:\n    url: \"%s\"\n    key: ltxfs-bench/primary\n    ttl: %s\n"
-            "    lock-delay: %s\n" % (name, port, consul_url, TTL, LOCK_DELAY))
+def lease(backend, url, name, port):
+    if backend == "consul":
+        service = ("  consul:\n    url: \"%s\"\n    key: ltxfs-bench/primary\n    ttl: %s\n"
+                   "    lock-delay: %s\n" % (url, TTL, LOCK_DELAY))
+    else:
+        service = "  etcd:\n    url: \"%s\"\n    key: ltxfs-bench/primary\n    ttl: %s\n" % (url, TTL)
+    return ("lease:\n  type: %s\n  candidate: true\n  hostname: %s\n"
+            "  advertise-url: \"http://127.0.0.1:%d\"\n%s" % (backend, name, port, service))
 
 
 def role(m):
@@ -122,15 +128,17 @@ def gap(acks, t0, old, timeout=60):
     raise RuntimeError("no write acknowledged within %d s" % timeout)
 
 
-def run(args):
-    os.makedirs(args.workdir, exist_ok=True)
+def run_backend(args, backend):
+    workdir = os.path.join(args.workdir, backend)
+    os.makedirs(workdir, exist_ok=True)
     results = {"sigterm": [], "sigkill": [], "handoff": []}
-    with ConsulServer(os.path.join(args.workdir)) as consul:
+    server = ConsulServer(workdir) if backend == "consul" else EtcdServer(workdir)
+    with server:
         nodes = []
         try:
             for i in range(3):
-                m = ltxfsmount.LtxfsMount(args.ltxfs, os.path.join(args.workdir, "node%d" % i))
-                m.lease = lease(consul.url, "node%d" % i, m.port)
+                m = ltxfsmount.LtxfsMount(args.ltxfs, os.path.join(workdir, "node%d" % i))
+                m.lease = lease(backend, server.url, "node%d" % i, m.port)
                 m.start()
                 nodes.append(m)
             p = primary_of(nodes)
@@ -157,7 +165,7 @@ def run(args):
                     else:
                         os.killpg(p.proc.pid, signal.SIGKILL)
                     results[kind].append(gap(w.acks, t0, p))
-                    print("%s: %.3f s" % (kind, results[kind][-1]), flush=True)
+                    print("%s %s: %.3f s" % (backend, kind, results[kind][-1]), flush=True)
                     if kind != "handoff":
                         p.stop()
                         p.start()                    # empty: rejoins by snapshot
@@ -168,11 +176,16 @@ def run(args):
             for m in nodes:
                 m.stop()
                 m.cleanup()
-    lines = ["| event (TTL %s, lock-delay %s) | runs | min | p50 | max |" % (TTL, LOCK_DELAY),
-             "|---|---|---|---|---|"]
-    for kind, v in results.items():
-        lines.append("| %s | %d | %.3f s | %.3f s | %.3f s |"
-                     % (kind, len(v), min(v), statistics.median(v), max(v)))
+    return results
+
+
+def run(args):
+    lines = ["| service | event (TTL %s; Consul lock-delay %s) | runs | min | p50 | max |"
+             % (TTL, LOCK_DELAY), "|---|---|---|---|---|---|"]
+    for backend in args.backends.split(","):
+        for kind, v in run_backend(args, backend).items():
+            lines.append("| %s | %s | %d | %.3f s | %.3f s | %.3f s |"
+                         % (backend, kind, len(v), min(v), statistics.median(v), max(v)))
     text = "\n".join(lines) + "\n"
     print(text)
     with open(args.out, "w") as f:
@@ -185,6 +198,7 @@ def main():
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--backends", default="consul,etcd")
     run(ap.parse_args())
 
 

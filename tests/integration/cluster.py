@@ -58,13 +58,13 @@ def make_cluster(make_node, replicas=2, start=True):
 
 
 def status(node, timeout=10):
-    with urllib.request.urlopen("http://127.0.0.1:%d/status" % node.port,
+    with urllib.request.urlopen("http://%s:%d/status" % (node.host, node.port),
                                 timeout=timeout) as resp:
         return json.loads(resp.read())
 
 
 def metrics(node, timeout=10):
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % node.port,
+    with urllib.request.urlopen("http://%s:%d/metrics" % (node.host, node.port),
                                 timeout=timeout) as resp:
         out = {}
         for line in resp.read().decode().splitlines():

@@ -1,7 +1,7 @@
 """consul_server.py - a real Consul agent for the tests.
 
-    with ConsulServer() as c:       # consul agent -dev on free 127.0.0.1 ports
-        c.url                       # http://127.0.0.1:PORT
+    with ConsulServer() as c:       # consul agent -dev on free ports of 127.0.0.1
+        c.url                       # http://127.0.0.1:PORT (or host=ADDR)
         c.stop(); c.start()         # a dev agent starts empty again
 
 The binary is Debian 11's consul package, fetched by
@@ -32,7 +32,8 @@ def binary():
 
 
 class ConsulServer:
-    def __init__(self, log_dir=None):
+    def __init__(self, log_dir=None, host="127.0.0.1"):
+        self.host = host
         self.http_port = H.free_port()
         self.proc = None
         self.log_dir = log_dir or tempfile.mkdtemp(prefix="ltxfs-consul-")
@@ -40,10 +41,10 @@ class ConsulServer:
 
     @property
     def url(self):
-        return "http://127.0.0.1:%d" % self.http_port
+        return "http://%s:%d" % (self.host, self.http_port)
 
     def start(self):
-        args = [binary(), "agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
+        args = [binary(), "agent", "-dev", "-bind", self.host, "-client", self.host,
                 "-http-port", str(self.http_port), "-dns-port", "-1", "-grpc-port", "-1",
                 "-serf-lan-port", str(H.free_port()), "-serf-wan-port", str(H.free_port()),
                 "-server-port", str(H.free_port()), "-log-level", "warn",

@@ -33,6 +33,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 PYTHON = sys.executable or "/usr/bin/python3"
@@ -44,6 +46,11 @@ LOG_LEVEL = os.environ.get("LTXFS_ITEST_LOG_LEVEL", "info")
 # fuse.locks of every node: "ltxfs" (default) or "kernel" (`make check`
 # runs the suite once in each mode; see Makefile check-integration).
 LOCKS = os.environ.get("LTXFS_ITEST_LOCKS", "ltxfs")
+# A test module whose nodes all keep locks in ltxfs whatever LOCKS says
+# (multi-node roles need them), or that mounts nothing, would run unchanged
+# in the kernel-locks pass: `pytestmark = H.LTXFS_LOCKS_PASS_ONLY`.
+LTXFS_LOCKS_PASS_ONLY = pytest.mark.skipif(
+    LOCKS == "kernel", reason="independent of fuse.locks: run in the ltxfs-locks pass")
 
 ROLLBACK_MODES = ["delete", "truncate", "persist"]
 JOURNAL_MODES = ROLLBACK_MODES + ["wal"]
@@ -239,6 +246,8 @@ class Node:
         self.exit_status = None
         self.expect_down = True
         self.port = None
+        self.host = "127.0.0.1"   # the HTTP API's address
+        self.wrap = None          # argv -> argv, e.g. run in a network namespace
         self.registry = registry if registry is not None else []
         self.registry.append(self)
         os.makedirs(self.mnt, exist_ok=True)
@@ -252,10 +261,10 @@ class Node:
         return ("fuse:\n  dir: %s\n  locks: %s\n"
                 "data:\n  dir: %s\n%s"
                 "%s"
-                "http:\n  addr: \"127.0.0.1:%d\"\n"
+                "http:\n  addr: \"%s:%d\"\n"
                 "log:\n  level: %s\n"
-                % (self.mnt, self.locks, self.data, self.data_config, self.lease_text, self.port,
-                   LOG_LEVEL)) + self.extra_config
+                % (self.mnt, self.locks, self.data, self.data_config, self.lease_text,
+                   self.host, self.port, LOG_LEVEL)) + self.extra_config
 
     def write_config(self, text=None):
         with open(self.config_path, "w") as f:
@@ -294,8 +303,9 @@ class Node:
                   % (self.starts, binary(), self.config_path))
         logf = open(self.log_path, "ab")
         try:
+            argv = [binary(), "mount", "-config", self.config_path]
             self.proc = subprocess.Popen(
-                [binary(), "mount", "-config", self.config_path],
+                self.wrap(argv) if self.wrap else argv,
                 stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
                 start_new_session=True, cwd=self.workdir)
         finally:

@@ -1,10 +1,12 @@
-"""test_failover.py - Consul-managed failover with a real Consul agent.
+"""test_failover.py - failover with a real Consul agent and a real etcd.
 
-Three candidate nodes share one lease key.  Exactly one becomes primary;
+Every test runs on both lease backends (the `coord` fixture).  Three
+candidate nodes share one lease key.  Exactly one becomes primary;
 the others follow it.  A primary stopped with SIGTERM fences itself,
 releases the lease and another node accepts writes within 2 s; a primary
 killed with SIGKILL is replaced once Consul expires its session
-(2 x TTL + lock-delay + 2 s at most).  The old primary rejoins as a
+(Consul: 2 x TTL + lock-delay + 2 s at most; etcd, which expires leases
+at their TTL and has no lock-delay: 2 x TTL + 2 s).  The old primary rejoins as a
 replica and converges to the new primary's history.
 """
 
@@ -20,26 +22,54 @@ import pytest
 
 import cluster as C
 from consul_server import ConsulServer
+from etcd_server import EtcdServer
+import ltxfs_helpers as H
+
+pytestmark = H.LTXFS_LOCKS_PASS_ONLY
 
 TTL = "2s"
 LOCK_DELAY = "1s"
 _keys = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def consul_agent(tmp_path_factory):
-    with ConsulServer(str(tmp_path_factory.mktemp("consul"))) as c:
+BACKENDS = ["consul", "etcd"]
+SIGKILL_BOUND = {"consul": 2 * 2 + 1 + 2, "etcd": 2 * 2 + 2}
+
+
+def lease_server(kind, work_dir, host="127.0.0.1"):
+    """A Consul agent or an etcd member; `with` starts and stops it."""
+    server = ConsulServer(work_dir, host=host) if kind == "consul" else EtcdServer(work_dir, host)
+    server.kind = kind
+    return server
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def coord(request, tmp_path_factory):
+    with lease_server(request.param, str(tmp_path_factory.mktemp(request.param))) as c:
         yield c
 
 
-def lease_consul(url, key, port, name, candidate=True):
-    return ("lease:\n  type: consul\n  candidate: %s\n  hostname: %s\n"
-            "  advertise-url: \"http://127.0.0.1:%d\"\n"
-            "  consul:\n    url: \"%s\"\n    key: %s\n    ttl: %s\n    lock-delay: %s\n"
-            % ("true" if candidate else "false", name, port, url, key, TTL, LOCK_DELAY))
+def lease_yaml(server, key, port, name, candidate=True, host="127.0.0.1"):
+    """The lease section of a node on `server`'s backend."""
+    if server.kind == "consul":
+        backend = ("  consul:\n    url: \"%s\"\n    key: %s\n    ttl: %s\n    lock-delay: %s\n"
+                   % (server.url, key, TTL, LOCK_DELAY))
+    else:
+        backend = "  etcd:\n    url: \"%s\"\n    key: %s\n    ttl: %s\n" % (server.url, key, TTL)
+    return ("lease:\n  type: %s\n  candidate: %s\n  hostname: %s\n"
+            "  advertise-url: \"http://%s:%d\"\n%s"
+            % (server.kind, "true" if candidate else "false", name, host, port, backend))
 
 
-def make_nodes(node_factory, consul_agent, n=3, candidates=None):
+def held(server, key):
+    """Whether some node holds the lease key."""
+    entry = server.kv_get(key)
+    if server.kind == "consul":
+        return entry is not None and bool(entry.get("Session"))
+    return entry is not None and entry["lease"] != 0
+
+
+def make_nodes(node_factory, coord, n=3, candidates=None):
     key = "ltxfs-test/failover-%d/primary" % next(_keys)
     nodes = []
     for i in range(n):
@@ -47,7 +77,7 @@ def make_nodes(node_factory, consul_agent, n=3, candidates=None):
         node.port = C.H.free_port()
         node.locks = "ltxfs"
         cand = candidates is None or i in candidates
-        node.lease_text = lease_consul(consul_agent.url, key, node.port, node.name, cand)
+        node.lease_text = lease_yaml(coord, key, node.port, node.name, cand)
         nodes.append(node)
     return key, nodes
 
@@ -101,8 +131,8 @@ def wait_writable(nodes, value, timeout):
     raise AssertionError("no node accepted a write within %.1f s: %s" % (timeout, roles(nodes)))
 
 
-def setup_cluster(node_factory, consul_agent, **kw):
-    key, nodes = make_nodes(node_factory, consul_agent, **kw)
+def setup_cluster(node_factory, coord, **kw):
+    key, nodes = make_nodes(node_factory, coord, **kw)
     for n in nodes:
         n.start()
     p = wait_primary(nodes)
@@ -116,10 +146,9 @@ def setup_cluster(node_factory, consul_agent, **kw):
 
 
 @pytest.mark.deadline(120)
-def test_one_primary_others_follow(node_factory, consul_agent):
-    key, nodes, p, others = setup_cluster(node_factory, consul_agent)
-    entry = consul_agent.kv_get(key)
-    assert entry is not None and entry.get("Session")
+def test_one_primary_others_follow(node_factory, coord):
+    key, nodes, p, others = setup_cluster(node_factory, coord)
+    assert held(coord, key)
     for i in range(20):
         assert try_write(p, "w%d" % i) == 1
     for n in others:
@@ -132,8 +161,8 @@ def test_one_primary_others_follow(node_factory, consul_agent):
 
 
 @pytest.mark.deadline(120)
-def test_sigterm_hands_over_within_2s(node_factory, consul_agent):
-    key, nodes, p, others = setup_cluster(node_factory, consul_agent)
+def test_sigterm_hands_over_within_2s(node_factory, coord):
+    key, nodes, p, others = setup_cluster(node_factory, coord)
     assert try_write(p, "before") == 1
     C.wait_converged(p, others, ["a.db"])
     epoch = C.status(p)["epoch"]
@@ -154,15 +183,15 @@ def test_sigterm_hands_over_within_2s(node_factory, consul_agent):
 
 
 @pytest.mark.deadline(120)
-def test_sigkill_fails_over_after_the_session_expires(node_factory, consul_agent):
-    key, nodes, p, others = setup_cluster(node_factory, consul_agent)
+def test_sigkill_fails_over_after_the_session_expires(node_factory, coord):
+    key, nodes, p, others = setup_cluster(node_factory, coord)
     assert try_write(p, "before") == 1
     C.wait_converged(p, others, ["a.db"])
     t0 = time.monotonic()
     p.kill()
     winner, _ = wait_writable(others, "after", timeout=30)
     took = time.monotonic() - t0
-    bound = 2 * 2 + 1 + 2     # 2 x TTL + lock-delay + 2 s
+    bound = SIGKILL_BOUND[coord.kind]
     print("SIGKILL failover: a new primary accepted a write after %.3f s (bound %d s)"
           % (took, bound))
     assert took < bound, took
@@ -174,23 +203,25 @@ def test_sigkill_fails_over_after_the_session_expires(node_factory, consul_agent
 
 
 @pytest.mark.deadline(120)
-def test_only_candidates_become_primary(node_factory, consul_agent):
-    key, nodes, p, others = setup_cluster(node_factory, consul_agent, candidates=(1,))
+def test_only_candidates_become_primary(node_factory, coord):
+    key, nodes, p, others = setup_cluster(node_factory, coord, candidates=(1,))
     assert p.name == "node2"
     p.stop(sig=signal.SIGTERM)
     time.sleep(3)                   # longer than it takes a candidate to take over
     assert all(r == "replica" for r in roles(others).values()), roles(others)
-    assert consul_agent.kv_get(key) is None or not consul_agent.kv_get(key).get("Session")
+    assert not held(coord, key)
 
 
 @pytest.mark.deadline(120)
-def test_primary_cut_off_from_consul_stops_writing(node_factory, tmp_path):
-    """Consul stops answering: the primary cannot renew, and refuses writes
-    from TTL - margin after its last successful renew on, while nobody else
-    can have acquired (Consul is down); then Consul comes back empty and the
-    nodes elect a primary again."""
-    os.makedirs(str(tmp_path / "consul"))
-    with ConsulServer(str(tmp_path / "consul")) as agent:
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_primary_cut_off_from_the_lease_service_stops_writing(node_factory, tmp_path, kind):
+    """The lease service stops answering: the primary cannot renew, and
+    refuses writes from TTL - margin after its last successful renew on,
+    while nobody else can have acquired (the service is down); then it
+    comes back (Consul's dev agent empty, etcd with its data) and the nodes
+    elect a primary again."""
+    os.makedirs(str(tmp_path / kind))
+    with lease_server(kind, str(tmp_path / kind)) as agent:
         key, nodes, p, others = setup_cluster(node_factory, agent)
         assert try_write(p, "before") == 1
         t_stop = time.monotonic()
@@ -201,12 +232,16 @@ def test_primary_cut_off_from_consul_stops_writing(node_factory, tmp_path):
             assert last_ok - t_stop < 5, "still writing 5 s after Consul went away"
             time.sleep(0.02)
         refused_after = time.monotonic() - t_stop
-        print("cut off from Consul: writes refused after %.3f s (TTL 2 s)" % refused_after)
+        print("%s stopped: writes refused after %.3f s (TTL 2 s)" % (kind, refused_after))
         # TTL - margin after the last renew, which was at most TTL/3 before.
         assert refused_after <= 2.0 - 0.2 + 0.3, refused_after
         for n in others:
             assert try_write(n, "nope") == 0
         assert "lost the lease" in p.log_text() or "renew failed" in p.log_text()
+        # Each refused write used to log a warning of its own.
+        for i in range(10):
+            assert try_write(p, "refused") == 0
+        assert p.log_text().count("may not change") == 0
         agent.start()
         winner = wait_primary(nodes, timeout=30)
         assert try_write(winner, "after") == 1
@@ -218,11 +253,11 @@ def promote(node):
 
 
 @pytest.mark.deadline(300)
-def test_handoffs_under_writes_lose_nothing(node_factory, consul_agent):
+def test_handoffs_under_writes_lose_nothing(node_factory, coord):
     """20 hand-offs (ltxfs promote) while a client keeps writing to whichever
     node accepts: every acknowledged write is on the final primary and every
     replica; writes are unavailable well under a second per hand-off."""
-    key, nodes, p, others = setup_cluster(node_factory, consul_agent)
+    key, nodes, p, others = setup_cluster(node_factory, coord)
     acked = []                      # (value, node name, time)
     stop = threading.Event()
 
@@ -249,12 +284,18 @@ def test_handoffs_under_writes_lose_nothing(node_factory, consul_agent):
             r = promote(target)
             assert r.returncode == 0, r.stderr
             assert C.status(target)["role"] == "primary"
-            time.sleep(0.3)         # writes resume on the new primary
             # From the last write acknowledged before the new primary's first
             # one to that one (the old primary acknowledges writes until it
-            # is fenced, after t0).
-            v = list(acked)
-            first = next((i for i, a in enumerate(v) if a[2] > t0 and a[1] != primary.name), None)
+            # is fenced, after t0).  Waited for, not slept: a loaded machine
+            # delays the writer thread, not the hand-off.
+            deadline = time.monotonic() + 10
+            while True:
+                v = list(acked)
+                first = next((i for i, a in enumerate(v)
+                              if a[2] > t0 and a[1] != primary.name), None)
+                if first is not None or time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
             assert first is not None, "no write acknowledged after hand-off %d" % round_
             gaps.append(v[first][2] - (v[first - 1][2] if first > 0 else t0))
             primary = target
@@ -278,6 +319,6 @@ def test_handoffs_under_writes_lose_nothing(node_factory, consul_agent):
         runs[-1][2] = v
         runs[-1][3] += 1
     assert not lost, "acknowledged writes lost: %s; runs %s" % (lost[:3], runs)
-    assert len(acked) > 100, len(acked)
+    assert len(acked) > 40, len(acked)   # every term took writes (first, above)
     C.assert_identical(final, rest, ["a.db"])
     assert gaps[-1] < 1.0, gaps

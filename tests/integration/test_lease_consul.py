@@ -16,6 +16,9 @@ import time
 import pytest
 
 from consul_server import ConsulServer
+import ltxfs_helpers as H
+
+pytestmark = H.LTXFS_LOCKS_PASS_ONLY
 
 _keys = itertools.count()
 

@@ -276,7 +276,7 @@ static void test_known_keys(void)
 		CHECK(strstr(err.msg, "unknown key") == NULL);
 		config_free(&c);
 	}
-	CHECK_EQ_INT(21, n);
+	CHECK_EQ_INT(24, n);
 	CHECK(strcmp(keys[0], "fuse.dir") == 0);
 	CHECK(strcmp(keys[n - 1], "exec") == 0);
 }
@@ -469,7 +469,12 @@ static void test_value_errors(void)
 		     "    ttl: 100ms\n", "lease.consul.ttl must be between 500ms and 1h");
 	CHECK_REJECT(MIN_CFG "lease:\n  type: consul\n  consul:\n    url: http://c:8500\n"
 		     "    lock-delay: 2m\n", "lease.consul.lock-delay must be at most 60s");
-	CHECK_REJECT(MIN_CFG "lease:\n  type: etcd\n", "\"etcd\" is not yet supported in this build");
+	CHECK_REJECT(MIN_CFG "lease:\n  type: etcd\n",
+		     "lease.etcd.url is required when lease.type is etcd");
+	CHECK_REJECT(MIN_CFG "lease:\n  type: etcd\n  etcd:\n    url: http://e:2379\n"
+		     "    ttl: 1500ms\n", "lease.etcd.ttl must be whole seconds between 2s and 1h");
+	CHECK_REJECT(MIN_CFG "lease:\n  type: etcd\n  etcd:\n    url: http://e:2379\n"
+		     "    key: a//b\n", "lease.etcd.key must be segments");
 	CHECK_REJECT("fuse:\n  dir: /a\ndata:\n  dir: /b\n  sync: never\n",
 		     "data.sync: \"never\" is not one of app, always");
 	CHECK_REJECT("fuse:\n  dir: /a\n  locks: posix\ndata:\n  dir: /b\n",
@@ -756,6 +761,15 @@ static void test_dump(void)
 		dumped_key(*k, needle, sizeof(needle));
 		CHECK_STR_CONTAINS(text, needle);
 	}
+	free(text);
+	config_free(&c);
+	/* etcd's keys with an etcd lease, and no Consul key. */
+	CHECK_EQ_INT(0, load(&c, MIN_CFG "lease:\n  type: etcd\n  etcd:\n"
+			     "    url: http://127.0.0.1:2379\n    ttl: 3s\n", &err));
+	text = dump_to_string(&c);
+	CHECK_STR_CONTAINS(text, "\n  etcd:\n    url: \"http://127.0.0.1:2379\"\n"
+			   "    key: \"ltxfs/primary\"\n    ttl: \"3s\"\nlog:");
+	CHECK(strstr(text, "consul") == NULL);
 	free(text);
 	config_free(&c);
 

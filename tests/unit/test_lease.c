@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "lease/consul.h"
+#include "lease/etcd.h"
 #include "lease/lease.h"
 #include "tests/unit/unit.h"
 
@@ -93,6 +94,55 @@ static void test_kv_entry_malformed(void)
 	}
 }
 
+/* A recursive read (the members): every entry, at most `max`. */
+static void test_kv_entries(void)
+{
+	const char *body = "[{\"LockIndex\":0,\"ModifyIndex\":4,\"Value\":\"YQ==\"},"
+			   "{\"LockIndex\":0,\"ModifyIndex\":5,\"Value\":\"Yg==\"},"
+			   "{\"LockIndex\":0,\"ModifyIndex\":6,\"Value\":\"Yw==\"}]";
+	consul_entry v[2];
+	size_t n = 9;
+	lx_err err;
+	CHECK_EQ_INT(0, consul_parse_entries(body, strlen(body), v, 2, &n, &err));
+	CHECK_EQ_U64(2, n);
+	CHECK(strcmp(v[1].value, "b") == 0);
+	CHECK_EQ_INT(0, consul_parse_entries("[]", 2, v, 2, &n, &err));
+	CHECK_EQ_U64(0, n);
+	CHECK_EQ_INT(-EPROTO, consul_parse_entries("{}", 2, v, 2, &n, &err));
+	CHECK_EQ_INT(-EPROTO, consul_parse_entries("[{\"ModifyIndex\":1}]", 19, v, 2, &n, &err));
+}
+
+/* etcd's range answer: int64 fields as strings, zero fields left out. */
+static void test_etcd_range(void)
+{
+	const char *held = "{\"header\":{\"revision\":\"42\"},\"kvs\":[{\"key\":\"YQ==\","
+			   "\"create_revision\":\"40\",\"mod_revision\":\"41\",\"version\":\"2\","
+			   "\"value\":\"eyJ4IjoxfQ==\",\"lease\":\"7587862\"}],\"count\":\"1\"}";
+	const char *missing = "{\"header\":{\"cluster_id\":\"1\",\"revision\":\"9\"}}";
+	static const char *const bad[] = {
+		"[]", "{\"header\":{\"revision\":\"x\"}}", "{\"header\":{},\"kvs\":{}}",
+		"{\"header\":{},\"kvs\":[{\"value\":\"!!\"}]}",
+		"{\"header\":{},\"kvs\":[{\"lease\":\"-1\"}]}",
+	};
+	etcd_kv kv;
+	uint64_t rev = 0;
+	size_t n = 9;
+	lx_err err;
+	CHECK_EQ_INT(0, etcd_parse_range(held, strlen(held), &kv, 1, &n, &rev, &err));
+	CHECK_EQ_U64(1, n);
+	CHECK_EQ_U64(42, rev);
+	CHECK(kv.present);
+	CHECK_EQ_U64(7587862, kv.lease);
+	CHECK_EQ_U64(40, kv.create_revision);
+	CHECK_EQ_U64(41, kv.mod_revision);
+	CHECK(strcmp(kv.value, "{\"x\":1}") == 0);
+	CHECK_EQ_INT(0, etcd_parse_range(missing, strlen(missing), &kv, 1, &n, &rev, &err));
+	CHECK_EQ_U64(0, n);
+	CHECK_EQ_U64(9, rev);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK_EQ_INT(-EPROTO, etcd_parse_range(bad[i], strlen(bad[i]), &kv, 1, &n, &rev, &err));
+}
+
 UNIT_TESTS(TEST(test_holder_round_trip), TEST(test_holder_refuses_malformed),
 	   TEST(test_session_id), TEST(test_kv_entry_held), TEST(test_kv_entry_released),
-	   TEST(test_kv_entry_malformed))
+	   TEST(test_kv_entry_malformed), TEST(test_kv_entries), TEST(test_etcd_range))
