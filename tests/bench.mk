@@ -34,7 +34,8 @@ bench-replication: $(INSERT_BENCH) $(BUILD)/ltxfs
 		--out $(BUILD)/bench-replication.md $(REPL_BENCH_ARGS)
 
 # Write unavailability for a clean stop, a crash and a hand-off, with a real
-# Consul (tests/bench/failover_bench.py).  FAILOVER_BENCH_ARGS='--runs 3'
+# Consul and a real etcd (tests/bench/failover_bench.py).
+# FAILOVER_BENCH_ARGS='--runs 3 --backends etcd'
 FAILOVER_BENCH_ARGS ?=
 bench-failover: $(BUILD)/ltxfs $(BUILD)/tools/bin/consul
 	LTXFS_CONSUL_BIN=$(abspath $(BUILD)/tools/bin/consul) \
