@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,8 @@ struct node {
 	int64_t started_ms;
 	stream_hub hub;
 	elector *elector;               /* NULL with a static lease */
+	lease *lease;                   /* the elector's: used before it starts and in
+					 * its callbacks (its thread) only */
 
 	pthread_mutex_t mu;             /* guards everything below */
 	int primary;                    /* this node holds the lease; written under mu,
@@ -155,6 +158,34 @@ static void catch_up_with(node *n, const lease_holder *peers, size_t n_peers)
 		adopt_cluster_id(n);
 }
 
+/* A new primary's cluster ID is stored next to the lease key (or checked
+ * against the one there).  Another cluster's: never write; stop the node
+ * (it logs why), which fences and releases the lease. */
+static int cluster_bound(node *n)
+{
+	char id[CLUSTER_ID_SIZE];
+	lx_err err;
+	int rc;
+	if (n->lease == NULL)
+		return 1;
+	pthread_mutex_lock(&n->mu);
+	if (n->cluster_id[0] == '\0' &&
+	    cluster_id_load_or_create(n->config->data.dir, n->cluster_id, &err) < 0)
+		lx_error("node", "cluster ID: %s", err.msg);
+	memcpy(id, n->cluster_id, CLUSTER_ID_SIZE);
+	pthread_mutex_unlock(&n->mu);
+	rc = n->lease->ops->bind_cluster(n->lease, id, sizeof(id), &err);
+	if (rc == -EEXIST) {
+		lx_error("node", "%s; stopping", err.msg);
+		raise(SIGTERM);
+		return 0;
+	}
+	if (rc < 0)
+		lx_warn("node", "the cluster ID could not be stored with the lease service: %s",
+			err.msg);
+	return 1;
+}
+
 static void on_promoted(void *ctx, uint64_t epoch, int64_t write_until,
 			const lease_holder *peers, size_t n_peers)
 {
@@ -164,6 +195,8 @@ static void on_promoted(void *ctx, uint64_t epoch, int64_t write_until,
 	adopt_cluster_id(n);
 	if (n_peers > 0)
 		catch_up_with(n, peers, n_peers);
+	if (!cluster_bound(n))
+		return;
 	pthread_mutex_lock(&n->mu);
 	if (n->cluster_id[0] == '\0' &&
 	    cluster_id_load_or_create(n->config->data.dir, n->cluster_id, &err) < 0)
@@ -221,12 +254,28 @@ static int start_static(node *n, lx_err *err)
 	return follow(n, &h, err);
 }
 
-/* The elector on a lease backend (consul or etcd). */
+/* The elector on a lease backend (consul or etcd), once the cluster ID is
+ * known to agree with the one kept next to the lease key. */
 static int start_elected(node *n, lease *l, int64_t ttl_ms, lx_err *err)
 {
 	const ltxfs_config *c = n->config;
 	elector_options eo;
 	elector_callbacks cb = { n, on_promoted, on_extended, on_fenced, on_follow };
+	char id[CLUSTER_ID_SIZE];
+	int rc;
+	memcpy(id, n->cluster_id, CLUSTER_ID_SIZE);
+	rc = l->ops->bind_cluster(l, id, sizeof(id), err);
+	if (rc == -EEXIST) {
+		l->ops->close(l);
+		return rc;
+	}
+	if (rc < 0)
+		lx_warn("node", "cannot check the cluster ID with the lease service now: %s "
+			"(checked again when this node becomes primary)", err->msg);
+	else if (n->cluster_id[0] == '\0' && id[0] != '\0' &&
+		 cluster_id_save(c->data.dir, id, err) == 0)
+		memcpy(n->cluster_id, id, CLUSTER_ID_SIZE);   /* joining: the lease's */
+	n->lease = l;
 	memset(&eo, 0, sizeof(eo));
 	snprintf(eo.me.hostname, sizeof(eo.me.hostname), "%s", c->lease.hostname);
 	snprintf(eo.me.advertise_url, sizeof(eo.me.advertise_url), "%s", c->lease.advertise_url);

@@ -27,6 +27,7 @@ typedef struct consul_lease {
 	consul *c;
 	int abort;                      /* atomic: interrupt() */
 	char members[512];              /* KEY-nodes/ */
+	char key[512];                  /* the lease key */
 } consul_lease;
 
 static consul_lease *of(lease *l)
@@ -189,9 +190,32 @@ static int cl_members(lease *l, lease_holder *out, size_t max, size_t *n, lx_err
 	return rc;
 }
 
+static int cl_bind_cluster(lease *l, char *id, size_t cap, lx_err *err)
+{
+	consul_lease *cl = of(l);
+	char key[sizeof(cl->key) + 16];
+	snprintf(key, sizeof(key), "%s-cluster", cl->key);
+	for (int attempt = 0; attempt < 3; attempt++) {
+		consul_entry e;
+		uint64_t index = 0;
+		int rc = consul_get(cl->c, key, &index, 0, 1, &e, err);
+		if (rc < 0)
+			return rc;
+		if (e.present && e.value_len > 0)
+			return lease_cluster_match(e.value, e.value_len, id, cap, cl->key, err);
+		if (id[0] == '\0')
+			return 0;
+		rc = consul_put_cas(cl->c, key, id, e.present ? e.modify_index : 0, err);
+		if (rc != 0)
+			return rc < 0 ? rc : 0;
+		/* another node stored one meanwhile: compare with it */
+	}
+	return lx_err_set(err, EAGAIN, "consul: %s keeps changing", key);
+}
+
 static const lease_ops consul_lease_ops = {
 	cl_acquire, cl_renew, cl_release, cl_watch, cl_give, cl_take, cl_interrupt, cl_resume,
-	cl_announce, cl_members, cl_close, "consul",
+	cl_announce, cl_members, cl_bind_cluster, cl_close, "consul",
 };
 
 int consul_lease_open(lease **out, const consul_lease_options *o, lx_err *err)
@@ -219,6 +243,7 @@ int consul_lease_open(lease **out, const consul_lease_options *o, lx_err *err)
 	cl->base.ops = &consul_lease_ops;
 	cl->base.ttl_ms = o->ttl_ms;
 	snprintf(cl->members, sizeof(cl->members), "%s" MEMBERS_SUFFIX, o->key);
+	snprintf(cl->key, sizeof(cl->key), "%s", o->key);
 	*out = &cl->base;
 	return 0;
 }

@@ -198,9 +198,30 @@ static void el_close(lease *l)
 	free(el);
 }
 
+static int el_bind_cluster(lease *l, char *id, size_t cap, lx_err *err)
+{
+	etcd_lease *el = of(l);
+	char key[sizeof(el->members) + 16];
+	etcd_kv kv;
+	uint64_t rev;
+	int rc;
+	snprintf(key, sizeof(key), "%s-cluster", el->key);
+	rc = etcd_get(el->e, key, &kv, &rev, err);
+	if (rc < 0)
+		return rc;
+	if (!kv.present && id[0] == '\0')
+		return 0;
+	if (!kv.present) {
+		rc = etcd_create(el->e, key, id, 0, &rev, &kv, err);   /* not bound to a lease */
+		if (rc != 0)
+			return rc < 0 ? rc : 0;
+	}
+	return lease_cluster_match(kv.value, kv.value_len, id, cap, el->key, err);
+}
+
 static const lease_ops etcd_lease_ops = {
 	el_acquire, el_renew, el_release, el_watch, el_give, el_take, el_interrupt, el_resume,
-	el_announce, el_members, el_close, "etcd",
+	el_announce, el_members, el_bind_cluster, el_close, "etcd",
 };
 
 int etcd_lease_open(lease **out, const etcd_lease_options *o, lx_err *err)

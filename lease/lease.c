@@ -8,6 +8,8 @@
 
 #include <jansson.h>
 
+#include "lease/cluster_id.h"
+
 char *lease_holder_encode(const lease_holder *h)
 {
 	json_t *o = json_pack("{s:s, s:s}", "hostname", h->hostname, "advertise-url",
@@ -46,4 +48,28 @@ int lease_holder_decode(const char *value, size_t len, lease_holder *h, lx_err *
 		rc = copy_field(o, "advertise-url", h->advertise_url, sizeof(h->advertise_url), err);
 	json_decref(o);
 	return rc;
+}
+
+int lease_cluster_match(const char *stored, size_t len, char *id, size_t cap, const char *key,
+			lx_err *err)
+{
+	char theirs[CLUSTER_ID_SIZE];
+	if (len >= sizeof(theirs))
+		return lx_err_set(err, EPROTO, "%s-cluster does not hold a cluster ID", key);
+	memcpy(theirs, stored, len);
+	theirs[len] = '\0';
+	if (!cluster_id_valid(theirs))
+		return lx_err_set(err, EPROTO, "%s-cluster does not hold a cluster ID", key);
+	if (id[0] == '\0') {
+		if (cap <= len)
+			return lx_err_set(err, EINVAL, "cluster ID buffer too small");
+		memcpy(id, theirs, len + 1);
+		return 0;
+	}
+	if (strcmp(id, theirs) == 0)
+		return 0;
+	return lx_err_set(err, EEXIST, "the lease key %s belongs to cluster %s, but this node's "
+			  "data.dir belongs to cluster %s: two clusters must not share a lease key. "
+			  "Give this cluster a lease key of its own, or empty this node's data.dir "
+			  "to join cluster %s", key, theirs, id, theirs);
 }

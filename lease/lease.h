@@ -67,6 +67,11 @@ typedef struct lease_ops {
 	int (*announce)(lease *l, const lease_holder *me, lx_err *err);
 	/* The members recorded, at most max, into out[*n]. */
 	int (*members)(lease *l, lease_holder *out, size_t max, size_t *n, lx_err *err);
+	/* The cluster ID kept next to the lease key (KEY-cluster), so that two
+	 * clusters never share a key by accident: absent, store id[] (only if
+	 * still absent; nothing when id is ""); stored and id "": copy it into
+	 * id[cap]; stored and different: -EEXIST, with the remedy. */
+	int (*bind_cluster)(lease *l, char *id, size_t cap, lx_err *err);
 	void (*close)(lease *l);
 	const char *name;               /* "consul" */
 } lease_ops;
@@ -78,6 +83,11 @@ struct lease {
 
 /* The JSON value for `h` into a malloc'ed string (NULL: out of memory). */
 char *lease_holder_encode(const lease_holder *h);
+
+/* bind_cluster's decision, once the stored ID (stored[len], len 0: none)
+ * is known; `key` names the lease key in the message. */
+int lease_cluster_match(const char *stored, size_t len, char *id, size_t cap, const char *key,
+			lx_err *err);
 
 /* Parse a stored value.  A value that is not such an object, or lacks
  * either field, or has one too long, is EINVAL with the reason. */

@@ -322,3 +322,34 @@ def test_handoffs_under_writes_lose_nothing(node_factory, coord):
     assert len(acked) > 40, len(acked)   # every term took writes (first, above)
     C.assert_identical(final, rest, ["a.db"])
     assert gaps[-1] < 1.0, gaps
+
+
+@pytest.mark.deadline(120)
+def test_two_clusters_cannot_share_a_lease_key(node_factory, coord):
+    """The primary stores its cluster ID next to the lease key; a node whose
+    data.dir belongs to another cluster refuses to start on that key, with
+    the remedy; a new, empty node adopts the key's cluster."""
+    key, nodes, p, others = setup_cluster(node_factory, coord)
+    ours = C.status(p)["cluster_id"]
+    stranger = node_factory("stranger")
+    stranger.port = C.H.free_port()
+    stranger.locks = "ltxfs"
+    stranger.lease_text = lease_yaml(coord, key + "-elsewhere", stranger.port, "stranger")
+    stranger.start()
+    wait_primary([stranger])                      # its own cluster, on its own key
+    theirs = C.status(stranger)["cluster_id"]
+    assert theirs and theirs != ours
+    stranger.stop()
+    stranger.lease_text = lease_yaml(coord, key, stranger.port, "stranger")
+    stranger.write_config()
+    status, log = stranger.start_expect_exit()
+    assert status is not None and status != 0, log
+    assert "belongs to cluster %s" % ours in log and "lease key of its own" in log, log
+
+    newcomer = node_factory("newcomer")
+    newcomer.port = C.H.free_port()
+    newcomer.locks = "ltxfs"
+    newcomer.lease_text = lease_yaml(coord, key, newcomer.port, "newcomer")
+    newcomer.start()
+    assert C.status(newcomer)["cluster_id"] == ours
+    C.wait_converged(p, [newcomer], ["a.db"])

@@ -143,6 +143,25 @@ static void test_etcd_range(void)
 		CHECK_EQ_INT(-EPROTO, etcd_parse_range(bad[i], strlen(bad[i]), &kv, 1, &n, &rev, &err));
 }
 
+/* The cluster ID next to the lease key: adopt, agree, refuse with the remedy. */
+static void test_cluster_match(void)
+{
+	const char *stored = "LTXC0123456789ABCDEF";
+	char id[21] = "";
+	lx_err err;
+	CHECK_EQ_INT(0, lease_cluster_match(stored, 20, id, sizeof(id), "k", &err));
+	CHECK(strcmp(id, stored) == 0);                          /* adopted */
+	CHECK_EQ_INT(0, lease_cluster_match(stored, 20, id, sizeof(id), "k", &err));
+	strcpy(id, "LTXCFFFFFFFFFFFFFFFF");
+	CHECK_EQ_INT(-EEXIST, lease_cluster_match(stored, 20, id, sizeof(id), "app/primary", &err));
+	CHECK_STR_CONTAINS(err.msg, "lease key app/primary belongs to cluster LTXC0123456789ABCDEF");
+	CHECK_STR_CONTAINS(err.msg, "a lease key of its own");
+	CHECK_EQ_INT(-EPROTO, lease_cluster_match("garbage", 7, id, sizeof(id), "k", &err));
+	CHECK_EQ_INT(-EPROTO, lease_cluster_match("LTXC0123456789ABCDEF0", 21, id, sizeof(id), "k",
+						  &err));
+}
+
 UNIT_TESTS(TEST(test_holder_round_trip), TEST(test_holder_refuses_malformed),
 	   TEST(test_session_id), TEST(test_kv_entry_held), TEST(test_kv_entry_released),
-	   TEST(test_kv_entry_malformed), TEST(test_kv_entries), TEST(test_etcd_range))
+	   TEST(test_kv_entry_malformed), TEST(test_kv_entries), TEST(test_etcd_range),
+	   TEST(test_cluster_match))
