@@ -32,8 +32,11 @@ def binary():
 
 
 class ConsulServer:
-    def __init__(self, log_dir=None, host="127.0.0.1"):
+    def __init__(self, log_dir=None, host="127.0.0.1", acl_token=None):
+        """acl_token: ACLs on, default policy deny, this token as the
+        master (and the agent's own) token."""
         self.host = host
+        self.acl_token = acl_token
         self.http_port = H.free_port()
         self.proc = None
         self.log_dir = log_dir or tempfile.mkdtemp(prefix="ltxfs-consul-")
@@ -49,6 +52,9 @@ class ConsulServer:
                 "-serf-lan-port", str(H.free_port()), "-serf-wan-port", str(H.free_port()),
                 "-server-port", str(H.free_port()), "-log-level", "warn",
                 "-hcl", 'session_ttl_min = "1s"']
+        if self.acl_token:
+            args += ["-hcl", 'acl { enabled = true default_policy = "deny" '
+                     'tokens { master = "%s" agent = "%s" } }' % (self.acl_token, self.acl_token)]
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -77,6 +83,8 @@ class ConsulServer:
     def request(self, method, path, body=None, timeout=10):
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.url + path, data=data, method=method)
+        if self.acl_token:
+            req.add_header("X-Consul-Token", self.acl_token)
         with urllib.request.urlopen(req, timeout=timeout) as r:
             text = r.read()
         return json.loads(text) if text.strip() else None

@@ -30,10 +30,10 @@ def driver_path():
 class Client:
     """One lease_driver process: one Consul client with its own session."""
 
-    def __init__(self, url, key, ttl_ms=2000, lock_delay_ms=1000):
+    def __init__(self, url, key, ttl_ms=2000, lock_delay_ms=1000, token=""):
         self.p = subprocess.Popen([driver_path()], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, text=True, bufsize=1)
-        self.ask("open %s %s %d %d" % (url, key, ttl_ms, lock_delay_ms))
+        self.ask("open %s %s %d %d %s" % (url, key, ttl_ms, lock_delay_ms, token))
 
     def ask(self, line, ok=True):
         self.p.stdin.write(line + "\n")
@@ -153,3 +153,23 @@ def test_unreachable_consul_names_the_url(tmp_path):
     reply = c.ask("create", ok=False)
     assert reply.startswith("err EAGAIN") and "http://127.0.0.1:1" in reply, reply
     c.close()
+
+
+def test_acl_token_is_sent_and_a_refusal_names_the_token(tmp_path):
+    """Consul with ACLs on (default deny): without lease.consul.token the
+    session is refused with an error that says what to check; with the
+    token the client holds the lease."""
+    token = "ltxfs-test-master-token"
+    with ConsulServer(str(tmp_path), acl_token=token) as agent:
+        key = "ltxfs-test/acl/primary"
+        anonymous = Client(agent.url, key)
+        reply = anonymous.ask("create", ok=False)
+        assert reply.startswith("err EACCES") and "lease.consul token" in reply, reply
+        anonymous.close()
+        c = Client(agent.url, key, token=token)
+        c.ask("create")
+        ok, epoch = c.acquire()
+        assert ok == 1 and epoch > 0
+        assert agent.kv_get(key)["Session"]
+        c.ask("destroy")
+        c.close()
