@@ -66,6 +66,12 @@ struct stream_client {
 	int received;                   /* bytes arrived on this connection */
 };
 
+/* What the other side is, for messages: a catch-up streams from a member. */
+static const char *peer_kind(const stream_client_options *o)
+{
+	return o->catch_up ? "member" : "primary";
+}
+
 /* ---- frames ------------------------------------------------------------------ */
 
 static int ltx_frame_done(stream_client *c)
@@ -120,7 +126,8 @@ static int frame_done(stream_client *c)
 		break;
 	case FRAME_READY:
 		if (!__atomic_exchange_n(&c->ready, 1, __ATOMIC_ACQ_REL))
-			lx_info("replica", "caught up with the primary %s", c->opt.primary_name);
+			lx_info("replica", "caught up with the %s %s", peer_kind(&c->opt),
+				c->opt.primary_name);
 		__atomic_store_n(&c->primary_ts_ms, lx_wall_ms(), __ATOMIC_RELAXED);
 		break;
 	case FRAME_DELETED:
@@ -304,8 +311,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 			return 0;
 		c->received = 1;
 		__atomic_store_n(&c->connected, 1, __ATOMIC_RELEASE);
-		lx_info("replica", "streaming from the primary %s (%s)", c->opt.primary_name,
-			c->opt.primary_url);
+		lx_info("replica", "streaming from the %s %s (%s)", peer_kind(&c->opt),
+			c->opt.primary_name, c->opt.primary_url);
 	}
 	return parse(c, (const uint8_t *)data, len);
 }
@@ -546,7 +553,8 @@ int stream_client_start(stream_client **out, store *st, const stream_client_opti
 		client_free(c);
 		return rc;
 	}
-	lx_info("replica", "following the primary %s at %s", o->primary_name, o->primary_url);
+	lx_info("replica", "%s %s at %s", o->catch_up ? "catching up from the member" :
+		"following the primary", o->primary_name, o->primary_url);
 	*out = c;
 	return 0;
 }
