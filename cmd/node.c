@@ -35,6 +35,7 @@ struct node {
 	elector *elector;               /* NULL with a static lease */
 	lease *lease;                   /* the elector's: used before it starts and in
 					 * its callbacks (its thread) only */
+	int64_t ttl_ms;                 /* the lease's TTL; 0 with a static lease */
 
 	pthread_mutex_t mu;             /* guards everything below */
 	int primary;                    /* this node holds the lease; written under mu,
@@ -152,14 +153,13 @@ static void catch_up_with(node *n, const lease_holder *peers, size_t n_peers)
 	o.data_dir = n->config->data.dir;
 	o.peers = peers;
 	o.n_peers = n_peers;
-	o.budget_ms = (int64_t)((n->config->lease.type == CONFIG_LEASE_ETCD ?
-				 n->config->lease.etcd.ttl_ns : n->config->lease.consul.ttl_ns) / 2000000);
+	o.budget_ms = n->ttl_ms / 2;
 	if (catch_up(n->store, &o) > 0)
 		adopt_cluster_id(n);
 }
 
-/* A new primary's cluster ID is stored next to the lease key (or checked
- * against the one there).  Another cluster's: never write; stop the node
+/* A new primary's cluster ID (created here if it has none) is stored next
+ * to the lease key, or checked against the one there.  Another cluster's: never write; stop the node
  * (it logs why), which fences and releases the lease. */
 static int cluster_bound(node *n)
 {
@@ -190,7 +190,6 @@ static void on_promoted(void *ctx, uint64_t epoch, int64_t write_until,
 			const lease_holder *peers, size_t n_peers)
 {
 	node *n = ctx;
-	lx_err err;
 	unfollow(n);
 	adopt_cluster_id(n);
 	if (n_peers > 0)
@@ -198,9 +197,6 @@ static void on_promoted(void *ctx, uint64_t epoch, int64_t write_until,
 	if (!cluster_bound(n))
 		return;
 	pthread_mutex_lock(&n->mu);
-	if (n->cluster_id[0] == '\0' &&
-	    cluster_id_load_or_create(n->config->data.dir, n->cluster_id, &err) < 0)
-		lx_error("node", "cluster ID: %s", err.msg);
 	__atomic_store_n(&n->primary, 1, __ATOMIC_RELEASE);
 	n->epoch = epoch;
 	memset(&n->leader, 0, sizeof(n->leader));
@@ -276,6 +272,7 @@ static int start_elected(node *n, lease *l, int64_t ttl_ms, lx_err *err)
 		 cluster_id_save(c->data.dir, id, err) == 0)
 		memcpy(n->cluster_id, id, CLUSTER_ID_SIZE);   /* joining: the lease's */
 	n->lease = l;
+	n->ttl_ms = ttl_ms;
 	memset(&eo, 0, sizeof(eo));
 	snprintf(eo.me.hostname, sizeof(eo.me.hostname), "%s", c->lease.hostname);
 	snprintf(eo.me.advertise_url, sizeof(eo.me.advertise_url), "%s", c->lease.advertise_url);

@@ -387,8 +387,10 @@ int db_apply_remote(database *db, int fd, uint64_t len, lx_err *err)
 
 	if (rc < 0)
 		return rc;
+	which = leaves_wal_mode(fd) ? LOCKS_ALL : LOCKS_SHM;   /* the file, not db->mu */
 	pthread_mutex_lock(&db->mu);
-	which = db->wal_mode && !leaves_wal_mode(fd) ? LOCKS_SHM : LOCKS_ALL;
+	if (!db->wal_mode)
+		which = LOCKS_ALL;
 	pthread_mutex_unlock(&db->mu);
 	acquire_locks(db, which);
 	pthread_mutex_lock(&db->mu);
