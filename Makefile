@@ -10,7 +10,7 @@ SANITIZE ?=
 CC ?= cc
 PYTHON ?= /usr/bin/python3
 
-PKGS := fuse3 sqlite3 libcurl libmicrohttpd libxxhash yaml-0.1 jansson
+PKGS := fuse3 sqlite3 libcurl libmicrohttpd libxxhash yaml-0.1 jansson libsystemd
 
 -include $(BUILD)/config.mk
 

@@ -48,6 +48,7 @@ enum key_id {
 	KEY_DATA_RETENTION_BYTES,
 	KEY_DATA_SYNC,
 	KEY_HTTP_ADDR,
+	KEY_HTTP_HEALTH_MAX_LAG,
 	KEY_LEASE_TYPE,
 	KEY_LEASE_CANDIDATE,
 	KEY_LEASE_HOSTNAME,
@@ -75,7 +76,7 @@ enum key_kind {
 	K_ADDR,     /* char *, host:port */
 	K_URL,      /* char *, http(s)://host[:port][/path] */
 	K_NODE_ID,  /* uint64_t from 16 hex digits, non-zero */
-	K_STRLIST,  /* exec: a string or a sequence of strings */
+	K_EXEC,     /* exec: an entry or a sequence of entries */
 };
 
 /*
@@ -139,6 +140,7 @@ static const char *const known_keys[KEY_COUNT + 1] = {
 	[KEY_DATA_RETENTION_BYTES] = "data.retention-bytes",
 	[KEY_DATA_SYNC] = "data.sync",
 	[KEY_HTTP_ADDR] = "http.addr",
+	[KEY_HTTP_HEALTH_MAX_LAG] = "http.health-max-lag",
 	[KEY_LEASE_TYPE] = "lease.type",
 	[KEY_LEASE_CANDIDATE] = "lease.candidate",
 	[KEY_LEASE_HOSTNAME] = "lease.hostname",
@@ -169,6 +171,7 @@ static const key_spec specs[KEY_COUNT] = {
 	[KEY_DATA_RETENTION_BYTES] = { K_SIZE, OFF(data.retention_bytes), NULL },
 	[KEY_DATA_SYNC] = { K_ENUM, OFF(data.sync), sync_values },
 	[KEY_HTTP_ADDR] = { K_ADDR, OFF(http.addr), NULL },
+	[KEY_HTTP_HEALTH_MAX_LAG] = { K_DURATION, OFF(http.health_max_lag_ns), NULL },
 	[KEY_LEASE_TYPE] = { K_ENUM, OFF(lease.type), lease_types },
 	[KEY_LEASE_CANDIDATE] = { K_BOOL, OFF(lease.candidate), NULL },
 	[KEY_LEASE_HOSTNAME] = { K_STRING, OFF(lease.hostname), NULL },
@@ -183,7 +186,7 @@ static const key_spec specs[KEY_COUNT] = {
 	[KEY_LEASE_ETCD_KEY] = { K_STRING, OFF(lease.etcd.key), NULL },
 	[KEY_LEASE_ETCD_TTL] = { K_DURATION, OFF(lease.etcd.ttl_ns), NULL },
 	[KEY_LOG_LEVEL] = { K_ENUM, OFF(log.level), log_levels },
-	[KEY_EXEC] = { K_STRLIST, OFF(exec), NULL },
+	[KEY_EXEC] = { K_EXEC, OFF(exec), NULL },
 };
 
 /*
@@ -942,47 +945,109 @@ static int apply_value(walk *w, enum key_id id, yaml_mark_t m, const char *val)
 				      "hex digits", key, q);
 		memcpy(slot, &u, sizeof(u));
 		return 0;
-	case K_STRLIST:
+	case K_EXEC:
 		break;
 	}
 	return at_err(w, m, "%s: internal error: bad key kind", key);
 }
 
-/* Append one command to c->exec (taking ownership of cmd on success). */
-static int exec_append(walk *w, char *cmd)
+static const yaml_node_t *earlier_key(walk *w, const yaml_node_t *map,
+				      const yaml_node_pair_t *p,
+				      const yaml_node_t *key);
+
+/* Append one entry to c->exec (taking ownership of e->cmd on success). */
+static int exec_append(walk *w, const config_exec *e)
 {
-	char **cmds = realloc(w->c->exec.cmds,
-			      (w->c->exec.n + 1) * sizeof(*cmds));
+	config_exec *cmds = realloc(w->c->exec.cmds,
+				    (w->c->exec.n + 1) * sizeof(*cmds));
 	if (cmds == NULL)
 		return lx_err_set(w->err, ENOMEM, "%s: out of memory", w->origin);
 	w->c->exec.cmds = cmds;
-	cmds[w->c->exec.n++] = cmd;
+	cmds[w->c->exec.n++] = *e;
 	return 0;
 }
 
-/* One exec command from scalar node v; `label` is "exec" or "exec[i]". */
-static int exec_command(walk *w, const char *label, const yaml_node_t *v)
+/* The command string of an exec entry: a non-empty scalar. */
+static int exec_cmd_string(walk *w, const char *label, const yaml_node_t *v, char **out)
 {
-	char *cmd = NULL;
-	int rc;
-	if (v->type == YAML_MAPPING_NODE)
-		return at_err(w, v->start_mark, "%s: expected a command string "
-			      "(the {cmd, if-candidate} form is not supported)", label);
-	rc = scalar_value(w, label, v, "a command string", &cmd);
-	if (rc == 0 && cmd[0] == '\0')
+	int rc = scalar_value(w, label, v, "a command string", out);
+	if (rc == 0 && (*out)[0] == '\0') {
+		free(*out);
+		*out = NULL;
 		rc = at_err(w, v->start_mark, "%s: command must not be empty", label);
-	if (rc == 0)
-		rc = exec_append(w, cmd);
-	if (rc != 0)
-		free(cmd);
+	}
 	return rc;
 }
 
-/* exec: a single command string or a sequence of them. */
+/* A boolean flag of an exec mapping ("exec[0].if-candidate"). */
+static int exec_flag(walk *w, const char *label, const yaml_node_t *v, bool *out)
+{
+	char *val = NULL;
+	int rc = scalar_value(w, label, v, "a boolean", &val);
+	if (rc == 0 && config_parse_bool(val, out) != 0)
+		rc = at_err(w, v->start_mark, "%s: expected a boolean (true or false)", label);
+	free(val);
+	return rc;
+}
+
+/* One pair of an exec mapping: cmd, if-candidate or promote. */
+static int exec_field(walk *w, const char *label, const yaml_node_t *map,
+		      const yaml_node_pair_t *p, config_exec *e)
+{
+	const yaml_node_t *k = yaml_document_get_node(w->doc, p->key);
+	const yaml_node_t *v = yaml_document_get_node(w->doc, p->value);
+	char name[96];
+	if (k == NULL || v == NULL)
+		return at_err(w, map->start_mark, "%s: malformed mapping", label);
+	if (k->type != YAML_SCALAR_NODE)
+		return at_err(w, k->start_mark, "%s: keys must be strings, got %s", label,
+			      node_kind(k));
+	snprintf(name, sizeof(name), "%s.%.*s", label, (int)k->data.scalar.length,
+		 (const char *)k->data.scalar.value);
+	if (earlier_key(w, map, p, k) != NULL)
+		return at_err(w, k->start_mark, "duplicate key \"%s\"", name);
+	if (strcmp(name + strlen(label), ".cmd") == 0) {
+		free(e->cmd);
+		e->cmd = NULL;
+		return exec_cmd_string(w, name, v, &e->cmd);
+	}
+	if (strcmp(name + strlen(label), ".if-candidate") == 0)
+		return exec_flag(w, name, v, &e->if_candidate);
+	if (strcmp(name + strlen(label), ".promote") == 0)
+		return exec_flag(w, name, v, &e->promote);
+	return at_err(w, k->start_mark, "%s: an exec entry has only cmd, if-candidate "
+		      "and promote", name);
+}
+
+/* One exec entry: a command string, or {cmd, if-candidate, promote}. */
+static int exec_entry(walk *w, const char *label, const yaml_node_t *v)
+{
+	config_exec e = { NULL, false, false };
+	int rc = 0;
+	if (v->type != YAML_MAPPING_NODE) {
+		rc = exec_cmd_string(w, label, v, &e.cmd);
+	} else {
+		for (const yaml_node_pair_t *p = v->data.mapping.pairs.start;
+		     rc == 0 && p < v->data.mapping.pairs.top; p++)
+			rc = exec_field(w, label, v, p, &e);
+		if (rc == 0 && e.cmd == NULL)
+			rc = at_err(w, v->start_mark, "%s: cmd is required", label);
+		if (rc == 0 && e.promote && !e.if_candidate)
+			rc = at_err(w, v->start_mark, "%s: promote needs if-candidate: true "
+				    "(only a candidate can take the primary role)", label);
+	}
+	if (rc == 0)
+		rc = exec_append(w, &e);
+	if (rc != 0)
+		free(e.cmd);
+	return rc;
+}
+
+/* exec: a single entry or a sequence of them. */
 static int set_exec(walk *w, const yaml_node_t *v)
 {
 	if (v->type != YAML_SEQUENCE_NODE)
-		return exec_command(w, "exec", v);
+		return exec_entry(w, "exec", v);
 	for (yaml_node_item_t *it = v->data.sequence.items.start;
 	     it < v->data.sequence.items.top; it++) {
 		char label[32];
@@ -992,7 +1057,7 @@ static int set_exec(walk *w, const yaml_node_t *v)
 			 (size_t)(it - v->data.sequence.items.start));
 		if (item == NULL)
 			return at_err(w, v->start_mark, "%s: missing item", label);
-		rc = exec_command(w, label, item);
+		rc = exec_entry(w, label, item);
 		if (rc != 0)
 			return rc;
 	}
@@ -1004,7 +1069,7 @@ static int set_key(walk *w, enum key_id id, const yaml_node_t *v)
 	char *val = NULL;
 	const char *expect = specs[id].kind == K_BOOL ? "a boolean" : "a scalar";
 	int rc;
-	if (specs[id].kind == K_STRLIST)
+	if (specs[id].kind == K_EXEC)
 		return set_exec(w, v);
 	rc = scalar_value(w, known_keys[id], v, expect, &val);
 	if (rc == 0)
@@ -1369,6 +1434,7 @@ void config_init_defaults(ltxfs_config *c)
 	c->fuse.locks = CONFIG_LOCKS_LTXFS;
 	c->lease.type = CONFIG_LEASE_STATIC;
 	c->lease.candidate = true;
+	c->http.health_max_lag_ns = 10ULL * 1000000000ULL;
 	c->lease.consul.ttl_ns = 10ULL * 1000000000ULL;
 	c->lease.consul.lock_delay_ns = 1000000000ULL;
 	c->lease.etcd.ttl_ns = 10ULL * 1000000000ULL;
@@ -1389,7 +1455,7 @@ void config_free(ltxfs_config *c)
 	free(c->lease.etcd.url);
 	free(c->lease.etcd.key);
 	for (size_t i = 0; i < c->exec.n; i++)
-		free(c->exec.cmds[i]);
+		free(c->exec.cmds[i].cmd);
 	free(c->exec.cmds);
 	memset(c, 0, sizeof(*c));
 }
@@ -1556,8 +1622,10 @@ static int check_values(const ltxfs_config *c, lx_err *err)
 	    url_host(c->lease.advertise_url, host, sizeof(host)) != 0)
 		return cfg_err(c, err, "lease.advertise-url is not an http:// or "
 			       "https:// URL with a host");
+	if (c->http.health_max_lag_ns == 0)
+		return cfg_err(c, err, "http.health-max-lag must be greater than 0");
 	for (size_t i = 0; i < c->exec.n; i++)
-		if (c->exec.cmds[i] == NULL || c->exec.cmds[i][0] == '\0')
+		if (c->exec.cmds[i].cmd == NULL || c->exec.cmds[i].cmd[0] == '\0')
 			return cfg_err(c, err, "exec[%zu] is empty", i);
 	return check_consul(c, err) < 0 ? -EINVAL : check_etcd(c, err);
 }
@@ -1724,7 +1792,7 @@ static bool dump_has(const ltxfs_config *c, enum key_id id)
 		return *(char *const *)slot != NULL;
 	case K_NODE_ID:
 		return *(const uint64_t *)slot != 0;
-	case K_STRLIST:
+	case K_EXEC:
 		return c->exec.n > 0;
 	default:
 		return true;
@@ -1757,10 +1825,14 @@ static void dump_value(FILE *out, const ltxfs_config *c, enum key_id id)
 	case K_NODE_ID:
 		fprintf(out, "\"%016" PRIX64 "\"", *(const uint64_t *)slot);
 		break;
-	case K_STRLIST:
+	case K_EXEC:
 		for (size_t i = 0; i < c->exec.n; i++) {
-			fputs("\n  - ", out);
-			dump_quoted(out, c->exec.cmds[i]);
+			const config_exec *e = &c->exec.cmds[i];
+			fputs(e->if_candidate ? "\n  - cmd: " : "\n  - ", out);
+			dump_quoted(out, e->cmd);
+			if (e->if_candidate)
+				fprintf(out, "\n    if-candidate: true\n    promote: %s",
+					e->promote ? "true" : "false");
 		}
 		break;
 	}
@@ -1807,7 +1879,7 @@ int config_dump(const ltxfs_config *c, FILE *out)
 			continue;
 		dump_key(out, prev, known_keys[i]);
 		prev = known_keys[i];
-		if (specs[i].kind != K_STRLIST)
+		if (specs[i].kind != K_EXEC)
 			fputc(' ', out);
 		dump_value(out, c, (enum key_id)i);
 		fputc('\n', out);

@@ -61,6 +61,14 @@ typedef enum config_lease_type {
 	CONFIG_LEASE_ETCD = 2,
 } config_lease_type;
 
+/* One exec entry: a string is {cmd, false, false}. */
+typedef struct config_exec {
+	char *cmd;              /* a /bin/sh command line, non-empty */
+	bool if_candidate;      /* run only on a candidate that is the primary */
+	bool promote;           /* a candidate replica takes the primary role first
+				 * (needs if_candidate) */
+} config_exec;
+
 /*
  * The effective configuration.  Every char * is NULL or a heap string
  * owned by the struct (freed by config_free()).  After a successful load
@@ -85,6 +93,7 @@ typedef struct ltxfs_config {
 	struct {
 		char *addr;             /* "host:port", ":port" or "[v6]:port";
 					 * NULL until resolved = ":20202" */
+		uint64_t health_max_lag_ns; /* GET /health: 503 above this lag; 10 s */
 	} http;
 	struct {
 		config_lease_type type;
@@ -109,7 +118,8 @@ typedef struct ltxfs_config {
 		enum lx_log_level level;
 	} log;
 	struct {
-		char **cmds;            /* commands, not run yet */
+		config_exec *cmds;      /* run in order once the node is ready
+					 * (cmd/supervisor.h) */
 		size_t n;
 	} exec;
 } ltxfs_config;
@@ -120,6 +130,7 @@ typedef const char *(*config_getenv_fn)(const char *name, void *ctx);
 /*
  * Fill *c with the defaults of every key that has a fixed one
  * (data.retention 10m, data.retention-bytes 1GiB, data.sync app,
+ * http.health-max-lag 10s,
  * lease.type static, lease.candidate true, log.level info, no exec); the
  * strings stay NULL (http.addr, lease.hostname and lease.advertise-url
  * are filled by config_resolve()).  Allocates nothing and frees nothing,

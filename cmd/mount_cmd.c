@@ -2,8 +2,10 @@
  * mount_cmd.c - `ltxfs mount -config FILE` (see mount_cmd.h).
  *
  * Threads: the main thread runs the FUSE session loop (fs_run), which
- * starts libfuse's worker threads; signal handling is libfuse's (SIGINT,
- * SIGTERM and SIGHUP end the loop).  The store runs the log syncer thread
+ * starts libfuse's worker threads; SIGINT, SIGTERM and SIGHUP are blocked
+ * everywhere and taken by the supervisor's signal thread, which stops the
+ * mount or passes them on to the application; the supervisor's thread
+ * waits for readiness and runs the exec commands (cmd/supervisor.h).  The store runs the log syncer thread
  * (db/syncer.h) and the retention thread (db/store.h); the HTTP API runs
  * libmicrohttpd's threads, one per connection (replica/http_server.h); a
  * replica runs the thread that follows the primary
@@ -28,14 +30,27 @@
 #include "db/store.h"
 #include "fs/fs.h"
 #include "cmd/node.h"
+#include "cmd/supervisor.h"
 #include "replica/http_server.h"
 
-static const char usage[] = "usage: ltxfs mount -config FILE\n";
+static const char usage[] =
+	"usage: ltxfs mount -config FILE [-- COMMAND [ARG...]]\n"
+	"  COMMAND runs once the node is ready (instead of the exec list); ltxfs\n"
+	"  passes SIGINT/SIGTERM/SIGHUP on to it and exits with its status.\n";
 
-static void log_ready(void *ctx)
+static void on_mounted(void *ctx)
 {
-	const char *mnt = ctx;
-	lx_info("ltxfs", "ready: serving databases at %s", mnt);
+	supervisor_mounted(ctx);
+}
+
+static int hook_ready(void *ctx, int *primary)
+{
+	return node_ready(ctx, primary);
+}
+
+static int hook_promote(void *ctx, lx_err *err)
+{
+	return node_take_over(ctx, err);
 }
 
 static uint64_t random_node_id(void)
@@ -76,21 +91,13 @@ static int check_role(const ltxfs_config *c)
 	return 0;
 }
 
-static int run(const ltxfs_config *c)
+/* Open the store and start the node and its HTTP API. */
+static int start_node(const ltxfs_config *c, store **st, node **nd, http_server **http,
+		      node_status *status, lx_err *err)
 {
 	db_options dopt;
 	store_retention ret;
-	fs_options fopt;
-	node_status status;
-	http_server *http = NULL;
-	node *nd = NULL;
-	store *st;
-	lx_err err;
 	int rc;
-
-	lx_log_set_level(c->log.level);
-	if (check_role(c) < 0)
-		return 1;
 	memset(&dopt, 0, sizeof(dopt));
 	dopt.node_id = c->lease.node_id ? c->lease.node_id : random_node_id();
 	dopt.lease_epoch = 0;   /* until the node is primary (cmd/node.h) */
@@ -100,34 +107,77 @@ static int run(const ltxfs_config *c)
 	dopt.readonly = !(c->lease.type == CONFIG_LEASE_STATIC && c->lease.candidate);
 	ret.max_age_ms = c->data.retention_ns / 1000000;
 	ret.max_bytes = c->data.retention_bytes;
-	rc = store_open(&st, c->data.dir, &dopt, &ret, &err);
-	if (rc < 0) {
-		lx_error("ltxfs", "%s", err.msg);
+	rc = store_open(st, c->data.dir, &dopt, &ret, err);
+	if (rc < 0)
+		return rc;
+	*status = node_of(c, dopt.node_id);
+	rc = node_start(nd, c, *st, dopt.node_id, err);
+	if (rc == 0) {
+		http_hooks hooks = node_http_hooks(*nd);
+		rc = http_server_start(http, c->http.addr, *st, status, node_hub(*nd), &hooks,
+				       err);
+	}
+	return rc;
+}
+
+static int serve(const ltxfs_config *c, node *nd, store *st, fs_control *ctl,
+		 supervisor *sup, lx_err *err)
+{
+	fs_options fopt;
+	memset(&fopt, 0, sizeof(fopt));
+	fopt.mountpoint = c->fuse.dir;
+	fopt.debug = c->fuse.debug;
+	fopt.allow_other = c->fuse.allow_other;
+	fopt.kernel_locks = c->fuse.locks == CONFIG_LOCKS_KERNEL;
+	fopt.role = node_fs_role(nd);
+	fopt.control = ctl;
+	return fs_run(st, &fopt, on_mounted, sup, err);
+}
+
+static int run(const ltxfs_config *c, char *const *app_argv)
+{
+	node_status status;
+	http_server *http = NULL;
+	node *nd = NULL;
+	store *st = NULL;
+	fs_control *ctl = NULL;
+	supervisor *sup = NULL;
+	supervisor_options so;
+	supervisor_hooks sh;
+	lx_err err;
+	int rc, exit_status;
+
+	lx_log_set_level(c->log.level);
+	if (check_role(c) < 0)
+		return 1;
+	if (fs_control_new(&ctl) < 0) {
+		lx_error("ltxfs", "out of memory");
 		return 1;
 	}
-	status = node_of(c, dopt.node_id);
-	rc = node_start(&nd, c, st, dopt.node_id, &err);
+	rc = start_node(c, &st, &nd, &http, &status, &err);
 	if (rc == 0) {
-		http_hooks hooks = node_http_hooks(nd);
-		rc = http_server_start(&http, c->http.addr, st, &status, node_hub(nd), &hooks, &err);
+		memset(&so, 0, sizeof(so));
+		so.cmds = c->exec.cmds;
+		so.n_cmds = c->exec.n;
+		so.argv = app_argv;
+		so.candidate = c->lease.candidate;
+		so.mountpoint = c->fuse.dir;
+		so.fs = ctl;
+		sh = (supervisor_hooks){ nd, hook_ready, hook_promote };
+		rc = supervisor_start(&sup, &so, &sh, &err);
 	}
-	if (rc == 0) {
-		memset(&fopt, 0, sizeof(fopt));
-		fopt.mountpoint = c->fuse.dir;
-		fopt.debug = c->fuse.debug;
-		fopt.allow_other = c->fuse.allow_other;
-		fopt.kernel_locks = c->fuse.locks == CONFIG_LOCKS_KERNEL;
-		fopt.role = node_fs_role(nd);
-		rc = fs_run(st, &fopt, log_ready, (void *)fopt.mountpoint, &err);
-	}
+	if (rc == 0)
+		rc = serve(c, nd, st, ctl, sup, &err);
 	if (rc < 0)
 		lx_error("ltxfs", "%s", err.msg);
+	exit_status = supervisor_finish(sup);   /* ends a command still running */
 	node_stop(nd);                /* a primary fences, then releases its lease */
 	http_server_stop(http);       /* ends the primary's streams */
 	node_free(nd);
 	store_close(st);
+	fs_control_free(ctl);
 	lx_info("ltxfs", "stopped");
-	return rc < 0 ? 1 : 0;
+	return rc < 0 ? 1 : exit_status;
 }
 
 int cmd_mount(int argc, char **argv)
@@ -135,12 +185,16 @@ int cmd_mount(int argc, char **argv)
 	ltxfs_config c;
 	lx_err err;
 	const char *path = NULL;
+	char *const *app_argv = NULL;
 	int rc;
 
 	for (int i = 1; i < argc; i++) {
-		if ((strcmp(argv[i], "-config") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
+		if ((strcmp(argv[i], "-config") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
 			path = argv[++i];
-		else {
+		} else if (strcmp(argv[i], "--") == 0 && i + 1 < argc) {
+			app_argv = argv + i + 1;
+			break;
+		} else {
 			fputs(usage, stderr);
 			return 2;
 		}
@@ -155,13 +209,16 @@ int cmd_mount(int argc, char **argv)
 		config_free(&c);
 		return 1;
 	}
+	/* Before any thread exists: every thread inherits the mask, so only
+	 * the supervisor's signal thread receives these (cmd/supervisor.h). */
+	supervisor_block_signals();
 	/* Before any thread exists, as libcurl requires. */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fprintf(stderr, "ltxfs: cannot initialise libcurl\n");
 		config_free(&c);
 		return 1;
 	}
-	rc = run(&c);
+	rc = run(&c, app_argv);
 	curl_global_cleanup();
 	config_free(&c);
 	return rc;

@@ -674,6 +674,20 @@ static int node_promote(void *arg, lx_err *err)
 	return rc;
 }
 
+int node_ready(node *n, int *primary)
+{
+	node_status ns;
+	memset(&ns, 0, sizeof(ns));
+	node_refresh(n, &ns);
+	*primary = strcmp(ns.role, "primary") == 0;
+	return ns.ready;
+}
+
+int node_take_over(node *n, lx_err *err)
+{
+	return node_promote(n, err);
+}
+
 http_hooks node_http_hooks(node *n)
 {
 	return (http_hooks){ n, node_refresh, node_promote, node_handoff };

@@ -53,6 +53,14 @@ stream_hub *node_hub(node *n);
 /* The HTTP server's hooks: /status, POST /promote, POST /handoff. */
 http_hooks node_http_hooks(node *n);
 
+/* 1 when the node is ready: the primary holding its lease (caught up), or
+ * a replica that has caught up with its primary; *primary says which. */
+int node_ready(node *n, int *primary);
+
+/* Take the primary role from the current primary by a hand-off (what POST
+ * /promote does); 0 when this node is the primary already. */
+int node_take_over(node *n, lx_err *err);
+
 /* The role callbacks of the mount (.primary, .lag, attribute caching). */
 fs_role node_fs_role(node *n);
 

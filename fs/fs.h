@@ -39,16 +39,32 @@ typedef struct fs_role {
 	int64_t (*lag_ms)(void *ctx);   /* NULL: 0 (the primary) */
 } fs_role;
 
+/*
+ * A handle that ends fs_run() from another thread.  The caller creates it
+ * before fs_run and frees it after fs_run returned.  fs_stop() may be
+ * called any time, from any thread but fs_run's, any number of times: when
+ * the mount is live it ends the session loop and returns once the loop has
+ * ended (fs_run then unmounts and returns); before the mount is live it
+ * makes fs_run return right after mounting.  It uses SIGUSR2 on fs_run's
+ * thread (a handler that does nothing is installed).
+ */
+typedef struct fs_control fs_control;
+int fs_control_new(fs_control **out);
+void fs_control_free(fs_control *c);
+void fs_stop(fs_control *c);
+
 typedef struct fs_options {
 	const char *mountpoint;
 	int debug;          /* libfuse request tracing */
 	int allow_other;
 	int kernel_locks;   /* leave POSIX locks to the kernel (fuse.locks: kernel) */
 	fs_role role;
+	fs_control *control;   /* may be NULL: only signals end fs_run */
 } fs_options;
 
 /*
- * Mount, serve until SIGINT/SIGTERM (or unmount), unmount.  A stale mount
+ * Mount, serve until fs_stop(), a signal libfuse handles (SIGINT, SIGTERM,
+ * SIGHUP; when the caller leaves them unblocked) or an unmount, unmount.  A stale mount
  * left on `mountpoint` by a crashed run is cleaned first.  `on_ready` (may
  * be NULL) is called once the mount is live.
  */

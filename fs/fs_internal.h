@@ -106,4 +106,10 @@ static inline void fs_dirbuf_free(fs_dirbuf *d)
 	free(d);
 }
 
+/* fs_run's side of fs_control (control.c): enter returns 1 when a stop
+ * was requested before the loop started (then no loop runs, no leave). */
+struct fuse_session;
+int fs_control_enter(fs_control *c, struct fuse_session *se);
+void fs_control_leave(fs_control *c);
+
 #endif

@@ -127,17 +127,20 @@ int fs_run(store *st, const fs_options *opt, void (*on_ready)(void *), void *ctx
 	fs_notify_attach(&fs, se);
 	if (on_ready != NULL)
 		on_ready(ctx);
-	loop = fuse_loop_cfg_create();
-	fuse_loop_cfg_set_clone_fd(loop, 0);
-	fuse_loop_cfg_set_max_threads(loop, 16);
-	fuse_loop_cfg_set_idle_threads(loop, 8);
-	/* The loop returns the signal number when a signal ended it. */
-	rc = fuse_session_loop_mt(se, loop);
-	fuse_loop_cfg_destroy(loop);
-	if (rc < 0)
-		lx_warn("fuse", "session loop failed: %s", strerror(-rc));
-	else if (rc > 0)
-		lx_info("fuse", "stopping on signal %d", rc);
+	if (fs_control_enter(opt->control, se) == 0) {
+		loop = fuse_loop_cfg_create();
+		fuse_loop_cfg_set_clone_fd(loop, 0);
+		fuse_loop_cfg_set_max_threads(loop, 16);
+		fuse_loop_cfg_set_idle_threads(loop, 8);
+		/* The loop returns the signal number when a signal ended it. */
+		rc = fuse_session_loop_mt(se, loop);
+		fuse_loop_cfg_destroy(loop);
+		fs_control_leave(opt->control);
+		if (rc < 0)
+			lx_warn("fuse", "session loop failed: %s", strerror(-rc));
+		else if (rc > 0)
+			lx_info("fuse", "stopping on signal %d", rc);
+	}
 	rc = 0;
 	fs_notify_detach(&fs);
 	fuse_session_unmount(se);

@@ -24,6 +24,7 @@ daemon log tail) to diagnose a failure from the pytest report alone.
 
 import collections
 import hashlib
+import json
 import os
 import re
 import signal
@@ -248,6 +249,8 @@ class Node:
         self.port = None
         self.host = "127.0.0.1"   # the HTTP API's address
         self.wrap = None          # argv -> argv, e.g. run in a network namespace
+        self.app_argv = None      # `mount -config F -- APP_ARGV...`
+        self.env = None           # extra environment variables for the daemon
         self.registry = registry if registry is not None else []
         self.registry.append(self)
         os.makedirs(self.mnt, exist_ok=True)
@@ -304,10 +307,13 @@ class Node:
         logf = open(self.log_path, "ab")
         try:
             argv = [binary(), "mount", "-config", self.config_path]
+            if self.app_argv:
+                argv += ["--"] + list(self.app_argv)
+            env = dict(os.environ, **self.env) if self.env else None
             self.proc = subprocess.Popen(
                 self.wrap(argv) if self.wrap else argv,
                 stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                start_new_session=True, cwd=self.workdir)
+                start_new_session=True, cwd=self.workdir, env=env)
         finally:
             logf.close()
         self.exit_status = None
@@ -374,6 +380,22 @@ class Node:
         self.expect_down = True
         raise DaemonError("ltxfs neither exited nor mounted within %.0f s; "
                           "log tail:\n%s" % (timeout, self.log_tail()))
+
+    def wait_exit(self, timeout=STOP_TIMEOUT):
+        """Wait for the daemon to exit by itself (its application ended);
+        returns its exit status.  It must have unmounted."""
+        self.expect_down = True
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise DaemonError("daemon did not exit within %.0f s; log tail:\n%s"
+                              % (timeout, self.log_tail()))
+        self.exit_status = self.proc.returncode
+        if mounted_at(self.mnt):
+            force_unmount(self.mnt)
+            raise DaemonError("daemon exited (status %d) but left %s mounted"
+                              % (self.exit_status, self.mnt))
+        return self.exit_status
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
@@ -671,3 +693,9 @@ def assert_new_txids(node, name, before, n, what):
     if ents:
         assert node.pos(name) == (ents[-1].txid, ents[-1].post)
     return ents
+
+
+def yaml_quote(s):
+    """`s` as a YAML double-quoted scalar that ltxfs's config loader reads
+    back as `s` ($ doubled: the loader expands environment variables)."""
+    return json.dumps(s.replace("$", "$$"))

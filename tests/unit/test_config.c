@@ -87,6 +87,7 @@ static const char full_cfg[] =
 	"  sync: always\n"
 	"http:\n"
 	"  addr: \"127.0.0.1:20203\"\n"
+	"  health-max-lag: 1.5s\n"
 	"lease:\n"
 	"  type: static\n"
 	"  candidate: false\n"
@@ -96,7 +97,9 @@ static const char full_cfg[] =
 	"log:\n"
 	"  level: debug\n"
 	"exec:\n"
-	"  - \"migrate -y\"\n"
+	"  - cmd: \"migrate -y\"\n"
+	"    if-candidate: true\n"
+	"    promote: yes\n"
 	"  - 'myapp serve --port 8080'\n";
 
 /* ------------------------------------------------------------------ */
@@ -126,9 +129,12 @@ static void test_full_config(void)
 	CHECK_EQ_INT(LX_DEBUG, c.log.level);
 	CHECK_EQ_INT(2, c.exec.n);
 	if (c.exec.n == 2) {
-		CHECK(strcmp(c.exec.cmds[0], "migrate -y") == 0);
-		CHECK(strcmp(c.exec.cmds[1], "myapp serve --port 8080") == 0);
+		CHECK(strcmp(c.exec.cmds[0].cmd, "migrate -y") == 0);
+		CHECK(c.exec.cmds[0].if_candidate && c.exec.cmds[0].promote);
+		CHECK(strcmp(c.exec.cmds[1].cmd, "myapp serve --port 8080") == 0);
+		CHECK(!c.exec.cmds[1].if_candidate && !c.exec.cmds[1].promote);
 	}
+	CHECK_EQ_U64(1500ULL * 1000000ULL, c.http.health_max_lag_ns);
 	config_free(&c);
 	config_free(&c); /* idempotent */
 }
@@ -164,7 +170,7 @@ static void test_defaults(void)
 			     "lease:\n  hostname: n1\nexec: run me\n", &err));
 	CHECK(strcmp(c.lease.advertise_url, "http://n1:9999") == 0);
 	CHECK_EQ_INT(1, c.exec.n);
-	CHECK(c.exec.n == 1 && strcmp(c.exec.cmds[0], "run me") == 0);
+	CHECK(c.exec.n == 1 && strcmp(c.exec.cmds[0].cmd, "run me") == 0);
 	config_free(&c);
 
 	/* A static replica's hostname defaults to the primary's URL host. */
@@ -276,7 +282,7 @@ static void test_known_keys(void)
 		CHECK(strstr(err.msg, "unknown key") == NULL);
 		config_free(&c);
 	}
-	CHECK_EQ_INT(24, n);
+	CHECK_EQ_INT(25, n);
 	CHECK(strcmp(keys[0], "fuse.dir") == 0);
 	CHECK(strcmp(keys[n - 1], "exec") == 0);
 }
@@ -310,10 +316,10 @@ static void test_env_expansion(void)
 	      strcmp(c.lease.advertise_url, "http://h-dflt-ams-e:9000") == 0);
 	CHECK_EQ_INT(3, c.exec.n);
 	if (c.exec.n == 3) {
-		CHECK(strcmp(c.exec.cmds[0], "echo $HOME costs $5") == 0);
+		CHECK(strcmp(c.exec.cmds[0].cmd, "echo $HOME costs $5") == 0);
 		/* A default is taken literally, "$$" included. */
-		CHECK(strcmp(c.exec.cmds[1], "pre ams$$") == 0);
-		CHECK(strcmp(c.exec.cmds[2], "node-a") == 0);
+		CHECK(strcmp(c.exec.cmds[1].cmd, "pre ams$$") == 0);
+		CHECK(strcmp(c.exec.cmds[2].cmd, "node-a") == 0);
 	}
 	config_free(&c);
 
@@ -331,7 +337,7 @@ static void test_env_hostname_fallback(void)
 	CHECK_EQ_INT(0, gethostname(host, sizeof(host) - 1));
 	CHECK_EQ_INT(0, config_load_string_env(&c, yaml, strlen(yaml), "x.yml",
 					       fake_getenv, (void *)no_env, &err));
-	CHECK(c.exec.n == 1 && strcmp(c.exec.cmds[0], host) == 0);
+	CHECK(c.exec.n == 1 && strcmp(c.exec.cmds[0].cmd, host) == 0);
 	config_free(&c);
 }
 
@@ -349,12 +355,12 @@ static void test_env_comparisons(void)
 			     "  - ${REGION != OTHER_REGION}\n", &err));
 	CHECK_EQ_INT(6, c.exec.n);
 	if (c.exec.n == 6) {
-		CHECK(strcmp(c.exec.cmds[0], "true") == 0);
-		CHECK(strcmp(c.exec.cmds[1], "false") == 0);
-		CHECK(strcmp(c.exec.cmds[2], "true") == 0);
-		CHECK(strcmp(c.exec.cmds[3], "false") == 0);
-		CHECK(strcmp(c.exec.cmds[4], "true") == 0);
-		CHECK(strcmp(c.exec.cmds[5], "true") == 0);
+		CHECK(strcmp(c.exec.cmds[0].cmd, "true") == 0);
+		CHECK(strcmp(c.exec.cmds[1].cmd, "false") == 0);
+		CHECK(strcmp(c.exec.cmds[2].cmd, "true") == 0);
+		CHECK(strcmp(c.exec.cmds[3].cmd, "false") == 0);
+		CHECK(strcmp(c.exec.cmds[4].cmd, "true") == 0);
+		CHECK(strcmp(c.exec.cmds[5].cmd, "true") == 0);
 	}
 	config_free(&c);
 }
@@ -436,11 +442,19 @@ static void test_duplicates_and_shape(void)
 		     "config.yml:1:7: fuse: expected a mapping, got a scalar");
 	CHECK_REJECT("fuse:\n  dir:\n    - /a\ndata:\n  dir: /c\n",
 		     "config.yml:3:5: fuse.dir: expected a scalar, got a sequence");
-	CHECK_REJECT(MIN_CFG "exec:\n  - cmd: x\n    if-candidate: true\n",
-		     "exec[0]: expected a command string (the {cmd, if-candidate} form");
 	CHECK_REJECT(MIN_CFG "exec:\n  - [a]\n", "exec[0]: expected a command string, got a sequence");
 	CHECK_REJECT(MIN_CFG "exec: \"\"\n", "exec: command must not be empty");
-	CHECK_REJECT(MIN_CFG "exec: {a: b}\n", "exec: expected a command string");
+	CHECK_REJECT(MIN_CFG "exec: {a: b}\n",
+		     "config.yml:5:8: exec.a: an exec entry has only cmd, if-candidate and promote");
+	CHECK_REJECT(MIN_CFG "exec:\n  - if-candidate: true\n", "exec[0]: cmd is required");
+	CHECK_REJECT(MIN_CFG "exec:\n  - {cmd: a, cmd: b}\n", "duplicate key \"exec[0].cmd\"");
+	CHECK_REJECT(MIN_CFG "exec:\n  - {cmd: a, if-candidate: maybe}\n",
+		     "exec[0].if-candidate: expected a boolean");
+	CHECK_REJECT(MIN_CFG "exec:\n  - {cmd: a, promote: true}\n",
+		     "exec[0]: promote needs if-candidate: true");
+	CHECK_REJECT(MIN_CFG "exec:\n  - {cmd: \"\"}\n", "exec[0].cmd: command must not be empty");
+	CHECK_REJECT(MIN_CFG "http:\n  health-max-lag: 0s\n",
+		     "http.health-max-lag must be greater than 0");
 	CHECK_REJECT(MIN_CFG "lease:\n  hostname: \"a\\0b\"\n",
 		     "lease.hostname: value contains a NUL character");
 }
@@ -701,7 +715,9 @@ static bool same_config(const ltxfs_config *a, const ltxfs_config *b)
 		a->lease.node_id == b->lease.node_id &&
 		a->log.level == b->log.level && a->exec.n == b->exec.n;
 	for (size_t i = 0; same && i < a->exec.n; i++)
-		same = strcmp(a->exec.cmds[i], b->exec.cmds[i]) == 0;
+		same = strcmp(a->exec.cmds[i].cmd, b->exec.cmds[i].cmd) == 0 &&
+		       a->exec.cmds[i].if_candidate == b->exec.cmds[i].if_candidate &&
+		       a->exec.cmds[i].promote == b->exec.cmds[i].promote;
 	return same;
 }
 
@@ -744,7 +760,9 @@ static void test_dump(void)
 	CHECK_STR_CONTAINS(text, "http:\n  addr: \"127.0.0.1:20203\"\n");
 	CHECK_STR_CONTAINS(text, "  node-id: \"00000000000000AB\"\n");
 	CHECK_STR_CONTAINS(text, "log:\n  level: debug\n");
-	CHECK_STR_CONTAINS(text, "exec:\n  - \"migrate -y\"\n  - \"myapp serve --port 8080\"\n");
+	CHECK_STR_CONTAINS(text, "exec:\n  - cmd: \"migrate -y\"\n    if-candidate: true\n"
+			   "    promote: true\n  - \"myapp serve --port 8080\"\n");
+	CHECK_STR_CONTAINS(text, "  health-max-lag: \"1s500ms\"\n");
 	/* Every known key appears in a full dump (Consul's with a Consul
 	 * lease, and only then). */
 	CHECK(strstr(text, "consul") == NULL);
