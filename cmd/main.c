@@ -1,11 +1,17 @@
 /*
  * main.c - the ltxfs command line: dispatch to the subcommands.
  *
- *   ltxfs mount -config FILE     run a node (foreground)
+ *   ltxfs mount -config FILE [-- CMD ARGS]  run a node (foreground)
+ *   ltxfs status [--json]        a running node's role, databases, replicas
+ *   ltxfs import -name DB FILE   FILE becomes database DB (on the primary)
+ *   ltxfs export -name DB FILE   a consistent copy of DB from any node
+ *   ltxfs promote                move the primary role to that node
  *   ltxfs ltx dump|verify FILE   inspect one LTX file
  *   ltxfs log list|verify|replay inspect a database's transaction log
- *   ltxfs promote [-url URL]     move the primary role to that node
  *   ltxfs version
+ *
+ * Commands that talk to a running node take -url URL or -config FILE
+ * (cmd/cli.h).
  */
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +20,8 @@
 #include "cmd/ltx_cmd.h"
 #include "cmd/mount_cmd.h"
 #include "cmd/promote_cmd.h"
+#include "cmd/status_cmd.h"
+#include "cmd/transfer_cmd.h"
 
 #define LTXFS_VERSION "0.1.0"
 
@@ -21,11 +29,18 @@ static const char usage[] =
 	"usage: ltxfs <command> [arguments]\n"
 	"\n"
 	"commands:\n"
-	"  mount -config FILE             mount and serve (foreground; SIGINT/SIGTERM unmount)\n"
-	"  ltx dump FILE | ltx verify FILE inspect or check one LTX file\n"
-	"  log list|verify|replay ...     inspect a database's transaction log\n"
-	"  promote [-url URL]             make that node (a caught-up candidate) the primary\n"
-	"  version                        print the version\n";
+	"  mount -config FILE [-- CMD ARGS]  mount and serve (foreground; SIGINT/SIGTERM\n"
+	"                                    unmount); CMD runs once the node is ready\n"
+	"  status [--json]                   the node's role, primary, databases, replicas\n"
+	"  import -name DB FILE              the SQLite file FILE becomes database DB\n"
+	"  export -name DB FILE              a consistent copy of database DB into FILE\n"
+	"  promote                           make that node (a caught-up candidate) the primary\n"
+	"  ltx dump FILE | ltx verify FILE   inspect or check one LTX file\n"
+	"  log list|verify|replay ...        inspect a database's transaction log\n"
+	"  version                           print the version\n"
+	"\n"
+	"status, import, export and promote talk to a running node: -url URL, or -config\n"
+	"FILE (its http.addr); by default /etc/ltxfs.yml's, else http://127.0.0.1:20202.\n";
 
 int main(int argc, char **argv)
 {
@@ -39,6 +54,12 @@ int main(int argc, char **argv)
 		return cmd_ltx(argc - 1, argv + 1);
 	if (strcmp(argv[1], "log") == 0)
 		return cmd_log(argc - 1, argv + 1);
+	if (strcmp(argv[1], "status") == 0)
+		return cmd_status(argc - 1, argv + 1);
+	if (strcmp(argv[1], "import") == 0)
+		return cmd_import(argc - 1, argv + 1);
+	if (strcmp(argv[1], "export") == 0)
+		return cmd_export(argc - 1, argv + 1);
 	if (strcmp(argv[1], "promote") == 0)
 		return cmd_promote(argc - 1, argv + 1);
 	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "-version") == 0) {

@@ -74,6 +74,7 @@ static node_status node_of(const ltxfs_config *c, uint64_t node_id)
 	n.lease_type = c->lease.type == CONFIG_LEASE_CONSUL ? "consul" :
 		       c->lease.type == CONFIG_LEASE_ETCD ? "etcd" : "static";
 	n.started_ms = lx_wall_ms();
+	n.health_max_lag_ms = (int64_t)(c->http.health_max_lag_ns / 1000000);
 	return n;
 }
 

@@ -18,6 +18,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "cmd/catch_up.h"
+#include "cmd/import.h"
 #include "lease/cluster_id.h"
 #include "lease/consul_lease.h"
 #include "lease/elector.h"
@@ -688,9 +689,29 @@ int node_take_over(node *n, lx_err *err)
 	return node_promote(n, err);
 }
 
+/* POST /import: on the primary only (a replica's mount is read-only). */
+static int node_import(void *arg, const char *name, const char *path, lx_err *err)
+{
+	node *n = arg;
+	lease_holder leader;
+	int primary;
+	pthread_mutex_lock(&n->mu);
+	primary = n->primary;
+	leader = n->leader;
+	pthread_mutex_unlock(&n->mu);
+	if (!primary && leader.hostname[0] != '\0')
+		return lx_err_set(err, EAGAIN, "this node is a replica: import on the primary, "
+				  "%s (ltxfs import -url %s ...)", leader.hostname,
+				  leader.advertise_url);
+	if (!primary)
+		return lx_err_set(err, EAGAIN, "this node is a replica and no primary is known "
+				  "now: import on the primary once there is one");
+	return import_database(n->config->fuse.dir, name, path, err);
+}
+
 http_hooks node_http_hooks(node *n)
 {
-	return (http_hooks){ n, node_refresh, node_promote, node_handoff };
+	return (http_hooks){ n, node_refresh, node_promote, node_handoff, node_import };
 }
 
 fs_role node_fs_role(node *n)

@@ -281,6 +281,7 @@ static void remove_files_locked(database *db)
 	for (int f = 0; f < DBF_COUNT; f++) {
 		if (db->file[f] == NULL)
 			continue;
+		db_preserve_locked(db, (enum db_file)f, 0, UINT64_MAX);
 		if (unlinkat(db->dirfd, db_file_names[f], 0) < 0 && errno != ENOENT)
 			lx_warn(db->name, "remove %s: %s", db_file_names[f], strerror(errno));
 		backing_unref(db->file[f]);
@@ -312,6 +313,9 @@ static int apply_locked(database *db, int fd, uint64_t len, const ltx_header *h,
 	}
 	if (rc < 0)
 		return rc;
+	/* A snapshot being read here (an export, a catch-up stream) keeps the
+	 * pages it has not read yet: the apply writes the file directly. */
+	db_preserve_locked(db, DBF_DB, 0, UINT64_MAX);
 	db_apply_target_locked(db, &t);
 	t.written = page_set_add;
 	t.written_ctx = changed;
@@ -431,6 +435,7 @@ static int install_locked(database *db, int image_fd, const ltx_header *h, uint6
 			  uint64_t *page_ck, lx_err *err)
 {
 	int rc = db_absorb_wal_locked(db, 0, err);
+	db_preserve_locked(db, DBF_DB, 0, UINT64_MAX);   /* the file is replaced */
 	if (rc == 0)
 		rc = take_image_locked(db, image_fd, err);
 	if (rc == 0)

@@ -13,34 +13,22 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "base/bytes.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "lease/cluster_id.h"
+#include "replica/http_internal.h"
 #include "replica/proto.h"
-
-struct http_server {
-	struct MHD_Daemon *mhd;
-	store *store;
-	node_status node;
-	stream_hub *hub;            /* NULL: not the primary, no /stream */
-	http_hooks hooks;
-};
 
 static int parse_hex64(const char *s, uint64_t *out);
 
-/* Per request: the body of a POST /stream as it arrives. */
-typedef struct request {
-	uint8_t *body;
-	size_t len, cap;
-	int too_large;
-} request;
-
 /* A consistent copy of every database's status; caller frees. */
-static int gather(store *st, status_db **out, size_t *n)
+int http_gather(store *st, status_db **out, size_t *n)
 {
 	database **dbs;
 	status_db *v;
@@ -60,8 +48,8 @@ static int gather(store *st, status_db **out, size_t *n)
 	return 0;
 }
 
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned code,
-			     const char *type, text_buf *body)
+enum MHD_Result http_reply(struct MHD_Connection *c, unsigned code, const char *type,
+			   text_buf *body)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(
 		body->len, body->data, MHD_RESPMEM_MUST_FREE);
@@ -78,19 +66,18 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned code,
 	return ok;
 }
 
-static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned code,
-				   const char *msg)
+enum MHD_Result http_reply_error(struct MHD_Connection *c, unsigned code, const char *msg)
 {
 	text_buf b = { 0 };
 	char buf[512];
 	snprintf(buf, sizeof(buf), "{\"error\":\"%s\"}\n", msg);   /* msg: our own literals */
 	b.data = strdup(buf);
 	b.len = b.data ? strlen(b.data) : 0;
-	return reply(c, code, "application/json", &b);
+	return http_reply(c, code, "application/json", &b);
 }
 
 /* A JSON body built with jansson: any text is escaped. */
-static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned code, json_t *o)
+enum MHD_Result http_reply_json(struct MHD_Connection *c, unsigned code, json_t *o)
 {
 	text_buf b = { 0 };
 	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -99,10 +86,10 @@ static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned code, json_
 		return MHD_NO;
 	b.data = text;
 	b.len = strlen(text);
-	return reply(c, code, "application/json", &b);
+	return http_reply(c, code, "application/json", &b);
 }
 
-static unsigned status_of(int rc)
+unsigned http_status_of(int rc)
 {
 	switch (-rc) {
 	case EAGAIN:
@@ -125,11 +112,11 @@ static enum MHD_Result do_promote(http_server *s, struct MHD_Connection *c)
 	int rc;
 	lx_err_clear(&err);
 	if (s->hooks.promote == NULL)
-		return reply_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
+		return http_reply_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
 	rc = s->hooks.promote(s->hooks.ctx, &err);
 	if (rc < 0)
-		return reply_json(c, status_of(rc), json_pack("{s:s}", "error", err.msg));
-	return reply_json(c, MHD_HTTP_OK, json_pack("{s:s}", "role", "primary"));
+		return http_reply_json(c, http_status_of(rc), json_pack("{s:s}", "error", err.msg));
+	return http_reply_json(c, MHD_HTTP_OK, json_pack("{s:s}", "role", "primary"));
 }
 
 static enum MHD_Result do_handoff(http_server *s, struct MHD_Connection *c)
@@ -142,15 +129,60 @@ static enum MHD_Result do_handoff(http_server *s, struct MHD_Connection *c)
 	int rc;
 	lx_err_clear(&err);
 	if (s->hooks.handoff == NULL)
-		return reply_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
+		return http_reply_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
 	if (parse_hex64(id, &node_id) < 0)
-		return reply_error(c, MHD_HTTP_BAD_REQUEST, "missing or malformed Ltxfs-Node-Id");
+		return http_reply_error(c, MHD_HTTP_BAD_REQUEST, "missing or malformed Ltxfs-Node-Id");
 	rc = s->hooks.handoff(s->hooks.ctx, node_id, &json, &err);
 	if (rc < 0)
-		return reply_json(c, status_of(rc), json_pack("{s:s}", "error", err.msg));
+		return http_reply_json(c, http_status_of(rc), json_pack("{s:s}", "error", err.msg));
 	b.data = json;
 	b.len = strlen(json);
-	return reply(c, MHD_HTTP_OK, "application/json", &b);
+	return http_reply(c, MHD_HTTP_OK, "application/json", &b);
+}
+
+void http_node_now(http_server *s, node_status *node)
+{
+	*node = s->node;
+	node->now_ms = lx_wall_ms();
+	if (s->hooks.refresh != NULL)
+		s->hooks.refresh(s->hooks.ctx, node);   /* may point primary at primary_name */
+	if (node->primary == NULL)
+		node->primary = "";
+}
+
+/* GET /health: 200 when the node is ready, no database failed and (on a
+ * replica) the lag is within http.health-max-lag; else 503 saying why. */
+static enum MHD_Result reply_health(http_server *s, struct MHD_Connection *c)
+{
+	node_status node;
+	int primary;
+	const char *why = NULL;
+	char msg[1024];
+	status_db *dbs = NULL;
+	size_t n = 0;
+	http_node_now(s, &node);
+	primary = strcmp(node.role, "primary") == 0;
+	if (!node.ready)
+		why = primary ? "not ready: catching up before the first write" :
+			"not ready: not caught up with the primary yet";
+	else if (!primary && node.lag_ms > node.health_max_lag_ms) {
+		snprintf(msg, sizeof(msg), "lagging: the primary was last heard %" PRId64
+			 " ms ago (http.health-max-lag is %" PRId64 " ms)", node.lag_ms,
+			 node.health_max_lag_ms);
+		why = msg;
+	} else if (http_gather(s->store, &dbs, &n) == 0) {
+		for (size_t i = 0; i < n && why == NULL; i++)
+			if (dbs[i].st.failed) {
+				snprintf(msg, sizeof(msg), "database %s is not served: %s",
+					 dbs[i].name, dbs[i].st.failure);
+				why = msg;
+			}
+	}
+	free(dbs);
+	return http_reply_json(c, why ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK,
+			       json_pack("{s:b, s:s, s:I, s:s?}", "ok", why == NULL, "role", node.role,
+					 "lag_ms", (json_int_t)(primary ? 0 : node.lag_ms),
+					 "error", why));
 }
 
 static enum MHD_Result reply_status(http_server *s, struct MHD_Connection *c, int metrics)
@@ -159,13 +191,11 @@ static enum MHD_Result reply_status(http_server *s, struct MHD_Connection *c, in
 	stream_replica *reps = NULL;
 	size_t n = 0, nreps = 0;
 	text_buf b = { 0 };
-	node_status node = s->node;
+	node_status node;
 	int rc;
 
-	node.now_ms = lx_wall_ms();
-	if (s->hooks.refresh != NULL)
-		s->hooks.refresh(s->hooks.ctx, &node);
-	rc = gather(s->store, &dbs, &n);
+	http_node_now(s, &node);
+	rc = http_gather(s->store, &dbs, &n);
 	if (rc == 0 && s->hub != NULL)
 		rc = stream_hub_replicas(s->hub, &reps, &nreps);
 	if (rc == 0)
@@ -175,9 +205,9 @@ static enum MHD_Result reply_status(http_server *s, struct MHD_Connection *c, in
 	stream_replicas_free(reps, nreps);
 	if (rc < 0) {
 		text_buf_free(&b);
-		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+		return http_reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 	}
-	return reply(c, MHD_HTTP_OK, metrics ? "text/plain; version=0.0.4; charset=utf-8"
+	return http_reply(c, MHD_HTTP_OK, metrics ? "text/plain; version=0.0.4; charset=utf-8"
 					     : "application/json", &b);
 }
 
@@ -248,15 +278,15 @@ static enum MHD_Result start_stream(http_server *s, struct MHD_Connection *c, re
 
 	if (s->hub == NULL || !(catch_up ? stream_hub_serving_catch_up(s->hub) :
 					stream_hub_serving(s->hub)))
-		return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "this node is not the primary");
+		return http_reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "this node is not the primary");
 	if (s->hooks.refresh != NULL)
 		s->hooks.refresh(s->hooks.ctx, &node);   /* the cluster ID as it is now */
 	if (parse_hex64(id, &node_id) < 0)
-		return reply_error(c, MHD_HTTP_BAD_REQUEST, "missing or malformed Ltxfs-Node-Id");
+		return http_reply_error(c, MHD_HTTP_BAD_REQUEST, "missing or malformed Ltxfs-Node-Id");
 	if (node_id == s->node.node_id)
-		return reply_error(c, MHD_HTTP_BAD_REQUEST, "a node cannot replicate from itself");
+		return http_reply_error(c, MHD_HTTP_BAD_REQUEST, "a node cannot replicate from itself");
 	if (cluster != NULL && *cluster && !cluster_id_valid(cluster))
-		return reply_error(c, MHD_HTTP_BAD_REQUEST, "malformed Ltxfs-Cluster-Id");
+		return http_reply_error(c, MHD_HTTP_BAD_REQUEST, "malformed Ltxfs-Cluster-Id");
 	if (cluster != NULL && *cluster && node.cluster_id && *node.cluster_id &&
 	    strcmp(cluster, node.cluster_id) != 0) {
 		/* IDs are validated ASCII: safe inside the JSON string */
@@ -266,7 +296,7 @@ static enum MHD_Result start_stream(http_server *s, struct MHD_Connection *c, re
 			 "primary, or empty its data.dir to join this one", node.cluster_id);
 		lx_warn("http", "POST /stream from %016" PRIx64 ": cluster %s is not ours (%s)",
 			node_id, cluster, node.cluster_id);
-		return reply_error(c, MHD_HTTP_CONFLICT, msg);
+		return http_reply_error(c, MHD_HTTP_CONFLICT, msg);
 	}
 	/* A catch-up comes from the new primary: its epoch is newer by nature. */
 	if (!catch_up && epoch != NULL && strtoull(epoch, NULL, 10) > node.epoch) {
@@ -274,19 +304,19 @@ static enum MHD_Result start_stream(http_server *s, struct MHD_Connection *c, re
 		snprintf(msg, sizeof(msg), "this primary's lease epoch %" PRIu64 " is older than "
 			 "epoch %s the replica has seen: it was replaced", node.epoch, epoch);
 		lx_warn("http", "POST /stream from %016" PRIx64 ": %s", node_id, msg);
-		return reply_error(c, MHD_HTTP_CONFLICT, msg);
+		return http_reply_error(c, MHD_HTTP_CONFLICT, msg);
 	}
 	if (r->too_large)
-		return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "position body too large");
+		return http_reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "position body too large");
 	if (proto_pos_decode(r->body, r->len, &pos, &n, &err) < 0) {
 		lx_warn("http", "POST /stream from %016" PRIx64 ": %s", node_id, err.msg);
-		return reply_error(c, MHD_HTTP_BAD_REQUEST, "malformed position body");
+		return http_reply_error(c, MHD_HTTP_BAD_REQUEST, "malformed position body");
 	}
 	peer_name(c, peer, sizeof(peer));
 	no_delay(c);
 	if (stream_session_new(&sess, s->hub, node_id, peer, pos, n, catch_up, &err) < 0) {
 		free(pos);
-		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+		return http_reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 	}
 	free(pos);
 	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 256 * 1024, stream_reader,
@@ -333,12 +363,46 @@ static int body_append(request *r, const char *data, size_t len)
 	return 0;
 }
 
+/* POST /import: the body goes to a file as it arrives. */
+static enum MHD_Result begin_import(http_server *s, struct MHD_Connection *c, request *r)
+{
+	const char *name = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "name");
+	lx_err err;
+	(void)c;
+	if (s->hooks.import_db == NULL || name == NULL || !store_name_valid(name))
+		return MHD_YES;             /* refused once the body is drained */
+	if (http_import_begin(s, r, &err) < 0) {
+		lx_error("http", "POST /import: %s", err.msg);
+		r->upload_error = err.code;
+	}
+	return MHD_YES;
+}
+
+static int upload_append(request *r, const char *data, size_t len)
+{
+	if (r->upload_fd < 0 || r->upload_error)
+		return 0;                   /* drained; answered at the end */
+	if (lx_pwrite_all(r->upload_fd, data, len, r->upload_len) < 0)
+		r->upload_error = errno ? errno : EIO;
+	r->upload_len += len;
+	return 0;
+}
+
 static void request_done(void *cls, struct MHD_Connection *c, void **state,
 			 enum MHD_RequestTerminationCode why)
 {
 	request *r = *state;
 	(void)cls; (void)c; (void)why;
 	if (r != NULL) {
+		if (r->upload_fd >= 0) {
+			static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
+			close(r->upload_fd);
+			for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+				char p[PATH_MAX + 16];
+				snprintf(p, sizeof(p), "%s%s", r->upload_path, suffixes[i]);
+				unlink(p);
+			}
+		}
 		free(r->body);
 		free(r);
 		*state = NULL;
@@ -351,32 +415,49 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 {
 	http_server *s = cls;
 	int stream = strcmp(url, "/stream") == 0;
+	int import = strcmp(url, "/import") == 0 && strcmp(method, MHD_HTTP_METHOD_POST) == 0;
 	request *r = *state;
 	(void)version;
 
 	if (r == NULL) {            /* headers only so far: wait for the body */
-		*state = calloc(1, sizeof(request));
-		return *state ? MHD_YES : MHD_NO;
+		if ((r = calloc(1, sizeof(request))) == NULL)
+			return MHD_NO;
+		r->upload_fd = -1;
+		*state = r;
+		return import ? begin_import(s, c, r) : MHD_YES;
 	}
-	if (*upload_size != 0) {    /* keep a /stream body, drain any other */
-		int rc = stream ? body_append(r, upload, *upload_size) : 0;
+	if (*upload_size != 0) {    /* keep a /stream or /import body, drain any other */
+		int rc = stream ? body_append(r, upload, *upload_size) :
+			 import ? upload_append(r, upload, *upload_size) : 0;
 		*upload_size = 0;
 		return rc < 0 ? MHD_NO : MHD_YES;
 	}
+	if (import)
+		return http_import_finish(s, c, r);
 	if (stream) {
 		if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
-			return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+			return http_reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
 		return start_stream(s, c, r);
 	}
 	if (strcmp(url, "/promote") == 0 || strcmp(url, "/handoff") == 0) {
 		if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
-			return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+			return http_reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
 		return url[1] == 'p' ? do_promote(s, c) : do_handoff(s, c);
 	}
-	if (strcmp(url, "/metrics") != 0 && strcmp(url, "/status") != 0)
-		return reply_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
+	if (strcmp(url, "/import") == 0)   /* a POST is handled above */
+		return http_reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+	if (strcmp(url, "/metrics") != 0 && strcmp(url, "/status") != 0 &&
+	    strcmp(url, "/health") != 0 && strcmp(url, "/events") != 0 &&
+	    strcmp(url, "/export") != 0)
+		return http_reply_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-		return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+		return http_reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+	if (strcmp(url, "/health") == 0)
+		return reply_health(s, c);
+	if (strcmp(url, "/events") == 0)
+		return http_events(s, c);
+	if (strcmp(url, "/export") == 0)
+		return http_export(s, c);
 	return reply_status(s, c, strcmp(url, "/metrics") == 0);
 }
 
@@ -475,6 +556,8 @@ void http_server_stop(http_server *s)
 		return;
 	if (s->hub != NULL)
 		stream_hub_stop(s->hub);     /* streams end; their threads return */
+	__atomic_store_n(&s->stopping, 1, __ATOMIC_RELEASE);
+	db_events_notify(&s->store->events);   /* /events readers wake and end */
 	MHD_stop_daemon(s->mhd);
 	free(s);
 }

@@ -1,14 +1,16 @@
 /*
  * http_server.h - the node's HTTP API (libmicrohttpd), on http.addr.
  *
- * GET /status (JSON), GET /metrics (Prometheus text), POST /stream (the
+ * GET /status (JSON), GET /metrics (Prometheus text), GET /health (for
+ * load balancers), GET /events (newline-delimited JSON), POST /stream (the
  * replication stream, replica/stream_server.h), POST /promote and POST
- * /handoff (moving the primary role, cmd/node.h), see docs/protocol.md.
+ * /handoff (moving the primary role, cmd/node.h), POST /import and GET
+ * /export (a database as one SQLite file), see docs/protocol.md.
  * Any other path is 404, any other method 405, both with a JSON error.
  *
  * Threads: libmicrohttpd's listening thread accepts; each connection gets
  * a thread of its own ("http connection"), which answers its requests and,
- * for /stream, drives the session.  They read database state through
+ * for /stream, /events and /export, produces the body as it goes.  They read database state through
  * db_status_get() and the stream functions (each database's mutex,
  * briefly); they never write a database.
  */
@@ -33,6 +35,11 @@ typedef struct http_hooks {
 	 * `node_id` was sent everything, and give it the lease.  *json: the
 	 * answer's body (malloc'ed): the token and the final positions. */
 	int (*handoff)(void *ctx, uint64_t node_id, char **json, lx_err *err);
+	/* POST /import: make the SQLite file at `path` database `name`, in
+	 * one transaction (the primary only: EAGAIN elsewhere, with the
+	 * primary's URL in the message; EINVAL for a file that is not a sound
+	 * database). */
+	int (*import_db)(void *ctx, const char *name, const char *path, lx_err *err);
 } http_hooks;
 
 /*

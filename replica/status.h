@@ -28,6 +28,7 @@ typedef struct node_status {
 	int64_t now_ms;
 	int64_t lag_ms;            /* replica: ms since the primary was last heard */
 	int ready;                 /* primary, or replica caught up once */
+	int64_t health_max_lag_ms; /* GET /health: 503 above this lag (http.health-max-lag) */
 	uint64_t snapshots_sent, transactions_sent;          /* primary */
 	uint64_t snapshots_received, transactions_received;  /* replica */
 } node_status;

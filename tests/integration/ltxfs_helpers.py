@@ -235,6 +235,7 @@ class Node:
         self.name = name
         self.lease_text = ("lease:\n  type: static\n  candidate: true\n")
         self.data_config = ""     # more data.* keys, e.g. "  retention-bytes: 0\n"
+        self.http_config = ""     # more http.* keys, e.g. "  health-max-lag: 1s\n"
         self.locks = LOCKS
         self.workdir = os.path.abspath(workdir)
         self.mnt = os.path.join(self.workdir, "mnt")
@@ -264,10 +265,10 @@ class Node:
         return ("fuse:\n  dir: %s\n  locks: %s\n"
                 "data:\n  dir: %s\n%s"
                 "%s"
-                "http:\n  addr: \"%s:%d\"\n"
+                "http:\n  addr: \"%s:%d\"\n%s"
                 "log:\n  level: %s\n"
                 % (self.mnt, self.locks, self.data, self.data_config, self.lease_text,
-                   self.host, self.port, LOG_LEVEL)) + self.extra_config
+                   self.host, self.port, self.http_config, LOG_LEVEL)) + self.extra_config
 
     def write_config(self, text=None):
         with open(self.config_path, "w") as f:
