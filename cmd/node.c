@@ -393,6 +393,14 @@ static void node_refresh(void *arg, node_status *ns)
 		ns->ready = n->primary;
 	}
 	pthread_mutex_unlock(&n->mu);
+	ns->renew_ms = -1;
+	if (n->elector != NULL) {
+		elector_stats es;
+		elector_get_stats(n->elector, &es);
+		ns->renew_ms = es.renews ? es.last_renew_ms : -1;
+		ns->renews = es.renews;
+		ns->renew_failures = es.renew_failures;
+	}
 	pthread_mutex_lock(&n->hub.mu);
 	ns->snapshots_sent = n->hub.snapshots_sent;
 	ns->transactions_sent = n->hub.transactions_sent;

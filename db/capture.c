@@ -87,6 +87,7 @@ static void apply_to_state(database *db, const txn_build *t, uint64_t post,
 	db->n_pages = t->commit;
 	db->checksum = post;
 	db->txid++;
+	db->commits++;
 	db->last_commit_ms = db_now_ms();
 	if (wal_mode_seen)
 		db->wal_mode = wal_mode;

@@ -791,6 +791,15 @@ void db_status_get(database *db, db_status *out)
 	}
 	out->last_commit_ms = db->last_commit_ms;
 	out->lost = db->lost;
+	out->commits = db->commits;
+	out->checksum_mismatches = db->checksum_mismatches;
+	pthread_mutex_unlock(&db->mu);
+}
+
+void db_count_mismatch(database *db)
+{
+	pthread_mutex_lock(&db->mu);
+	db->checksum_mismatches++;
 	pthread_mutex_unlock(&db->mu);
 }
 

@@ -180,6 +180,9 @@ struct database {
 	uint32_t shm_change;       /* iChange of the last shm header written (replica) */
 	struct db_snapshot *snapshots;  /* being read for replicas (db/snapshot.h) */
 	db_lost lost;              /* the last report of db_report_diverged */
+	uint64_t commits;          /* transactions committed or applied since start */
+	uint64_t checksum_mismatches; /* damaged records, bad frames, positions off
+				       * the history, since start */
 };
 
 /*
@@ -214,9 +217,16 @@ typedef struct db_status {
 	uint64_t log_bytes;        /* LTX bytes in the log */
 	int64_t last_commit_ms;    /* wall clock of the last commit; 0 if none */
 	db_lost lost;
+	uint64_t commits;          /* since start: committed here or applied */
+	uint64_t checksum_mismatches; /* since start */
 } db_status;
 
 void db_status_get(database *db, db_status *out);
+
+/* A checksum disagreed: a damaged log record, a received file that fails
+ * verification, a replica's position off this history (the metric
+ * ltxfs_db_checksum_mismatches_total). */
+void db_count_mismatch(database *db);
 
 /* 1 while the mount refuses changes to this database: a replica, or a
  * primary past its write deadline (db_set_write_until). */

@@ -17,8 +17,10 @@
 #include <fcntl.h>
 #include <string.h>
 
-static void want_snapshot(const database *db, db_send *out, const char *why, int diverged)
+static void want_snapshot(database *db, db_send *out, const char *why, int diverged)
 {
+	if (diverged)
+		db->checksum_mismatches++;   /* db->mu held */
 	out->kind = db->n_pages ? SEND_SNAPSHOT : SEND_DELETED;
 	out->why = why;
 	out->diverged = diverged;

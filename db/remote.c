@@ -328,6 +328,7 @@ static int apply_locked(database *db, int fd, uint64_t len, const ltx_header *h,
 		db_fail_locked(db, "applying TXID %" PRIu64 ": %s", h->min_txid, err->msg);
 		return rc;
 	}
+	db->commits += t.txid - db->txid;
 	db->txid = t.txid;
 	db->checksum = t.checksum;
 	db->page_size = t.page_size;

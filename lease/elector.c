@@ -48,6 +48,7 @@ struct elector {
 	int warned;
 	int announced;                  /* elector thread only */
 	int announce_warned;
+	elector_stats stats;            /* written by the elector thread, atomically */
 };
 
 /* Sleep until the monotonic instant `until`, or until stopped; 1 if stopped. */
@@ -121,6 +122,8 @@ static void hold_step(elector *e)
 	t0 = lx_mono_ms();
 	rc = e->lease->ops->renew(e->lease, &valid, &err);
 	if (rc == 0) {
+		__atomic_store_n(&e->stats.last_renew_ms, lx_mono_ms() - t0, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&e->stats.renews, 1, __ATOMIC_RELAXED);
 		succeeded(e, "lease renewal");
 		e->valid_until = valid;
 		e->next_renew = t0 + e->lease->ttl_ms / 3;
@@ -135,6 +138,7 @@ static void hold_step(elector *e)
 		e->next_renew = lx_mono_ms();
 		return;
 	}
+	__atomic_add_fetch(&e->stats.renew_failures, 1, __ATOMIC_RELAXED);
 	if (!e->warned)
 		lx_warn("lease", "renew failed: %s (retrying until the lease runs out)", err.msg);
 	e->warned = 1;
@@ -404,4 +408,11 @@ void elector_stop(elector *e)
 	pthread_cond_destroy(&e->wake);
 	pthread_cond_destroy(&e->req_done);
 	free(e);
+}
+
+void elector_get_stats(elector *e, elector_stats *out)
+{
+	out->last_renew_ms = __atomic_load_n(&e->stats.last_renew_ms, __ATOMIC_RELAXED);
+	out->renews = __atomic_load_n(&e->stats.renews, __ATOMIC_RELAXED);
+	out->renew_failures = __atomic_load_n(&e->stats.renew_failures, __ATOMIC_RELAXED);
 }

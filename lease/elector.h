@@ -69,4 +69,12 @@ void elector_stop(elector *e);
 int elector_give(elector *e, char *token, size_t cap, lx_err *err);
 int elector_take(elector *e, const char *token, lx_err *err);
 
+/* Renewals since start (for /metrics); any thread. */
+typedef struct elector_stats {
+	int64_t last_renew_ms;      /* how long the last successful renew took */
+	uint64_t renews;            /* successful */
+	uint64_t renew_failures;    /* failed attempts (retried) */
+} elector_stats;
+void elector_get_stats(elector *e, elector_stats *out);
+
 #endif

@@ -117,6 +117,8 @@ int receive_start(receive *in, store *st, const char *name, uint64_t len, int sp
 static int feed_part(receive *in, const uint8_t *buf, size_t len, uint64_t off)
 {
 	int rc = ltx_decoder_feed(&in->dec, buf, len, &in->err);
+	if (rc == -EBADMSG && in->db != NULL)
+		db_count_mismatch(in->db);
 	if (rc == 0 && !in->snapshot && (rc = lx_pwrite_all(in->fd, buf, len, off)) < 0)
 		rc = lx_err_sys(&in->err, -rc, "db %s: spool", in->db->name);
 	return rc;
@@ -155,6 +157,8 @@ int receive_finish(receive *in, int *snapshot, int64_t *ts_ms)
 	int rc = ltx_decoder_finish(&in->dec, &in->err);
 	*snapshot = in->snapshot;
 	*ts_ms = h->timestamp_ms;
+	if (rc == -EBADMSG)
+		db_count_mismatch(in->db);
 	if (rc < 0)
 		return rc;
 	if (!in->snapshot)

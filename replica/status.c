@@ -196,6 +196,8 @@ static uint64_t v_log_bytes(const db_status *s) { return s->log_bytes; }
 static uint64_t v_failed(const db_status *s) { return s->failed ? 1 : 0; }
 static uint64_t v_lost(const db_status *s) { return s->lost.total; }
 static uint64_t v_lost_events(const db_status *s) { return s->lost.events; }
+static uint64_t v_commits(const db_status *s) { return s->commits; }
+static uint64_t v_mismatches(const db_status *s) { return s->checksum_mismatches; }
 
 static void put_counter(text_buf *b, const char *name, const char *help, uint64_t v)
 {
@@ -223,6 +225,13 @@ int status_render_metrics(text_buf *out, const node_status *node,
 	put(out, "# HELP ltxfs_lag_seconds Replica: seconds since the primary was last heard.\n"
 		 "# TYPE ltxfs_lag_seconds gauge\nltxfs_lag_seconds %.3f\n",
 	    (double)node->lag_ms / 1000.0);
+	if (node->renew_ms >= 0)
+		put(out, "# HELP ltxfs_lease_renew_seconds How long the last lease renewal took.\n"
+			 "# TYPE ltxfs_lease_renew_seconds gauge\nltxfs_lease_renew_seconds %.3f\n",
+		    (double)node->renew_ms / 1000.0);
+	put_counter(out, "ltxfs_lease_renews_total", "Successful lease renewals.", node->renews);
+	put_counter(out, "ltxfs_lease_renew_failures_total",
+		    "Lease renewals that failed (and were retried).", node->renew_failures);
 	put(out, "# HELP ltxfs_replicas Replicas streaming from this node.\n"
 		 "# TYPE ltxfs_replicas gauge\nltxfs_replicas %zu\n", nreps);
 	put_counter(out, "ltxfs_snapshots_sent_total", "Snapshots sent to replicas.",
@@ -253,5 +262,12 @@ int status_render_metrics(text_buf *out, const node_status *node,
 	put_db_family(out, "ltxfs_db_divergences_total", "counter",
 		      "Times this node's history was found off the primary's.", dbs, n,
 		      v_lost_events);
+	put_db_family(out, "ltxfs_db_transactions_total", "counter",
+		      "Transactions committed here (primary) or applied (replica) since start.",
+		      dbs, n, v_commits);
+	put_db_family(out, "ltxfs_db_checksum_mismatches_total", "counter",
+		      "Checksums that disagreed since start: damaged log records, received "
+		      "files that failed verification, replica positions off the history.",
+		      dbs, n, v_mismatches);
 	return out->oom ? -ENOMEM : 0;
 }

@@ -31,6 +31,8 @@ typedef struct node_status {
 	int64_t health_max_lag_ms; /* GET /health: 503 above this lag (http.health-max-lag) */
 	uint64_t snapshots_sent, transactions_sent;          /* primary */
 	uint64_t snapshots_received, transactions_received;  /* replica */
+	int64_t renew_ms;          /* the last lease renewal's duration; -1: none */
+	uint64_t renews, renew_failures;
 } node_status;
 
 typedef struct status_db {

@@ -258,6 +258,7 @@ static int start_ltx(stream_session *s, cursor *c, db_send *d)
 	if (rc == 0 && !d->verified)
 		db_mark_verified(c->db, d->txid);   /* once, not per replica and send */
 	if (rc < 0) {
+		db_count_mismatch(c->db);
 		lx_error(c->name, "log record after TXID %" PRIu64 " is damaged (%s); "
 			 "the replica gets a snapshot", c->txid, err.msg);
 		close(d->fd);

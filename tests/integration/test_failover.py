@@ -158,6 +158,15 @@ def test_one_primary_others_follow(node_factory, coord):
         assert st["epoch"] == C.status(p)["epoch"] > 0
     C.wait_converged(p, others, ["a.db"])
     C.assert_identical(p, others, ["a.db"])
+    # the primary renews (every TTL/3) and says how long a renewal takes
+    deadline = time.monotonic() + 10
+    while C.metrics(p)["ltxfs_lease_renews_total"] < 1:
+        assert time.monotonic() < deadline, "no lease renewal in 10 s"
+        time.sleep(0.1)
+    m = C.metrics(p)
+    assert 0 <= m["ltxfs_lease_renew_seconds"] < 1.0, m
+    assert m["ltxfs_lease_epoch"] == C.status(p)["epoch"]
+    assert all(C.metrics(n)["ltxfs_lease_renews_total"] == 0 for n in others)
 
 
 @pytest.mark.deadline(120)

@@ -287,3 +287,25 @@ def test_events_stream_transactions(node_factory):
         for s in streams:
             s.close()
         con.close()
+
+
+def test_metrics_count_commits_renewals_and_lag(node_factory):
+    primary, replicas = C.make_cluster(node_factory, replicas=1)
+    con = H.connect(primary.path("app.db"))
+    con.execute("CREATE TABLE t(x)")
+    for i in range(5):
+        con.execute("INSERT INTO t VALUES(?)", (i,))
+        con.commit()
+    con.close()
+    C.wait_converged(primary, replicas, ["app.db"])
+    txid = primary.pos("app.db")[0]
+    m, r = C.metrics(primary), C.metrics(replicas[0])
+    assert m['ltxfs_db_transactions_total{db="app.db"}'] == txid
+    assert m['ltxfs_db_txid{db="app.db"}'] == txid
+    assert m['ltxfs_db_checksum_mismatches_total{db="app.db"}'] == 0
+    assert m["ltxfs_primary"] == 1 and m["ltxfs_lease_epoch"] == 1
+    # the replica applied them (its snapshot at TXID 1 is not a commit)
+    assert r['ltxfs_db_transactions_total{db="app.db"}'] >= txid - 1
+    assert r["ltxfs_primary"] == 0 and 0 <= r["ltxfs_lag_seconds"] < 5
+    assert m["ltxfs_lease_renews_total"] == 0      # a static lease is never renewed
+    assert "ltxfs_lease_renew_seconds" not in m

@@ -461,6 +461,7 @@ def test_damaged_log_record_on_the_primary_becomes_a_snapshot(node_factory):
     C.assert_identical(p, [r], ["a.db"])
     assert "is damaged" in p.log_text()
     assert "installed snapshot" in r.log_since(offset)
+    assert C.metrics(p)['ltxfs_db_checksum_mismatches_total{db="a.db"}'] >= 1
 
 
 def test_cluster_id_is_adopted_and_a_foreign_primary_refused(node_factory):
