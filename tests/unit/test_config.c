@@ -915,6 +915,139 @@ static void test_hostile_yaml(void)
 	}
 }
 
+
+/* ------------------------------------------------------------------ */
+/* docs/configuration.md agrees with the parser                         */
+/* ------------------------------------------------------------------ */
+
+#define REFERENCE "docs/configuration.md"
+#define MAX_ROWS 64
+
+typedef struct doc_row {
+	char key[64];
+	char def[64];      /* the Default cell when it is one `literal`, else "" */
+} doc_row;
+
+/* The rows of the "## Reference" table: | `key` | type | default | ... | */
+static size_t read_reference(doc_row *rows, size_t cap)
+{
+	FILE *f = fopen(REFERENCE, "r");
+	char line[4096];
+	int in_reference = 0;
+	size_t n = 0;
+	if (f == NULL) {
+		fprintf(stderr, "  cannot open %s (run from the repository root)\n", REFERENCE);
+		return 0;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *cell[4];
+		size_t k = 0;
+		if (strncmp(line, "## ", 3) == 0)
+			in_reference = strncmp(line, "## Reference", 12) == 0;
+		if (!in_reference || strncmp(line, "| `", 3) != 0 || n == cap)
+			continue;
+		for (char *p = line; k < 4 && (p = strchr(p, '|')) != NULL; p++)
+			cell[k++] = p + 1;
+		if (k < 4)
+			continue;
+		sscanf(cell[0], " `%63[^`]`", rows[n].key);
+		rows[n].def[0] = '\0';
+		sscanf(cell[2], " `%63[^`]`", rows[n].def);
+		/* Only a cell that is exactly one `literal` is a checkable default. */
+		{
+			char *a = strchr(cell[2], '`'), *b = a ? strchr(a + 1, '`') : NULL;
+			char *c2 = b ? strchr(b + 1, '`') : NULL;
+			if (a == NULL || b == NULL || a > cell[3] || (c2 != NULL && c2 < cell[3]))
+				rows[n].def[0] = '\0';
+			for (char *q = cell[2]; a != NULL && q < a; q++)
+				if (*q != ' ')
+					rows[n].def[0] = '\0';
+		}
+		n++;
+	}
+	fclose(f);
+	return n;
+}
+
+/* A minimal file, with `key: "value"` added when value is non-NULL; keys
+ * of a lease backend come with that backend selected. */
+static void config_with(const char *key, const char *value, char *out, size_t cap)
+{
+	const char *leaf = strrchr(key, '.') ? strrchr(key, '.') + 1 : key;
+	char line[160] = "";
+	if (value != NULL)
+		snprintf(line, sizeof(line), "%s%s: \"%s\"\n",
+			 strncmp(key, "lease.consul.", 13) == 0 ||
+			 strncmp(key, "lease.etcd.", 11) == 0 ? "    " : "  ", leaf, value);
+	if (strncmp(key, "fuse.", 5) == 0)
+		snprintf(out, cap, "data:\n  dir: /var/lib/ltxfs\nfuse:\n  dir: /mnt/ltxfs\n%s", line);
+	else if (strncmp(key, "data.", 5) == 0)
+		snprintf(out, cap, "fuse:\n  dir: /mnt/ltxfs\ndata:\n  dir: /var/lib/ltxfs\n%s", line);
+	else if (strncmp(key, "lease.consul.", 13) == 0)
+		snprintf(out, cap, MIN_CFG "lease:\n  type: consul\n  consul:\n"
+			 "    url: \"http://127.0.0.1:8500\"\n%s", line);
+	else if (strncmp(key, "lease.etcd.", 11) == 0)
+		snprintf(out, cap, MIN_CFG "lease:\n  type: etcd\n  etcd:\n"
+			 "    url: \"http://127.0.0.1:2379\"\n%s", line);
+	else
+		snprintf(out, cap, MIN_CFG "%.*s:\n%s", (int)(leaf - key - 1), key, line);
+}
+
+/* Every key of the parser has a row, every row is a key, and a default
+ * given as a literal is the parser's default. */
+static void test_reference_matches_parser(void)
+{
+	doc_row rows[MAX_ROWS];
+	const char *const *keys = config_known_keys();
+	size_t n = read_reference(rows, MAX_ROWS), nkeys = 0, checked = 0;
+	CHECK(n > 0);
+	for (; keys[nkeys] != NULL; nkeys++) {
+		int found = 0;
+		for (size_t i = 0; i < n; i++)
+			found |= strcmp(rows[i].key, keys[nkeys]) == 0;
+		if (!found)
+			fprintf(stderr, "  %s: no row for key %s\n", REFERENCE, keys[nkeys]);
+		CHECK(found);
+	}
+	for (size_t i = 0; i < n; i++) {
+		int known = 0;
+		for (size_t k = 0; k < nkeys; k++)
+			known |= strcmp(rows[i].key, keys[k]) == 0;
+		if (!known)
+			fprintf(stderr, "  %s: row for %s, which the parser does not know\n",
+				REFERENCE, rows[i].key);
+		CHECK(known);
+	}
+	CHECK_EQ_INT((int)nkeys, (int)n);
+	for (size_t i = 0; i < n; i++) {
+		char base[512], with[512], *d0, *d1;
+		ltxfs_config c0, c1;
+		lx_err err;
+		/* `<...>` describes a derived value; exec has no literal default */
+		if (rows[i].def[0] == '\0' || strchr(rows[i].def, '<') != NULL ||
+		    strcmp(rows[i].key, "exec") == 0)
+			continue;
+		config_with(rows[i].key, NULL, base, sizeof(base));
+		config_with(rows[i].key, rows[i].def, with, sizeof(with));
+		CHECK_EQ_INT(0, load(&c0, base, &err));
+		if (load(&c1, with, &err) != 0)
+			fprintf(stderr, "  %s: default of %s: %s\n", REFERENCE, rows[i].key, err.msg);
+		d0 = dump_to_string(&c0);
+		d1 = dump_to_string(&c1);
+		if (d0 == NULL || d1 == NULL || strcmp(d0, d1) != 0)
+			fprintf(stderr, "  %s: the documented default of %s, `%s`, is not the "
+				"parser's:\n%s\n---\n%s\n", REFERENCE, rows[i].key, rows[i].def,
+				d0 ? d0 : "", d1 ? d1 : "");
+		CHECK(d0 != NULL && d1 != NULL && strcmp(d0, d1) == 0);
+		free(d0);
+		free(d1);
+		config_free(&c0);
+		config_free(&c1);
+		checked++;
+	}
+	CHECK(checked >= 15);
+}
+
 UNIT_TESTS(
 	TEST(test_full_config),
 	TEST(test_defaults),
@@ -935,5 +1068,6 @@ UNIT_TESTS(
 	TEST(test_bools),
 	TEST(test_dump),
 	TEST(test_truncations_and_mutations),
-	TEST(test_hostile_yaml)
+	TEST(test_hostile_yaml),
+	TEST(test_reference_matches_parser)
 )
