@@ -362,3 +362,48 @@ def test_two_clusters_cannot_share_a_lease_key(node_factory, coord):
     newcomer.start()
     assert C.status(newcomer)["cluster_id"] == ours
     C.wait_converged(p, [newcomer], ["a.db"])
+
+
+@pytest.mark.deadline(180)
+def test_if_candidate_migration_takes_the_primary_role_with_promote(node_factory, coord):
+    """A rolling deploy: a restarted candidate runs its migration where
+    writes are allowed.  With promote: true it first takes the primary role
+    by a hand-off, then migrates, then starts the application; without it,
+    a candidate replica skips the migration and says why."""
+    key, nodes, p, others = setup_cluster(node_factory, coord)
+    r1, r2 = others
+    migrate = ("sqlite3 -cmd '.timeout 5000' %s \"INSERT INTO t(v) VALUES('migrated by %s')\""
+               % (r1.path("a.db"), r1.name))
+    r1.stop()
+    r1.extra_config = ("exec:\n  - cmd: %s\n    if-candidate: true\n    promote: true\n"
+                       "  - \"sleep 600\"\n" % H.yaml_quote(migrate))
+    r1.start()
+    deadline = time.monotonic() + 30
+    while C.status(r1)["role"] != "primary" or not H.os.path.exists(r1.path("a.db")):
+        assert time.monotonic() < deadline, r1.log_tail()
+        time.sleep(0.05)
+    assert wait_primary(nodes) is r1
+    rows = []
+    while not rows:
+        c = sqlite3.connect(r1.path("a.db"), timeout=10)
+        rows = c.execute("SELECT v FROM t WHERE v LIKE 'migrated%'").fetchall()
+        c.close()
+        assert time.monotonic() < deadline, r1.log_tail()
+        time.sleep(0.05)
+    assert rows == [("migrated by %s" % r1.name,)]
+    assert "exec[0]: taking the primary role first (promote: true)" in r1.log_text()
+    # without promote, a candidate replica skips it
+    r2.stop()
+    r2.extra_config = ("exec:\n  - cmd: %s\n    if-candidate: true\n  - \"sleep 600\"\n"
+                       % H.yaml_quote(migrate.replace(r1.name, r2.name)))
+    r2.start()
+    deadline = time.monotonic() + 30
+    while "exec[1]: started" not in r2.log_text():
+        assert time.monotonic() < deadline, r2.log_tail()
+        time.sleep(0.05)
+    assert "exec[0]: skipped: this candidate is a replica now" in r2.log_text()
+    assert C.status(r2)["role"] == "replica"
+    C.wait_converged(r1, [p, r2], ["a.db"])
+    c = sqlite3.connect(r2.path("a.db"), timeout=10)
+    assert c.execute("SELECT count(*) FROM t WHERE v LIKE 'migrated%'").fetchone()[0] == 1
+    c.close()
