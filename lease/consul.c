@@ -298,11 +298,64 @@ int consul_session_destroy(consul *c, lx_err *err)
 	return rc;
 }
 
+int consul_session_destroy_id(consul *c, const char *id, lx_err *err)
+{
+	char path[160];
+	response r;
+	int rc;
+	snprintf(path, sizeof(path), "/v1/session/destroy/%s", id);
+	rc = request(c, "PUT", path, NULL, c->opt.timeout_ms, &r, NULL, err);
+	if (rc == 0 && r.status != 200)
+		rc = status_error(c, "destroy session", &r, err);
+	return rc;
+}
+
+/* The leader's view of the key: the epoch, if our session holds it. */
+static int held_by_us(consul *c, uint64_t *epoch, lx_err *err)
+{
+	consul_entry e;
+	uint64_t index = 0;
+	int rc = consul_get(c, NULL, &index, 0, 1, &e, err);
+	if (rc < 0)
+		return rc;
+	if (!e.present || strcmp(e.session, c->session) != 0)
+		return 0;
+	*epoch = e.modify_index;
+	return 1;
+}
+
+int consul_move_lock(consul *c, const char *from, const char *value, uint64_t *epoch,
+		     lx_err *err)
+{
+	size_t n = strlen(value);
+	char *b64 = malloc((n + 2) / 3 * 4 + 1), *body = NULL;
+	json_t *ops;
+	response r;
+	int rc;
+	if (b64 == NULL)
+		return lx_err_set(err, ENOMEM, "out of memory");
+	lx_base64_encode((const uint8_t *)value, n, b64);
+	ops = json_pack("[{s:{s:s, s:s, s:s, s:s}}, {s:{s:s, s:s, s:s, s:s}}]",
+			"KV", "Verb", "unlock", "Key", c->key, "Value", b64, "Session", from,
+			"KV", "Verb", "lock", "Key", c->key, "Value", b64, "Session", c->session);
+	free(b64);
+	if (ops != NULL)
+		body = json_dumps(ops, JSON_COMPACT);
+	json_decref(ops);
+	if (body == NULL)
+		return lx_err_set(err, ENOMEM, "out of memory");
+	rc = request(c, "PUT", "/v1/txn", body, c->opt.timeout_ms, &r, NULL, err);
+	free(body);
+	if (rc == 0 && r.status == 409)
+		return 0;                 /* a check failed: the lock was not moved */
+	if (rc == 0 && r.status != 200)
+		rc = status_error(c, "move the lock", &r, err);
+	return rc < 0 ? rc : held_by_us(c, epoch, err);
+}
+
 int consul_acquire(consul *c, const char *value, uint64_t *epoch, lx_err *err)
 {
 	char path[1024];
-	consul_entry e;
-	uint64_t index = 0;
 	response r;
 	int rc;
 	if (c->session[0] == '\0')
@@ -317,13 +370,7 @@ int consul_acquire(consul *c, const char *value, uint64_t *epoch, lx_err *err)
 		return rc;
 	/* The epoch: what the Consul leader says now, not a possibly stale
 	 * follower; and still ours (a session can expire in between). */
-	rc = consul_get(c, NULL, &index, 0, 1, &e, err);
-	if (rc < 0)
-		return rc;
-	if (!e.present || strcmp(e.session, c->session) != 0)
-		return 0;
-	*epoch = e.modify_index;
-	return 1;
+	return held_by_us(c, epoch, err);
 }
 
 int consul_release(consul *c, lx_err *err)

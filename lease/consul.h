@@ -57,6 +57,8 @@ int consul_session_renew(consul *c, int64_t *sent_ms, lx_err *err);
 
 /* Destroy it (idempotent); forgets the ID. */
 int consul_session_destroy(consul *c, lx_err *err);
+/* Destroy another session (one handed over to us). */
+int consul_session_destroy_id(consul *c, const char *id, lx_err *err);
 
 /* "" when there is no session. */
 const char *consul_session_id(const consul *c);
@@ -74,6 +76,12 @@ void consul_session_adopt(consul *c, const char *id);
  * ?consistent) when acquired; 0 when another session holds the key or its
  * lock-delay runs. */
 int consul_acquire(consul *c, const char *value, uint64_t *epoch, lx_err *err);
+/* In one transaction (/v1/txn), unlock the key held by session `from` and
+ * lock it with ours, writing `value`: the key is never unheld and no
+ * lock-delay applies.  1 and the epoch when our session holds it after,
+ * 0 when `from` did not hold it (nothing changed), or a negative errno. */
+int consul_move_lock(consul *c, const char *from, const char *value, uint64_t *epoch,
+		     lx_err *err);
 
 /* Release the lease key (no lock-delay), clearing its value.  1 if this
  * session held it. */

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "lease/consul.h"
 
 /* Members are kept under KEY-nodes/HOSTNAME. */
@@ -118,20 +119,57 @@ static int cl_give(lease *l, char *token, size_t cap, lx_err *err)
 	return 0;
 }
 
-/* Renew the given session (it must still be alive), then re-acquire the
- * key with it: Consul lets a holder's session acquire again, which writes
- * our value and a new ModifyIndex (the epoch) with no moment unheld. */
+/* Move the key from the given session to a new one of ours, in one
+ * transaction.  The given session lives on the old primary's Consul node,
+ * and Consul destroys a node's sessions when the node leaves the catalog
+ * (its agent stops with leave, autopilot removes a dead server): that
+ * would free the key under us without the TTL bound the write deadline
+ * relies on.  Ours lives on our own agent's node.  1 when moved. */
+static int move_to_own_session(consul_lease *cl, const char *given, const lease_holder *me,
+			       uint64_t *epoch, int64_t *valid_until, lx_err *err)
+{
+	char *value = lease_holder_encode(me);
+	int64_t sent;
+	int rc;
+	if (value == NULL)
+		return lx_err_set(err, ENOMEM, "out of memory");
+	consul_session_adopt(cl->c, "");
+	rc = consul_session_create(cl->c, &sent, err);
+	if (rc == 0)
+		rc = consul_move_lock(cl->c, given, value, epoch, err);
+	free(value);
+	if (rc == 1) {
+		*valid_until = sent + cl->base.ttl_ms;
+		consul_session_destroy_id(cl->c, given, NULL);   /* holds nothing now */
+		return 1;
+	}
+	consul_session_destroy(cl->c, NULL);
+	consul_session_adopt(cl->c, given);
+	return rc;
+}
+
+/* Renew the given session (it must still be alive), then move the key to
+ * a session of our own (above); if that cannot be done, re-acquire the key
+ * with the given session: Consul lets a holder's session acquire again,
+ * which writes our value and a new ModifyIndex (the epoch).  Either way
+ * the key is never unheld. */
 static int cl_take(lease *l, const char *token, const lease_holder *me, uint64_t *epoch,
 		   int64_t *valid_until, lx_err *err)
 {
 	consul_lease *cl = of(l);
 	int64_t sent;
+	lx_err why;
 	int rc;
 	consul_session_destroy(cl->c, NULL);
 	consul_session_adopt(cl->c, token);
 	rc = consul_session_renew(cl->c, &sent, err);
-	if (rc == 0)
+	if (rc == 0 && move_to_own_session(cl, token, me, epoch, valid_until, &why) == 1)
+		return 1;
+	if (rc == 0) {
+		lx_warn("lease", "hand-off: the lease stays on the old primary's Consul session "
+			"(%s); it ends if that node leaves the Consul catalog", why.msg);
 		rc = acquire_key(cl, sent, me, epoch, valid_until, err);
+	}
 	if (rc != 1)
 		consul_session_adopt(cl->c, "");      /* not ours: forget it */
 	return rc;

@@ -407,3 +407,35 @@ def test_if_candidate_migration_takes_the_primary_role_with_promote(node_factory
     c = sqlite3.connect(r2.path("a.db"), timeout=10)
     assert c.execute("SELECT count(*) FROM t WHERE v LIKE 'migrated%'").fetchone()[0] == 1
     c.close()
+
+
+@pytest.mark.deadline(120)
+def test_consul_handoff_moves_the_lease_to_the_new_primarys_own_session(node_factory,
+                                                                        tmp_path):
+    """After a hand-off the lease must not hang on the old primary's Consul
+    session: Consul destroys a node's sessions when the node leaves its
+    catalog (an agent stopped with leave, a dead server removed by
+    autopilot), which would free the key at once, not after the TTL the new
+    primary's write deadline counts on.  Destroying the old session, as
+    such a departure does, leaves the new primary the primary."""
+    with lease_server("consul", str(tmp_path)) as coord:
+        key, nodes, p, others = setup_cluster(node_factory, coord)
+        old_session = coord.kv_get(key)["Session"]
+        target = others[0]
+        cp = promote(target)
+        assert cp.returncode == 0, cp.stderr
+        assert wait_primary(nodes) is target
+        entry = coord.kv_get(key)
+        assert entry["Session"] != old_session
+        sessions = [s["ID"] for s in coord.request("GET", "/v1/session/list")]
+        assert old_session not in sessions, "the handed-over session was left behind"
+        try:
+            coord.request("PUT", "/v1/session/destroy/%s" % old_session)
+        except OSError:
+            pass
+        end = time.monotonic() + 3 * 2 + 1        # past TTL x 2 + lock-delay
+        while time.monotonic() < end:
+            assert roles(nodes) == {n.name: "primary" if n is target else "replica"
+                                    for n in nodes}
+            assert try_write(target, "still primary") == 1
+            time.sleep(0.2)
