@@ -54,7 +54,7 @@ typedef enum config_locks {
 	CONFIG_LOCKS_KERNEL = 1, /* kept by the kernel: fewer round trips */
 } config_locks;
 
-/* lease.type (etcd is recognised, not built yet; see config.c lease_types[]). */
+/* lease.type (see config.c lease_types[]). */
 typedef enum config_lease_type {
 	CONFIG_LEASE_STATIC = 0,
 	CONFIG_LEASE_CONSUL = 1,
@@ -100,7 +100,7 @@ typedef struct ltxfs_config {
 		bool candidate;         /* static: true on the primary */
 		char *hostname;         /* NULL until resolved */
 		char *advertise_url;    /* NULL until resolved */
-		uint64_t node_id;       /* 0 = generate and persist later */
+		uint64_t node_id;       /* 0 = a random ID at every start */
 		struct {
 			char *url;              /* required with lease.type consul */
 			char *key;              /* NULL until resolved = "ltxfs/primary" */
