@@ -172,6 +172,8 @@ static int run(const ltxfs_config *c, char *const *app_argv)
 	if (rc < 0)
 		lx_error("ltxfs", "%s", err.msg);
 	exit_status = supervisor_finish(sup);   /* ends a command still running */
+	if (node_failed(nd))
+		exit_status = 1;
 	node_stop(nd);                /* a primary fences, then releases its lease */
 	http_server_stop(http);       /* ends the primary's streams */
 	node_free(nd);

@@ -45,6 +45,7 @@ struct node {
 	lease_holder leader;            /* the lease holder; hostname "" if none known */
 	struct following *follow;       /* the stream client, on a replica */
 	char cluster_id[CLUSTER_ID_SIZE];  /* ours; a replica adopts the primary's */
+	int fatal;                      /* atomic: stopped for a reason that is a failure */
 };
 
 /* ---- switches (elector thread, or node_start) ------------------------------ */
@@ -178,7 +179,10 @@ static int cluster_bound(node *n)
 	rc = n->lease->ops->bind_cluster(n->lease, id, sizeof(id), &err);
 	if (rc == -EEXIST) {
 		lx_error("node", "%s; stopping", err.msg);
-		raise(SIGTERM);
+		__atomic_store_n(&n->fatal, 1, __ATOMIC_RELEASE);
+		/* To the process, not this thread: the supervisor's signal thread
+		 * takes SIGTERM (it is blocked everywhere else) and stops. */
+		kill(getpid(), SIGTERM);
 		return 0;
 	}
 	if (rc < 0)
@@ -681,6 +685,11 @@ static int node_promote(void *arg, lx_err *err)
 	if (rc == 0)
 		lx_info("node", "took over from %s", from.hostname);
 	return rc;
+}
+
+int node_failed(node *n)
+{
+	return n != NULL && __atomic_load_n(&n->fatal, __ATOMIC_ACQUIRE);
 }
 
 int node_ready(node *n, int *primary)

@@ -53,6 +53,10 @@ stream_hub *node_hub(node *n);
 /* The HTTP server's hooks: /status, POST /promote, POST /handoff. */
 http_hooks node_http_hooks(node *n);
 
+/* 1 when the node stopped itself for a failure (another cluster's ID next
+ * to the lease key): ltxfs must exit non-zero. */
+int node_failed(node *n);
+
 /* 1 when the node is ready: the primary holding its lease (caught up), or
  * a replica that has caught up with its primary; *primary says which. */
 int node_ready(node *n, int *primary);

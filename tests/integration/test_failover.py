@@ -17,6 +17,7 @@ import subprocess
 import threading
 import sqlite3
 import time
+import urllib.request
 
 import pytest
 
@@ -439,3 +440,33 @@ def test_consul_handoff_moves_the_lease_to_the_new_primarys_own_session(node_fac
                                     for n in nodes}
             assert try_write(target, "still primary") == 1
             time.sleep(0.2)
+
+
+@pytest.mark.deadline(120)
+def test_a_primary_of_another_cluster_stops_with_a_failure_status(node_factory, tmp_path):
+    """A node that finds, once it holds the lease, another cluster's ID next
+    to the key writes nothing and stops; it exits non-zero, so systemd
+    (Restart=on-failure) and the operator see a failure, not a clean stop."""
+    with lease_server("consul", str(tmp_path)) as consul:
+        key = "ltxfs-test/foreign-%d/primary" % next(_keys)
+        sid = consul.request("PUT", "/v1/session/create",
+                             {"TTL": "30s", "Checks": [], "LockDelay": "0s",
+                              "Behavior": "delete"})["ID"]
+        holder = {"hostname": "elsewhere", "advertise-url": "http://127.0.0.1:1"}
+        assert consul.request("PUT", "/v1/kv/%s?acquire=%s" % (key, sid), holder) is True
+        node = node_factory("node")
+        node.port = C.H.free_port()
+        node.locks = "ltxfs"
+        node.lease_text = lease_yaml(consul, key, node.port, node.name)
+        node.start()                              # a replica: the key is held
+        ours = C.status(node)["cluster_id"]
+        other = "LTXC" + ("0123456789ABCDEF" if ours[4:] != "0123456789ABCDEF"
+                          else "FEDCBA9876543210")
+        req = urllib.request.Request(consul.url + "/v1/kv/%s-cluster" % key,
+                                     data=other.encode(), method="PUT")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.read().strip() == b"true"
+        consul.request("PUT", "/v1/session/destroy/%s" % sid)
+        status = node.wait_exit(timeout=30)
+        assert status == 1, node.log_tail()
+        assert other in node.log_text(), node.log_tail()
