@@ -17,6 +17,11 @@
 #define DEFAULT_CONFIG "/etc/ltxfs.yml"
 #define DEFAULT_URL "http://127.0.0.1:20202"
 
+int cli_is_help(const char *arg)
+{
+	return strcmp(arg, "-h") == 0 || strcmp(arg, "-help") == 0 || strcmp(arg, "--help") == 0;
+}
+
 int cli_target_flag(cli_target *t, int argc, char **argv, int *i)
 {
 	const char *a = argv[*i];

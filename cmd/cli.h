@@ -23,6 +23,9 @@ typedef struct cli_target {
 	int explicit_url;
 } cli_target;
 
+/* 1 for -h, -help, --help. */
+int cli_is_help(const char *arg);
+
 /* argv[*i] is -url or -config: consume it (and its value); 1 if it was. */
 int cli_target_flag(cli_target *t, int argc, char **argv, int *i);
 

@@ -21,6 +21,10 @@ int cmd_promote(int argc, char **argv)
 	int rc;
 	memset(&t, 0, sizeof(t));
 	for (int i = 1; i < argc; i++) {
+		if (cli_is_help(argv[i])) {
+			fputs(usage, stdout);
+			return 0;
+		}
 		if (!cli_target_flag(&t, argc, argv, &i)) {
 			fputs(usage, stderr);
 			return 2;

@@ -101,6 +101,10 @@ int cmd_status(int argc, char **argv)
 	json_t *o;
 	memset(&t, 0, sizeof(t));
 	for (int i = 1; i < argc; i++) {
+		if (cli_is_help(argv[i])) {
+			fputs(usage, stdout);
+			return 0;
+		}
 		if (strcmp(argv[i], "--json") == 0 || strcmp(argv[i], "-json") == 0)
 			as_json = 1;
 		else if (!cli_target_flag(&t, argc, argv, &i)) {

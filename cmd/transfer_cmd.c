@@ -33,10 +33,16 @@ typedef struct transfer_args {
 	const char *file;
 } transfer_args;
 
+/* 0: parsed; 1: help was printed; -1: a usage error was printed. */
 static int parse_args(transfer_args *a, int argc, char **argv, const char *usage)
 {
+	int bad = 0;
 	memset(a, 0, sizeof(*a));
-	for (int i = 1; i < argc; i++) {
+	for (int i = 1; i < argc && !bad; i++) {
+		if (cli_is_help(argv[i])) {
+			fputs(usage, stdout);
+			return 1;
+		}
 		if ((strcmp(argv[i], "-name") == 0 || strcmp(argv[i], "--name") == 0) &&
 		    i + 1 < argc)
 			a->name = argv[++i];
@@ -45,9 +51,9 @@ static int parse_args(transfer_args *a, int argc, char **argv, const char *usage
 		else if (argv[i][0] != '-' && a->file == NULL)
 			a->file = argv[i];
 		else
-			a->file = NULL, a->name = NULL, i = argc;
+			bad = 1;
 	}
-	if (a->name == NULL || a->file == NULL) {
+	if (bad || a->name == NULL || a->file == NULL) {
 		fputs(usage, stderr);
 		return -1;
 	}
@@ -148,8 +154,9 @@ int cmd_import(int argc, char **argv)
 	cli_response r;
 	FILE *f;
 	int fd, rc = 1;
-	if (parse_args(&a, argc, argv, import_usage) < 0)
-		return 2;
+	if ((rc = parse_args(&a, argc, argv, import_usage)) != 0)
+		return rc < 0 ? 2 : 0;
+	rc = 1;
 	if (cli_target_resolve(&a.target, "import") < 0 || query_path("/import", a.name, path,
 								       sizeof(path)) < 0)
 		return 1;
@@ -229,8 +236,9 @@ int cmd_export(int argc, char **argv)
 	cli_response r;
 	FILE *f;
 	int fd, rc = 1;
-	if (parse_args(&a, argc, argv, export_usage) < 0)
-		return 2;
+	if ((rc = parse_args(&a, argc, argv, export_usage)) != 0)
+		return rc < 0 ? 2 : 0;
+	rc = 1;
 	if (cli_target_resolve(&a.target, "export") < 0 || query_path("/export", a.name, path,
 								       sizeof(path)) < 0)
 		return 1;
@@ -243,12 +251,14 @@ int cmd_export(int argc, char **argv)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (cli_request(&a.target, "GET", path, NULL, f, 0, &r) < 0 || r.status != 200)
 		cli_report("export", &a.target, &r);
-	else if (verify_download(&a, f, &r) == 0 && rename(tmp, a.file) == 0) {
+	else if (verify_download(&a, f, &r) < 0)
+		;                          /* said why */
+	else if (rename(tmp, a.file) < 0)
+		fprintf(stderr, "ltxfs export: rename %s to %s: %s\n", tmp, a.file, strerror(errno));
+	else {
 		printf("exported %s from %s at TXID %s (checksum %s) to %s (%jd bytes)\n", a.name,
 		       a.target.url, r.txid, r.checksum, a.file, (intmax_t)ftello(f));
 		rc = 0;
-	} else if (rc != 0 && errno != 0 && access(tmp, F_OK) == 0 && r.status == 200) {
-		fprintf(stderr, "ltxfs export: rename to %s: %s\n", a.file, strerror(errno));
 	}
 	curl_global_cleanup();
 	cli_response_free(&r);

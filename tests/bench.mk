@@ -11,7 +11,7 @@
 INSERT_BENCH := $(BUILD)/bench/insert_bench
 BENCH_ARGS ?=
 
-.PHONY: bench-native bench-replication bench-failover
+.PHONY: bench-native bench-replication bench-failover bench-transfer
 
 $(INSERT_BENCH): tests/bench/insert_bench.c $(BUILD)/config.mk
 	@mkdir -p $(dir $@)
@@ -25,6 +25,7 @@ bench: $(SPEEDTEST1) $(INSERT_BENCH) $(BUILD)/ltxfs
 	$(BENCH_RUN) --ltxfs $(abspath $(BUILD)/ltxfs)
 	$(MAKE) bench-replication
 	$(MAKE) bench-failover
+	$(MAKE) bench-transfer
 
 # Lag, snapshot speed, primary speed with replicas (tests/bench/replication_bench.py).
 REPL_BENCH_ARGS ?=
@@ -42,6 +43,14 @@ bench-failover: $(BUILD)/ltxfs $(BUILD)/tools/bin/consul
 		$(PYTHON) tests/bench/failover_bench.py --ltxfs $(abspath $(BUILD)/ltxfs) \
 		--workdir $(BUILD)/bench-run/failover --out $(BUILD)/bench-failover.md \
 		$(FAILOVER_BENCH_ARGS)
+
+# ltxfs import / export against sqlite3's own .backup (tests/bench/transfer_bench.py).
+# TRANSFER_BENCH_ARGS='--mib 1024 --repeat 3'
+TRANSFER_BENCH_ARGS ?=
+bench-transfer: $(BUILD)/ltxfs
+	$(PYTHON) tests/bench/transfer_bench.py --ltxfs $(abspath $(BUILD)/ltxfs) \
+		--workdir $(BUILD)/bench-run/transfer --out $(BUILD)/bench-transfer.md \
+		$(TRANSFER_BENCH_ARGS)
 
 bench-native: $(SPEEDTEST1) $(INSERT_BENCH)
 	$(BENCH_RUN) --native-only

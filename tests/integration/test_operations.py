@@ -192,6 +192,9 @@ def test_export_errors(node_factory, tmp_path):
     assert not out.exists() and os.listdir(str(tmp_path)) == ["node"]
     cp = cli("export", "-url", url(node), str(out), check=False)
     assert cp.returncode == 2 and "usage: ltxfs export" in cp.stderr
+    for command in ("status", "import", "export", "promote"):
+        cp = cli(command, "-h")          # help is not an error
+        assert cp.returncode == 0 and "usage: ltxfs %s" % command in cp.stdout
 
 
 def test_status_on_each_role(node_factory):
