@@ -34,6 +34,8 @@ HOST = "bench-primary"
 
 
 def make_source(path, mib):
+    """The database, and its connection: kept open so that its last writes
+    stay in the -wal file (the last connection to close checkpoints)."""
     con = sqlite3.connect(path)
     con.execute("PRAGMA journal_mode=wal")
     con.execute("PRAGMA wal_autocheckpoint=0")
@@ -41,7 +43,7 @@ def make_source(path, mib):
     rows = mib * 1024 * 1024 // 4000
     with con:
         con.executemany("INSERT INTO big(v) VALUES(randomblob(3900))", [()] * rows)
-    con.close()
+    return con
 
 
 def timed(argv):
@@ -90,8 +92,9 @@ def main():
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     src = os.path.join(work, "source.db")
-    make_source(src, args.mib)
-    size = os.path.getsize(src) + os.path.getsize(src + "-wal")
+    keep = make_source(src, args.mib)
+    size = (keep.execute("PRAGMA page_count").fetchone()[0] *
+            keep.execute("PRAGMA page_size").fetchone()[0])
 
     primary = ltxfsmount.LtxfsMount(binary, os.path.join(work, "primary"))
     primary.lease = ("lease:\n  type: static\n  candidate: true\n  hostname: %s\n"
@@ -134,6 +137,7 @@ def main():
         primary.stop()
         replica.cleanup()
         primary.cleanup()
+        keep.close()
 
     def row(what, secs, base):
         s = statistics.median(secs)
