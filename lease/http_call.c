@@ -158,6 +158,13 @@ static void set_options(http_call *h, const http_request *q, http_reply *r, char
 	}
 }
 
+/* The service could not be reached at all (not: it answered badly). */
+static int unreachable(CURLcode cc)
+{
+	return cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
+	       cc == CURLE_OPERATION_TIMEDOUT;
+}
+
 int http_call_do(http_call *h, const http_request *q, http_reply *r, int64_t *sent_ms,
 		 lx_err *err)
 {
@@ -183,8 +190,10 @@ int http_call_do(http_call *h, const http_request *q, http_reply *r, int64_t *se
 	    (cc != CURLE_OK && h->abort != NULL && __atomic_load_n(h->abort, __ATOMIC_ACQUIRE)))
 		return lx_err_set(err, EINTR, "%s: %s %s: interrupted", h->what, q->method, q->url);
 	if (cc != CURLE_OK)
-		return lx_err_set(err, EAGAIN, "%s: %s %s: %s", h->what, q->method, q->url,
-				  cerr[0] ? cerr : curl_easy_strerror(cc));
+		return lx_err_set(err, EAGAIN, "%s: %s %s: %s%s", h->what, q->method, q->url,
+				  cerr[0] ? cerr : curl_easy_strerror(cc),
+				  unreachable(cc) ? " (is the service running there, and is "
+				  "the URL in the configuration right?)" : "");
 	curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &r->status);
 	if (r->truncated)
 		return lx_err_set(err, EPROTO, "%s: %s %s: answer longer than %d bytes", h->what,
