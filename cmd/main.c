@@ -22,8 +22,9 @@
 #include "cmd/promote_cmd.h"
 #include "cmd/status_cmd.h"
 #include "cmd/transfer_cmd.h"
+#include "replica/proto.h"
 
-#define LTXFS_VERSION "0.1.0"
+#define LTXFS_VERSION "0.2.0"
 
 static const char usage[] =
 	"usage: ltxfs <command> [arguments]\n"
@@ -63,7 +64,7 @@ int main(int argc, char **argv)
 	if (strcmp(argv[1], "promote") == 0)
 		return cmd_promote(argc - 1, argv + 1);
 	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "-version") == 0) {
-		printf("ltxfs %s\n", LTXFS_VERSION);
+		printf("ltxfs %s (replication protocol %d)\n", LTXFS_VERSION, PROTO_VERSION);
 		return 0;
 	}
 	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "-h") == 0 ||

@@ -310,6 +310,9 @@ static enum MHD_Result start_stream(http_server *s, struct MHD_Connection *c, re
 		return http_reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "position body too large");
 	if (proto_pos_decode(r->body, r->len, &pos, &n, &err) < 0) {
 		lx_warn("http", "POST /stream from %016" PRIx64 ": %s", node_id, err.msg);
+		if (err.code == EPROTONOSUPPORT)
+			return http_reply_json(c, MHD_HTTP_BAD_REQUEST,
+					       json_pack("{s:s}", "error", err.msg));
 		return http_reply_error(c, MHD_HTTP_BAD_REQUEST, "malformed position body");
 	}
 	peer_name(c, peer, sizeof(peer));

@@ -120,8 +120,10 @@ int proto_pos_decode(const uint8_t *buf, size_t len, proto_pos **out, size_t *n,
 	if (memcmp(buf, pos_magic, 4) != 0)
 		return lx_err_set(err, EBADMSG, "position body: bad magic");
 	if (lx_get_be32(buf + 4) != PROTO_VERSION)
-		return lx_err_set(err, EBADMSG, "position body: version %u, want %u",
-				  lx_get_be32(buf + 4), PROTO_VERSION);
+		return lx_err_set(err, EPROTONOSUPPORT, "the replica speaks replication protocol "
+				  "version %u, this node version %u: run one ltxfs version on every "
+				  "node (docs/deployment.md, upgrades)", lx_get_be32(buf + 4),
+				  PROTO_VERSION);
 	if (lx_get_be64(buf + len - 8) != XXH3_64bits(buf, len - 8))
 		return lx_err_set(err, EBADMSG, "position body: checksum mismatch");
 	count = lx_get_be32(buf + 8);

@@ -81,6 +81,8 @@ size_t proto_pos_size(const proto_pos *v, size_t n);
 void proto_pos_encode(const proto_pos *v, size_t n, uint8_t *out);
 /* Decode and validate; *out is malloc'd (caller frees, also when n == 0).
  * Returns 0 or -EBADMSG / -ENOMEM with a message. */
+/* EPROTONOSUPPORT: another protocol version (the message says what to do);
+ * EBADMSG: anything else malformed. */
 int proto_pos_decode(const uint8_t *buf, size_t len, proto_pos **out, size_t *n,
 		     lx_err *err);
 

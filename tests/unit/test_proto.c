@@ -67,13 +67,29 @@ static void test_positions_damage_refused(void)
 	proto_pos *v;
 	lx_err err;
 	for (size_t i = 0; i < len * 8; i++) {
+		int in_version = i / 8 >= 4 && i / 8 < 8;   /* says "another version" */
 		buf[i / 8] ^= (uint8_t)(1u << (i % 8));
-		CHECK_EQ_INT(-EBADMSG, proto_pos_decode(buf, len, &v, &n, &err));
+		CHECK_EQ_INT(in_version ? -EPROTONOSUPPORT : -EBADMSG,
+			     proto_pos_decode(buf, len, &v, &n, &err));
 		CHECK(v == NULL);
 		buf[i / 8] ^= (uint8_t)(1u << (i % 8));
 	}
 	for (size_t cut = 0; cut < len; cut++)
 		CHECK_EQ_INT(-EBADMSG, proto_pos_decode(buf, cut, &v, &n, &err));
+	free(buf);
+}
+
+/* A replica of another protocol version is told so, with the remedy. */
+static void test_positions_other_version(void)
+{
+	size_t len, n;
+	uint8_t *buf = encode_sample(&len);
+	proto_pos *v;
+	lx_err err;
+	buf[7] = 1;                          /* version 1 */
+	CHECK_EQ_INT(-EPROTONOSUPPORT, proto_pos_decode(buf, len, &v, &n, &err));
+	CHECK_STR_CONTAINS(err.msg, "protocol version 1, this node version 2");
+	CHECK_STR_CONTAINS(err.msg, "run one ltxfs version on every node");
 	free(buf);
 }
 
@@ -222,7 +238,8 @@ static void test_frame_rules(void)
 }
 
 UNIT_TESTS(TEST(test_positions_round_trip), TEST(test_empty_positions),
-	   TEST(test_positions_damage_refused), TEST(test_positions_bad_name_refused),
+	   TEST(test_positions_damage_refused), TEST(test_positions_other_version),
+	   TEST(test_positions_bad_name_refused),
 	   TEST(test_positions_bad_history_refused),
 	   TEST(test_positions_count_beyond_body_refused),
 	   TEST(test_points_round_trip_and_damage),
