@@ -211,6 +211,14 @@ def test_malformed_stream_requests_are_refused(node_factory):
             urllib.request.urlopen(req, timeout=10)
         assert e.value.code == 400
     assert C.status(p)["role"] == "primary"     # still serving
+    # a replica of another protocol version: told which, and what to do
+    body = b"LTXP" + (1).to_bytes(4, "big") + bytes(12)
+    req = urllib.request.Request(url, data=body, headers={"Ltxfs-Node-Id": "0123"},
+                                 method="POST")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=10)
+    assert e.value.code == 400
+    assert "protocol version 1, this node version 2" in e.value.read().decode()
 
 
 def test_a_replica_that_saw_a_newer_epoch_is_refused(node_factory):
