@@ -17,7 +17,6 @@
 #include "base/log.h"
 #include "replica/stream_client.h"
 
-#define STATUS_TIMEOUT_MS 300L
 #define STATUS_BODY_MAX (1 << 20)
 
 typedef struct body {
@@ -39,30 +38,72 @@ static size_t collect(char *p, size_t size, size_t nmemb, void *arg)
 	return len;
 }
 
-/* GET peer/status as JSON, or NULL (unreachable, slow, not JSON). */
-static json_t *peer_status(const lease_holder *peer)
+/* One member's GET /status. */
+typedef struct probe {
+	CURL *curl;
+	body b;
+	int done;                  /* the transfer completed (any status) */
+} probe;
+
+static CURL *probe_start(probe *p, const lease_holder *peer, long timeout_ms)
 {
 	char url[LEASE_URL_MAX + 16];
-	body b = { NULL, 0 };
-	CURL *curl = curl_easy_init();
-	long status = 0;
-	json_t *o = NULL;
-	if (curl == NULL)
+	p->curl = curl_easy_init();
+	if (p->curl == NULL)
 		return NULL;
 	snprintf(url, sizeof(url), "%s/status", peer->advertise_url);
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, STATUS_TIMEOUT_MS);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, STATUS_TIMEOUT_MS);
-	if (curl_easy_perform(curl) == CURLE_OK &&
-	    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK &&
-	    status == 200 && b.data != NULL)
-		o = json_loads(b.data, 0, NULL);
-	curl_easy_cleanup(curl);
-	free(b.data);
-	return o;
+	curl_easy_setopt(p->curl, CURLOPT_URL, url);
+	curl_easy_setopt(p->curl, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(p->curl, CURLOPT_WRITEDATA, &p->b);
+	curl_easy_setopt(p->curl, CURLOPT_PRIVATE, p);
+	curl_easy_setopt(p->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(p->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(p->curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+	return p->curl;
+}
+
+/* The member's status as JSON, or NULL (unreachable, slow, not JSON). */
+static json_t *probe_result(probe *p)
+{
+	long status = 0;
+	if (!p->done || p->b.data == NULL ||
+	    curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK ||
+	    status != 200)
+		return NULL;
+	return json_loads(p->b.data, 0, NULL);
+}
+
+/* Ask every member at once, so that silent ones (gone, or far away) cost
+ * one timeout in all, not one each.  v[i] for o->peers[i]; ours is left
+ * out (curl NULL). */
+static void probe_all(const catch_up_options *o, probe *v, long timeout_ms)
+{
+	CURLM *m = curl_multi_init();
+	int64_t until = lx_mono_ms() + timeout_ms;
+	int running = 0;
+	CURLMsg *msg;
+	int left;
+	if (m == NULL)
+		return;
+	for (size_t i = 0; i < o->n_peers; i++)
+		if (strcmp(o->peers[i].advertise_url, o->my_url) != 0 &&
+		    probe_start(&v[i], &o->peers[i], timeout_ms) != NULL)
+			curl_multi_add_handle(m, v[i].curl);
+	do {
+		curl_multi_perform(m, &running);
+		while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+			probe *p = NULL;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&p);
+			if (msg->msg == CURLMSG_DONE && p != NULL)
+				p->done = msg->data.result == CURLE_OK;
+		}
+		if (running > 0)
+			curl_multi_poll(m, NULL, 0, 50, NULL);
+	} while (running > 0 && lx_mono_ms() < until + 100);
+	for (size_t i = 0; i < o->n_peers; i++)
+		if (v[i].curl != NULL)
+			curl_multi_remove_handle(m, v[i].curl);
+	curl_multi_cleanup(m);
 }
 
 /* How many TXIDs the peer is ahead of us, summed over its databases. */
@@ -87,29 +128,43 @@ static uint64_t txids_ahead(store *st, json_t *status)
 	return ahead;
 }
 
-/* The reachable peer furthest ahead of us, or -1. */
-static int furthest_ahead(store *st, const catch_up_options *o, int64_t deadline,
-			  uint64_t *ahead)
+/* How long members have to answer: a third of the budget, at least
+ * 300 ms (a member nearby), at most 2 s (a member far away). */
+static long probe_timeout(int64_t budget_ms)
 {
+	int64_t t = budget_ms / 3;
+	return (long)(t < 300 ? 300 : t > 2000 ? 2000 : t);
+}
+
+/* The reachable peer furthest ahead of us, or -1. */
+static int furthest_ahead(store *st, const catch_up_options *o, uint64_t *ahead)
+{
+	probe *v = calloc(o->n_peers ? o->n_peers : 1, sizeof(*v));
 	int best = -1;
 	*ahead = 0;
-	for (size_t i = 0; i < o->n_peers && lx_mono_ms() < deadline; i++) {
+	if (v == NULL)
+		return -1;
+	probe_all(o, v, probe_timeout(o->budget_ms));
+	for (size_t i = 0; i < o->n_peers; i++) {
 		json_t *s;
 		uint64_t a;
-		if (strcmp(o->peers[i].advertise_url, o->my_url) == 0)
-			continue;
-		if ((s = peer_status(&o->peers[i])) == NULL) {
+		if (v[i].curl == NULL)
+			continue;                       /* ourselves */
+		if ((s = probe_result(&v[i])) == NULL) {
 			lx_info("node", "catch-up: member %s (%s) did not answer", o->peers[i].hostname,
 				o->peers[i].advertise_url);
-			continue;
+		} else {
+			a = txids_ahead(st, s);
+			json_decref(s);
+			if (a > *ahead) {
+				*ahead = a;
+				best = (int)i;
+			}
 		}
-		a = txids_ahead(st, s);
-		json_decref(s);
-		if (a > *ahead) {
-			*ahead = a;
-			best = (int)i;
-		}
+		curl_easy_cleanup(v[i].curl);
+		free(v[i].b.data);
 	}
+	free(v);
 	return best;
 }
 
@@ -144,7 +199,7 @@ int catch_up(store *st, const catch_up_options *o)
 {
 	int64_t start = lx_mono_ms(), deadline = start + o->budget_ms;
 	uint64_t ahead;
-	int best = furthest_ahead(st, o, deadline, &ahead), rc;
+	int best = furthest_ahead(st, o, &ahead), rc;
 	if (best < 0)
 		return 0;
 	lx_info("node", "catch-up: member %s is %" PRIu64 " transactions ahead; taking them "

@@ -3,8 +3,9 @@
  * (docs/lease.md, "Catch-up before the first write").
  *
  * The rule: once a node holds the lease, and before it accepts a write, it
- * asks every member the lease service records (GET /status, a short
- * timeout each) for its positions, and if one is ahead of it (more TXIDs
+ * asks every member the lease service records for its positions (GET
+ * /status, all at once, with a third of the budget, 300 ms to 2 s, to
+ * answer: silent members cost one timeout in all), and if one is ahead of it (more TXIDs
  * ahead, summed over the databases), streams from the one furthest ahead
  * (POST /stream with Ltxfs-Catch-Up, which that member serves although it
  * is not the primary) until that member says READY, within a budget.

@@ -11,6 +11,7 @@ replica and converges to the new primary's history.
 """
 
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -470,3 +471,50 @@ def test_a_primary_of_another_cluster_stops_with_a_failure_status(node_factory, 
         status = node.wait_exit(timeout=30)
         assert status == 1, node.log_tail()
         assert other in node.log_text(), node.log_tail()
+
+
+@pytest.mark.deadline(120)
+def test_silent_members_do_not_keep_a_new_primary_from_catching_up(node_factory, tmp_path):
+    """Members that no longer answer (machines gone, a far region) stay
+    recorded next to the lease key.  A new primary asks every member for
+    its position before its first write, within half the TTL; asked one
+    after another, ten silent members used up that time before the member
+    that held the newest transactions was asked, and those were lost.
+    Asked together, the new primary takes them."""
+    import socket
+    K = 20
+    with lease_server("consul", str(tmp_path)) as consul:
+        key, nodes = make_nodes(node_factory, consul, candidates=(0, 1))
+        node1, node2, node3 = nodes
+        for n in nodes:
+            n.start()
+        assert wait_primary(nodes) is node1
+        c = sqlite3.connect(node1.path("a.db"), timeout=10, isolation_level=None)
+        c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+        c.close()
+        C.wait_converged(node1, [node2, node3], ["a.db"])
+        silent = socket.socket()              # accepts, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        try:
+            for i in range(10):                # listed before node1..node3
+                value = json.dumps({"hostname": "gone%d" % i, "advertise-url":
+                                    "http://127.0.0.1:%d" % silent.getsockname()[1]})
+                req = urllib.request.Request(consul.url + "/v1/kv/%s-nodes/gone%d" % (key, i),
+                                             data=value.encode(), method="PUT")
+                urllib.request.urlopen(req, timeout=10).read()
+            node2.stop()
+            for k in range(K):
+                assert try_write(node1, "only-on-1-and-3-%d" % k) == 1
+            C.wait_converged(node1, [node3], ["a.db"])
+            node1.kill()
+            node2.start()
+            assert wait_primary([node2, node3], timeout=30) is node2
+            assert try_write(node2, "after") == 1
+        finally:
+            silent.close()
+        con = sqlite3.connect("file:%s?mode=ro" % node2.path("a.db"), uri=True)
+        rows = {v for (v,) in con.execute("SELECT v FROM t")}
+        con.close()
+        assert {"only-on-1-and-3-%d" % k for k in range(K)} <= rows, node2.log_tail()
+        assert "catch-up: member node3 is %d transactions ahead" % K in node2.log_text()
