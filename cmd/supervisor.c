@@ -158,6 +158,9 @@ static int spawn(supervisor *s, char *const argv[], pid_t *pid)
 	posix_spawnattr_setpgroup(&a, 0);
 	posix_spawnattr_setsigmask(&a, &none);
 	posix_spawnattr_setsigdefault(&a, &dfl);
+	/* Under the mutex: a signal either comes before (nothing starts) or
+	 * finds the child recorded (it is passed on).  posix_spawn returns as
+	 * soon as the child exists (vfork-like), so the wait is short. */
 	pthread_mutex_lock(&s->mu);
 	if (s->stopping) {
 		rc = ECANCELED;
