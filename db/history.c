@@ -152,11 +152,21 @@ int db_on_history_locked(const database *db, uint64_t txid, uint64_t checksum)
 size_t db_history_after(database *db, uint64_t after, uint64_t upto, db_point *out,
 			size_t max)
 {
-	size_t n = 0;
+	size_t n = 0, first = 0;
 	pthread_mutex_lock(&db->mu);
 	if (upto > db->txid)
 		upto = db->txid;
-	for (size_t i = 0; db->log != NULL && i < db->log->n && n < max; i++) {
+	if (db->log != NULL) {     /* records ascend by TXID: skip to the first after `after` */
+		size_t hi = db->log->n;
+		while (first < hi) {
+			size_t mid = first + (hi - first) / 2;
+			if (db->log->ents[mid].hdr.max_txid <= after)
+				first = mid + 1;
+			else
+				hi = mid;
+		}
+	}
+	for (size_t i = first; db->log != NULL && i < db->log->n && n < max; i++) {
 		const txlog_entry *e = &db->log->ents[i];
 		if (e->hdr.max_txid > after && e->hdr.max_txid <= upto &&
 		    (n == 0 || e->hdr.max_txid > out[n - 1].txid)) {

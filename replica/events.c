@@ -4,10 +4,11 @@
  *
  * On connect: one "node" line (role, primary, epoch, ready) and one "db"
  * line per database.  Then, as they happen: "role" when the role, the
- * primary or the epoch changes, "tx" when a database's TXID moves (one
- * line per database per wake-up; "transactions" says how many it
- * covers), and a "heartbeat" every 10 s so a client can tell a quiet node
- * from a dead connection.
+ * primary or the epoch changes, "tx" for each transaction (one line per
+ * record of the database's log, so a snapshot a replica installed, or more
+ * than EVENTS_TX_MAX records since the last look, is one line whose
+ * "transactions" says how many TXIDs it covers), and a "heartbeat" every
+ * 10 s so a client can tell a quiet node from a dead connection.
  *
  * The connection's thread produces the body: it compares the node and its
  * databases with what it sent last, sleeping on the store's commit
@@ -25,6 +26,7 @@
 
 #define EVENTS_POLL_MS 250
 #define EVENTS_HEARTBEAT_MS 10000
+#define EVENTS_TX_MAX 1024         /* tx lines per database per look */
 
 typedef struct seen_db {
 	const char *name;          /* the database object's: lives until store_close */
@@ -98,17 +100,45 @@ static seen_db *find_seen(events_session *e, const char *name)
 	return NULL;
 }
 
-static json_t *db_line(const char *type, const status_db *d, uint64_t covered)
+static json_t *db_line(const char *type, const status_db *d)
 {
 	char ck[17];
-	json_t *o;
 	snprintf(ck, sizeof(ck), "%016" PRIx64, d->st.checksum);
-	o = json_pack("{s:s, s:s, s:I, s:s, s:i, s:I}", "type", type, "db", d->name,
-		      "txid", (json_int_t)d->st.txid, "checksum", ck,
-		      "page_count", (int)d->st.n_pages, "at_ms", (json_int_t)lx_wall_ms());
-	if (o != NULL && covered > 0)
-		json_object_set_new(o, "transactions", json_integer((json_int_t)covered));
-	return o;
+	return json_pack("{s:s, s:s, s:I, s:s, s:i, s:I}", "type", type, "db", d->name,
+			 "txid", (json_int_t)d->st.txid, "checksum", ck,
+			 "page_count", (int)d->st.n_pages, "at_ms", (json_int_t)lx_wall_ms());
+}
+
+static json_t *tx_line(const char *db, const db_point *p, uint64_t covered)
+{
+	char ck[17];
+	snprintf(ck, sizeof(ck), "%016" PRIx64, p->checksum);
+	return json_pack("{s:s, s:s, s:I, s:s, s:I, s:I}", "type", "tx", "db", db,
+			 "txid", (json_int_t)p->txid, "checksum", ck,
+			 "transactions", (json_int_t)covered, "at_ms", (json_int_t)lx_wall_ms());
+}
+
+/* The database's TXID moved from `from` to d's: a line per logged record
+ * in between, the last one for d's position.  A TXID that went back (a
+ * replica re-snapshotted onto the primary's history) is one line with
+ * "rewound": true. */
+static void emit_transactions(events_session *e, const status_db *d, uint64_t from)
+{
+	db_point v[EVENTS_TX_MAX], now = { d->st.txid, d->st.checksum };
+	database *db = store_find(e->server->store, d->name);
+	size_t n = db && now.txid > from ? db_history_after(db, from, now.txid, v, EVENTS_TX_MAX) : 0;
+	uint64_t prev = from;
+	json_t *o;
+	for (size_t i = 0; i < n; i++) {
+		emit(e, tx_line(d->name, &v[i], v[i].txid - prev));
+		prev = v[i].txid;
+	}
+	if (prev == now.txid && n > 0)
+		return;
+	o = tx_line(d->name, &now, now.txid > prev ? now.txid - prev : 0);
+	if (o != NULL && now.txid < from)
+		json_object_set_new(o, "rewound", json_true());
+	emit(e, o);
 }
 
 /* "db" for a database not seen before (all of them at the start), "tx"
@@ -129,12 +159,11 @@ static void look_at_dbs(events_session *e)
 			seen = &e->dbs[e->n_dbs++];
 			seen->name = dbs[i].name;
 			seen->txid = dbs[i].st.txid;
-			emit(e, db_line("db", &dbs[i], 0));
+			emit(e, db_line("db", &dbs[i]));
 		} else if (seen->txid != dbs[i].st.txid) {
-			uint64_t covered = dbs[i].st.txid > seen->txid ?
-					   dbs[i].st.txid - seen->txid : 0;
+			uint64_t from = seen->txid;
 			seen->txid = dbs[i].st.txid;
-			emit(e, db_line("tx", &dbs[i], covered));
+			emit_transactions(e, &dbs[i], from);
 		}
 	}
 	free(dbs);
