@@ -51,7 +51,8 @@ static void print_node(json_t *o)
 	if (*str(o, "cluster_id"))
 		printf("cluster   %s\n", str(o, "cluster_id"));
 	if (!primary)
-		printf("lag       %.3f s since the primary was last heard\n",
+		printf("lag       %.3f s since the primary was last heard (it sends at least one "
+		       "message a second)\n",
 		       (double)num(o, "lag_ms") / 1000.0);
 	printf("uptime    %.0f s\n", (double)num(o, "uptime_ms") / 1000.0);
 }
