@@ -66,16 +66,21 @@ static CURL *probe_start(probe *p, const lease_holder *peer, long timeout_ms)
 static json_t *probe_result(probe *p)
 {
 	long status = 0;
-	if (!p->done || p->b.data == NULL ||
+	if (p->curl == NULL || !p->done || p->b.data == NULL ||
 	    curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK ||
 	    status != 200)
 		return NULL;
 	return json_loads(p->b.data, 0, NULL);
 }
 
+static int is_self(const catch_up_options *o, size_t i)
+{
+	return strcmp(o->peers[i].advertise_url, o->my_url) == 0;
+}
+
 /* Ask every member at once, so that silent ones (gone, or far away) cost
- * one timeout in all, not one each.  v[i] for o->peers[i]; ours is left
- * out (curl NULL). */
+ * one timeout in all, not one each.  v[i] for o->peers[i]; ours is not
+ * asked. */
 static void probe_all(const catch_up_options *o, probe *v, long timeout_ms)
 {
 	CURLM *m = curl_multi_init();
@@ -86,8 +91,7 @@ static void probe_all(const catch_up_options *o, probe *v, long timeout_ms)
 	if (m == NULL)
 		return;
 	for (size_t i = 0; i < o->n_peers; i++)
-		if (strcmp(o->peers[i].advertise_url, o->my_url) != 0 &&
-		    probe_start(&v[i], &o->peers[i], timeout_ms) != NULL)
+		if (!is_self(o, i) && probe_start(&v[i], &o->peers[i], timeout_ms) != NULL)
 			curl_multi_add_handle(m, v[i].curl);
 	do {
 		curl_multi_perform(m, &running);
@@ -148,8 +152,8 @@ static int furthest_ahead(store *st, const catch_up_options *o, uint64_t *ahead)
 	for (size_t i = 0; i < o->n_peers; i++) {
 		json_t *s;
 		uint64_t a;
-		if (v[i].curl == NULL)
-			continue;                       /* ourselves */
+		if (is_self(o, i))
+			continue;
 		if ((s = probe_result(&v[i])) == NULL) {
 			lx_info("node", "catch-up: member %s (%s) did not answer", o->peers[i].hostname,
 				o->peers[i].advertise_url);

@@ -5,8 +5,8 @@
  * starts libfuse's worker threads; SIGINT, SIGTERM and SIGHUP are blocked
  * everywhere and taken by the supervisor's signal thread, which stops the
  * mount or passes them on to the application; the supervisor's thread
- * waits for readiness and runs the exec commands (cmd/supervisor.h).  The store runs the log syncer thread
- * (db/syncer.h) and the retention thread (db/store.h); the HTTP API runs
+ * waits for readiness and runs the exec commands (cmd/supervisor.h).  The
+ * store runs the log syncer thread (db/syncer.h) and the retention thread (db/store.h); the HTTP API runs
  * libmicrohttpd's threads, one per connection (replica/http_server.h); a
  * replica runs the thread that follows the primary
  * (replica/stream_client.h); a consul lease runs the elector thread

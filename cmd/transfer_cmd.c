@@ -71,6 +71,22 @@ static int query_path(const char *endpoint, const char *name, char *out, size_t 
 	return 0;
 }
 
+/* What import and export do first: the arguments, the node, the request
+ * path ("/import?name=..."); 0 to go on, else *status is the exit status. */
+static int prepare(transfer_args *a, int argc, char **argv, const char *usage,
+		   const char *endpoint, char *path, size_t cap, int *status)
+{
+	int rc = parse_args(a, argc, argv, usage);
+	*status = rc < 0 ? 2 : 0;
+	if (rc != 0)
+		return -1;
+	*status = 1;
+	if (cli_target_resolve(&a->target, endpoint + 1) < 0 ||
+	    query_path(endpoint, a->name, path, cap) < 0)
+		return -1;
+	return 0;
+}
+
 /* ---- import ------------------------------------------------------------------ */
 
 /* integrity_check of the user's file; its problems are printed. */
@@ -154,12 +170,9 @@ int cmd_import(int argc, char **argv)
 	cli_response r;
 	FILE *f;
 	int fd, rc = 1;
-	if ((rc = parse_args(&a, argc, argv, import_usage)) != 0)
-		return rc < 0 ? 2 : 0;
+	if (prepare(&a, argc, argv, import_usage, "/import", path, sizeof(path), &rc) < 0)
+		return rc;
 	rc = 1;
-	if (cli_target_resolve(&a.target, "import") < 0 || query_path("/import", a.name, path,
-								       sizeof(path)) < 0)
-		return 1;
 	snprintf(tmp, sizeof(tmp), "%s/ltxfs-import-XXXXXX",
 		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	if ((fd = mkstemp(tmp)) < 0) {
@@ -186,12 +199,12 @@ int cmd_import(int argc, char **argv)
 
 /* ---- export ------------------------------------------------------------------ */
 
-/* The database checksum of the file at `fd` (ltx/ltx.h), or 0 when it is
- * not a whole number of pages of a valid page size. */
+/* The database checksum of the file `f` (ltx/ltx.h), or 0 when it is not a
+ * whole number of pages of a valid page size. */
 static uint64_t file_checksum(FILE *f)
 {
 	uint8_t hdr[100], *page;
-	uint32_t ps, pgno = 0, lock;
+	uint32_t ps, pgno = 0;
 	uint64_t ck = LTX_CHECKSUM_FLAG;
 	rewind(f);
 	if (fread(hdr, 1, sizeof(hdr), f) != sizeof(hdr))
@@ -200,11 +213,9 @@ static uint64_t file_checksum(FILE *f)
 	ps = ps == 1 ? 65536 : ps;
 	if (!ltx_page_size_valid(ps) || (page = malloc(ps)) == NULL)
 		return 0;
-	lock = ltx_lock_pgno(ps);
 	rewind(f);
 	while (fread(page, 1, ps, f) == ps)
-		if (++pgno != lock)
-			ck = ltx_checksum_update(ck, 0, ltx_page_checksum(pgno, page, ps));
+		ck = ltx_checksum_pages(ck, ++pgno, page, 1, ps, NULL);
 	if (!feof(f) || ftello(f) != (off_t)pgno * ps)
 		ck = 0;
 	free(page);
@@ -236,12 +247,9 @@ int cmd_export(int argc, char **argv)
 	cli_response r;
 	FILE *f;
 	int fd, rc = 1;
-	if ((rc = parse_args(&a, argc, argv, export_usage)) != 0)
-		return rc < 0 ? 2 : 0;
+	if (prepare(&a, argc, argv, export_usage, "/export", path, sizeof(path), &rc) < 0)
+		return rc;
 	rc = 1;
-	if (cli_target_resolve(&a.target, "export") < 0 || query_path("/export", a.name, path,
-								       sizeof(path)) < 0)
-		return 1;
 	snprintf(dir, sizeof(dir), "%s", a.file);
 	snprintf(tmp, sizeof(tmp), "%s/.ltxfs-export-XXXXXX", dirname(dir));
 	if ((fd = mkstemp(tmp)) < 0 || (f = fdopen(fd, "w+b")) == NULL) {

@@ -93,13 +93,8 @@ int db_checksum_file_locked(database *db, lx_err *err)
 			free(chunk);
 			return lx_err_sys(err, errno, "db %s: read", db->name);
 		}
-		for (uint64_t i = 0; i < count; i++) {
-			uint32_t pgno = (uint32_t)(first + i);
-			if (pgno == ltx_lock_pgno(ps))
-				continue;
-			db->page_ck[pgno - 1] = ltx_page_checksum(pgno, chunk + i * ps, ps);
-			db->checksum = ltx_checksum_update(db->checksum, 0, db->page_ck[pgno - 1]);
-		}
+		db->checksum = ltx_checksum_pages(db->checksum, (uint32_t)first, chunk,
+						  (uint32_t)count, ps, db->page_ck + first - 1);
 		first += count;
 	}
 	free(chunk);

@@ -66,3 +66,19 @@ uint64_t ltx_page_checksum(uint32_t pgno, const void *data, uint32_t page_size)
 {
 	return XXH3_64bits_withSeed(data, page_size, pgno) | LTX_CHECKSUM_FLAG;
 }
+
+uint64_t ltx_checksum_pages(uint64_t db, uint32_t first_pgno, const void *pages,
+			    uint32_t count, uint32_t page_size, uint64_t *page_ck)
+{
+	uint32_t lock = ltx_lock_pgno(page_size);
+	for (uint32_t i = 0; i < count; i++) {
+		uint32_t pgno = first_pgno + i;
+		uint64_t ck = pgno == lock ? 0 : ltx_page_checksum(pgno, (const uint8_t *)pages +
+								   (size_t)i * page_size, page_size);
+		if (page_ck != NULL)
+			page_ck[i] = ck;
+		if (ck != 0)
+			db = ltx_checksum_update(db, 0, ck);
+	}
+	return db;
+}

@@ -94,6 +94,15 @@ static inline uint64_t ltx_checksum_update(uint64_t db, uint64_t old_page,
 	return (db ^ old_page ^ new_page) | LTX_CHECKSUM_FLAG;
 }
 
+/*
+ * Fold `count` consecutive pages, the first numbered `first_pgno`, held in
+ * `pages` (count * page_size bytes), into database checksum `db` and
+ * return it; the lock page is skipped.  `page_ck` (may be NULL) receives
+ * each page's checksum at [pgno - first_pgno], 0 for the lock page.
+ */
+uint64_t ltx_checksum_pages(uint64_t db, uint32_t first_pgno, const void *pages,
+			    uint32_t count, uint32_t page_size, uint64_t *page_ck);
+
 /* ---- header ------------------------------------------------------------- */
 
 /* Serialise / parse exactly LTX_HEADER_SIZE bytes.  Parse validates (below). */

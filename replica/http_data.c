@@ -23,20 +23,55 @@
 
 /* ---- POST /import -------------------------------------------------------------- */
 
-int http_import_begin(http_server *s, request *r, lx_err *err)
+static const char *import_name(struct MHD_Connection *c)
+{
+	const char *name = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "name");
+	return name != NULL && store_name_valid(name) ? name : NULL;
+}
+
+void http_import_begin(http_server *s, struct MHD_Connection *c, request *r)
 {
 	char dir[PATH_MAX - 32];
-	if ((size_t)snprintf(dir, sizeof(dir), "%s/tmp", s->store->data_dir) >= sizeof(dir))
-		return lx_err_set(err, ENAMETOOLONG, "data.dir is too long");
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return lx_err_sys(err, errno, "create %s", dir);
+	if (s->hooks.import_db == NULL || import_name(c) == NULL)
+		return;                     /* the body is drained, then refused */
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/tmp", s->store->data_dir) >= sizeof(dir)) {
+		r->upload_error = ENAMETOOLONG;
+		return;
+	}
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		r->upload_error = errno;
+		return;
+	}
 	snprintf(r->upload_path, sizeof(r->upload_path), "%s/import-XXXXXX", dir);
 	r->upload_fd = mkostemp(r->upload_path, O_CLOEXEC);
-	if (r->upload_fd < 0) {
-		r->upload_path[0] = '\0';
-		return lx_err_sys(err, errno, "create a file in %s", dir);
-	}
+	if (r->upload_fd < 0)
+		r->upload_error = errno;
+}
+
+int http_import_append(request *r, const char *data, size_t len)
+{
+	if (r->upload_fd < 0 || r->upload_error)
+		return 0;                   /* drained; answered at the end */
+	if (lx_pwrite_all(r->upload_fd, data, len, r->upload_len) < 0)
+		r->upload_error = errno ? errno : EIO;
+	r->upload_len += len;
 	return 0;
+}
+
+void http_import_end(request *r)
+{
+	/* SQLite may have made -wal/-shm (a WAL-mode file) or -journal files
+	 * next to the upload while the import read it. */
+	static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
+	if (r->upload_fd < 0)
+		return;
+	close(r->upload_fd);
+	r->upload_fd = -1;
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		char p[PATH_MAX + 16];
+		snprintf(p, sizeof(p), "%s%s", r->upload_path, suffixes[i]);
+		unlink(p);
+	}
 }
 
 static json_t *db_summary(store *st, const char *name)
@@ -55,22 +90,27 @@ static json_t *db_summary(store *st, const char *name)
 
 enum MHD_Result http_import_finish(http_server *s, struct MHD_Connection *c, request *r)
 {
-	const char *name = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "name");
+	const char *name = import_name(c);
 	lx_err err;
 	int rc;
 	lx_err_clear(&err);
-	if (r->upload_error)
-		return http_reply_json(c, MHD_HTTP_INSUFFICIENT_STORAGE,
-				       json_pack("{s:s}", "error", strerror(r->upload_error)));
+	if (s->hooks.import_db == NULL)
+		return http_reply_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
+	if (name == NULL)
+		return http_reply_error(c, MHD_HTTP_BAD_REQUEST, "missing or invalid ?name=DB");
+	if (r->upload_error == 0 && r->upload_len > 0 && fsync(r->upload_fd) < 0)
+		r->upload_error = errno;
+	if (r->upload_error) {
+		lx_error("http", "POST /import %s: storing the upload in %s/tmp: %s", name,
+			 s->store->data_dir, strerror(r->upload_error));
+		return http_reply_error(c, MHD_HTTP_INSUFFICIENT_STORAGE, strerror(r->upload_error));
+	}
 	if (r->upload_len == 0)
 		return http_reply_error(c, MHD_HTTP_BAD_REQUEST, "empty body: send the SQLite file");
-	if (fsync(r->upload_fd) < 0)
-		return http_reply_json(c, MHD_HTTP_INSUFFICIENT_STORAGE,
-				       json_pack("{s:s}", "error", strerror(errno)));
 	rc = s->hooks.import_db(s->hooks.ctx, name, r->upload_path, &err);
 	if (rc < 0) {
 		lx_warn("http", "POST /import %s: %s", name, err.msg);
-		return http_reply_json(c, http_status_of(rc), json_pack("{s:s}", "error", err.msg));
+		return http_reply_error(c, http_status_of(rc), err.msg);
 	}
 	return http_reply_json(c, MHD_HTTP_OK, db_summary(s->store, name));
 }
@@ -116,8 +156,7 @@ enum MHD_Result http_export(http_server *s, struct MHD_Connection *c)
 			return http_reply_error(c, MHD_HTTP_NOT_FOUND, "the database has no pages "
 						"(deleted, or never written)");
 		lx_warn("http", "GET /export %s: %s", name, err.msg);
-		return http_reply_json(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-				       json_pack("{s:s}", "error", err.msg));
+		return http_reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err.msg);
 	}
 	resp = MHD_create_response_from_callback(size, 256 * 1024, export_reader, e, export_free);
 	if (resp == NULL) {

@@ -39,7 +39,7 @@ typedef struct request {
 
 enum MHD_Result http_reply(struct MHD_Connection *c, unsigned code, const char *type,
 			   text_buf *body);
-/* {"error": msg}; msg is one of our own literals (not escaped). */
+/* {"error": msg}, escaped. */
 enum MHD_Result http_reply_error(struct MHD_Connection *c, unsigned code, const char *msg);
 /* A jansson object (consumed). */
 enum MHD_Result http_reply_json(struct MHD_Connection *c, unsigned code, json_t *o);
@@ -51,9 +51,13 @@ int http_gather(store *st, status_db **out, size_t *n);
  * point into *node, so use it where it is. */
 void http_node_now(http_server *s, node_status *node);
 
-/* POST /import?name=DB: open the upload file (first call), then finish. */
-int http_import_begin(http_server *s, request *r, lx_err *err);
+/* POST /import?name=DB (http_data.c): begin (headers only: open the file
+ * the body goes to), append (each piece of the body), finish (answer),
+ * end (when the request is done, in any case: close and remove). */
+void http_import_begin(http_server *s, struct MHD_Connection *c, request *r);
+int http_import_append(request *r, const char *data, size_t len);
 enum MHD_Result http_import_finish(http_server *s, struct MHD_Connection *c, request *r);
+void http_import_end(request *r);
 /* GET /export?name=DB */
 enum MHD_Result http_export(http_server *s, struct MHD_Connection *c);
 /* GET /events */

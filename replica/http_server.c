@@ -13,12 +13,10 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <jansson.h>
 #include <microhttpd.h>
 
-#include "base/bytes.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "lease/cluster_id.h"
@@ -68,12 +66,10 @@ enum MHD_Result http_reply(struct MHD_Connection *c, unsigned code, const char *
 
 enum MHD_Result http_reply_error(struct MHD_Connection *c, unsigned code, const char *msg)
 {
-	text_buf b = { 0 };
-	char buf[512];
-	snprintf(buf, sizeof(buf), "{\"error\":\"%s\"}\n", msg);   /* msg: our own literals */
-	b.data = strdup(buf);
-	b.len = b.data ? strlen(b.data) : 0;
-	return http_reply(c, code, "application/json", &b);
+	json_t *o = json_pack("{s:s}", "error", msg);
+	if (o == NULL)          /* not UTF-8 (a path, say): still an answer */
+		o = json_pack("{s:s}", "error", "(an error message that is not valid UTF-8)");
+	return http_reply_json(c, code, o);
 }
 
 /* A JSON body built with jansson: any text is escaped. */
@@ -115,7 +111,7 @@ static enum MHD_Result do_promote(http_server *s, struct MHD_Connection *c)
 		return http_reply_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
 	rc = s->hooks.promote(s->hooks.ctx, &err);
 	if (rc < 0)
-		return http_reply_json(c, http_status_of(rc), json_pack("{s:s}", "error", err.msg));
+		return http_reply_error(c, http_status_of(rc), err.msg);
 	return http_reply_json(c, MHD_HTTP_OK, json_pack("{s:s}", "role", "primary"));
 }
 
@@ -131,10 +127,11 @@ static enum MHD_Result do_handoff(http_server *s, struct MHD_Connection *c)
 	if (s->hooks.handoff == NULL)
 		return http_reply_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
 	if (parse_hex64(id, &node_id) < 0)
-		return http_reply_error(c, MHD_HTTP_BAD_REQUEST, "missing or malformed Ltxfs-Node-Id");
+		return http_reply_error(c, MHD_HTTP_BAD_REQUEST,
+			"missing or malformed Ltxfs-Node-Id");
 	rc = s->hooks.handoff(s->hooks.ctx, node_id, &json, &err);
 	if (rc < 0)
-		return http_reply_json(c, http_status_of(rc), json_pack("{s:s}", "error", err.msg));
+		return http_reply_error(c, http_status_of(rc), err.msg);
 	b.data = json;
 	b.len = strlen(json);
 	return http_reply(c, MHD_HTTP_OK, "application/json", &b);
@@ -274,17 +271,19 @@ static enum MHD_Result start_stream(http_server *s, struct MHD_Connection *c, re
 	size_t n;
 	lx_err err;
 	enum MHD_Result ok;
-	node_status node = s->node;
+	node_status node;
 
 	if (s->hub == NULL || !(catch_up ? stream_hub_serving_catch_up(s->hub) :
 					stream_hub_serving(s->hub)))
-		return http_reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "this node is not the primary");
-	if (s->hooks.refresh != NULL)
-		s->hooks.refresh(s->hooks.ctx, &node);   /* the cluster ID as it is now */
+		return http_reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+			"this node is not the primary");
+	http_node_now(s, &node);                     /* the cluster ID as it is now */
 	if (parse_hex64(id, &node_id) < 0)
-		return http_reply_error(c, MHD_HTTP_BAD_REQUEST, "missing or malformed Ltxfs-Node-Id");
+		return http_reply_error(c, MHD_HTTP_BAD_REQUEST,
+			"missing or malformed Ltxfs-Node-Id");
 	if (node_id == s->node.node_id)
-		return http_reply_error(c, MHD_HTTP_BAD_REQUEST, "a node cannot replicate from itself");
+		return http_reply_error(c, MHD_HTTP_BAD_REQUEST,
+			"a node cannot replicate from itself");
 	if (cluster != NULL && *cluster && !cluster_id_valid(cluster))
 		return http_reply_error(c, MHD_HTTP_BAD_REQUEST, "malformed Ltxfs-Cluster-Id");
 	if (cluster != NULL && *cluster && node.cluster_id && *node.cluster_id &&
@@ -310,10 +309,8 @@ static enum MHD_Result start_stream(http_server *s, struct MHD_Connection *c, re
 		return http_reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "position body too large");
 	if (proto_pos_decode(r->body, r->len, &pos, &n, &err) < 0) {
 		lx_warn("http", "POST /stream from %016" PRIx64 ": %s", node_id, err.msg);
-		if (err.code == EPROTONOSUPPORT)
-			return http_reply_json(c, MHD_HTTP_BAD_REQUEST,
-					       json_pack("{s:s}", "error", err.msg));
-		return http_reply_error(c, MHD_HTTP_BAD_REQUEST, "malformed position body");
+		return http_reply_error(c, MHD_HTTP_BAD_REQUEST, err.code == EPROTONOSUPPORT ?
+					err.msg : "malformed position body");
 	}
 	peer_name(c, peer, sizeof(peer));
 	no_delay(c);
@@ -366,46 +363,13 @@ static int body_append(request *r, const char *data, size_t len)
 	return 0;
 }
 
-/* POST /import: the body goes to a file as it arrives. */
-static enum MHD_Result begin_import(http_server *s, struct MHD_Connection *c, request *r)
-{
-	const char *name = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "name");
-	lx_err err;
-	(void)c;
-	if (s->hooks.import_db == NULL || name == NULL || !store_name_valid(name))
-		return MHD_YES;             /* refused once the body is drained */
-	if (http_import_begin(s, r, &err) < 0) {
-		lx_error("http", "POST /import: %s", err.msg);
-		r->upload_error = err.code;
-	}
-	return MHD_YES;
-}
-
-static int upload_append(request *r, const char *data, size_t len)
-{
-	if (r->upload_fd < 0 || r->upload_error)
-		return 0;                   /* drained; answered at the end */
-	if (lx_pwrite_all(r->upload_fd, data, len, r->upload_len) < 0)
-		r->upload_error = errno ? errno : EIO;
-	r->upload_len += len;
-	return 0;
-}
-
 static void request_done(void *cls, struct MHD_Connection *c, void **state,
 			 enum MHD_RequestTerminationCode why)
 {
 	request *r = *state;
 	(void)cls; (void)c; (void)why;
 	if (r != NULL) {
-		if (r->upload_fd >= 0) {
-			static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
-			close(r->upload_fd);
-			for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-				char p[PATH_MAX + 16];
-				snprintf(p, sizeof(p), "%s%s", r->upload_path, suffixes[i]);
-				unlink(p);
-			}
-		}
+		http_import_end(r);
 		free(r->body);
 		free(r);
 		*state = NULL;
@@ -427,11 +391,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			return MHD_NO;
 		r->upload_fd = -1;
 		*state = r;
-		return import ? begin_import(s, c, r) : MHD_YES;
+		if (import)
+			http_import_begin(s, c, r);
+		return MHD_YES;
 	}
 	if (*upload_size != 0) {    /* keep a /stream or /import body, drain any other */
 		int rc = stream ? body_append(r, upload, *upload_size) :
-			 import ? upload_append(r, upload, *upload_size) : 0;
+			 import ? http_import_append(r, upload, *upload_size) : 0;
 		*upload_size = 0;
 		return rc < 0 ? MHD_NO : MHD_YES;
 	}
@@ -439,12 +405,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return http_import_finish(s, c, r);
 	if (stream) {
 		if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
-			return http_reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+			return http_reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+				"method not allowed");
 		return start_stream(s, c, r);
 	}
 	if (strcmp(url, "/promote") == 0 || strcmp(url, "/handoff") == 0) {
 		if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
-			return http_reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+			return http_reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+				"method not allowed");
 		return url[1] == 'p' ? do_promote(s, c) : do_handoff(s, c);
 	}
 	if (strcmp(url, "/import") == 0)   /* a POST is handled above */

@@ -29,6 +29,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "sqlite"))
 import ltxfsmount  # noqa: E402
+from replication_bench import wait_same_pos  # noqa: E402
 
 HOST = "bench-primary"
 
@@ -50,22 +51,6 @@ def timed(argv):
     t0 = time.monotonic()
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
     return time.monotonic() - t0
-
-
-def pos(mount, name):
-    try:
-        with open(os.path.join(mount.mnt, name + "-pos")) as f:
-            return f.read()
-    except OSError:
-        return None
-
-
-def wait_same_pos(primary, replica, name, timeout=600):
-    deadline = time.monotonic() + timeout
-    while pos(replica, name) is None or pos(replica, name) != pos(primary, name):
-        if time.monotonic() > deadline:
-            raise RuntimeError("the replica did not catch up")
-        time.sleep(0.002)
 
 
 def drop_caches():
@@ -119,7 +104,7 @@ def main():
             subprocess.run([binary, "import", "-url", purl, "-name", "big.db", src],
                            check=True, stdout=subprocess.DEVNULL)
             imp.append(time.monotonic() - t0)
-            wait_same_pos(primary, replica, "big.db")
+            wait_same_pos(primary, replica, "big.db", 600)
             imp_repl.append(time.monotonic() - t0)
 
             out = os.path.join(work, "export-%d.db" % i)

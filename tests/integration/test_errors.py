@@ -16,9 +16,12 @@
   errors) are rejected with the key's name and a non-zero exit status.
 """
 
+import json
 import os
 import re
 import sqlite3
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -80,8 +83,14 @@ def assert_not_served_healthy(node, name, expect_in_log=()):
     if rc is None:
         assert served_reads_fail(node, name), (
             "%s is damaged but is served (reads work); log:\n%s" % (name, text[-3000:]))
-        # Other databases are still served.
+        # Other databases are still served; /health says which is not.
         assert H.integrity_check(node.path("good.db")) == "ok"
+        try:
+            urllib.request.urlopen("http://127.0.0.1:%d/health" % node.port, timeout=10)
+            raise AssertionError("/health is 200 with %s not served" % name)
+        except urllib.error.HTTPError as e:
+            assert e.code == 503
+            assert "database %s is not served" % name in json.loads(e.read())["error"]
         node.check_replay("good.db")
         return "served-others"
     assert rc != 0, "daemon exited 0 after refusing to serve %s" % name

@@ -177,6 +177,7 @@ def test_sigterm_hands_over_within_2s(node_factory, coord):
     assert try_write(p, "before") == 1
     C.wait_converged(p, others, ["a.db"])
     epoch = C.status(p)["epoch"]
+    events = urllib.request.urlopen("http://127.0.0.1:%d/events" % others[0].port, timeout=30)
     t0 = time.monotonic()
     p.stop(sig=signal.SIGTERM)
     winner, took = wait_writable(others, "after", timeout=10)
@@ -184,6 +185,13 @@ def test_sigterm_hands_over_within_2s(node_factory, coord):
     print("SIGTERM hand-over: a new primary accepted a write after %.3f s" % took)
     assert took < 2.0, took
     assert C.status(winner)["epoch"] > epoch
+    # GET /events on a replica told of the new primary
+    with events:
+        line = json.loads(events.readline())
+        assert line["type"] == "node" and line["primary"] == p.name, line
+        while not (line["type"] == "role" and line["primary"] == winner.name):
+            line = json.loads(events.readline())
+        assert line["epoch"] > epoch
     rest = [n for n in others if n is not winner]
     C.wait_converged(winner, rest, ["a.db"])
     # The old primary rejoins as a replica and gets the new history.

@@ -152,6 +152,7 @@ def test_unreachable_consul_names_the_url(tmp_path):
     c = Client("http://127.0.0.1:1", "k")
     reply = c.ask("create", ok=False)
     assert reply.startswith("err EAGAIN") and "http://127.0.0.1:1" in reply, reply
+    assert "is the service running there" in reply, reply
     c.close()
 
 

@@ -129,6 +129,14 @@ def test_import_is_refused_where_it_cannot_be_done(node_factory, tmp_path):
     assert "not an SQLite database" in json.loads(e.value.read())["error"]
     assert not os.path.exists(primary.path("x.db"))
     assert os.listdir(os.path.join(primary.data, "tmp")) == []
+    # no valid ?name=DB: 400, whatever the body
+    for query in ("", "?name=..%2Fx", "?name=x.db-wal"):
+        req = urllib.request.Request(url(primary) + "/import" + query, data=b"x" * 5000,
+                                     method="POST")
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=30)
+        assert e.value.code == 400
+        assert json.loads(e.value.read())["error"] == "missing or invalid ?name=DB"
     # an unreachable node: says which URL and what to check
     cp = cli("import", "-url", "http://127.0.0.1:1", "-name", "x.db", src, check=False)
     assert "cannot reach the node at http://127.0.0.1:1" in cp.stderr, cp.stderr

@@ -356,6 +356,9 @@ def test_faults_between_primary_and_replica(node_factory):
         C.wait_converged(p, [r], ["a.db", "b.db"], timeout=120)
         C.assert_identical(p, [r], ["a.db", "b.db"])
         assert proxy.flipped > 0 and proxy.cut_count > 0
+    m = C.metrics(r)
+    assert sum(m['ltxfs_db_checksum_mismatches_total{db="%s"}' % n]
+               for n in ("a.db", "b.db")) > 0, "damaged frames were not counted"
     log = r.log_text()
     assert "checksum" in log, "no damaged frame was detected:\n" + log[-3000:]
     assert "not served" not in log and "no longer served" not in log, log[-3000:]

@@ -564,6 +564,28 @@ static void expect_bad(const mbuf *m, int code, const char *msg)
 		CHECK_STR_CONTAINS(err.msg, msg);
 }
 
+/* A run of pages folds into the database checksum page by page; the
+ * lock page counts for nothing and gets checksum 0. */
+static void test_checksum_pages(void)
+{
+	uint32_t ps = 512, lock = ltx_lock_pgno(ps), first = lock - 1;
+	uint8_t pages[3 * 512];
+	uint64_t ck[3], want = LTX_CHECKSUM_FLAG;
+	for (size_t i = 0; i < sizeof(pages); i++)
+		pages[i] = (uint8_t)(i * 7 + 3);
+	want = ltx_checksum_update(want, 0, ltx_page_checksum(first, pages, ps));
+	want = ltx_checksum_update(want, 0, ltx_page_checksum(first + 2, pages + 2 * ps, ps));
+	CHECK_EQ_U64(want, ltx_checksum_pages(LTX_CHECKSUM_FLAG, first, pages, 3, ps, ck));
+	CHECK_EQ_U64(ltx_page_checksum(first, pages, ps), ck[0]);
+	CHECK_EQ_U64(0, ck[1]);
+	CHECK_EQ_U64(ltx_page_checksum(first + 2, pages + 2 * ps, ps), ck[2]);
+	/* one page at a time gives the same */
+	uint64_t one = LTX_CHECKSUM_FLAG;
+	for (uint32_t i = 0; i < 3; i++)
+		one = ltx_checksum_pages(one, first + i, pages + i * ps, 1, ps, NULL);
+	CHECK_EQ_U64(want, one);
+}
+
 static void test_bad_page_checksum(void)
 {
 	ltx_header h = txn_header(512, 3, 2, 7);
@@ -1314,6 +1336,7 @@ UNIT_TESTS(
 	TEST(test_one_byte_at_a_time),
 	TEST(test_every_truncation),
 	TEST(test_every_bit_flip),
+	TEST(test_checksum_pages),
 	TEST(test_bad_page_checksum),
 	TEST(test_bad_file_checksum),
 	TEST(test_trailing_bytes),
