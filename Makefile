@@ -27,7 +27,7 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all setup run check check-unit check-integration check-asan \
+.PHONY: all setup run check check-unit check-integration check-faults check-asan \
 	check-valgrind check-sqlite bench fuzz clean FORCE
 
 all: $(BUILD)/ltxfs
@@ -102,6 +102,12 @@ ITEST_ENV = LTXFS_BIN=$(abspath $(BUILD)/ltxfs) LTXFS_TEST_BINS=$(abspath $(BUIL
 check-integration: $(BUILD)/ltxfs $(ITEST_BINS) $(BUILD)/tools/bin/consul
 	$(ITEST_ENV) $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
 	LTXFS_ITEST_LOCKS=kernel $(ITEST_ENV) $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
+
+# Faults and scale (tests/faults/): full disks, SIGKILL at each step of the
+# write path, exhausted descriptors, oversized requests, each with a checker
+# that every acknowledged write is still there.  Root (tmpfs mounts).
+check-faults: $(BUILD)/ltxfs $(ITEST_BINS) $(BUILD)/tools/bin/consul
+	$(ITEST_ENV) $(PYTHON) -m pytest -q tests/faults $(PYTEST_ARGS)
 
 check-asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 \

@@ -155,6 +155,7 @@ int db_log_transaction_locked(database *db, const txn_build *t, lx_err *err)
 	if (rc < 0)
 		return lx_err_wrap(err, "db %s: log TXID %" PRIu64, db->name, h.min_txid);
 	apply_to_state(db, t, post, wal_mode_seen, wal_mode);
+	db->storage_error[0] = '\0';
 	lx_debug(db->name, "TXID %" PRIu64 ": %zu pages, commit %u, checksum %016" PRIx64,
 		 db->txid, t->n, t->commit, post);
 	db_events_notify(db->opt.events);

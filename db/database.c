@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -75,6 +76,30 @@ void db_fail_locked(database *db, const char *fmt, ...)
 	va_end(ap);
 	db->failed = 1;
 	lx_error(db->name, "database is no longer served: %s", db->failure);
+}
+
+void db_note_storage_error_locked(database *db, long rc, const lx_err *err)
+{
+	if (rc >= 0 || !db_storage_errno((int)-rc))
+		return;
+	if (db->storage_error[0] == '\0') {
+		db->storage_error_ms = db_now_ms();
+		lx_error(db->name, "commits are refused until the log can take them: %s", err->msg);
+	}
+	snprintf(db->storage_error, sizeof(db->storage_error), "%s", err->msg);
+	db->commits_refused++;
+}
+
+int db_reserve_log_locked(database *db, uint64_t pending, lx_err *err)
+{
+	int rc;
+	if (db->log == NULL)
+		return 0;
+	/* LTX framing: record and LTX headers, page headers, the trailer. */
+	rc = txlog_reserve(db->log, pending + 4096, err);
+	if (rc < 0)
+		lx_err_wrap(err, "db %s: the log has no room for this transaction", db->name);
+	return rc;
 }
 
 int db_page_ck_reserve_locked(database *db, uint32_t n)
@@ -358,6 +383,14 @@ static ssize_t write_database_locked(database *db, backing *b, const uint8_t *bu
 		n = pass_write(b->fd, buf, len, off);
 		return n < 0 ? lx_err_sys(err, (int)-n, "db %s: write", db->name) : n;
 	}
+	if (db->page_size) {
+		/* The transaction's pages so far, plus this write's. */
+		uint64_t pending = ((uint64_t)db->n_dirty + len / db->page_size + 1) *
+				   (db->page_size + 64);
+		int rc = db_reserve_log_locked(db, pending, err);
+		if (rc < 0)
+			return rc;
+	}
 	db_preserve_locked(db, DBF_DB, (uint64_t)off, len);
 	n = pass_write(b->fd, buf, len, off);
 	if (n < 0)
@@ -399,15 +432,6 @@ static ssize_t write_journal_locked(database *db, backing *b, const uint8_t *buf
 		n = pass_write(b->fd, buf, len, off);
 	}
 	return n < 0 ? lx_err_sys(err, (int)-n, "db %s: write journal", db->name) : n;
-}
-
-/* Zero a frame header so neither SQLite nor recovery treats it as valid. */
-static void invalidate_frame(int fd, uint64_t frame_off)
-{
-	static const uint8_t zero[WAL_FRAME_HEADER_SIZE];
-	if (pwrite(fd, zero, sizeof(zero), (off_t)frame_off) < 0) {
-		/* Recovery still validates the checksum chain. */
-	}
 }
 
 /*
@@ -459,11 +483,133 @@ static int check_wal_write(database *db, backing *b, const uint8_t *buf, size_t 
 			  db->name, (long long)off, w->processed);
 }
 
+/*
+ * Which commit frame a WAL write completes.  SQLite writes a frame as two
+ * writes, its 24-byte header then its page, and the kernel may split the
+ * page write further; a tool may write whole frames.  A header at a frame
+ * boundary arms `commit_frame_end` (a commit frame) or disarms it (SQLite
+ * moved on to another frame); the write that reaches the armed end
+ * completes the commit.  Returns that end offset, or 0.
+ */
+static uint64_t commit_completed_by(db_wal_state *w, const uint8_t *buf, size_t len,
+				    off_t off)
+{
+	uint64_t end = (uint64_t)off + len, frame_size, first, completed = 0;
+	if (!w->valid)
+		return 0;
+	if (w->commit_frame_end && (uint64_t)off < w->commit_frame_end &&
+	    w->commit_frame_end <= end) {
+		completed = w->commit_frame_end;
+		w->commit_frame_end = 0;
+	}
+	frame_size = WAL_FRAME_HEADER_SIZE + w->hdr.page_size;
+	first = (uint64_t)off <= WAL_HEADER_SIZE ? WAL_HEADER_SIZE :
+		WAL_HEADER_SIZE + ((uint64_t)off - WAL_HEADER_SIZE + frame_size - 1) / frame_size * frame_size;
+	for (uint64_t b = first; b + WAL_FRAME_HEADER_SIZE <= end; b += frame_size) {
+		wal_frame_header f;
+		wal_frame_header_parse(buf + (b - (uint64_t)off), &f);
+		if (f.commit == 0)
+			w->commit_frame_end = 0;
+		else if (b + frame_size <= end)
+			completed = b + frame_size;
+		else
+			w->commit_frame_end = b + frame_size;
+	}
+	return completed;
+}
+
+/*
+ * The bytes a write is about to replace, so that a write whose commit
+ * cannot be logged is undone whole: it fails, so SQLite does not count its
+ * bytes as written, and the file must then be as if it never happened (a
+ * complete commit frame left behind would be taken for a commit by the
+ * next WAL recovery).  Bytes SQLite already counted are never touched.
+ */
+typedef struct write_undo {
+	uint8_t *old;
+	uint64_t off, len;      /* the old bytes that existed */
+	uint64_t old_size;      /* the file's size before the write */
+} write_undo;
+
+static int undo_save(write_undo *u, int fd, uint64_t off, size_t len, lx_err *err)
+{
+	struct stat st;
+	memset(u, 0, sizeof(*u));
+	if (fstat(fd, &st) < 0)
+		return lx_err_sys(err, errno, "fstat");
+	u->off = off;
+	u->old_size = (uint64_t)st.st_size;
+	u->len = off >= u->old_size ? 0 : (off + len <= u->old_size ? len : u->old_size - off);
+	if (u->len == 0)
+		return 0;
+	u->old = malloc(u->len);
+	if (u->old == NULL)
+		return lx_err_set(err, ENOMEM, "out of memory");
+	if (db_pread_page(fd, u->old, (uint32_t)u->len, off) < 0) {
+		free(u->old);
+		u->old = NULL;
+		return lx_err_sys(err, errno, "read");
+	}
+	return 0;
+}
+
+/* Put back the bytes at or above `keep_below` (bytes below it were logged
+ * and stay); returns -errno when the file could not be restored. */
+static int undo_restore(const write_undo *u, int fd, uint64_t keep_below)
+{
+	uint64_t from = u->off > keep_below ? u->off : keep_below;
+	int rc = 0;
+	if (from < u->off + u->len)
+		rc = lx_pwrite_all(fd, u->old + (from - u->off), u->off + u->len - from, from);
+	if (rc == 0 && u->old_size >= keep_below && ftruncate(fd, (off_t)u->old_size) < 0)
+		rc = -errno;
+	return rc;
+}
+
+/*
+ * The write that completes a commit frame is the commit point: it is
+ * passed through, the transaction is logged, and only then does the write
+ * succeed.  If logging fails (a full disk, an I/O error), the write is
+ * undone and fails, so SQLite's commit fails and nothing it counts as
+ * written changes; the frame stays armed, so SQLite's retry of the same
+ * bytes (a short write is retried) tries to log it again instead of
+ * slipping through.
+ */
+static ssize_t write_wal_commit_locked(database *db, backing *b, const uint8_t *buf,
+				       size_t len, off_t off, uint64_t commit_end, lx_err *err)
+{
+	db_wal_state *w = &db->wal;
+	write_undo u;
+	ssize_t n;
+	int rc = undo_save(&u, b->fd, (uint64_t)off, len, err);
+	if (rc < 0)
+		return lx_err_wrap(err, "db %s: before a WAL commit", db->name);
+	n = pass_write(b->fd, buf, len, off);
+	w->scanned = 0;
+	if (n < 0) {
+		free(u.old);
+		w->commit_frame_end = commit_end;
+		return lx_err_sys(err, (int)-n, "db %s: write wal", db->name);
+	}
+	rc = db_capture_wal_locked(db, err);
+	if (rc < 0) {
+		int urc = undo_restore(&u, b->fd, w->processed);
+		w->commit_frame_end = commit_end;
+		w->scanned = 0;
+		if (urc < 0)
+			db_fail_locked(db, "a commit could not be logged (%s) and its WAL frame "
+				       "could not be undone: %s", err->msg, strerror(-urc));
+		n = rc;
+	}
+	free(u.old);
+	return n;
+}
+
 static ssize_t write_wal_locked(database *db, backing *b, const uint8_t *buf,
 				size_t len, off_t off, lx_err *err)
 {
 	db_wal_state *w = &db->wal;
-	uint32_t ps = w->valid ? w->hdr.page_size : 0;
+	uint64_t commit_end;
 	int restart;
 	ssize_t n;
 	int rc;
@@ -473,27 +619,17 @@ static ssize_t write_wal_locked(database *db, backing *b, const uint8_t *buf,
 		return rc;
 	if (restart)
 		w->valid = 0;
+	if (w->valid && (uint64_t)off + len > w->processed &&
+	    (rc = db_reserve_log_locked(db, (uint64_t)off + len - w->processed, err)) < 0)
+		return rc;
 	db_preserve_locked(db, DBF_WAL, (uint64_t)off, len);
+	commit_end = commit_completed_by(w, buf, len, off);
+	if (commit_end)
+		return write_wal_commit_locked(db, b, buf, len, off, commit_end, err);
 	n = pass_write(b->fd, buf, len, off);
 	w->scanned = 0;
 	if (n < 0)
 		return lx_err_sys(err, (int)-n, "db %s: write wal", db->name);
-	if (ps && len == WAL_FRAME_HEADER_SIZE && off >= WAL_HEADER_SIZE &&
-	    (uint64_t)(off - WAL_HEADER_SIZE) % (WAL_FRAME_HEADER_SIZE + ps) == 0) {
-		wal_frame_header f;
-		wal_frame_header_parse(buf, &f);
-		if (f.commit != 0)
-			w->commit_frame_end = (uint64_t)off + WAL_FRAME_HEADER_SIZE + ps;
-	} else if (w->commit_frame_end && (uint64_t)off + len == w->commit_frame_end) {
-		/* The commit frame is complete: this is the commit point. */
-		uint64_t frame_off = w->commit_frame_end - WAL_FRAME_HEADER_SIZE - ps;
-		w->commit_frame_end = 0;
-		rc = db_capture_wal_locked(db, err);
-		if (rc < 0) {
-			invalidate_frame(b->fd, frame_off);
-			return rc;
-		}
-	}
 	if (!w->valid && off < WAL_HEADER_SIZE) {
 		/* Load the new header now (only the header: frames count when a
 		 * commit, a sync or a lock says so), so the first commit of this
@@ -524,6 +660,7 @@ ssize_t db_write(database *db, enum db_file f, backing *b, const void *buf,
 		if (n < 0)
 			n = lx_err_sys(err, (int)-n, "db %s: write %s", db->name, db_file_names[f]);
 	}
+	db_note_storage_error_locked(db, n, err);
 	pthread_mutex_unlock(&db->mu);
 	return n;
 }
@@ -560,6 +697,7 @@ int db_truncate(database *db, enum db_file f, backing *b, off_t size,
 		rc = lx_err_set(err, EIO, "db %s: not served: %s", db->name, db->failure);
 	else if ((rc = refused_on_replica_locked(db, f, OP_REMOVE, err)) == 0)
 		rc = truncate_locked(db, f, b, size, err);
+	db_note_storage_error_locked(db, rc, err);
 	pthread_mutex_unlock(&db->mu);
 	return rc;
 }
@@ -605,6 +743,7 @@ int db_fsync(database *db, enum db_file f, backing *b, int datasync,
 		rc = db_capture_rollback_locked(db, err);   /* journal-less writes */
 	if (db->journal_hot || f == DBF_JOURNAL)
 		db->txn_synced = 1;
+	db_note_storage_error_locked(db, rc, err);
 	pthread_mutex_unlock(&db->mu);
 	if (rc < 0)
 		return rc;
@@ -699,6 +838,7 @@ int db_unlink(database *db, enum db_file f, lx_err *err)
 		db->file[f] = NULL;
 		db->dir_dirty = 1;
 	}
+	db_note_storage_error_locked(db, rc, err);
 	pthread_mutex_unlock(&db->mu);
 	/* DELETE mode's commit: durable in the log when the application
 	 * fsynced the transaction (synchronous=OFF never pays a sync). */
@@ -746,6 +886,7 @@ int db_setlk(database *db, enum db_file f, uint64_t owner, pid_t pid,
 		rc = after_lock_change_locked(db, f, held_wal_write, owner, err);
 	else if (rc == -EAGAIN || rc == -ENOMEM)
 		lx_err_set(err, -rc, "db %s: lock", db->name);
+	db_note_storage_error_locked(db, rc, err);
 	pthread_mutex_unlock(&db->mu);
 	return rc;
 }
@@ -768,6 +909,7 @@ int db_flush(database *db, enum db_file f, uint64_t owner, lx_err *err)
 		lock_table_held(&db->locks[f], owner, SHM_WRITE_LOCK) == LK_WRITE;
 	lock_table_release_owner(&db->locks[f], owner);
 	rc = after_lock_change_locked(db, f, held_wal_write, owner, err);
+	db_note_storage_error_locked(db, rc, err);
 	pthread_mutex_unlock(&db->mu);
 	return rc;
 }
@@ -793,6 +935,49 @@ void db_status_get(database *db, db_status *out)
 	out->lost = db->lost;
 	out->commits = db->commits;
 	out->checksum_mismatches = db->checksum_mismatches;
+	snprintf(out->storage_error, sizeof(out->storage_error), "%s", db->storage_error);
+	out->storage_error_ms = db->storage_error_ms;
+	out->commits_refused = db->commits_refused;
+	pthread_mutex_unlock(&db->mu);
+}
+
+/* Room the data directory must have again before refused commits are
+ * considered over: a transaction of a few pages, and the log's slack. */
+#define LOG_ROOM_AGAIN (2u << 20)
+
+/* Seconds between recovery attempts of a database waiting for space. */
+#define RECOVERY_RETRY_MS 5000
+
+static int has_room(database *db)
+{
+	struct statvfs sv;
+	return fstatvfs(db->dirfd, &sv) == 0 &&
+	       (uint64_t)sv.f_bavail * sv.f_frsize >= LOG_ROOM_AGAIN;
+}
+
+void db_retry_logging(database *db)
+{
+	lx_err err;
+	pthread_mutex_lock(&db->mu);
+	if (db->recovery_pending && lx_mono_ms() - db->recovery_tried_ms >= RECOVERY_RETRY_MS &&
+	    has_room(db)) {
+		db->recovery_tried_ms = lx_mono_ms();
+		db_retry_recovery_locked(db, &err);
+	}
+	if (db->storage_error[0] == '\0' || db->failed) {
+		pthread_mutex_unlock(&db->mu);
+		return;
+	}
+	/* Frames SQLite counts as committed that a lock or sync trigger could
+	 * not log are still in the WAL: log them now. */
+	db->wal.scanned = 0;
+	if (db_capture_wal_locked(db, &err) < 0) {
+		snprintf(db->storage_error, sizeof(db->storage_error), "%s", err.msg);
+	} else if (has_room(db)) {
+		lx_info(db->name, "the log has room again: commits are accepted (%" PRIu64
+			" refused since start)", db->commits_refused);
+		db->storage_error[0] = '\0';
+	}
 	pthread_mutex_unlock(&db->mu);
 }
 

@@ -150,6 +150,9 @@ struct database {
 	txlog *log;
 	int failed;                /* not served: see failure */
 	char failure[LX_ERR_MSG_MAX];
+	int recovery_pending;      /* failed because recovery met a storage error:
+				      db_retry_logging() runs it again */
+	int64_t recovery_tried_ms; /* monotonic ms of the last retry */
 	int untracked;             /* content is not a valid SQLite database */
 	int dir_dirty;             /* a file was created/removed since the last dir fsync */
 
@@ -183,6 +186,14 @@ struct database {
 	uint64_t commits;          /* transactions committed or applied since start */
 	uint64_t checksum_mismatches; /* damaged records, bad frames, positions off
 				       * the history, since start */
+	/* Why the last change of this database failed for the storage under
+	 * data.dir (a full disk, a quota, an I/O error: the log could not take
+	 * a transaction, or SQLite's own file could not be written), or "".
+	 * Cleared by the next logged transaction, or once db_retry_logging()
+	 * finds room again.  Commits fail meanwhile; none is lost. */
+	char storage_error[LX_ERR_MSG_MAX];
+	int64_t storage_error_ms;  /* wall clock of the first failure since it was set */
+	uint64_t commits_refused;  /* requests failed for the storage, since start */
 };
 
 /*
@@ -219,6 +230,9 @@ typedef struct db_status {
 	db_lost lost;
 	uint64_t commits;          /* since start: committed here or applied */
 	uint64_t checksum_mismatches; /* since start */
+	char storage_error[LX_ERR_MSG_MAX]; /* commits are failing: why ("" if not) */
+	int64_t storage_error_ms;
+	uint64_t commits_refused;  /* since start */
 } db_status;
 
 void db_status_get(database *db, db_status *out);
@@ -227,6 +241,16 @@ void db_status_get(database *db, db_status *out);
  * verification, a replica's position off this history (the metric
  * ltxfs_db_checksum_mismatches_total). */
 void db_count_mismatch(database *db);
+
+/*
+ * A database whose changes failed for the storage (storage_error set):
+ * capture what the WAL holds beyond the log and check that the data
+ * directory has room again; clears storage_error when both hold, so a node
+ * recovers from a full disk by itself.  A database whose recovery met a
+ * storage error (recovery_pending) is recovered again, every few seconds
+ * while there is room.  Called about once a second.
+ */
+void db_retry_logging(database *db);
 
 /* 1 while the mount refuses changes to this database: a replica, or a
  * primary past its write deadline (db_set_write_until). */

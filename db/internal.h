@@ -6,6 +6,8 @@
 #ifndef LTXFS_DB_INTERNAL_H
 #define LTXFS_DB_INTERNAL_H
 
+#include <errno.h>
+
 #include "db/database.h"
 #include "db/snapshot.h"
 
@@ -66,6 +68,31 @@ int db_checkpoint_locked(database *db, lx_err *err);
  * caller excludes every client (the applier's locks).
  */
 int db_absorb_wal_locked(database *db, int keep_pages, lx_err *err);
+
+/*
+ * Fail early on a full disk: before a write of a transaction in progress is
+ * passed through, make sure the log can take `pending` more bytes of
+ * records without allocating, so that logging the transaction at its commit
+ * point does not run out of space.  On failure the write must be refused
+ * (SQLite then rolls the transaction back).
+ */
+int db_reserve_log_locked(database *db, uint64_t pending, lx_err *err);
+
+/* Errors of the storage under data.dir that may go away (space freed,
+ * quota raised, a device back): worth retrying, not a verdict on the data. */
+static inline int db_storage_errno(int e)
+{
+	return e == ENOSPC || e == EDQUOT || e == EIO;
+}
+
+/* Run crash recovery again on a database whose recovery met a storage
+ * error (recovery_pending); on success it is served again. */
+int db_retry_recovery_locked(database *db, lx_err *err);
+
+/* A change of the database failed with `rc`: if the storage is at fault
+ * (db_storage_errno), remember why in storage_error and count it.  Called
+ * once per failed request, by the entry point that returns it. */
+void db_note_storage_error_locked(database *db, long rc, const lx_err *err);
 
 /* Open an existing (or with O_CREAT create) backing file into db->file[f]. */
 int db_open_backing_locked(database *db, enum db_file f, int flags, mode_t mode,

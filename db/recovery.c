@@ -408,6 +408,11 @@ int db_checkpoint_locked(database *db, lx_err *err)
 	if (db->file[DBF_WAL] == NULL && db->file[DBF_SHM] == NULL)
 		return 0;
 	rc = copy_wal_pages_locked(db, err);
+	/* A failed copy (a full disk) leaves the WAL, and what the capture
+	 * knows of it, as they were: forgetting it would make the next
+	 * capture log the whole WAL again. */
+	if (rc < 0)
+		return rc;
 	for (int f = DBF_WAL; f <= DBF_SHM && rc == 0; f++) {
 		if (db->file[f] == NULL)
 			continue;
@@ -555,8 +560,15 @@ static int recover_locked(database *db, lx_err *err)
 		rc = reconcile_with_log_locked(db, err);
 	if (rc == 0 && !db->failed)
 		rc = db_capture_wal_locked(db, err);
-	if (rc == 0 && !db->failed)
+	if (rc == 0 && !db->failed) {
 		rc = db_checkpoint_locked(db, err);
+		if (rc < 0 && db_storage_errno(-rc) && db->file[DBF_WAL] != NULL) {
+			/* Every committed frame is in the log, and SQLite reads
+			 * the WAL as it is: serve it and checkpoint later. */
+			lx_warn(db->name, "WAL kept, every frame logged: %s", err->msg);
+			rc = 0;
+		}
+	}
 	if (rc == 0 && !db->failed)
 		rc = import_unlogged_locked(db, err);
 	if (rc == 0 && db->file[DBF_DB] == NULL && tail && tail->hdr.commit > 0 && !db->failed)
@@ -565,6 +577,27 @@ static int recover_locked(database *db, lx_err *err)
 	if (rc == 0)
 		rc = txlog_sync(db->log, err);
 	return rc;
+}
+
+int db_retry_recovery_locked(database *db, lx_err *err)
+{
+	char was[sizeof(db->failure)];
+	int rc;
+	snprintf(was, sizeof(was), "%s", db->failure);
+	db->failed = 0;
+	db->failure[0] = '\0';
+	rc = recover_locked(db, err);
+	if (rc < 0) {
+		/* Still failing: not served, and said once already. */
+		db->failed = 1;
+		snprintf(db->failure, sizeof(db->failure), "recovery: %.480s", err->msg);
+		return rc;
+	}
+	db->recovery_pending = 0;
+	if (!db->failed)
+		lx_info(db->name, "recovered at TXID %" PRIu64 ", served again (it was not: %s)",
+			db->txid, was);
+	return 0;
 }
 
 /* ---- open / close -------------------------------------------------------- */
@@ -608,8 +641,17 @@ int db_open(database **out, const char *name, const char *dir,
 		txlog_set_segment_max(db->log, opt->segment_max);
 	if (db->log != NULL)
 		txlog_set_segment_max_age(db->log, opt->segment_max_age_ms);
-	if (rc == 0 && db->log != NULL)
+	if (rc == 0 && db->log != NULL) {
 		rc = recover_locked(db, err);
+		if (rc < 0 && db_storage_errno(-rc)) {
+			/* A full or failing disk must not keep the node from
+			 * starting: this database waits, unserved, and
+			 * db_retry_logging() runs the recovery again. */
+			db_fail_locked(db, "recovery: %s", err->msg);
+			db->recovery_pending = 1;
+			rc = 0;
+		}
+	}
 	pthread_mutex_unlock(&db->mu);
 	if (rc < 0) {
 		db_close(db);

@@ -133,9 +133,11 @@ void store_enforce_retention(store *s, int64_t now_ms)
 	size_t n;
 	if (store_list(s, &dbs, &n) < 0)
 		return;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		db_enforce_retention(dbs[i], now_ms, s->retention.max_age_ms,
 				     s->retention.max_bytes);
+		db_retry_logging(dbs[i]);
+	}
 	free(dbs);
 }
 

@@ -20,8 +20,9 @@
 #define RECORD_MAGIC 0x4c545852u  /* "LTXR" */
 #define RECORD_FLAG_ANCHOR 0x1u
 #define APPEND_FLUSH_SIZE (1u << 20)
-#define PREZERO_AHEAD (1u << 20)       /* zeroed space kept past the records */
-#define PREZERO_LOW (256u << 10)       /* refill when less than this is left */
+#define PREZERO_AHEAD (1u << 20)       /* zeroed space kept past the records, at most */
+#define PREZERO_MIN (4u << 10)         /* ... and at least (a small log's own size otherwise) */
+#define RESERVE_STEP (64u << 10)       /* txlog_reserve allocates in steps of this */
 #define BASE_MAGIC 0x4c545842u    /* "LTXB" */
 #define BASE_VERSION 1u
 #define BASE_SIZE 32
@@ -223,7 +224,7 @@ static int add_segment(txlog *log, uint64_t first_txid, int fd, uint64_t size)
 		log->segs = v;
 		log->segs_cap = cap;
 	}
-	log->segs[log->nsegs++] = (txlog_segment){ first_txid, fd, size, size };
+	log->segs[log->nsegs++] = (txlog_segment){ first_txid, fd, size, size, 0 };
 	__atomic_store_n(&log->sync_fd, fd, __ATOMIC_RELEASE);
 	return 0;
 }
@@ -522,15 +523,20 @@ void txlog_set_segment_max(txlog *log, uint64_t bytes)
 /* ---- appending ------------------------------------------------------------ */
 
 /*
- * Keep about PREZERO_AHEAD bytes of zeros written past the records.  Only
- * an optimisation: a failure (a full disk) leaves appends extending the
- * file, as they would without it.
+ * Keep zeros written past the records: as many bytes as the segment holds,
+ * between PREZERO_MIN and PREZERO_AHEAD, refilled when half is used.  A busy
+ * log gets the full megabyte that makes its appends cheap to sync; a small
+ * database's log stays near its own size (10,000 one-row databases must not
+ * take 10 GB).  Only an optimisation: a failure (a full disk) leaves
+ * appends extending the file, as they would without it.
  */
 static void prezero_ahead(txlog_segment *s, uint64_t segment_max)
 {
 	static const uint8_t zeros[64 << 10];
-	uint64_t want = s->size + PREZERO_AHEAD;
-	if (s->file_size >= s->size + PREZERO_LOW || s->size >= segment_max)
+	uint64_t ahead = s->size < PREZERO_MIN ? PREZERO_MIN :
+			 s->size > PREZERO_AHEAD ? PREZERO_AHEAD : s->size;
+	uint64_t want = s->size + ahead;
+	if (s->file_size >= s->size + ahead / 2 || s->size >= segment_max)
 		return;
 	if (want > segment_max)
 		want = segment_max;
@@ -540,6 +546,29 @@ static void prezero_ahead(txlog_segment *s, uint64_t segment_max)
 			return;
 		s->file_size += n;
 	}
+}
+
+int txlog_reserve(txlog *log, uint64_t bytes, lx_err *err)
+{
+	txlog_segment *s;
+	uint64_t from, want;
+	if (log->readonly || log->no_fallocate || log->nsegs == 0 || newest_segment_done(log))
+		return 0;
+	s = &log->segs[log->nsegs - 1];
+	want = s->size + bytes;
+	from = s->reserved > s->file_size ? s->reserved : s->file_size;
+	if (want <= from)
+		return 0;
+	want = (want + bytes / 8 + RESERVE_STEP - 1) / RESERVE_STEP * RESERVE_STEP;
+	if (fallocate(s->fd, FALLOC_FL_KEEP_SIZE, (off_t)from, (off_t)(want - from)) < 0) {
+		if (errno == EOPNOTSUPP || errno == ENOSYS) {
+			log->no_fallocate = 1;
+			return 0;
+		}
+		return lx_err_sys(err, errno, "log %s: reserve %" PRIu64 " bytes", log->dir, want - from);
+	}
+	s->reserved = want;
+	return 0;
 }
 
 static int create_segment(txlog *log, uint64_t first_txid, lx_err *err)
@@ -565,8 +594,16 @@ static int create_segment(txlog *log, uint64_t first_txid, lx_err *err)
  * txlog_sync() only ever needs to sync the newest segment. */
 static int rotate_segment(txlog *log, uint64_t first_txid, lx_err *err)
 {
-	if (log->nsegs > 0 && fdatasync(log->segs[log->nsegs - 1].fd) < 0)
-		return lx_err_sys(err, errno, "sync segment before rotation");
+	if (log->nsegs > 0) {
+		txlog_segment *s = &log->segs[log->nsegs - 1];
+		if (fdatasync(s->fd) < 0)
+			return lx_err_sys(err, errno, "sync segment before rotation");
+		/* Its zeros and reserved blocks are of no more use. */
+		if (ftruncate(s->fd, (off_t)s->size) == 0) {
+			s->file_size = s->size;
+			s->reserved = 0;
+		}
+	}
 	return create_segment(log, first_txid, err);
 }
 

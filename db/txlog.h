@@ -89,6 +89,7 @@ typedef struct txlog_segment {
 	int fd;
 	uint64_t size;           /* end of the records */
 	uint64_t file_size;      /* >= size; the bytes in between are zero */
+	uint64_t reserved;       /* blocks are allocated up to here (txlog_reserve) */
 } txlog_segment;
 
 typedef struct txlog {
@@ -121,6 +122,7 @@ typedef struct txlog {
 	int sync_fd;             /* newest segment's fd (atomic; segs may move) */
 	int readonly;            /* txlog_open_readonly(): never written */
 	int dir_dirty;           /* a segment was created since the last sync */
+	int no_fallocate;        /* the file system cannot reserve space */
 } txlog;
 
 /* Open (creating if needed) the log in `dir`, scan and repair its tail. */
@@ -178,6 +180,17 @@ int txlog_append_write(void *log, const void *buf, size_t len);
 int txlog_append_end(txlog *log, const ltx_header *hdr, uint64_t post_checksum,
 		     lx_err *err);
 void txlog_append_abort(txlog *log);
+
+/*
+ * Make sure the next `bytes` bytes of records can be appended to the
+ * newest segment without allocating space (fallocate(2), keeping the file
+ * size), so that an append after a successful reserve does not fail for a
+ * full disk.  Fails with ENOSPC or EDQUOT when the space is not there; a
+ * file system that cannot reserve makes it a no-op.  Before the first
+ * segment exists, and when the newest one is due to roll over, the next
+ * append allocates as it goes.
+ */
+int txlog_reserve(txlog *log, uint64_t bytes, lx_err *err);
 
 /*
  * Make every record appended before this call durable (fdatasync of the

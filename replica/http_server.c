@@ -173,6 +173,10 @@ static enum MHD_Result reply_health(http_server *s, struct MHD_Connection *c)
 				snprintf(msg, sizeof(msg), "database %s is not served: %s",
 					 dbs[i].name, dbs[i].st.failure);
 				why = msg;
+			} else if (dbs[i].st.storage_error[0]) {
+				snprintf(msg, sizeof(msg), "database %s fails to commit: %s",
+					 dbs[i].name, dbs[i].st.storage_error);
+				why = msg;
 			}
 	}
 	free(dbs);

@@ -111,6 +111,12 @@ static void put_json_db(text_buf *b, const status_db *d)
 		put(b, ",\"failure\":");
 		put_json_string(b, s->failure);
 	}
+	put(b, ",\"commits_refused\":%" PRIu64, s->commits_refused);
+	if (s->storage_error[0]) {
+		put(b, ",\"storage_error\":");
+		put_json_string(b, s->storage_error);
+		put(b, ",\"storage_error_since_ms\":%" PRId64, s->storage_error_ms);
+	}
 	if (s->lost.events)
 		put_json_lost(b, &s->lost);
 	put(b, "}");
@@ -198,6 +204,8 @@ static uint64_t v_lost(const db_status *s) { return s->lost.total; }
 static uint64_t v_lost_events(const db_status *s) { return s->lost.events; }
 static uint64_t v_commits(const db_status *s) { return s->commits; }
 static uint64_t v_mismatches(const db_status *s) { return s->checksum_mismatches; }
+static uint64_t v_refusing(const db_status *s) { return s->storage_error[0] ? 1 : 0; }
+static uint64_t v_refused(const db_status *s) { return s->commits_refused; }
 
 static void put_counter(text_buf *b, const char *name, const char *help, uint64_t v)
 {
@@ -269,5 +277,11 @@ int status_render_metrics(text_buf *out, const node_status *node,
 		      "Checksums that disagreed since start: damaged log records, received "
 		      "files that failed verification, replica positions off the history.",
 		      dbs, n, v_mismatches);
+	put_db_family(out, "ltxfs_db_commits_refusing", "gauge",
+		      "1 while commits are refused because the log cannot take them (a full "
+		      "disk, an I/O error; see storage_error in /status).", dbs, n, v_refusing);
+	put_db_family(out, "ltxfs_db_commits_refused_total", "counter",
+		      "Writes of transactions refused since start because the log could not "
+		      "take them.", dbs, n, v_refused);
 	return out->oom ? -ENOMEM : 0;
 }
