@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/failpoint.h"
 #include "cmd/log_cmd.h"
 #include "cmd/ltx_cmd.h"
 #include "cmd/mount_cmd.h"
@@ -49,8 +50,10 @@ int main(int argc, char **argv)
 		fputs(usage, stderr);
 		return 2;
 	}
-	if (strcmp(argv[1], "mount") == 0)
+	if (strcmp(argv[1], "mount") == 0) {
+		lx_failpoints_init();      /* fault tests only (base/failpoint.h) */
 		return cmd_mount(argc - 1, argv + 1);
+	}
 	if (strcmp(argv[1], "ltx") == 0)
 		return cmd_ltx(argc - 1, argv + 1);
 	if (strcmp(argv[1], "log") == 0)

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/failpoint.h"
 #include "base/log.h"
 #include "ltx/ltx.h"
 
@@ -84,7 +85,7 @@ void db_note_storage_error_locked(database *db, long rc, const lx_err *err)
 		return;
 	if (db->storage_error[0] == '\0') {
 		db->storage_error_ms = db_now_ms();
-		lx_error(db->name, "commits are refused until the log can take them: %s", err->msg);
+		lx_error(db->name, "commits fail until data.dir can take them: %s", err->msg);
 	}
 	snprintf(db->storage_error, sizeof(db->storage_error), "%s", err->msg);
 	db->commits_refused++;
@@ -406,9 +407,11 @@ static int journal_finalized_locked(database *db, lx_err *err)
 	int rc;
 	if (!db->journal_hot)
 		return 0;
+	LX_FAILPOINT("rollback.commit.before_log");
 	rc = db_capture_rollback_locked(db, err);
 	if (rc < 0)
 		return rc;
+	LX_FAILPOINT("rollback.commit.after_log");
 	db->journal_hot = 0;
 	return 0;
 }
@@ -545,10 +548,11 @@ static int undo_save(write_undo *u, int fd, uint64_t off, size_t len, lx_err *er
 	u->old = malloc(u->len);
 	if (u->old == NULL)
 		return lx_err_set(err, ENOMEM, "out of memory");
-	if (db_pread_page(fd, u->old, (uint32_t)u->len, off) < 0) {
+	int rc = db_pread_page(fd, u->old, (uint32_t)u->len, off);
+	if (rc < 0) {
 		free(u->old);
 		u->old = NULL;
-		return lx_err_sys(err, errno, "read");
+		return lx_err_sys(err, -rc, "read");
 	}
 	return 0;
 }
@@ -591,7 +595,10 @@ static ssize_t write_wal_commit_locked(database *db, backing *b, const uint8_t *
 		w->commit_frame_end = commit_end;
 		return lx_err_sys(err, (int)-n, "db %s: write wal", db->name);
 	}
+	LX_FAILPOINT("wal.commit.before_log");
 	rc = db_capture_wal_locked(db, err);
+	if (rc == 0)
+		LX_FAILPOINT("wal.commit.after_log");
 	if (rc < 0) {
 		int urc = undo_restore(&u, b->fd, w->processed);
 		w->commit_frame_end = commit_end;

@@ -3,6 +3,7 @@
  * txlog.h for the contract and the on-disk layout).
  */
 #include "base/bytes.h"
+#include "base/failpoint.h"
 #include "db/txlog.h"
 
 #include <dirent.h>
@@ -393,18 +394,31 @@ static int open_segments(txlog *log, lx_err *err)
 	return rc < 0 ? rc : 0;
 }
 
-/* The newest record may be a torn append that happened to end at a record
- * boundary: verify it fully and drop it if it does not verify. */
+/*
+ * The newest record may be a torn append whose length fits in the segment:
+ * the space ahead of the records is written with zeros, so a record cut
+ * short by a crash reads as complete, its missing bytes zero.  Its trailer
+ * then is zero too, which a complete record's never is (its checksums carry
+ * bit 63): drop it, as a torn tail (the transaction was never acknowledged:
+ * the WAL frames or the hot journal it came from are still there, and
+ * recovery takes them from there).  A newest record that fails otherwise is
+ * damage, reported.
+ */
 static int verify_tail(txlog *log, lx_err *err)
 {
 	const txlog_entry *e = txlog_last(log);
+	uint8_t tr[LTX_TRAILER_SIZE];
 	lx_err verr;
+	int rc;
 	if (e == NULL)
 		return 0;
 	if (txlog_verify_entry(log, e, &verr) == 0) {
 		log->ents[log->n - 1].verified = 1;
 		return 0;
 	}
+	rc = pread_full(log->segs[e->seg].fd, tr, sizeof(tr), e->offset + e->length - sizeof(tr));
+	if (rc == 0 && is_zero(tr, sizeof(tr)) && e->seg == log->nsegs - 1)
+		return txlog_truncate_from(log, log->n - 1, err);
 	return lx_err_set(err, EBADMSG, "newest transaction TXID %" PRIu64 " is corrupt: %s",
 			  e->hdr.max_txid, verr.msg);
 }
@@ -627,6 +641,11 @@ static int flush_append_buffer(txlog *log)
 	int rc;
 	if (log->buf_len == 0)
 		return 0;
+	if (lx_failpoints_on && lx_failpoint_due("log.append.torn")) {
+		if (lx_pwrite_all(s->fd, log->buf, log->buf_len / 2, log->rec_offset + log->rec_written) == 0)
+			fdatasync(s->fd);
+		lx_failpoint_kill("log.append.torn");
+	}
 	rc = lx_pwrite_all(s->fd, log->buf, log->buf_len,
 			 log->rec_offset + log->rec_written);
 	if (rc < 0)

@@ -676,7 +676,57 @@ out:
 	fixture_free(&f);
 }
 
-UNIT_TESTS(TEST(test_append_reopen), TEST(test_append_refuses_gaps),
+/* Zero (tail != 0) or flip (tail == 0) bytes of the newest record. */
+static void damage_newest(txlog *log, uint64_t from_end, int zero)
+{
+	const txlog_entry *e = txlog_last(log);
+	int fd = log->segs[e->seg].fd;
+	uint64_t off = e->offset + e->length - from_end;
+	uint8_t b[4096];
+	memset(b, 0, sizeof(b));
+	if (zero) {
+		CHECK(from_end <= sizeof(b));
+		CHECK(pwrite(fd, b, from_end, (off_t)off) == (ssize_t)from_end);
+	} else {
+		CHECK(pread(fd, b, 1, (off_t)off) == 1);
+		b[0] ^= 0x55;
+		CHECK(pwrite(fd, b, 1, (off_t)off) == 1);
+	}
+}
+
+/* A crash in the middle of an append leaves a record whose tail is the
+ * zeros written ahead: it is cut at the next open (and the log goes on); a
+ * complete newest record with damaged bytes is an error, not cut. */
+static void test_torn_newest_record_is_cut(void)
+{
+	fixture f;
+	txlog *log;
+	lx_err err;
+	fixture_init(&f);
+	log = open_log(&f);
+	if (log == NULL)
+		goto out;
+	append_range(&f, log, 1, 3, 1000);
+	damage_newest(log, 3000, 1);
+	txlog_close(log);
+	log = open_log(&f);
+	if (log == NULL)
+		goto out;
+	CHECK_EQ_INT(2, log->n);
+	check_chain(&f, log);
+	append_range(&f, log, 3, 4, 1000);
+	CHECK_EQ_INT(4, log->n);
+	damage_newest(log, 3000, 0);
+	txlog_close(log);
+	log = NULL;
+	CHECK(txlog_open(&log, f.dir, &err) < 0);
+	CHECK_STR_CONTAINS(err.msg, "newest transaction TXID 4 is corrupt");
+	txlog_close(log);
+out:
+	fixture_free(&f);
+}
+
+UNIT_TESTS(TEST(test_append_reopen), TEST(test_torn_newest_record_is_cut), TEST(test_append_refuses_gaps),
 	   TEST(test_reset_to_then_continue), TEST(test_reset_to_then_snapshot),
 	   TEST(test_reopen_empty_after_reset_to), TEST(test_corrupt_base_file),
 	   TEST(test_segment_max), TEST(test_trim_by_bytes), TEST(test_trim_by_age),
