@@ -471,7 +471,11 @@ def test_damaged_log_record_on_the_primary_becomes_a_snapshot(node_factory):
     C.wait_converged(p, [r], ["a.db"])
     C.assert_identical(p, [r], ["a.db"])
     assert "is damaged" in p.log_text()
-    assert "installed snapshot" in r.log_since(offset)
+    # The position is published before the line is logged: wait for it.
+    deadline = time.time() + 10
+    while "installed snapshot" not in r.log_since(offset):
+        assert time.time() < deadline, "no snapshot installed: " + r.log_since(offset)
+        time.sleep(0.05)
     assert C.metrics(p)['ltxfs_db_checksum_mismatches_total{db="a.db"}'] >= 1
 
 
