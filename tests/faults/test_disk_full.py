@@ -100,8 +100,9 @@ def wait_for(pred, timeout, what):
 
 
 @pytest.mark.deadline(240)
-@pytest.mark.parametrize("mode,sync", [("wal", "full"), ("wal", "normal"),
-                                       ("delete", "full"), ("delete", "normal")])
+@pytest.mark.parametrize("mode,sync", [("wal", "full"), ("wal", "normal"), ("wal", "off"),
+                                       ("delete", "full"), ("delete", "normal"),
+                                       ("truncate", "off"), ("persist", "full")])
 def test_full_disk_loses_no_acknowledged_commit(small_disk, node_factory, mode, sync):
     node = node_factory()
     assert node.data == small_disk
