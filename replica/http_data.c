@@ -172,6 +172,16 @@ enum MHD_Result http_export(http_server *s, struct MHD_Connection *c)
 	db = store_find(s->store, name);
 	if (db == NULL)
 		return http_reply_error(c, MHD_HTTP_NOT_FOUND, "no such database");
+	{
+		db_status st;
+		db_status_get(db, &st);
+		if (st.untracked) {
+			char why[256], msg[320];
+			status_untracked_reason(&st, why, sizeof(why));
+			snprintf(msg, sizeof(msg), "database %s is untracked: %s", name, why);
+			return http_reply_error(c, MHD_HTTP_CONFLICT, msg);
+		}
+	}
 	if (db_export_begin(db, &e, &txid, &checksum, &size, &err) < 0) {
 		if (err.code == ENOENT)
 			return http_reply_error(c, MHD_HTTP_NOT_FOUND, "the database has no pages "

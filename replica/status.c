@@ -111,9 +111,23 @@ static void put_json_db(text_buf *b, const status_db *d)
 		put(b, ",\"failure\":");
 		put_json_string(b, s->failure);
 	}
+	put(b, ",\"untracked\":%s", s->untracked ? "true" : "false");
+	if (s->untracked) {
+		char why[256];
+		status_untracked_reason(s, why, sizeof(why));
+		put(b, ",\"untracked_reason\":");
+		put_json_string(b, why);
+	}
 	if (s->lost.events)
 		put_json_lost(b, &s->lost);
 	put(b, "}");
+}
+
+void status_untracked_reason(const db_status *s, char *out, size_t cap)
+{
+	snprintf(out, cap, "the database file is not a SQLite database (page 1 has no valid "
+		 "header): its changes are not logged or replicated; the last good state is "
+		 "TXID %" PRIu64 ", which replicas keep serving", s->txid);
 }
 
 static const status_db *find_db(const status_db *dbs, size_t n, const char *name)
@@ -194,6 +208,7 @@ static uint64_t v_db_bytes(const db_status *s) { return (uint64_t)s->n_pages * s
 static uint64_t v_log_tx(const db_status *s) { return s->log_transactions; }
 static uint64_t v_log_bytes(const db_status *s) { return s->log_bytes; }
 static uint64_t v_failed(const db_status *s) { return s->failed ? 1 : 0; }
+static uint64_t v_untracked(const db_status *s) { return s->untracked ? 1 : 0; }
 static uint64_t v_lost(const db_status *s) { return s->lost.total; }
 static uint64_t v_lost_events(const db_status *s) { return s->lost.events; }
 static uint64_t v_commits(const db_status *s) { return s->commits; }
@@ -256,6 +271,9 @@ int status_render_metrics(text_buf *out, const node_status *node,
 	put_db_family(out, "ltxfs_db_failed", "gauge",
 		      "1 if the database is not served (see the log and /status).",
 		      dbs, n, v_failed);
+	put_db_family(out, "ltxfs_db_untracked", "gauge",
+		      "1 if the database file is not a SQLite database: its changes are not "
+		      "logged or replicated (see /status).", dbs, n, v_untracked);
 	put_db_family(out, "ltxfs_db_lost_transactions_total", "counter",
 		      "Transactions committed here that the primary's history does not hold "
 		      "(replaced by its snapshot; see /status).", dbs, n, v_lost);

@@ -154,3 +154,37 @@ def test_new_files_get_the_callers_umask(node, tmp_path, mask):
         os.umask(old)
     for name, modes in got.items():
         assert modes["mount"] == modes["native"], (name, {k: oct(v) for k, v in modes.items()})
+
+
+def test_overwritten_page_one_is_reported_untracked(node, tmp_path):
+    """Random bytes over page 1 through the mount: the file is no longer a
+    SQLite database, so nothing of it is logged or replicated.  That state is
+    explicit (status, metric, /health, export, one log line), and deleting
+    the file ends it."""
+    con = sqlite3.connect(node.path("u.db"), isolation_level=None)
+    con.execute("PRAGMA journal_mode=delete")
+    con.execute("CREATE TABLE t(x)")
+    con.execute("INSERT INTO t VALUES(1)")
+    con.close()
+    txid = node.pos("u.db")[0]
+    with urllib.request.urlopen(url(node) + "/health", timeout=10) as r:
+        assert r.status == 200
+    fd = os.open(node.path("u.db"), os.O_WRONLY)
+    os.pwrite(fd, os.urandom(4096), 0)
+    os.fsync(fd)
+    os.close(fd)
+    with urllib.request.urlopen(url(node) + "/status", timeout=10) as r:
+        db = [d for d in json.loads(r.read())["databases"] if d["name"] == "u.db"][0]
+    assert db["untracked"] is True and db["txid"] == txid, db
+    assert "not a SQLite database" in db["untracked_reason"], db
+    with urllib.request.urlopen(url(node) + "/metrics", timeout=10) as r:
+        assert 'ltxfs_db_untracked{db="u.db"} 1' in r.read().decode()
+    code, msg = http_error(urllib.request.Request(url(node) + "/health"))
+    assert code == 503 and "u.db is untracked" in msg, (code, msg)
+    code, msg = http_error(urllib.request.Request(url(node) + "/export?name=u.db"))
+    assert code == 409 and "untracked" in msg, (code, msg)
+    assert "content is not a SQLite database" in node.log_text()
+    # the way out: delete it (or write a valid database over it)
+    os.remove(node.path("u.db"))
+    with urllib.request.urlopen(url(node) + "/health", timeout=10) as r:
+        assert r.status == 200
