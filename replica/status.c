@@ -130,17 +130,33 @@ void status_untracked_reason(const db_status *s, char *out, size_t cap)
 		 "TXID %" PRIu64 ", which replicas keep serving", s->txid);
 }
 
-static const status_db *find_db(const status_db *dbs, size_t n, const char *name)
+/* The databases by name, so that each replica's positions are matched in
+ * O(log n): a linear search made /status O(databases x positions), 10^8
+ * comparisons with 10,000 databases and a replica. */
+static int by_name(const void *a, const void *b)
 {
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(dbs[i].name, name) == 0)
-			return &dbs[i];
+	return strcmp((*(const status_db *const *)a)->name, (*(const status_db *const *)b)->name);
+}
+
+static const status_db *find_db(const status_db *const *sorted, size_t n, const char *name)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(sorted[mid]->name, name);
+		if (c == 0)
+			return sorted[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	return NULL;
 }
 
 /* A connected replica: its position per database and how far behind. */
-static void put_json_replica(text_buf *b, const stream_replica *r, const status_db *dbs,
-			     size_t n)
+static void put_json_replica(text_buf *b, const stream_replica *r,
+			     const status_db *const *dbs, size_t n)
 {
 	put(b, "{\"node_id\":\"%016" PRIx64 "\",\"addr\":", r->node_id);
 	put_json_string(b, r->addr);
@@ -161,6 +177,11 @@ int status_render_json(text_buf *out, const node_status *node,
 		       const status_db *dbs, size_t n,
 		       const stream_replica *reps, size_t nreps)
 {
+	const status_db **sorted = nreps && n ? malloc(n * sizeof(*sorted)) : NULL;
+	for (size_t i = 0; sorted != NULL && i < n; i++)
+		sorted[i] = &dbs[i];
+	if (sorted != NULL)
+		qsort(sorted, n, sizeof(*sorted), by_name);
 	put(out, "{\"node_id\":\"%016" PRIx64 "\",\"hostname\":", node->node_id);
 	put_json_string(out, node->hostname);
 	put(out, ",\"role\":");
@@ -183,8 +204,9 @@ int status_render_json(text_buf *out, const node_status *node,
 	for (size_t i = 0; i < nreps; i++) {
 		if (i > 0)
 			put(out, ",");
-		put_json_replica(out, &reps[i], dbs, n);
+		put_json_replica(out, &reps[i], sorted, sorted ? n : 0);
 	}
+	free(sorted);
 	put(out, "]}\n");
 	return out->oom ? -ENOMEM : 0;
 }
