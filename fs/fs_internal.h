@@ -41,6 +41,14 @@ typedef struct fs_node {
 	lock_table locks;         /* NODE_FILE: POSIX locks (under fs->mu) */
 } fs_node;
 
+/* Directories to sync at the next FSYNCDIR (fs/nodes.c). */
+typedef struct fs_dir_pending {
+	database **dbs;           /* databases whose files were created or removed */
+	size_t n, cap;
+	int plain;                /* a plain file was created or removed */
+	int all;                  /* dbs[] could not grow: sync every database */
+} fs_dir_pending;
+
 /* A hash table of nodes (fs/nodes.c). */
 typedef struct fs_node_table {
 	fs_node **slot;
@@ -65,6 +73,7 @@ typedef struct fs_dirbuf {
 	fs_open link;   /* first member */
 	char *buf;
 	size_t len, cap;
+	int built;      /* the listing was made (at the first READDIR) */
 } fs_dirbuf;
 
 /* The per-mount state: libfuse's userdata. */
@@ -85,6 +94,7 @@ typedef struct fs_state {
 	fs_node_table files;  /* plain-file nodes by name */
 	fs_node_table orphans;  /* plain-file nodes unlinked, not yet forgotten */
 	int files_dirfd;      /* data.dir/files */
+	fs_dir_pending dir_pending;   /* under mu */
 	fs_open open;         /* sentinel of the list of open handles */
 } fs_state;
 
@@ -106,6 +116,13 @@ void fs_node_forget(fs_state *fs, fs_node *node, uint64_t n);
 
 /* The plain file was removed: its name no longer leads to this node. */
 void fs_file_node_unlinked(fs_state *fs, fs_node *node);
+
+/* A file of `db` (NULL: a plain file, when `plain`) was created or removed
+ * through the mount: its directory is synced at the next FSYNCDIR. */
+void fs_dir_pending_add(fs_state *fs, database *db, int plain);
+
+/* Take the pending set (caller frees *dbs). */
+void fs_dir_pending_take(fs_state *fs, database ***dbs, size_t *n, int *plain);
 
 /* Free every node (unmount). */
 void fs_nodes_free(fs_state *fs);

@@ -434,6 +434,7 @@ static void create_plain(fuse_req_t req, fs_state *fs, const char *name, mode_t 
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	fs_dir_pending_add(fs, NULL, 1);
 	reply_open(req, n, b, fi, 1);
 }
 
@@ -484,12 +485,16 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, report(NULL, &err, rc));
 		return;
 	}
+	if (created)
+		fs_dir_pending_add(fs, db, 0);
 	reply_open(req, n, b, fi, 1);
 }
 
 static void unlink_plain(fuse_req_t req, fs_state *fs, const char *name)
 {
 	int rc = fs_plain_unlink(fs, name);
+	if (rc == 0)
+		fs_dir_pending_add(fs, NULL, 1);
 	if (rc == 0) {
 		fs_node *n = fs_file_node_ref(fs, name);
 		if (n != NULL) {
@@ -530,6 +535,8 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	rc = db_unlink(db, (enum db_file)kind, &err);
+	if (rc == 0)
+		fs_dir_pending_add(fs, db, 0);
 	if (rc < 0 && !(rc == -EROFS && db_writes_refused(db)))   /* see report() */
 		lx_warn(db->name, "unlink %s: %s", name, err.msg);
 	fuse_reply_err(req, rc < 0 ? -rc : 0);
@@ -791,24 +798,17 @@ static int list_plain(void *ctx, const char *name)
 	return dirbuf_add(lp->req, lp->d, name, 0xffffffffu, S_IFREG);
 }
 
-static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* The listing of the root: built at the first READDIR, not at OPENDIR,
+ * because SQLite opens the directory to fsync it at every rollback-mode
+ * commit that creates or removes a journal, and a listing costs
+ * O(databases). */
+static int build_listing(fuse_req_t req, fs_state *fs, fs_dirbuf *d)
 {
-	fs_state *fs = fuse_req_userdata(req);
-	fs_dirbuf *d;
 	database **dbs;
 	size_t n;
 	int rc;
-
-	if (ino != FUSE_ROOT_ID) {
-		fuse_reply_err(req, ENOTDIR);
-		return;
-	}
-	d = calloc(1, sizeof(*d));
-	if (d == NULL || store_list(fs->store, &dbs, &n) < 0) {
-		free(d);
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
+	if (store_list(fs->store, &dbs, &n) < 0)
+		return -ENOMEM;
 	rc = dirbuf_add(req, d, ".", FUSE_ROOT_ID, S_IFDIR);
 	if (rc == 0)
 		rc = dirbuf_add(req, d, "..", FUSE_ROOT_ID, S_IFDIR);
@@ -825,10 +825,22 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		struct list_plain_ctx lp = { req, d };
 		rc = fs_plain_list(fs, list_plain, &lp);
 	}
-	if (rc < 0) {
-		free(d->buf);
-		free(d);
-		fuse_reply_err(req, -rc);
+	d->built = rc == 0;
+	return rc;
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fs_state *fs = fuse_req_userdata(req);
+	fs_dirbuf *d;
+
+	if (ino != FUSE_ROOT_ID) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	d = calloc(1, sizeof(*d));
+	if (d == NULL) {
+		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	d->link.is_dir = 1;
@@ -846,7 +858,20 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	fs_dirbuf *d = (fs_dirbuf *)(uintptr_t)fi->fh;
 	size_t n;
 	char *copy;
+	int rc;
 	(void)ino;
+	/* READDIRs of one handle come one at a time (the kernel holds the
+	 * directory's lock), so building here needs no lock of its own. */
+	if (!d->built) {
+		free(d->buf);
+		d->buf = NULL;
+		d->len = d->cap = 0;
+		rc = build_listing(req, fuse_req_userdata(req), d);
+		if (rc < 0) {
+			fuse_reply_err(req, -rc);
+			return;
+		}
+	}
 	if ((size_t)off >= d->len) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
@@ -873,7 +898,10 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	fuse_reply_err(req, 0);
 }
 
-/* The application syncs the directory after creating or removing files. */
+/* The application syncs the directory after creating or removing files:
+ * only the directories of the databases whose files it created or removed
+ * since the last sync are synced (fs_dir_pending_add), not every
+ * database's, which cost O(databases) at every rollback-mode commit. */
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 			struct fuse_file_info *fi)
 {
@@ -881,15 +909,15 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 	database **dbs;
 	size_t n;
 	lx_err err;
-	int rc = 0;
+	int rc = 0, plain;
 	(void)ino; (void)datasync; (void)fi;
-	if (store_list(fs->store, &dbs, &n) < 0) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	for (size_t i = 0; i < n && rc == 0; i++)
-		rc = db_fsync_dir(dbs[i], &err);
+	fs_dir_pending_take(fs, &dbs, &n, &plain);
+	for (size_t i = 0; i < n; i++)
+		if (db_fsync_dir(dbs[i], &err) < 0 && rc == 0)
+			rc = -err.code;
 	free(dbs);
+	if (plain && fsync(fs->files_dirfd) < 0 && rc == 0)
+		rc = -errno;
 	fuse_reply_err(req, rc < 0 ? -rc : 0);
 }
 

@@ -182,6 +182,50 @@ void fs_node_forget(fs_state *fs, fs_node *n, uint64_t count)
 	pthread_mutex_unlock(&fs->mu);
 }
 
+/* ---- directories to sync --------------------------------------------------- */
+
+void fs_dir_pending_add(fs_state *fs, database *db, int plain)
+{
+	fs_dir_pending *p = &fs->dir_pending;
+	pthread_mutex_lock(&fs->mu);
+	if (plain)
+		p->plain = 1;
+	for (size_t i = p->n; db != NULL && i-- > 0 && i + 8 >= p->n;)
+		if (p->dbs[i] == db)
+			db = NULL;             /* recently added: a commit's create + unlink */
+	if (db != NULL && p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 16;
+		database **v = realloc(p->dbs, cap * sizeof(*v));
+		if (v != NULL) {
+			p->dbs = v;
+			p->cap = cap;
+		}
+	}
+	if (db != NULL && p->n < p->cap)
+		p->dbs[p->n++] = db;
+	else if (db != NULL)
+		p->all = 1;                    /* out of memory: sync every database */
+	pthread_mutex_unlock(&fs->mu);
+}
+
+void fs_dir_pending_take(fs_state *fs, database ***dbs, size_t *n, int *plain)
+{
+	fs_dir_pending *p = &fs->dir_pending;
+	pthread_mutex_lock(&fs->mu);
+	*dbs = p->dbs;
+	*n = p->n;
+	*plain = p->plain;
+	if (p->all) {
+		free(p->dbs);
+		if (store_list(fs->store, dbs, n) < 0) {
+			*dbs = NULL;
+			*n = 0;
+		}
+	}
+	memset(p, 0, sizeof(*p));
+	pthread_mutex_unlock(&fs->mu);
+}
+
 static void table_free(fs_node_table *t)
 {
 	for (size_t i = 0; i < t->cap; i++) {
@@ -204,4 +248,6 @@ void fs_nodes_free(fs_state *fs)
 	table_free(&fs->nodes);
 	table_free(&fs->files);
 	table_free(&fs->orphans);
+	free(fs->dir_pending.dbs);
+	memset(&fs->dir_pending, 0, sizeof(fs->dir_pending));
 }
