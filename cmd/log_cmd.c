@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "db/apply.h"
+#include "db/names.h"
 #include "db/txlog.h"
 #include "ltx/ltx.h"
 
@@ -45,6 +46,10 @@ static int open_log(const log_args *a, txlog **log)
 {
 	char dir[4096];
 	lx_err err;
+	if (db_name_check(a->name, strlen(a->name), &err) < 0) {
+		fprintf(stderr, "ltxfs log: %s\n", err.msg);
+		return -1;
+	}
 	snprintf(dir, sizeof(dir), "%s/dbs/%s/log", a->data, a->name);
 	if (access(dir, F_OK) < 0) {
 		fprintf(stderr, "ltxfs log: no log for database \"%s\" in %s\n", a->name, a->data);

@@ -18,6 +18,7 @@
 
 #include "base/bytes.h"
 #include "cmd/cli.h"
+#include "db/names.h"
 #include "ltx/ltx.h"
 
 static const char import_usage[] =
@@ -56,6 +57,13 @@ static int parse_args(transfer_args *a, int argc, char **argv, const char *usage
 	if (bad || a->name == NULL || a->file == NULL) {
 		fputs(usage, stderr);
 		return -1;
+	}
+	{
+		lx_err err;
+		if (db_name_check(a->name, strlen(a->name), &err) < 0) {
+			fprintf(stderr, "ltxfs: -name: %s\n", err.msg);
+			return -1;
+		}
 	}
 	return 0;
 }

@@ -932,6 +932,7 @@ void db_status_get(database *db, db_status *out)
 	out->exists = db->file[DBF_DB] != NULL;
 	out->wal_mode = db->wal_mode;
 	out->failed = db->failed;
+	out->untracked = db->untracked && db->file[DBF_DB] != NULL;
 	if (db->failed)
 		snprintf(out->failure, sizeof(out->failure), "%s", db->failure);
 	if (db->log != NULL) {

@@ -224,6 +224,9 @@ typedef struct db_status {
 	int wal_mode;
 	int failed;
 	char failure[LX_ERR_MSG_MAX];
+	int untracked;             /* the file is not a SQLite database (page 1 was
+				      overwritten?): its changes are not logged;
+				      txid is the last good state */
 	uint64_t log_transactions; /* records in the log */
 	uint64_t log_bytes;        /* LTX bytes in the log */
 	int64_t last_commit_ms;    /* wall clock of the last commit; 0 if none */

@@ -13,20 +13,44 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "db/internal.h"
-
-static const char *const reserved_suffixes[] = { "-journal", "-wal", "-shm", "-pos", NULL };
+#include "db/names.h"
 
 int store_name_valid(const char *name)
 {
-	size_t len = strlen(name);
-	if (len == 0 || len > 200 || strchr(name, '/') != NULL || name[0] == '.')
-		return 0;
-	for (const char *const *s = reserved_suffixes; *s != NULL; s++) {
-		size_t sl = strlen(*s);
-		if (len >= sl && strcmp(name + len - sl, *s) == 0)
-			return 0;
-	}
-	return 1;
+	return db_name_check(name, strlen(name), NULL) == 0;
+}
+
+/* ---- the name index: open addressing, linear probing, never shrinks
+ * (databases are never removed before store_close) ---------------------- */
+
+static uint64_t name_hash(const char *name)
+{
+	uint64_t h = 1469598103934665603ull;          /* FNV-1a */
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	return h;
+}
+
+static database **index_slot(database **slots, size_t cap, const char *name)
+{
+	size_t i = (size_t)name_hash(name) & (cap - 1);
+	while (slots[i] != NULL && strcmp(slots[i]->name, name) != 0)
+		i = (i + 1) & (cap - 1);
+	return &slots[i];
+}
+
+static int index_grow(store *s)
+{
+	size_t cap = s->index_cap ? s->index_cap * 2 : 64;
+	database **v = calloc(cap, sizeof(*v));
+	if (v == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->n; i++)
+		*index_slot(v, cap, s->dbs[i]->name) = s->dbs[i];
+	free(s->index);
+	s->index = v;
+	s->index_cap = cap;
+	return 0;
 }
 
 static int add_db(store *s, database *db)
@@ -39,7 +63,11 @@ static int add_db(store *s, database *db)
 		s->dbs = v;
 		s->cap = cap;
 	}
+	/* at most half full, so probes stay short */
+	if ((s->n + 1) * 2 > s->index_cap && index_grow(s) < 0)
+		return -ENOMEM;
 	s->dbs[s->n++] = db;
+	*index_slot(s->index, s->index_cap, db->name) = db;
 	return 0;
 }
 
@@ -70,8 +98,14 @@ static int open_existing(store *s, lx_err *err)
 		return lx_err_sys(err, errno, "open %s", s->dbs_dir);
 	while (rc == 0 && (de = readdir(d)) != NULL) {
 		database *db;
-		if (!store_name_valid(de->d_name))
+		lx_err why;
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
+		if (db_name_check(de->d_name, strlen(de->d_name), &why) < 0) {
+			/* made by hand, or by a version that allowed such names */
+			lx_warn("store", "%s/: not opened: %s", s->dbs_dir, why.msg);
+			continue;
+		}
 		if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
 			continue;
 		rc = open_db_locked(s, de->d_name, &db, err);
@@ -246,6 +280,7 @@ void store_close(store *s)
 	pthread_mutex_destroy(&s->stop_mu);
 	pthread_mutex_destroy(&s->mu);
 	free(s->dbs);
+	free(s->index);
 	free(s->data_dir);
 	free(s->dbs_dir);
 	free(s);
@@ -253,10 +288,7 @@ void store_close(store *s)
 
 static database *find_locked(store *s, const char *name)
 {
-	for (size_t i = 0; i < s->n; i++)
-		if (strcmp(s->dbs[i]->name, name) == 0)
-			return s->dbs[i];
-	return NULL;
+	return s->index_cap ? *index_slot(s->index, s->index_cap, name) : NULL;
 }
 
 database *store_find(store *s, const char *name)
@@ -271,9 +303,9 @@ database *store_find(store *s, const char *name)
 int store_get_or_create(store *s, const char *name, database **out,
 			lx_err *err)
 {
-	int rc = 0;
-	if (!store_name_valid(name))
-		return lx_err_set(err, EINVAL, "invalid database name \"%s\"", name);
+	int rc = db_name_check(name, strlen(name), err);
+	if (rc < 0)
+		return rc;
 	pthread_mutex_lock(&s->mu);
 	*out = find_locked(s, name);
 	if (*out == NULL) {

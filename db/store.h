@@ -36,8 +36,10 @@ typedef struct store {
 	store_retention retention;
 	db_events events;          /* commits and the mount's observer */
 	pthread_mutex_t mu;
-	database **dbs;
+	database **dbs;            /* in creation order */
 	size_t n, cap;
+	database **index;          /* by name (hash table of index_cap slots) */
+	size_t index_cap;
 	pthread_t retention_thread;
 	int retention_running;
 	pthread_mutex_t stop_mu;   /* guards stopping; with stop_cond, ends the thread */
@@ -63,11 +65,10 @@ void store_enforce_retention(store *s, int64_t now_ms);
 /* Clean shutdown of every database, then free. */
 void store_close(store *s);
 
-/* 1 if `name` is a valid database name (one path component, no reserved
- * suffix such as -journal, -wal, -shm, -pos). */
+/* 1 if `name` is a valid database name (db_name_check in db/names.h). */
 int store_name_valid(const char *name);
 
-/* The database called `name`, or NULL. */
+/* The database called `name`, or NULL.  O(1): a hash table. */
 database *store_find(store *s, const char *name);
 
 /* The database called `name`, created (empty) if it does not exist. */

@@ -17,7 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/bytes.h"
 #include "base/log.h"
+#include "db/names.h"
 #include "fs/fs_internal.h"
 
 #define CACHE_TIMEOUT 86400.0   /* only this mount changes the files */
@@ -46,37 +48,22 @@ static double attr_timeout(const fs_state *fs, const fs_node *n)
 
 /* ---- names and nodes ----------------------------------------------------- */
 
-static const struct { const char *suffix; enum node_kind kind; } suffixes[] = {
-	{ "-journal", NODE_JOURNAL }, { "-wal", NODE_WAL }, { "-shm", NODE_SHM },
-	{ "-pos", NODE_POS },
-};
-
-/* Split "NAME-wal" into "NAME" and NODE_WAL.  Returns 0 or -ENOENT/-EINVAL. */
-static int parse_name(const char *name, char *db, size_t dbsize, enum node_kind *kind)
+/* Split "NAME-wal" into "NAME" and NODE_WAL, or say it is a plain file
+ * (NODE_FILE; db/names.h).  Returns 0, -ENAMETOOLONG or -EINVAL (why in err). */
+static int parse_name(const char *name, char *db, size_t dbsize, enum node_kind *kind,
+		      lx_err *err)
 {
-	size_t len = strlen(name);
-	*kind = NODE_DB;
-	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-		size_t sl = strlen(suffixes[i].suffix);
-		if (len > sl && strcmp(name + len - sl, suffixes[i].suffix) == 0) {
-			*kind = suffixes[i].kind;
-			len -= sl;
-			break;
-		}
-	}
-	if (len + 1 > dbsize)
-		return -ENAMETOOLONG;
-	memcpy(db, name, len);
-	db[len] = '\0';
-	return store_name_valid(db) ? 0 : -EINVAL;
+	enum db_name_kind k;
+	int rc = db_name_classify(name, &k, db, dbsize, err);
+	if (rc < 0)
+		return rc;
+	*kind = k == DBN_PLAIN ? NODE_FILE : (enum node_kind)k;   /* same order */
+	return 0;
 }
 
 static const char *kind_suffix(enum node_kind k)
 {
-	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++)
-		if (suffixes[i].kind == k)
-			return suffixes[i].suffix;
-	return "";
+	return db_name_suffix((enum db_name_kind)k);
 }
 
 static fs_node *node_of(fuse_ino_t ino)
@@ -84,22 +71,9 @@ static fs_node *node_of(fuse_ino_t ino)
 	return (fs_node *)(uintptr_t)ino;
 }
 
-/* The node for (db, kind), created on first use; nodes live until unmount. */
 static fs_node *node_get(fs_state *fs, database *db, enum node_kind kind)
 {
-	fs_node *n;
-	pthread_mutex_lock(&fs->mu);
-	for (n = fs->nodes; n != NULL; n = n->next)
-		if (n->db == db && n->kind == kind)
-			break;
-	if (n == NULL && (n = calloc(1, sizeof(*n))) != NULL) {
-		n->db = db;
-		n->kind = kind;
-		n->next = fs->nodes;
-		fs->nodes = n;
-	}
-	pthread_mutex_unlock(&fs->mu);
-	return n;
+	return fs_node_get(fs, db, kind);
 }
 
 /* The content of a virtual file into buf; its length, or -ENOENT. */
@@ -129,6 +103,9 @@ static int virtual_content(fs_state *fs, const fs_node *n, char *buf, size_t cap
 static int node_exists(fs_state *fs, const fs_node *n)
 {
 	char buf[300];
+	struct stat st;
+	if (n->kind == NODE_FILE)
+		return n->in_table && fs_plain_stat(fs, n->name, &st) == 0;
 	if (node_is_virtual(n->kind))
 		return virtual_content(fs, n, buf, sizeof(buf)) >= 0;
 	return db_file_exists(n->db, (enum db_file)n->kind);
@@ -136,7 +113,8 @@ static int node_exists(fs_state *fs, const fs_node *n)
 
 static void fill_attr(const fs_node *n, const struct stat *bst, struct stat *st)
 {
-	*st = *bst;
+	if (st != bst)
+		*st = *bst;
 	st->st_ino = (ino_t)(uintptr_t)n;
 	st->st_nlink = 1;
 }
@@ -161,7 +139,10 @@ static int node_attr(fs_state *fs, fs_node *n, struct stat *st)
 		st->st_ctim = st->st_atim = st->st_mtim;
 		return 0;
 	}
-	rc = db_stat_file(n->db, (enum db_file)n->kind, &b);
+	if (n->kind == NODE_FILE)
+		rc = n->in_table ? fs_plain_stat(fs, n->name, &b) : -ENOENT;
+	else
+		rc = db_stat_file(n->db, (enum db_file)n->kind, &b);
 	if (rc < 0)
 		return rc;
 	fill_attr(n, &b, st);
@@ -195,14 +176,38 @@ static void reply_negative(fuse_req_t req)
  * role changed, and a client retrying would flood the log. */
 static int report(const fs_node *n, const lx_err *err, int rc)
 {
-	if (rc == -EROFS && n != NULL && db_writes_refused(n->db))
+	if (rc == -EROFS && n != NULL && n->db != NULL && db_writes_refused(n->db))
 		return EROFS;
 	if (rc < 0 && rc != -ENOENT && rc != -EAGAIN && rc != -EEXIST)
-		lx_warn(n ? n->db->name : "fuse", "%s", err->msg[0] ? err->msg : strerror(-rc));
+		lx_warn(n && n->db ? n->db->name : "fuse", "%s",
+			err->msg[0] ? err->msg : strerror(-rc));
 	return -rc;
 }
 
 /* ---- lookup and attributes ------------------------------------------------ */
+
+/* A plain file: its node holds one more kernel reference per entry reply. */
+static void lookup_plain(fuse_req_t req, fs_state *fs, const char *name)
+{
+	struct fuse_entry_param e;
+	fs_node *n;
+	memset(&e, 0, sizeof(e));
+	if (fs_plain_stat(fs, name, &e.attr) < 0) {
+		reply_negative(req);
+		return;
+	}
+	n = fs_file_node_ref(fs, name);
+	if (n == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fill_attr(n, &e.attr, &e.attr);
+	e.ino = (fuse_ino_t)(uintptr_t)n;
+	e.attr_timeout = CACHE_TIMEOUT;
+	e.entry_timeout = CACHE_TIMEOUT;
+	if (fuse_reply_entry(req, &e) != 0)
+		fs_node_forget(fs, n, 1);
+}
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
@@ -211,6 +216,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	enum node_kind kind;
 	database *db;
 	fs_node *n;
+	lx_err err;
+	int rc;
 
 	if (parent != FUSE_ROOT_ID) {
 		fuse_reply_err(req, ENOENT);
@@ -224,8 +231,16 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			fuse_reply_err(req, ENOENT);   /* not cached: it comes and goes */
 		return;
 	}
-	if (parse_name(name, dbname, sizeof(dbname), &kind) < 0 ||
-	    (db = store_find(fs->store, dbname)) == NULL) {
+	rc = parse_name(name, dbname, sizeof(dbname), &kind, &err);
+	if (rc == -ENAMETOOLONG) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	if (rc == 0 && kind == NODE_FILE) {
+		lookup_plain(req, fs, name);
+		return;
+	}
+	if (rc < 0 || (db = store_find(fs->store, dbname)) == NULL) {
 		reply_negative(req);
 		return;
 	}
@@ -246,7 +261,6 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fs_state *fs = fuse_req_userdata(req);
 	struct stat st;
 	int rc;
-	(void)fi;
 	if (ino == FUSE_ROOT_ID) {
 		memset(&st, 0, sizeof(st));
 		st.st_ino = FUSE_ROOT_ID;
@@ -257,7 +271,15 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_attr(req, &st, 1.0);
 		return;
 	}
-	rc = node_attr(fs, node_of(ino), &st);
+	if (node_of(ino)->kind == NODE_FILE && fi != NULL) {
+		/* also after it was unlinked */
+		struct stat b;
+		rc = fstat(((fs_handle *)(uintptr_t)fi->fh)->b->fd, &b) < 0 ? -errno : 0;
+		if (rc == 0)
+			fill_attr(node_of(ino), &b, &st);
+	} else {
+		rc = node_attr(fs, node_of(ino), &st);
+	}
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
@@ -279,9 +301,15 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	}
 	if (fi != NULL)
 		b = backing_ref(((fs_handle *)(uintptr_t)fi->fh)->b);
+	else if (n->kind == NODE_FILE)
+		rc = n->in_table ? fs_plain_open(fuse_req_userdata(req), n->name, O_RDWR, 0, &b)
+				 : -ENOENT;
 	else
 		rc = db_open_file(n->db, (enum db_file)n->kind, 0, 0, &b, &err);
-	if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE))
+	if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE) && n->kind == NODE_FILE &&
+	    ftruncate(b->fd, attr->st_size) < 0)
+		rc = lx_err_sys(&err, errno, "truncate %s", n->name);
+	else if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE) && n->kind != NODE_FILE)
 		rc = db_truncate(n->db, (enum db_file)n->kind, b, attr->st_size, &err);
 	if (rc == 0 && (to_set & FUSE_SET_ATTR_MODE) && fchmod(b->fd, attr->st_mode & 07777) < 0)
 		rc = lx_err_sys(&err, errno, "chmod");
@@ -304,7 +332,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		fuse_reply_err(req, report(n, &err, rc));
 		return;
 	}
-	op_getattr(req, ino, NULL);
+	op_getattr(req, ino, fi);
 }
 
 /* ---- open, create, unlink -------------------------------------------------- */
@@ -337,6 +365,7 @@ static void reply_open(fuse_req_t req, fs_node *n, backing *b, struct fuse_file_
 		if (fuse_reply_create(req, &e, fi) != 0) {
 			fs_open_unlink(fs, &h->link);
 			fs_handle_free(h);
+			fs_node_forget(fs, n, 1);   /* a plain file's reference */
 		}
 	} else if (fuse_reply_open(req, fi) != 0) {
 		fs_open_unlink(fs, &h->link);
@@ -363,6 +392,15 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			reply_open(req, n, NULL, fi, 0);
 		return;
 	}
+	if (n->kind == NODE_FILE) {
+		rc = n->in_table ? fs_plain_open(fuse_req_userdata(req), n->name,
+						 fi->flags & (O_ACCMODE | O_TRUNC), 0, &b) : -ENOENT;
+		if (rc < 0)
+			fuse_reply_err(req, -rc);
+		else
+			reply_open(req, n, b, fi, 0);
+		return;
+	}
 	/* A replica: SQLite, refused read-write, opens the database read-only
 	 * and reports "attempt to write a readonly database". */
 	if ((fi->flags & O_ACCMODE) != O_RDONLY && db_is_readonly(n->db) &&
@@ -377,6 +415,29 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		reply_open(req, n, b, fi, 0);
 }
 
+static void create_plain(fuse_req_t req, fs_state *fs, const char *name, mode_t mode,
+			 struct fuse_file_info *fi)
+{
+	backing *b;
+	fs_node *n;
+	int rc = fs_plain_open(fs, name, O_CREAT | (fi->flags & (O_ACCMODE | O_EXCL | O_TRUNC)),
+			       mode, &b);
+	if (rc < 0) {
+		if (rc != -EEXIST)
+			lx_warn("fuse", "create %s: %s", name, strerror(-rc));
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	n = fs_file_node_ref(fs, name);
+	if (n == NULL) {
+		backing_unref(b);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fs_dir_pending_add(fs, NULL, 1);
+	reply_open(req, n, b, fi, 1);
+}
+
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      mode_t mode, struct fuse_file_info *fi)
 {
@@ -387,31 +448,63 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fs_node *n = NULL;
 	backing *b;
 	lx_err err;
-	int rc;
+	int rc, created = 0;
 
 	lx_err_clear(&err);
 	if (parent != FUSE_ROOT_ID) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	rc = parse_name(name, dbname, sizeof(dbname), &kind);
-	if (rc < 0 || kind == NODE_POS) {
-		lx_warn("fuse", "cannot create \"%s\": %s", name,
-			kind == NODE_POS ? "-pos files are read-only" : "not a valid database file name");
-		fuse_reply_err(req, rc == -ENAMETOOLONG ? ENAMETOOLONG : EPERM);
+	rc = parse_name(name, dbname, sizeof(dbname), &kind, &err);
+	if (rc == 0 && kind == NODE_POS)
+		rc = lx_err_set(&err, EPERM, "-pos files are read-only");
+	if (rc < 0) {
+		char shown[96];
+		db_name_escape(name, strlen(name), shown, sizeof(shown));
+		lx_warn("fuse", "cannot create \"%s\": %s", shown, err.msg);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (kind == NODE_FILE) {
+		create_plain(req, fs, name, mode, fi);
 		return;
 	}
 	rc = store_get_or_create(fs->store, dbname, &db, &err);
 	if (rc == 0 && (n = node_get(fs, db, kind)) == NULL)
 		rc = lx_err_set(&err, ENOMEM, "out of memory");
 	if (rc == 0)
+		created = !db_file_exists(db, (enum db_file)kind);
+	if (rc == 0)
 		rc = db_open_file(db, (enum db_file)kind, O_CREAT | (fi->flags & (O_EXCL | O_TRUNC)),
 				  mode & 07777, &b, &err);
+	/* The kernel applied the caller's umask to `mode`; the daemon's own
+	 * umask must not apply on top (a native create would not). */
+	if (rc == 0 && created && fchmod(b->fd, mode & 07777) < 0)
+		lx_warn(db->name, "chmod %s: %s", name, strerror(errno));
 	if (rc < 0) {
 		fuse_reply_err(req, report(NULL, &err, rc));
 		return;
 	}
+	if (created)
+		fs_dir_pending_add(fs, db, 0);
 	reply_open(req, n, b, fi, 1);
+}
+
+static void unlink_plain(fuse_req_t req, fs_state *fs, const char *name)
+{
+	int rc = fs_plain_unlink(fs, name);
+	if (rc == 0)
+		fs_dir_pending_add(fs, NULL, 1);
+	if (rc == 0) {
+		fs_node *n = fs_file_node_ref(fs, name);
+		if (n != NULL) {
+			fs_file_node_unlinked(fs, n);
+			fs_node_forget(fs, n, 1);
+		}
+	} else if (rc != -ENOENT) {
+		lx_warn("fuse", "unlink %s: %s", name, strerror(-rc));
+	}
+	fuse_reply_err(req, -rc);
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -424,9 +517,17 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int rc;
 
 	lx_err_clear(&err);
-	if (parent != FUSE_ROOT_ID || parse_name(name, dbname, sizeof(dbname), &kind) < 0 ||
-	    (db = store_find(fs->store, dbname)) == NULL) {
+	if (parent != FUSE_ROOT_ID) {
 		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	rc = parse_name(name, dbname, sizeof(dbname), &kind, &err);
+	if (rc == 0 && kind == NODE_FILE) {
+		unlink_plain(req, fs, name);
+		return;
+	}
+	if (rc < 0 || (db = store_find(fs->store, dbname)) == NULL) {
+		fuse_reply_err(req, rc == -ENAMETOOLONG ? ENAMETOOLONG : ENOENT);
 		return;
 	}
 	if (node_is_virtual(kind)) {
@@ -434,6 +535,8 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	rc = db_unlink(db, (enum db_file)kind, &err);
+	if (rc == 0)
+		fs_dir_pending_add(fs, db, 0);
 	if (rc < 0 && !(rc == -EROFS && db_writes_refused(db)))   /* see report() */
 		lx_warn(db->name, "unlink %s: %s", name, err.msg);
 	fuse_reply_err(req, rc < 0 ? -rc : 0);
@@ -454,8 +557,14 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	lx_err err;
 	int rc = 0;
 	lx_err_clear(&err);
-	if (!node_is_virtual(n->kind))
+	if (n->kind == NODE_FILE) {
+		fs_state *fs = fuse_req_userdata(req);
+		pthread_mutex_lock(&fs->mu);
+		lock_table_release_owner(&n->locks, fi->lock_owner);
+		pthread_mutex_unlock(&fs->mu);
+	} else if (!node_is_virtual(n->kind)) {
 		rc = db_flush(n->db, (enum db_file)n->kind, fi->lock_owner, &err);
+	}
 	fuse_reply_err(req, report(n, &err, rc));
 }
 
@@ -502,6 +611,14 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
 		fuse_reply_err(req, EBADF);
 		return;
 	}
+	if (h->node->kind == NODE_FILE) {
+		int rc = lx_pwrite_all(h->b->fd, data, size, (uint64_t)off);
+		if (rc < 0)
+			fuse_reply_err(req, -rc);
+		else
+			fuse_reply_write(req, size);
+		return;
+	}
 	n = db_write(h->node->db, (enum db_file)h->node->kind, h->b, data, size, off, &err);
 	if (n < 0)
 		fuse_reply_err(req, report(h->node, &err, (int)n));
@@ -517,7 +634,9 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	int rc = 0;
 	(void)ino;
 	lx_err_clear(&err);
-	if (!node_is_virtual(h->node->kind))
+	if (h->node->kind == NODE_FILE && (datasync ? fdatasync(h->b->fd) : fsync(h->b->fd)) < 0)
+		rc = lx_err_sys(&err, errno, "fsync %s", h->node->name);
+	else if (h->node->kind != NODE_FILE && !node_is_virtual(h->node->kind))
 		rc = db_fsync(h->node->db, (enum db_file)h->node->kind, h->b, datasync, &err);
 	fuse_reply_err(req, report(h->node, &err, rc));
 }
@@ -527,7 +646,8 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 {
 	fs_handle *h = (fs_handle *)(uintptr_t)fi->fh;
 	(void)ino;
-	if (node_is_virtual(h->node->kind) || mode != 0 || db_is_readonly(h->node->db)) {
+	if (node_is_virtual(h->node->kind) || mode != 0 ||
+	    (h->node->db != NULL && db_is_readonly(h->node->db))) {
 		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
@@ -556,12 +676,22 @@ static void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	fs_node *n = node_of(ino);
 	lock_range c;
 	uint64_t start, end;
+	int conflict;
 	if (node_is_virtual(n->kind) || flock_range(lock, &start, &end) < 0) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	if (db_getlk(n->db, (enum db_file)n->kind, fi->lock_owner, start, end,
-		     flock_type(lock->l_type), &c)) {
+	if (n->kind == NODE_FILE) {
+		fs_state *fs = fuse_req_userdata(req);
+		pthread_mutex_lock(&fs->mu);
+		conflict = lock_table_conflict(&n->locks, fi->lock_owner, start, end,
+					       flock_type(lock->l_type), &c);
+		pthread_mutex_unlock(&fs->mu);
+	} else {
+		conflict = db_getlk(n->db, (enum db_file)n->kind, fi->lock_owner, start, end,
+				    flock_type(lock->l_type), &c);
+	}
+	if (conflict) {
 		lock->l_type = c.type == LK_WRITE ? F_WRLCK : F_RDLCK;
 		lock->l_whence = SEEK_SET;
 		lock->l_start = (off_t)c.start;
@@ -587,8 +717,16 @@ static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		return;
 	}
 	for (;;) {
-		rc = db_setlk(n->db, (enum db_file)n->kind, fi->lock_owner, lock->l_pid,
-			      start, end, flock_type(lock->l_type), &err);
+		if (n->kind == NODE_FILE) {
+			fs_state *fs = fuse_req_userdata(req);
+			pthread_mutex_lock(&fs->mu);
+			rc = lock_table_set(&n->locks, fi->lock_owner, lock->l_pid, start, end,
+					    flock_type(lock->l_type));
+			pthread_mutex_unlock(&fs->mu);
+		} else {
+			rc = db_setlk(n->db, (enum db_file)n->kind, fi->lock_owner, lock->l_pid,
+				      start, end, flock_type(lock->l_type), &err);
+		}
 		if (rc != -EAGAIN || !sleep)
 			break;
 		if (fuse_req_interrupted(req)) {
@@ -647,24 +785,30 @@ static int list_db(fuse_req_t req, fs_state *fs, fs_dirbuf *d, database *db)
 	return rc;
 }
 
-static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	fs_state *fs = fuse_req_userdata(req);
+struct list_plain_ctx {
+	fuse_req_t req;
 	fs_dirbuf *d;
+};
+
+/* Plain files are listed with the inode number libfuse uses for "unknown": readdir gives the
+ * kernel no reference, a lookup follows. */
+static int list_plain(void *ctx, const char *name)
+{
+	struct list_plain_ctx *lp = ctx;
+	return dirbuf_add(lp->req, lp->d, name, 0xffffffffu, S_IFREG);
+}
+
+/* The listing of the root: built at the first READDIR, not at OPENDIR,
+ * because SQLite opens the directory to fsync it at every rollback-mode
+ * commit that creates or removes a journal, and a listing costs
+ * O(databases). */
+static int build_listing(fuse_req_t req, fs_state *fs, fs_dirbuf *d)
+{
 	database **dbs;
 	size_t n;
 	int rc;
-
-	if (ino != FUSE_ROOT_ID) {
-		fuse_reply_err(req, ENOTDIR);
-		return;
-	}
-	d = calloc(1, sizeof(*d));
-	if (d == NULL || store_list(fs->store, &dbs, &n) < 0) {
-		free(d);
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
+	if (store_list(fs->store, &dbs, &n) < 0)
+		return -ENOMEM;
 	rc = dirbuf_add(req, d, ".", FUSE_ROOT_ID, S_IFDIR);
 	if (rc == 0)
 		rc = dirbuf_add(req, d, "..", FUSE_ROOT_ID, S_IFDIR);
@@ -677,10 +821,26 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = list_db(req, fs, d, dbs[i]);
 	free(dbs);
-	if (rc < 0) {
-		free(d->buf);
-		free(d);
-		fuse_reply_err(req, -rc);
+	if (rc == 0) {
+		struct list_plain_ctx lp = { req, d };
+		rc = fs_plain_list(fs, list_plain, &lp);
+	}
+	d->built = rc == 0;
+	return rc;
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fs_state *fs = fuse_req_userdata(req);
+	fs_dirbuf *d;
+
+	if (ino != FUSE_ROOT_ID) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	d = calloc(1, sizeof(*d));
+	if (d == NULL) {
+		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	d->link.is_dir = 1;
@@ -698,7 +858,20 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	fs_dirbuf *d = (fs_dirbuf *)(uintptr_t)fi->fh;
 	size_t n;
 	char *copy;
+	int rc;
 	(void)ino;
+	/* READDIRs of one handle come one at a time (the kernel holds the
+	 * directory's lock), so building here needs no lock of its own. */
+	if (!d->built) {
+		free(d->buf);
+		d->buf = NULL;
+		d->len = d->cap = 0;
+		rc = build_listing(req, fuse_req_userdata(req), d);
+		if (rc < 0) {
+			fuse_reply_err(req, -rc);
+			return;
+		}
+	}
 	if ((size_t)off >= d->len) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
@@ -725,7 +898,10 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	fuse_reply_err(req, 0);
 }
 
-/* The application syncs the directory after creating or removing files. */
+/* The application syncs the directory after creating or removing files:
+ * only the directories of the databases whose files it created or removed
+ * since the last sync are synced (fs_dir_pending_add), not every
+ * database's, which cost O(databases) at every rollback-mode commit. */
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 			struct fuse_file_info *fi)
 {
@@ -733,15 +909,15 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 	database **dbs;
 	size_t n;
 	lx_err err;
-	int rc = 0;
+	int rc = 0, plain;
 	(void)ino; (void)datasync; (void)fi;
-	if (store_list(fs->store, &dbs, &n) < 0) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	for (size_t i = 0; i < n && rc == 0; i++)
-		rc = db_fsync_dir(dbs[i], &err);
+	fs_dir_pending_take(fs, &dbs, &n, &plain);
+	for (size_t i = 0; i < n; i++)
+		if (db_fsync_dir(dbs[i], &err) < 0 && rc == 0)
+			rc = -err.code;
 	free(dbs);
+	if (plain && fsync(fs->files_dirfd) < 0 && rc == 0)
+		rc = -errno;
 	fuse_reply_err(req, rc < 0 ? -rc : 0);
 }
 
@@ -775,6 +951,14 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	op_unsupported_entry(req, "rename");
 }
 
+/* The kernel dropped references to an inode: plain files' nodes go at zero. */
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	if (ino != FUSE_ROOT_ID)
+		fs_node_forget(fuse_req_userdata(req), node_of(ino), nlookup);
+	fuse_reply_none(req);
+}
+
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	fs_state *fs = userdata;
@@ -798,6 +982,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 const struct fuse_lowlevel_ops fs_ops = {
 	.init = op_init,
 	.lookup = op_lookup,
+	.forget = op_forget,
 	.getattr = op_getattr,
 	.setattr = op_setattr,
 	.open = op_open,

@@ -60,16 +60,6 @@ static void free_open_handles(fs_state *fs)
 	fs->open.next = fs->open.prev = &fs->open;
 }
 
-static void free_nodes(fs_state *fs)
-{
-	fs_node *n = fs->nodes;
-	while (n != NULL) {
-		fs_node *next = n->next;
-		free(n);
-		n = next;
-	}
-}
-
 static struct fuse_session *new_session(fs_state *fs, const fs_options *opt,
 					struct fuse_args *args)
 {
@@ -108,10 +98,19 @@ int fs_run(store *st, const fs_options *opt, void (*on_ready)(void *), void *ctx
 	fs.gid = getgid();
 	fs.open.next = fs.open.prev = &fs.open;
 	pthread_mutex_init(&fs.mu, NULL);
+	rc = fs_plain_open_dir(&fs, err);
+	if (rc < 0) {
+		pthread_rwlock_destroy(&fs.se_lock);
+		pthread_mutex_destroy(&fs.mu);
+		return rc;
+	}
 
 	se = new_session(&fs, opt, &args);
 	if (se == NULL) {
 		fuse_opt_free_args(&args);
+		close(fs.files_dirfd);
+		pthread_rwlock_destroy(&fs.se_lock);
+		pthread_mutex_destroy(&fs.mu);
 		return lx_err_set(err, EIO, "fuse: cannot create session");
 	}
 	if (fuse_set_signal_handlers(se) != 0) {
@@ -151,7 +150,8 @@ out_session:
 	fuse_session_destroy(se);
 	fuse_opt_free_args(&args);
 	free_open_handles(&fs);
-	free_nodes(&fs);
+	fs_nodes_free(&fs);
+	close(fs.files_dirfd);
 	pthread_rwlock_destroy(&fs.se_lock);
 	pthread_mutex_destroy(&fs.mu);
 	return rc;

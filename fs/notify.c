@@ -21,13 +21,7 @@
 /* The node of (db, kind) if the kernel may have seen it. */
 static fs_node *node_find(fs_state *fs, database *db, enum node_kind kind)
 {
-	fs_node *n;
-	pthread_mutex_lock(&fs->mu);
-	for (n = fs->nodes; n != NULL; n = n->next)
-		if (n->db == db && n->kind == kind)
-			break;
-	pthread_mutex_unlock(&fs->mu);
-	return n;
+	return fs_node_find(fs, db, kind);
 }
 
 static void on_inval(void *ctx, database *db, enum db_file f, uint64_t off, uint64_t len)

@@ -19,14 +19,36 @@
 #include "base/bytes.h"
 #include "base/log.h"
 #include "db/export.h"
+#include "db/names.h"
 #include "replica/http_internal.h"
 
 /* ---- POST /import -------------------------------------------------------------- */
 
+/* ?name=DB, checked as every name is (db/names.h) at its decoded length,
+ * so "x%00y" is refused rather than read as "x".  NULL (why in err) if
+ * missing or invalid. */
+static const char *name_arg(struct MHD_Connection *c, lx_err *err)
+{
+	const char *name = NULL;
+	size_t len = 0;
+	if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, "name", 4, &name, &len) !=
+	    MHD_YES || name == NULL) {
+		lx_err_set(err, EINVAL, "missing ?name=DB");
+		return NULL;
+	}
+	return db_name_check(name, len, err) == 0 ? name : NULL;
+}
+
+static enum MHD_Result reply_bad_name(struct MHD_Connection *c, const lx_err *why)
+{
+	char msg[LX_ERR_MSG_MAX + 64];
+	snprintf(msg, sizeof(msg), "missing or invalid ?name=DB: %s", why->msg);
+	return http_reply_error(c, MHD_HTTP_BAD_REQUEST, msg);
+}
+
 static const char *import_name(struct MHD_Connection *c)
 {
-	const char *name = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "name");
-	return name != NULL && store_name_valid(name) ? name : NULL;
+	return name_arg(c, NULL);
 }
 
 void http_import_begin(http_server *s, struct MHD_Connection *c, request *r)
@@ -90,14 +112,13 @@ static json_t *db_summary(store *st, const char *name)
 
 enum MHD_Result http_import_finish(http_server *s, struct MHD_Connection *c, request *r)
 {
-	const char *name = import_name(c);
 	lx_err err;
+	const char *name = (lx_err_clear(&err), name_arg(c, &err));
 	int rc;
-	lx_err_clear(&err);
 	if (s->hooks.import_db == NULL)
 		return http_reply_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
 	if (name == NULL)
-		return http_reply_error(c, MHD_HTTP_BAD_REQUEST, "missing or invalid ?name=DB");
+		return reply_bad_name(c, &err);
 	if (r->upload_error == 0 && r->upload_len > 0 && fsync(r->upload_fd) < 0)
 		r->upload_error = errno;
 	if (r->upload_error) {
@@ -138,7 +159,6 @@ static void export_free(void *cls)
 
 enum MHD_Result http_export(http_server *s, struct MHD_Connection *c)
 {
-	const char *name = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "name");
 	struct MHD_Response *resp;
 	database *db;
 	db_export *e;
@@ -146,11 +166,22 @@ enum MHD_Result http_export(http_server *s, struct MHD_Connection *c)
 	char txt[24], ckt[17];
 	enum MHD_Result ok;
 	lx_err err;
-	if (name == NULL || !store_name_valid(name))
-		return http_reply_error(c, MHD_HTTP_BAD_REQUEST, "missing or invalid ?name=DB");
+	const char *name = (lx_err_clear(&err), name_arg(c, &err));
+	if (name == NULL)
+		return reply_bad_name(c, &err);
 	db = store_find(s->store, name);
 	if (db == NULL)
 		return http_reply_error(c, MHD_HTTP_NOT_FOUND, "no such database");
+	{
+		db_status st;
+		db_status_get(db, &st);
+		if (st.untracked) {
+			char why[256], msg[320];
+			status_untracked_reason(&st, why, sizeof(why));
+			snprintf(msg, sizeof(msg), "database %s is untracked: %s", name, why);
+			return http_reply_error(c, MHD_HTTP_CONFLICT, msg);
+		}
+	}
 	if (db_export_begin(db, &e, &txid, &checksum, &size, &err) < 0) {
 		if (err.code == ENOENT)
 			return http_reply_error(c, MHD_HTTP_NOT_FOUND, "the database has no pages "

@@ -177,6 +177,12 @@ static enum MHD_Result reply_health(http_server *s, struct MHD_Connection *c)
 				snprintf(msg, sizeof(msg), "database %s fails to commit: %s",
 					 dbs[i].name, dbs[i].st.storage_error);
 				why = msg;
+			} else if (dbs[i].st.untracked) {
+				char reason[256];
+				status_untracked_reason(&dbs[i].st, reason, sizeof(reason));
+				snprintf(msg, sizeof(msg), "database %s is untracked: %s",
+					 dbs[i].name, reason);
+				why = msg;
 			}
 	}
 	free(dbs);

@@ -58,4 +58,8 @@ int status_render_metrics(text_buf *out, const node_status *node,
 			  const status_db *dbs, size_t n,
 			  const stream_replica *reps, size_t nreps);
 
+/* Why an untracked database (db_status.untracked) is not replicated, for
+ * /status, /health and GET /export: one sentence. */
+void status_untracked_reason(const db_status *s, char *out, size_t cap);
+
 #endif

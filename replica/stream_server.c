@@ -39,6 +39,10 @@ struct stream_session {
 
 	cursor *cur;                 /* positions: written under hub->mu */
 	size_t n, cap;
+	size_t n_reported;           /* cur[0..n_reported) are the replica's own
+					positions, sorted by name */
+	size_t dbs_seen;             /* the store's databases already given a cursor
+					(its list only grows, in creation order) */
 	size_t rr;                   /* where the next scan starts (fairness) */
 	int ready_sent;
 	int catch_up;                /* the stream ends after READY */
@@ -160,15 +164,31 @@ static cursor *cursor_add(stream_session *s, const char *name)
 	return &s->cur[s->n++];
 }
 
-static cursor *cursor_find(stream_session *s, const char *name)
+static int cursor_cmp(const void *a, const void *b)
 {
-	for (size_t i = 0; i < s->n; i++)
-		if (strcmp(s->cur[i].name, name) == 0)
-			return &s->cur[i];
+	return strcmp(((const cursor *)a)->name, ((const cursor *)b)->name);
+}
+
+/* The replica's own position for `name` (binary search), or NULL. */
+static cursor *cursor_reported(stream_session *s, const char *name)
+{
+	size_t lo = 0, hi = s->n_reported;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(s->cur[mid].name, name);
+		if (c == 0)
+			return &s->cur[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	return NULL;
 }
 
-/* Databases created on the primary since the last look get a cursor. */
+/* Databases created on the primary since the last look get a cursor: only
+ * the new ones are looked at, each in O(log n), so a commit does not cost
+ * a pass over every name (that was O(databases^2) per commit). */
 static int cursors_refresh(stream_session *s)
 {
 	database **dbs;
@@ -177,12 +197,14 @@ static int cursors_refresh(stream_session *s)
 	if (store_list(s->hub->store, &dbs, &n) < 0)
 		return -ENOMEM;
 	pthread_mutex_lock(&s->hub->mu);
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		cursor *c = cursor_find(s, dbs[i]->name);
+	for (size_t i = s->dbs_seen; i < n && rc == 0; i++) {
+		cursor *c = cursor_reported(s, dbs[i]->name);
 		if (c == NULL && (c = cursor_add(s, dbs[i]->name)) == NULL)
 			rc = -ENOMEM;
 		else if (c->db == NULL)
 			c->db = dbs[i];
+		if (rc == 0)
+			s->dbs_seen = i + 1;
 	}
 	pthread_mutex_unlock(&s->hub->mu);
 	free(dbs);
@@ -458,6 +480,8 @@ int stream_session_new(stream_session **out, stream_hub *h, uint64_t node_id,
 		for (uint16_t k = 0; k < pos[i].n_hist; k++)
 			c->hist[k] = (db_point){ pos[i].hist[k].txid, pos[i].hist[k].checksum };
 	}
+	qsort(s->cur, s->n, sizeof(*s->cur), cursor_cmp);
+	s->n_reported = s->n;
 	pthread_mutex_lock(&h->mu);
 	s->next = h->sessions;
 	h->sessions = s;

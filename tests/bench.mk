@@ -54,3 +54,14 @@ bench-transfer: $(BUILD)/ltxfs
 
 bench-native: $(SPEEDTEST1) $(INSERT_BENCH)
 	$(BENCH_RUN) --native-only
+
+# Many databases on one node: creation cost per database (first vs last
+# batch of 200), descriptors, memory and disk per database, replication of
+# one write in each to two replicas, restart times (tests/bench/scale_bench.py).
+# SCALE_BENCH_ARGS='--databases 2000 --replicas 2'
+SCALE_BENCH_ARGS ?=
+.PHONY: bench-scale
+bench-scale: $(BUILD)/ltxfs
+	$(PYTHON) tests/bench/scale_bench.py --ltxfs $(abspath $(BUILD)/ltxfs) \
+		--workdir $(BUILD)/bench-run/scale --out $(BUILD)/bench-scale.md \
+		$(SCALE_BENCH_ARGS)
