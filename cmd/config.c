@@ -47,6 +47,7 @@ enum key_id {
 	KEY_DATA_RETENTION,
 	KEY_DATA_RETENTION_BYTES,
 	KEY_DATA_SYNC,
+	KEY_DATA_MAX_OPEN_FILES,
 	KEY_HTTP_ADDR,
 	KEY_HTTP_HEALTH_MAX_LAG,
 	KEY_LEASE_TYPE,
@@ -72,6 +73,7 @@ enum key_kind {
 	K_BOOL,     /* bool */
 	K_DURATION, /* uint64_t nanoseconds */
 	K_SIZE,     /* uint64_t bytes */
+	K_COUNT,    /* uint64_t, a plain non-negative integer */
 	K_ENUM,     /* an enum (int-sized), values from spec->values */
 	K_ADDR,     /* char *, host:port */
 	K_URL,      /* char *, http(s)://host[:port][/path] */
@@ -139,6 +141,7 @@ static const char *const known_keys[KEY_COUNT + 1] = {
 	[KEY_DATA_RETENTION] = "data.retention",
 	[KEY_DATA_RETENTION_BYTES] = "data.retention-bytes",
 	[KEY_DATA_SYNC] = "data.sync",
+	[KEY_DATA_MAX_OPEN_FILES] = "data.max-open-files",
 	[KEY_HTTP_ADDR] = "http.addr",
 	[KEY_HTTP_HEALTH_MAX_LAG] = "http.health-max-lag",
 	[KEY_LEASE_TYPE] = "lease.type",
@@ -170,6 +173,7 @@ static const key_spec specs[KEY_COUNT] = {
 	[KEY_DATA_RETENTION] = { K_DURATION, OFF(data.retention_ns), NULL },
 	[KEY_DATA_RETENTION_BYTES] = { K_SIZE, OFF(data.retention_bytes), NULL },
 	[KEY_DATA_SYNC] = { K_ENUM, OFF(data.sync), sync_values },
+	[KEY_DATA_MAX_OPEN_FILES] = { K_COUNT, OFF(data.max_open_files), NULL },
 	[KEY_HTTP_ADDR] = { K_ADDR, OFF(http.addr), NULL },
 	[KEY_HTTP_HEALTH_MAX_LAG] = { K_DURATION, OFF(http.health_max_lag_ns), NULL },
 	[KEY_LEASE_TYPE] = { K_ENUM, OFF(lease.type), lease_types },
@@ -927,6 +931,15 @@ static int apply_value(walk *w, enum key_id id, yaml_mark_t m, const char *val)
 				      "TiB, e.g. \"512MB\" or \"1GiB\")", key, q);
 		memcpy(slot, &u, sizeof(u));
 		return 0;
+	case K_COUNT: {
+		char *end;
+		errno = 0;
+		u = strtoull(val, &end, 10);
+		if (val[0] < '0' || val[0] > '9' || *end != '\0' || errno != 0)
+			return at_err(w, m, "%s: %s is not a non-negative integer", key, q);
+		memcpy(slot, &u, sizeof(u));
+		return 0;
+	}
 	case K_ENUM:
 		return set_enum(w, m, key, specs[id].values, slot, val);
 	case K_ADDR:
@@ -1818,6 +1831,9 @@ static void dump_value(FILE *out, const ltxfs_config *c, enum key_id id)
 		break;
 	case K_SIZE:
 		dump_size(out, *(const uint64_t *)slot);
+		break;
+	case K_COUNT:
+		fprintf(out, "%" PRIu64, *(const uint64_t *)slot);
 		break;
 	case K_ENUM:
 		fputs(enum_name(specs[id].values, slot), out);

@@ -88,6 +88,8 @@ typedef struct ltxfs_config {
 		char *dir;              /* data directory (required) */
 		uint64_t retention_ns;  /* keep log history this long; > 0 */
 		uint64_t retention_bytes; /* per-database log size cap; 0 = none */
+		uint64_t max_open_files;  /* descriptors the databases may keep open;
+					     0 = half of RLIMIT_NOFILE */
 		config_sync sync;
 	} data;
 	struct {

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -92,6 +93,18 @@ static int check_role(const ltxfs_config *c)
 	return 0;
 }
 
+/* Every database keeps a few descriptors while in use (db/handles.h):
+ * take the whole hard limit, not the soft one (often 1024). */
+static void raise_nofile_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			lx_warn("ltxfs", "cannot raise the descriptor limit: %s", strerror(errno));
+	}
+}
+
 /* Open the store and start the node and its HTTP API. */
 static int start_node(const ltxfs_config *c, store **st, node **nd, http_server **http,
 		      node_status *status, lx_err *err)
@@ -108,6 +121,8 @@ static int start_node(const ltxfs_config *c, store **st, node **nd, http_server 
 	dopt.readonly = !(c->lease.type == CONFIG_LEASE_STATIC && c->lease.candidate);
 	ret.max_age_ms = c->data.retention_ns / 1000000;
 	ret.max_bytes = c->data.retention_bytes;
+	raise_nofile_limit();
+	dopt.max_open_files = (size_t)c->data.max_open_files;
 	rc = store_open(st, c->data.dir, &dopt, &ret, err);
 	if (rc < 0)
 		return rc;

@@ -62,7 +62,8 @@ backing *backing_ref(backing *b)
 void backing_unref(backing *b)
 {
 	if (b != NULL && __atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) {
-		close(b->fd);
+		if (b->fd >= 0)
+			close(b->fd);
 		free(b);
 	}
 }
@@ -282,6 +283,73 @@ int db_writes_refused(database *db)
 	       (until != 0 && lx_mono_ms() >= until);
 }
 
+/* ---- descriptors of an idle database (db/handles.h) ------------------------ */
+
+static int open_backing_fd(database *db, enum db_file f, int flags, mode_t mode)
+{
+	int fd = openat(db->dirfd, db_file_names[f],
+			O_RDWR | O_CLOEXEC | (flags & (O_CREAT | O_EXCL)), mode);
+	if (fd < 0 && errno == EACCES)
+		fd = openat(db->dirfd, db_file_names[f], O_RDONLY | O_CLOEXEC);
+	return fd;
+}
+
+static size_t fd_count_locked(const database *db)
+{
+	size_t n = (db->dirfd >= 0) + (db->log ? txlog_fd_count(db->log) : 0);
+	for (int f = 0; f < DBF_COUNT; f++)
+		n += db->file[f] != NULL && db->file[f]->fd >= 0;
+	return n;
+}
+
+int db_use_files_locked(database *db, lx_err *err)
+{
+	if (db->retired)
+		return 0;
+	if (!db->files_open) {
+		int rc = 0;
+		if (db->dirfd < 0 &&
+		    (db->dirfd = open(db->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+			return lx_err_sys(err, errno, "db %s: open %s", db->name, db->dir);
+		if (db->log != NULL)
+			rc = txlog_open_fds(db->log, err);
+		for (int f = 0; rc == 0 && f < DBF_COUNT; f++) {
+			backing *b = db->file[f];
+			/* Only the database holds it (a FUSE handle's reference
+			 * keeps it open), so nobody reads fd meanwhile. */
+			if (b != NULL && b->fd < 0 && (b->fd = open_backing_fd(db, f, 0, 0)) < 0)
+				rc = lx_err_sys(err, errno, "db %s: open %s", db->name,
+						db_file_names[f]);
+		}
+		if (rc < 0)
+			return rc;
+		db->files_open = 1;
+	}
+	if (db->opt.handles != NULL)
+		handle_cache_use(db->opt.handles, db, fd_count_locked(db));
+	return 0;
+}
+
+int db_close_files_locked(database *db)
+{
+	if (!db->files_open)
+		return 0;
+	if (db->log != NULL && txlog_close_fds(db->log) < 0)
+		return -EBUSY;
+	for (int f = 0; f < DBF_COUNT; f++) {
+		backing *b = db->file[f];
+		if (b != NULL && b->fd >= 0 && __atomic_load_n(&b->refs, __ATOMIC_ACQUIRE) == 1) {
+			close(b->fd);
+			b->fd = -1;
+		}
+	}
+	if (db->dirfd >= 0)
+		close(db->dirfd);
+	db->dirfd = -1;
+	db->files_open = 0;
+	return 0;
+}
+
 /* ---- opening backing files ------------------------------------------------ */
 
 int db_file_exists(database *db, enum db_file f)
@@ -297,10 +365,7 @@ int db_open_backing_locked(database *db, enum db_file f, int flags,
 			   mode_t mode, lx_err *err)
 {
 	backing *b;
-	int fd = openat(db->dirfd, db_file_names[f],
-			O_RDWR | O_CLOEXEC | (flags & (O_CREAT | O_EXCL)), mode);
-	if (fd < 0 && errno == EACCES)
-		fd = openat(db->dirfd, db_file_names[f], O_RDONLY | O_CLOEXEC);
+	int fd = open_backing_fd(db, f, flags, mode);
 	if (fd < 0)
 		return lx_err_sys(err, errno, "db %s: open %s", db->name, db_file_names[f]);
 	b = malloc(sizeof(*b));
@@ -319,9 +384,13 @@ int db_open_backing_locked(database *db, enum db_file f, int flags,
 int db_open_file(database *db, enum db_file f, int flags, mode_t mode,
 		 backing **out, lx_err *err)
 {
-	int rc = 0;
-	pthread_mutex_lock(&db->mu);
-	if (db->failed) {
+	int rc = db_lock_files(db, err);
+	if (rc < 0) {
+		/* no descriptor */
+	} else if (db->retired) {
+		/* created again through store_get_or_create only */
+		rc = lx_err_set(err, ENOENT, "db %s: deleted", db->name);
+	} else if (db->failed) {
 		rc = lx_err_set(err, EIO, "db %s: not served: %s", db->name, db->failure);
 	} else if ((flags & (O_CREAT | O_TRUNC)) &&
 		   (rc = refused_on_replica_locked(db, f, OP_CREATE, err)) < 0) {
@@ -344,9 +413,11 @@ int db_open_file(database *db, enum db_file f, int flags, mode_t mode,
 
 int db_stat_file(database *db, enum db_file f, struct stat *st)
 {
-	int rc = -ENOENT;
-	pthread_mutex_lock(&db->mu);
-	if (db->file[f] != NULL)
+	lx_err err;
+	int rc = db_lock_files(db, &err);
+	if (rc == 0)
+		rc = -ENOENT;
+	if (db->file[f] != NULL && db->file[f]->fd >= 0)
 		rc = fstat(db->file[f]->fd, st) < 0 ? -errno : 0;
 	pthread_mutex_unlock(&db->mu);
 	return rc;
@@ -650,12 +721,18 @@ static ssize_t write_wal_locked(database *db, backing *b, const uint8_t *buf,
 ssize_t db_write(database *db, enum db_file f, backing *b, const void *buf,
 		 size_t len, off_t off, lx_err *err)
 {
-	ssize_t n;
-	pthread_mutex_lock(&db->mu);
-	if (db->failed) {
+	ssize_t n = db_lock_files(db, err);
+	if (n < 0) {
+		/* no descriptor */
+	} else if (db->failed) {
 		n = lx_err_set(err, EIO, "db %s: not served: %s", db->name, db->failure);
 	} else if ((n = refused_on_replica_locked(db, f, OP_WRITE, err)) < 0) {
 		/* refused */
+	} else if (db->retired) {
+		/* a file removed while the application kept it open */
+		n = pass_write(b->fd, buf, len, off);
+		if (n < 0)
+			n = lx_err_sys(err, (int)-n, "db %s: write %s", db->name, db_file_names[f]);
 	} else if (f == DBF_DB) {
 		n = write_database_locked(db, b, buf, len, off, err);
 	} else if (f == DBF_JOURNAL && b == db->file[f]) {
@@ -698,11 +775,17 @@ static int truncate_locked(database *db, enum db_file f, backing *b, off_t size,
 int db_truncate(database *db, enum db_file f, backing *b, off_t size,
 		lx_err *err)
 {
-	int rc;
-	pthread_mutex_lock(&db->mu);
-	if (db->failed)
+	int rc = db_lock_files(db, err);
+	if (rc < 0)
+		/* no descriptor */;
+	else if (db->failed)
 		rc = lx_err_set(err, EIO, "db %s: not served: %s", db->name, db->failure);
-	else if ((rc = refused_on_replica_locked(db, f, OP_REMOVE, err)) == 0)
+	else if ((rc = refused_on_replica_locked(db, f, OP_REMOVE, err)) < 0)
+		/* refused */;
+	else if (db->retired)
+		rc = ftruncate(b->fd, size) < 0 ? lx_err_sys(err, errno, "db %s: truncate %s",
+							     db->name, db_file_names[f]) : 0;
+	else
 		rc = truncate_locked(db, f, b, size, err);
 	db_note_storage_error_locked(db, rc, err);
 	pthread_mutex_unlock(&db->mu);
@@ -742,31 +825,46 @@ static int sync_file_and_log(database *db, enum db_file f, int fd, int datasync,
 int db_fsync(database *db, enum db_file f, backing *b, int datasync,
 	     lx_err *err)
 {
-	int rc = 0;
-	pthread_mutex_lock(&db->mu);
-	if (f == DBF_WAL && b == db->file[f])
+	int rc = db_lock_files(db, err);
+	if (rc == 0 && db->retired) {
+		pthread_mutex_unlock(&db->mu);
+		return sync_file(db, f, b->fd, datasync, err);
+	}
+	if (rc == 0 && f == DBF_WAL && b == db->file[f])
 		rc = db_capture_wal_locked(db, err);
 	if (rc == 0 && f == DBF_DB && !db->journal_hot && (db->n_dirty || db->dirty_full))
 		rc = db_capture_rollback_locked(db, err);   /* journal-less writes */
 	if (db->journal_hot || f == DBF_JOURNAL)
 		db->txn_synced = 1;
 	db_note_storage_error_locked(db, rc, err);
+	if (rc == 0)
+		__atomic_add_fetch(&db->log_users, 1, __ATOMIC_ACQ_REL);  /* db->log outlives the unlock */
 	pthread_mutex_unlock(&db->mu);
 	if (rc < 0)
 		return rc;
-	return sync_file_and_log(db, f, b->fd, datasync, err);
+	rc = sync_file_and_log(db, f, b->fd, datasync, err);
+	__atomic_sub_fetch(&db->log_users, 1, __ATOMIC_ACQ_REL);
+	return rc;
 }
 
 int db_fsync_dir(database *db, lx_err *err)
 {
-	int dirty;
+	int fd = -1, rc = 0;
 	pthread_mutex_lock(&db->mu);
-	dirty = db->dir_dirty;
-	db->dir_dirty = 0;
+	if (db->dir_dirty && !db->retired && (rc = db_use_files_locked(db, err)) == 0) {
+		/* its own descriptor: the database's may be closed meanwhile */
+		fd = fcntl(db->dirfd, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0)
+			rc = lx_err_sys(err, errno, "db %s: fsync directory", db->name);
+		else
+			db->dir_dirty = 0;
+	}
 	pthread_mutex_unlock(&db->mu);
-	if (dirty && fsync(db->dirfd) < 0)
-		return lx_err_sys(err, errno, "db %s: fsync directory", db->name);
-	return 0;
+	if (fd >= 0 && fsync(fd) < 0)
+		rc = lx_err_sys(err, errno, "db %s: fsync directory", db->name);
+	if (fd >= 0)
+		close(fd);
+	return rc;
 }
 
 /* Deleting the database file deletes the database: a transaction of its own. */
@@ -819,10 +917,11 @@ static int delete_failed_database_locked(database *db, lx_err *err)
 
 int db_unlink(database *db, enum db_file f, lx_err *err)
 {
-	int rc = 0, synced;
-	pthread_mutex_lock(&db->mu);
+	int rc = db_lock_files(db, err), synced, sync_log;
 	synced = db->txn_synced;   /* of the transaction the unlink may commit */
-	if (db->file[f] == NULL) {
+	if (rc < 0) {
+		/* no descriptor */
+	} else if (db->file[f] == NULL) {
 		rc = lx_err_set(err, ENOENT, "db %s: no %s", db->name, db_file_names[f]);
 	} else if ((rc = refused_on_replica_locked(db, f, OP_REMOVE, err)) < 0) {
 		/* refused */
@@ -845,13 +944,103 @@ int db_unlink(database *db, enum db_file f, lx_err *err)
 		db->file[f] = NULL;
 		db->dir_dirty = 1;
 	}
+	if (rc == 0 && f == DBF_DB)
+		db->retire_wanted = 1;             /* store_retire() frees the rest */
 	db_note_storage_error_locked(db, rc, err);
-	pthread_mutex_unlock(&db->mu);
 	/* DELETE mode's commit: durable in the log when the application
 	 * fsynced the transaction (synchronous=OFF never pays a sync). */
-	if (rc == 0 && f == DBF_JOURNAL && synced && db->log != NULL)
+	sync_log = rc == 0 && f == DBF_JOURNAL && synced && db->log != NULL;
+	if (sync_log)
+		__atomic_add_fetch(&db->log_users, 1, __ATOMIC_ACQ_REL);  /* db->log outlives the unlock */
+	pthread_mutex_unlock(&db->mu);
+	if (sync_log) {
 		rc = txlog_sync(db->log, err);
+		__atomic_sub_fetch(&db->log_users, 1, __ATOMIC_ACQ_REL);
+	}
 	return rc;
+}
+
+/* ---- a deleted database gives everything back ------------------------------- */
+
+int db_retirable_locked(const database *db)
+{
+	if (db->retired || db->failed || db->recovery_pending || db->untracked ||
+	    db->snapshots != NULL || db->log == NULL || db->log->appending || db->n_pages != 0 ||
+	    __atomic_load_n(&db->log_users, __ATOMIC_ACQUIRE) != 0)
+		return 0;
+	for (int f = 0; f < DBF_COUNT; f++)
+		if (db->file[f] != NULL)
+			return 0;
+	return 1;
+}
+
+void db_retire_locked(database *db)
+{
+	lx_err err;
+	if (txlog_unsynced(db->log) && txlog_sync(db->log, &err) < 0)
+		lx_warn(db->name, "retire: %s", err.msg);
+	txlog_close(db->log);
+	db->log = NULL;
+	if (db->opt.handles != NULL)
+		handle_cache_forget(db->opt.handles, db);
+	if (db->dirfd >= 0)
+		close(db->dirfd);
+	db->dirfd = -1;
+	db->files_open = 0;
+	db_wal_reset_locked(db);
+	db_dirty_clear_locked(db);
+	free(db->page_ck);
+	free(db->dirty_bits);
+	free(db->dirty);
+	free(db->wal.frame_of);
+	free(db->wal.touched);
+	db->page_ck = NULL;
+	db->page_ck_cap = 0;
+	db->dirty_bits = NULL;
+	db->dirty_words = 0;
+	db->dirty = NULL;
+	db->dirty_cap = 0;
+	memset(&db->wal, 0, sizeof(db->wal));
+	db->page_size = 0;
+	db->n_pages = 0;
+	db->wal_mode = 0;
+	db->journal_hot = 0;
+	db->storage_error[0] = '\0';
+	db->retire_wanted = 0;
+	db->retired = 1;
+}
+
+int db_revive_locked(database *db, const db_options *opt, lx_err *err)
+{
+	char logdir[4096];
+	int rc = 0;
+	if (mkdir(db->dir, 0755) < 0 && errno != EEXIST)
+		return lx_err_sys(err, errno, "db %s: create %s", db->name, db->dir);
+	db->dirfd = open(db->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (db->dirfd < 0)
+		return lx_err_sys(err, errno, "db %s: open %s", db->name, db->dir);
+	snprintf(logdir, sizeof(logdir), "%s/log", db->dir);
+	rc = txlog_open(&db->log, logdir, err);
+	/* The deleted database's position is the base: TXIDs continue. */
+	if (rc == 0 && db->txid != 0)
+		rc = txlog_reset_to(db->log, db->txid, db->checksum, err);
+	if (rc < 0) {
+		txlog_close(db->log);
+		db->log = NULL;
+		close(db->dirfd);
+		db->dirfd = -1;
+		return rc;
+	}
+	db->opt = *opt;
+	__atomic_store_n(&db->readonly, opt->readonly, __ATOMIC_RELEASE);
+	if (opt->segment_max)
+		txlog_set_segment_max(db->log, opt->segment_max);
+	txlog_set_segment_max_age(db->log, opt->segment_max_age_ms);
+	db->retired = 0;
+	__atomic_add_fetch(&db->incarnation, 1, __ATOMIC_ACQ_REL);
+	db->files_open = 1;
+	db->dir_dirty = 1;
+	return db_use_files_locked(db, err);
 }
 
 /* ---- locks ----------------------------------------------------------------- */
@@ -880,12 +1069,11 @@ static int after_lock_change_locked(database *db, enum db_file f,
 int db_setlk(database *db, enum db_file f, uint64_t owner, pid_t pid,
 	     uint64_t start, uint64_t end, enum lock_type type, lx_err *err)
 {
-	int held_wal_write, rc = 0;
-	pthread_mutex_lock(&db->mu);
+	int held_wal_write, rc = db_lock_files(db, err);
 	held_wal_write = f == DBF_SHM &&
 		lock_table_held(&db->locks[f], owner, SHM_WRITE_LOCK) == LK_WRITE;
 	/* A checkpoint must never copy frames the log does not hold yet. */
-	if (f == DBF_SHM && type != LK_UNLOCK && start <= SHM_CKPT_LOCK && SHM_CKPT_LOCK <= end)
+	if (rc == 0 && f == DBF_SHM && type != LK_UNLOCK && start <= SHM_CKPT_LOCK && SHM_CKPT_LOCK <= end)
 		rc = db_capture_wal_locked(db, err);
 	if (rc == 0)
 		rc = lock_table_set(&db->locks[f], owner, pid, start, end, type);
@@ -910,12 +1098,12 @@ int db_getlk(database *db, enum db_file f, uint64_t owner, uint64_t start,
 
 int db_flush(database *db, enum db_file f, uint64_t owner, lx_err *err)
 {
-	int held_wal_write, rc;
-	pthread_mutex_lock(&db->mu);
+	int held_wal_write, rc = db_lock_files(db, err);
 	held_wal_write = f == DBF_SHM &&
 		lock_table_held(&db->locks[f], owner, SHM_WRITE_LOCK) == LK_WRITE;
 	lock_table_release_owner(&db->locks[f], owner);
-	rc = after_lock_change_locked(db, f, held_wal_write, owner, err);
+	if (rc == 0)
+		rc = after_lock_change_locked(db, f, held_wal_write, owner, err);
 	db_note_storage_error_locked(db, rc, err);
 	pthread_mutex_unlock(&db->mu);
 	return rc;
@@ -959,7 +1147,7 @@ void db_status_get(database *db, db_status *out)
 static int has_room(database *db)
 {
 	struct statvfs sv;
-	return fstatvfs(db->dirfd, &sv) == 0 &&
+	return statvfs(db->dir, &sv) == 0 &&
 	       (uint64_t)sv.f_bavail * sv.f_frsize >= LOG_ROOM_AGAIN;
 }
 
@@ -970,7 +1158,8 @@ void db_retry_logging(database *db)
 	if (db->recovery_pending && lx_mono_ms() - db->recovery_tried_ms >= RECOVERY_RETRY_MS &&
 	    has_room(db)) {
 		db->recovery_tried_ms = lx_mono_ms();
-		db_retry_recovery_locked(db, &err);
+		if (db_use_files_locked(db, &err) == 0)
+			db_retry_recovery_locked(db, &err);
 	}
 	if (db->storage_error[0] == '\0' || db->failed) {
 		pthread_mutex_unlock(&db->mu);
@@ -979,7 +1168,7 @@ void db_retry_logging(database *db)
 	/* Frames SQLite counts as committed that a lock or sync trigger could
 	 * not log are still in the WAL: log them now. */
 	db->wal.scanned = 0;
-	if (db_capture_wal_locked(db, &err) < 0) {
+	if (db_use_files_locked(db, &err) < 0 || db_capture_wal_locked(db, &err) < 0) {
 		snprintf(db->storage_error, sizeof(db->storage_error), "%s", err.msg);
 	} else if (has_room(db)) {
 		lx_info(db->name, "the log has room again: commits are accepted (%" PRIu64
@@ -1073,8 +1262,11 @@ void db_enforce_retention(database *db, int64_t now_ms, uint64_t max_age_ms,
 	size_t removed = 0;
 	lx_err err;
 	pthread_mutex_lock(&db->mu);
-	if (db->log != NULL && !db->log->readonly &&
-	    txlog_trim(db->log, now_ms, max_age_ms, max_bytes, &removed, &err) < 0)
+	/* Only a log that has something to trim opens its descriptors: this
+	 * runs over every database once a second. */
+	if (db->log != NULL && txlog_trim_due(db->log, now_ms, max_age_ms, max_bytes) &&
+	    (db_use_files_locked(db, &err) < 0 ||
+	     txlog_trim(db->log, now_ms, max_age_ms, max_bytes, &removed, &err) < 0))
 		lx_warn(db->name, "retention: %s", err.msg);
 	pthread_mutex_unlock(&db->mu);
 	if (removed)

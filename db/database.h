@@ -40,6 +40,7 @@
 #include <sys/types.h>
 
 #include "base/err.h"
+#include "db/handles.h"
 #include "db/locks.h"
 #include "db/syncer.h"
 #include "db/txlog.h"
@@ -58,7 +59,12 @@ enum db_file { DBF_DB = 0, DBF_JOURNAL, DBF_WAL, DBF_SHM, DBF_COUNT };
 /* Names of the backing files in the database's directory. */
 extern const char *const db_file_names[DBF_COUNT];
 
-/* A descriptor of a backing file shared by every FUSE handle of it. */
+/* A descriptor of a backing file shared by every FUSE handle of it.  The
+ * database holds one reference while the file exists; while nobody else
+ * holds one and the database is idle, fd may be closed (-1) to bound the
+ * descriptors (db/handles.h): it is opened again, under the database's
+ * mutex, before any use.  A reference taken by a FUSE handle keeps it
+ * open. */
 typedef struct backing {
 	int fd;
 	int refs;  /* atomic */
@@ -107,6 +113,8 @@ typedef struct db_options {
 	int readonly;         /* a replica (db_set_readonly) */
 	uint64_t segment_max; /* log segment size (0: the default) */
 	uint64_t segment_max_age_ms; /* log segment age (0: no limit) */
+	handle_cache *handles; /* bounds the open descriptors; NULL: never closed */
+	size_t max_open_files; /* store_open: the cap of its handle cache (0: default) */
 } db_options;
 
 /* Per-WAL capture state. */
@@ -141,10 +149,24 @@ typedef struct db_lost {
 struct database {
 	char *name;
 	char *dir;                 /* data.dir/dbs/NAME */
-	int dirfd;
 	db_options opt;
+	handle_link handles;       /* guarded by opt.handles->mu */
 
 	pthread_mutex_t mu;
+	/* Descriptors (dirfd, the log's, the backings') are open while
+	 * files_open; an idle database closes them (db/handles.h).  Every
+	 * function that uses one calls db_use_files_locked() first. */
+	int dirfd;                 /* -1 while closed */
+	int files_open;
+	/* Deleted, its delete transaction logged, its directory removed: only
+	 * this object stays (pointers to it stay valid); no file, no log, no
+	 * descriptor.  Its name is created again on the same object
+	 * (store_get_or_create), continuing its TXIDs. */
+	int retired;
+	int retire_wanted;         /* deleted: retire once nothing is in use */
+	int log_users;             /* atomic: threads using the log outside mu */
+	uint64_t list_seq;         /* store: when it was (re)listed; under the store's mutex */
+	uint32_t incarnation;      /* atomic: times it was created again */
 	backing *file[DBF_COUNT];  /* NULL when the backing file does not exist */
 	lock_table locks[DBF_COUNT];
 	txlog *log;
@@ -209,6 +231,22 @@ int db_open(database **out, const char *name, const char *dir,
 /* Clean shutdown: checkpoint the WAL into the database file, persist the
  * page checksums so the next start need not read the database, close. */
 void db_close(database *db);
+
+/*
+ * A deleted database gives everything back (db->mu held for all three):
+ * db_retirable_locked() says whether it is deleted and nothing of it is in
+ * use (no file exists, its delete transaction is logged, no snapshot is
+ * being read, it is not failed); db_retire_locked() then closes its log and
+ * descriptors and frees its page state, keeping only the object (its name
+ * and last position) for the pointers others hold.  The caller removes its
+ * directory.  db_revive_locked() makes a retired database a new, empty one
+ * in `dir` again: its log starts at the deleted database's last position,
+ * so TXIDs continue (a replica still at an older position of the deleted
+ * one gets a snapshot, not a divergence).
+ */
+int db_retirable_locked(const database *db);
+void db_retire_locked(database *db);
+int db_revive_locked(database *db, const db_options *opt, lx_err *err);
 
 /* Current position (TXID and database checksum; 0/0 before the first
  * transaction). */

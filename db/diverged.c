@@ -102,7 +102,11 @@ void db_report_diverged(database *db, uint64_t common, const db_point *later, si
 	db_lost l;
 	uint64_t txid;
 	int keep_rc = -ENOENT;
-	pthread_mutex_lock(&db->mu);
+	lx_err err;
+	if (db_lock_files(db, &err) < 0 || db->retired) {
+		pthread_mutex_unlock(&db->mu);
+		return;
+	}
 	txid = db->txid;
 	/* The primary's positions after `common` that we share, too. */
 	for (size_t i = 0; i < n && later[i].txid < txid; i++)

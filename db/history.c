@@ -43,6 +43,14 @@ static int next_locked(database *db, uint64_t txid, uint64_t checksum, int known
 		       db_send *out, lx_err *err)
 {
 	const txlog_entry *e;
+	int rc;
+	if (db->retired) {
+		/* deleted, and nothing of it is left: a replica that has it
+		 * removes it (its delete transaction may not have been sent) */
+		if (known)
+			out->kind = SEND_DELETED;
+		return 0;
+	}
 	if (db->failed || db->log == NULL || db->untracked)
 		return 0;                              /* nothing trustworthy to send */
 	if (db->txid == 0 || (!known && db->n_pages == 0))
@@ -69,6 +77,9 @@ static int next_locked(database *db, uint64_t txid, uint64_t checksum, int known
 		want_snapshot(db, out, "position is not on the primary's history", 1);
 		return 0;
 	}
+	rc = db_use_files_locked(db, err);
+	if (rc < 0)
+		return rc;
 	out->fd = fcntl(db->log->segs[e->seg].fd, F_DUPFD_CLOEXEC, 0);
 	if (out->fd < 0)
 		return lx_err_sys(err, errno, "db %s: open log segment", db->name);

@@ -20,6 +20,24 @@ static inline void db_preserve_locked(database *db, enum db_file f, uint64_t off
 		db_snapshot_preserve_locked(db, f, off, len);
 }
 
+/*
+ * Make the database's descriptors usable: open again what an idle database
+ * closed (db/handles.h) and count it as just used.  Every function that
+ * uses db->dirfd, a backing's fd or the log calls it first, after taking
+ * db->mu (db_lock_files does both).  Nothing to do for a retired database.
+ */
+int db_use_files_locked(database *db, lx_err *err);
+
+static inline int db_lock_files(database *db, lx_err *err)
+{
+	pthread_mutex_lock(&db->mu);
+	return db_use_files_locked(db, err);
+}
+
+/* Close the descriptors of an idle database (the handle cache does, with
+ * db->mu taken by trylock); 0, or -EBUSY when its log is busy. */
+int db_close_files_locked(database *db);
+
 /* Where the content of a page of a transaction comes from. */
 enum page_source { SRC_DB_FILE, SRC_WAL_FILE, SRC_LOGICAL };
 

@@ -634,6 +634,7 @@ int db_open(database **out, const char *name, const char *dir,
 	}
 	snprintf(logdir, sizeof(logdir), "%s/log", dir);
 	pthread_mutex_lock(&db->mu);
+	db->files_open = 1;
 	rc = open_existing_files_locked(db, err);
 	if (rc == 0 && txlog_open(&db->log, logdir, &lerr) < 0)
 		db_fail_locked(db, "%s", lerr.msg);
@@ -652,6 +653,8 @@ int db_open(database **out, const char *name, const char *dir,
 			rc = 0;
 		}
 	}
+	if (rc == 0)    /* counted from now on; may close it again at once */
+		rc = db_use_files_locked(db, err);
 	pthread_mutex_unlock(&db->mu);
 	if (rc < 0) {
 		db_close(db);
@@ -670,7 +673,9 @@ void db_close(database *db)
 	if (db == NULL)
 		return;
 	pthread_mutex_lock(&db->mu);
-	if (db->log != NULL && !db->failed) {
+	if (db->log != NULL && !db->failed && db_use_files_locked(db, &err) < 0)
+		lx_error(db->name, "clean shutdown: %s", err.msg);
+	else if (db->log != NULL && !db->failed) {
 		if (db_capture_wal_locked(db, &err) < 0 || db_checkpoint_locked(db, &err) < 0 ||
 		    txlog_sync(db->log, &err) < 0)
 			lx_error(db->name, "clean shutdown: %s", err.msg);
@@ -682,6 +687,8 @@ void db_close(database *db)
 		lock_table_free(&db->locks[f]);
 	}
 	txlog_close(db->log);
+	if (db->opt.handles != NULL)
+		handle_cache_forget(db->opt.handles, db);
 	pthread_mutex_unlock(&db->mu);
 	pthread_mutex_destroy(&db->mu);
 	if (db->dirfd >= 0)

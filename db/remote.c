@@ -170,7 +170,9 @@ static void reset_walindex(database *db, uint32_t page_size, uint32_t n_pages)
 	struct stat st;
 	backing *b;
 
-	pthread_mutex_lock(&db->mu);
+	lx_err err;
+	if (db_lock_files(db, &err) < 0)
+		lx_warn(db->name, "replica: shm header: %s", err.msg);
 	b = db->file[DBF_SHM] ? backing_ref(db->file[DBF_SHM]) : NULL;
 	db->shm_change++;
 	encode_walindex(hdr, db->shm_change, page_size, n_pages);
@@ -335,8 +337,10 @@ static int apply_locked(database *db, int fd, uint64_t len, const ltx_header *h,
 	db->n_pages = t.n_pages;
 	db->last_commit_ms = h->timestamp_ms;
 	db->wal_mode = read_wal_mode(db);
-	if (h->commit == 0)
+	if (h->commit == 0) {
 		remove_files_locked(db);
+		db->retire_wanted = 1;      /* the store frees the rest (store_retire) */
+	}
 	return 0;
 }
 
@@ -398,9 +402,12 @@ int db_apply_remote(database *db, int fd, uint64_t len, lx_err *err)
 		which = LOCKS_ALL;
 	pthread_mutex_unlock(&db->mu);
 	acquire_locks(db, which);
-	pthread_mutex_lock(&db->mu);
+	rc = db_lock_files(db, err);
 	old_pages = db->n_pages;
-	rc = apply_locked(db, fd, len, &h, &changed, &created, err);
+	if (rc == 0 && db->retired)
+		rc = lx_err_set(err, ENOENT, "db %s: deleted while its transaction arrived", db->name);
+	if (rc == 0)
+		rc = apply_locked(db, fd, len, &h, &changed, &created, err);
 	pthread_mutex_unlock(&db->mu);
 	publish(db, &changed, rc < 0 || h.commit != old_pages, created || h.commit == 0);
 	free(changed.v);
@@ -470,8 +477,13 @@ int db_install_snapshot(database *db, int image_fd, const ltx_header *h,
 {
 	int rc;
 	acquire_locks(db, LOCKS_ALL);
-	pthread_mutex_lock(&db->mu);
-	rc = install_locked(db, image_fd, h, post_checksum, page_ck, err);
+	rc = db_lock_files(db, err);
+	if (rc == 0 && db->retired)
+		rc = lx_err_set(err, ENOENT, "db %s: deleted while its snapshot arrived", db->name);
+	if (rc == 0)
+		rc = install_locked(db, image_fd, h, post_checksum, page_ck, err);
+	else
+		free(page_ck);
 	pthread_mutex_unlock(&db->mu);
 	publish(db, NULL, 1, 1);
 	if (rc == 0)
@@ -482,24 +494,28 @@ int db_install_snapshot(database *db, int image_fd, const ltx_header *h,
 
 int db_remove_remote(database *db, lx_err *err)
 {
-	int rc;
+	int rc, retired;
 	acquire_locks(db, LOCKS_ALL);
-	pthread_mutex_lock(&db->mu);
-	remove_files_locked(db);
-	rc = db->log ? txlog_reset_to(db->log, 0, 0, err) :
-		       lx_err_set(err, EIO, "db %s: its log is not open", db->name);
-	db->txid = 0;
-	db->checksum = LTX_CHECKSUM_FLAG;
-	db->page_size = 0;
-	db->n_pages = 0;
-	db->wal_mode = 0;
-	db->failed = 0;
-	db->failure[0] = '\0';
-	if (rc == 0 && fsync(db->dirfd) < 0)
-		rc = lx_err_sys(err, errno, "db %s: fsync directory", db->name);
+	rc = db_lock_files(db, err);
+	retired = db->retired;               /* nothing of it is left */
+	if (rc == 0 && !retired) {
+		remove_files_locked(db);
+		rc = db->log ? txlog_reset_to(db->log, 0, 0, err) :
+			       lx_err_set(err, EIO, "db %s: its log is not open", db->name);
+		db->txid = 0;
+		db->checksum = LTX_CHECKSUM_FLAG;
+		db->page_size = 0;
+		db->n_pages = 0;
+		db->wal_mode = 0;
+		db->failed = 0;
+		db->failure[0] = '\0';
+		if (rc == 0 && fsync(db->dirfd) < 0)
+			rc = lx_err_sys(err, errno, "db %s: fsync directory", db->name);
+		db->retire_wanted = rc == 0;   /* the store frees the rest (store_retire) */
+	}
 	pthread_mutex_unlock(&db->mu);
 	publish(db, NULL, 1, 1);
-	if (rc == 0)
+	if (rc == 0 && !retired)
 		lx_info(db->name, "removed: the primary has no such database");
 	return rc;
 }

@@ -217,8 +217,9 @@ int db_snapshot_begin(database *db, db_snapshot **out, ltx_header *h,
 	/* A write transaction in progress has put uncommitted pages into the
 	 * database file: start between two transactions (they last ms). */
 	for (int tries = 0;; tries++) {
-		pthread_mutex_lock(&db->mu);
-		rc = begin_locked(db, s, h, post, err);
+		rc = db_lock_files(db, err);
+		if (rc == 0)
+			rc = begin_locked(db, s, h, post, err);
 		pthread_mutex_unlock(&db->mu);
 		if (rc != -EAGAIN)
 			break;
@@ -252,9 +253,8 @@ int db_snapshot_read(db_snapshot *s, uint8_t *buf, uint32_t *pgnos, uint32_t max
 {
 	database *db = s->db;
 	uint32_t n = 0, ps = s->page_size;
-	int rc = 0;
-	pthread_mutex_lock(&db->mu);
-	if (s->failed)
+	int rc = db_lock_files(db, err);
+	if (rc == 0 && s->failed)
 		rc = lx_err_set(err, s->fail.code, "%s", s->fail.msg);
 	while (rc == 0 && n < max && s->next_pgno <= s->n_pages) {
 		uint32_t p = s->next_pgno, run;

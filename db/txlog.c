@@ -481,7 +481,8 @@ void txlog_close(txlog *log)
 	if (log == NULL)
 		return;
 	for (size_t i = 0; i < log->nsegs; i++)
-		close(log->segs[i].fd);
+		if (log->segs[i].fd >= 0)
+			close(log->segs[i].fd);
 	if (log->dirfd >= 0)
 		close(log->dirfd);
 	pthread_mutex_destroy(&log->sync_lock);
@@ -490,6 +491,68 @@ void txlog_close(txlog *log)
 	free(log->buf);
 	free(log->dir);
 	free(log);
+}
+
+/* ---- descriptors of an idle log ---------------------------------------------- */
+
+int txlog_close_fds(txlog *log)
+{
+	if (log->fds_closed)
+		return 0;
+	if (log->appending || pthread_mutex_trylock(&log->sync_lock) != 0)
+		return -EBUSY;
+	log->closed_has_seg = log->nsegs > 0;
+	log->closed_seg_txid = log->nsegs ? log->segs[log->nsegs - 1].first_txid : 0;
+	__atomic_store_n(&log->sync_fd, -1, __ATOMIC_RELEASE);
+	for (size_t i = 0; i < log->nsegs; i++) {
+		close(log->segs[i].fd);
+		log->segs[i].fd = -1;
+	}
+	close(log->dirfd);
+	log->dirfd = -1;
+	log->fds_closed = 1;
+	pthread_mutex_unlock(&log->sync_lock);
+	return 0;
+}
+
+int txlog_open_fds(txlog *log, lx_err *err)
+{
+	int dirfd, rc = 0;
+	size_t i = 0;
+	if (!log->fds_closed)
+		return 0;
+	dirfd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return lx_err_sys(err, errno, "log %s: open", log->dir);
+	for (; i < log->nsegs; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "%016" PRIx64 ".seg", log->segs[i].first_txid);
+		log->segs[i].fd = openat(dirfd, name, (log->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+		if (log->segs[i].fd < 0) {
+			rc = lx_err_sys(err, errno, "log %s: open segment %s", log->dir, name);
+			break;
+		}
+	}
+	if (rc < 0) {
+		while (i > 0) {
+			close(log->segs[--i].fd);
+			log->segs[i].fd = -1;
+		}
+		close(dirfd);
+		return rc;
+	}
+	pthread_mutex_lock(&log->sync_lock);
+	log->dirfd = dirfd;
+	__atomic_store_n(&log->sync_fd, log->nsegs ? log->segs[log->nsegs - 1].fd : -1,
+			 __ATOMIC_RELEASE);
+	log->fds_closed = 0;
+	pthread_mutex_unlock(&log->sync_lock);
+	return 0;
+}
+
+size_t txlog_fd_count(const txlog *log)
+{
+	return log->fds_closed ? 0 : 1 + log->nsegs;
 }
 
 const txlog_entry *txlog_find(const txlog *log, uint64_t txid)
@@ -788,6 +851,30 @@ void txlog_append_abort(txlog *log)
 
 /* ---- durability ----------------------------------------------------------- */
 
+/* txlog_sync() of a log whose descriptors are closed (sync_lock held):
+ * what was appended before they were closed is synced through new ones. */
+static int sync_closed(txlog *log, lx_err *err)
+{
+	char path[4096];
+	int fd, rc = 0;
+	if (log->closed_has_seg) {
+		snprintf(path, sizeof(path), "%s/%016" PRIx64 ".seg", log->dir, log->closed_seg_txid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || fdatasync(fd) < 0)
+			rc = lx_err_sys(err, errno, "log %s: fdatasync", log->dir);
+		if (fd >= 0)
+			close(fd);
+	}
+	if (rc == 0 && __atomic_exchange_n(&log->dir_dirty, 0, __ATOMIC_ACQ_REL)) {
+		fd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || fsync(fd) < 0)
+			rc = lx_err_sys(err, errno, "log %s: fsync directory", log->dir);
+		if (fd >= 0)
+			close(fd);
+	}
+	return rc;
+}
+
 int txlog_sync(txlog *log, lx_err *err)
 {
 	uint64_t target;
@@ -798,6 +885,13 @@ int txlog_sync(txlog *log, lx_err *err)
 	if (log->synced_seq >= target) {
 		pthread_mutex_unlock(&log->sync_lock);
 		return 0;
+	}
+	if (log->fds_closed) {
+		rc = sync_closed(log, err);
+		if (rc == 0)
+			__atomic_store_n(&log->synced_seq, target, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&log->sync_lock);
+		return rc;
 	}
 	/* Rotation syncs older segments, so the newest is all we need. */
 	fd = __atomic_load_n(&log->sync_fd, __ATOMIC_ACQUIRE);
@@ -940,6 +1034,11 @@ static size_t forget_front_segments(txlog *log, size_t k)
 	log->nsegs -= k;
 	memmove(log->segs, log->segs + k, log->nsegs * sizeof(*log->segs));
 	return r;
+}
+
+int txlog_trim_due(const txlog *log, int64_t now_ms, uint64_t max_age_ms, uint64_t max_bytes)
+{
+	return !log->readonly && trimmable_segments(log, now_ms, max_age_ms, max_bytes) > 0;
 }
 
 int txlog_trim(txlog *log, int64_t now_ms, uint64_t max_age_ms,

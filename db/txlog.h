@@ -123,6 +123,12 @@ typedef struct txlog {
 	int readonly;            /* txlog_open_readonly(): never written */
 	int dir_dirty;           /* a segment was created since the last sync */
 	int no_fallocate;        /* the file system cannot reserve space */
+
+	/* descriptors closed while the database is idle (txlog_close_fds);
+	 * these three change under sync_lock too */
+	int fds_closed;
+	int closed_has_seg;      /* the newest segment when they were closed ... */
+	uint64_t closed_seg_txid; /* ... its first TXID, for txlog_sync */
 } txlog;
 
 /* Open (creating if needed) the log in `dir`, scan and repair its tail. */
@@ -198,6 +204,21 @@ int txlog_reserve(txlog *log, uint64_t bytes, lx_err *err);
  * segment was created).  Safe to call without the database mutex.
  */
 int txlog_sync(txlog *log, lx_err *err);
+
+/*
+ * Descriptors.  An idle log may close its directory and segment
+ * descriptors (db/handles.h bounds how many a store keeps open) and open
+ * them again before any other use; txlog_sync() works either way (it opens
+ * the newest segment by name when it must).  txlog_close_fds returns
+ * -EBUSY, closing nothing, while an append is in progress or a sync runs.
+ */
+int txlog_close_fds(txlog *log);
+int txlog_open_fds(txlog *log, lx_err *err);
+/* Descriptors the log holds now. */
+size_t txlog_fd_count(const txlog *log);
+
+/* Whether txlog_trim() with these bounds would remove anything. */
+int txlog_trim_due(const txlog *log, int64_t now_ms, uint64_t max_age_ms, uint64_t max_bytes);
 
 /* Whether records were appended since the last completed txlog_sync(). */
 static inline int txlog_unsynced(txlog *log)

@@ -134,6 +134,8 @@ static int frame_done(stream_client *c)
 		db = store_find(c->store, c->name);
 		if (db != NULL)
 			rc = db_remove_remote(db, &c->fail);
+		if (db != NULL && rc == 0)
+			store_retire(c->store, db);
 		break;
 	case FRAME_DIVERGED:
 		rc = diverged_frame_done(c);

@@ -41,8 +41,8 @@ struct stream_session {
 	size_t n, cap;
 	size_t n_reported;           /* cur[0..n_reported) are the replica's own
 					positions, sorted by name */
-	size_t dbs_seen;             /* the store's databases already given a cursor
-					(its list only grows, in creation order) */
+	uint64_t list_seen;          /* the store's databases listed up to this
+					list_seq have a cursor (store_list_since) */
 	size_t rr;                   /* where the next scan starts (fairness) */
 	int ready_sent;
 	int catch_up;                /* the stream ends after READY */
@@ -186,26 +186,44 @@ static cursor *cursor_reported(stream_session *s, const char *name)
 	return NULL;
 }
 
-/* Databases created on the primary since the last look get a cursor: only
- * the new ones are looked at, each in O(log n), so a commit does not cost
- * a pass over every name (that was O(databases^2) per commit). */
+/* The cursor of a database that was deleted (retired) and is created
+ * again: it keeps its object, so its cursor, if it has one, is found by
+ * it.  Only names created again cost this pass. */
+static cursor *cursor_of_db(stream_session *s, const database *db)
+{
+	for (size_t i = s->n_reported; i < s->n; i++)
+		if (s->cur[i].db == db)
+			return &s->cur[i];
+	return NULL;
+}
+
+/* Databases created (or created again) on the primary since the last look
+ * get a cursor: only the new ones are looked at, each in O(log n), so a
+ * commit does not cost a pass over every name (that was O(databases^2) per
+ * commit).  A deleted database keeps its cursor: its object stays, and
+ * tells a replica that still has it to remove it (db_next_send). */
 static int cursors_refresh(stream_session *s)
 {
 	database **dbs;
 	size_t n;
+	uint64_t last;
 	int rc = 0;
-	if (store_list(s->hub->store, &dbs, &n) < 0)
+	if (store_list_since(s->hub->store, s->list_seen, &dbs, &n, &last) < 0)
 		return -ENOMEM;
 	pthread_mutex_lock(&s->hub->mu);
-	for (size_t i = s->dbs_seen; i < n && rc == 0; i++) {
+	for (size_t i = 0; i < n && rc == 0; i++) {
 		cursor *c = cursor_reported(s, dbs[i]->name);
+		if (c == NULL && __atomic_load_n(&dbs[i]->incarnation, __ATOMIC_ACQUIRE) > 0)
+			c = cursor_of_db(s, dbs[i]);
 		if (c == NULL && (c = cursor_add(s, dbs[i]->name)) == NULL)
 			rc = -ENOMEM;
 		else if (c->db == NULL)
 			c->db = dbs[i];
 		if (rc == 0)
-			s->dbs_seen = i + 1;
+			s->list_seen = dbs[i]->list_seq;
 	}
+	if (rc == 0)
+		s->list_seen = last;
 	pthread_mutex_unlock(&s->hub->mu);
 	free(dbs);
 	return rc;

@@ -154,6 +154,7 @@ static void test_defaults(void)
 	CHECK_EQ_U64(600ULL * 1000000000ULL, c.data.retention_ns);
 	CHECK_EQ_U64(1ULL << 30, c.data.retention_bytes);
 	CHECK_EQ_INT(CONFIG_SYNC_APP, c.data.sync);
+	CHECK_EQ_U64(0, c.data.max_open_files);
 	CHECK(strcmp(c.http.addr, ":20202") == 0);
 	CHECK_EQ_INT(CONFIG_LEASE_STATIC, c.lease.type);
 	CHECK(c.lease.candidate);
@@ -163,6 +164,16 @@ static void test_defaults(void)
 	CHECK_EQ_U64(0, c.lease.node_id);
 	CHECK_EQ_INT(LX_INFO, c.log.level);
 	CHECK_EQ_INT(0, c.exec.n);
+	config_free(&c);
+
+	/* data.max-open-files: a plain count */
+	CHECK_EQ_INT(0, load(&c, "fuse:\n  dir: /mnt/ltxfs\ndata:\n  dir: /var/lib/ltxfs\n"
+			     "  max-open-files: 64\n", &err));
+	CHECK_EQ_U64(64, c.data.max_open_files);
+	config_free(&c);
+	CHECK_EQ_INT(-EINVAL, load(&c, "fuse:\n  dir: /mnt/ltxfs\ndata:\n  dir: /var/lib/ltxfs\n"
+			     "  max-open-files: -1\n", &err));
+	CHECK_STR_CONTAINS(err.msg, "data.max-open-files");
 	config_free(&c);
 
 	/* The advertised port follows http.addr; a single exec string. */
@@ -282,7 +293,7 @@ static void test_known_keys(void)
 		CHECK(strstr(err.msg, "unknown key") == NULL);
 		config_free(&c);
 	}
-	CHECK_EQ_INT(25, n);
+	CHECK_EQ_INT(26, n);
 	CHECK(strcmp(keys[0], "fuse.dir") == 0);
 	CHECK(strcmp(keys[n - 1], "exec") == 0);
 }
