@@ -6,13 +6,20 @@ tests/bench/scale_bench.py):
     rollback-journal databases writes MAIN-mjXXXXXXXXX next to the main
     database) are plain files, not databases: no status row, no dbs/
     entry, no descriptor that stays;
+  - a deleted database gives everything back (descriptors, status row,
+    directory), on the primary and on its replica, and its name can be
+    created again, also while a replica still has the old database;
+  - descriptors are bounded by data.max-open-files, whatever the number
+    of databases, across a restart and on a replica.
 """
 
 import json
 import os
 import sqlite3
+import time
 import urllib.request
 
+import cluster as C
 import ltxfs_helpers as H
 
 
@@ -65,3 +72,146 @@ def test_super_journals_are_plain_files_not_databases(node, track_conn):
     for name in ("main.db", "aux.db"):
         assert H.integrity_check(node.path(name)) == "ok"
         node.check_replay(name)
+
+
+# ---- deleted databases -----------------------------------------------------------
+
+
+def status_names(node):
+    return sorted(d["name"] for d in status(node)["databases"])
+
+
+def dbs_entries(node):
+    return sorted(os.listdir(os.path.join(node.data, "dbs")))
+
+
+def wait_for(what, cond, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.05)
+
+
+def create_with_rows(node, name, rows, mode="wal"):
+    H.sqlite_cli(node.path(name), "PRAGMA journal_mode=%s; CREATE TABLE IF NOT EXISTS t(x); %s"
+                 % (mode, "".join("INSERT INTO t VALUES('%s-%d');" % (name, i)
+                                  for i in range(rows))))
+
+
+def test_deleted_databases_give_everything_back(node_factory):
+    p, (r,) = C.make_cluster(node_factory, replicas=1)
+    create_with_rows(p, "keep.db", 1)
+    C.wait_converged(p, [r], ["keep.db"])
+    base = {n: fd_count(n) for n in (p, r)}
+    names = ["gone%03d.db" % i for i in range(100)]
+    for i, name in enumerate(names):
+        create_with_rows(p, name, 2, mode="wal" if i % 2 else "delete")
+    C.wait_converged(p, [r], names)      # the replica has every one of them
+    before = p.pos("gone007.db")[0]
+    for name in names:
+        os.unlink(p.path(name))
+    for n in (p, r):
+        wait_for("%s to forget the deleted databases" % n.name,
+                 lambda n=n: status_names(n) == ["keep.db"] and dbs_entries(n) == ["keep.db"])
+        assert sorted(os.listdir(n.mnt)) == sorted(["keep.db"] + ([".lag", ".primary"] if n is r else []))
+        assert os.listdir(os.path.join(n.data, "trash")) == []
+        # nothing of them holds a descriptor
+        wait_for("%s's descriptors back to %d (now %d)" % (n.name, base[n], fd_count(n)),
+                 lambda n=n: fd_count(n) <= base[n] + 2)
+    # a name created again continues its TXIDs (after its delete
+    # transaction, before + 1) and replicates
+    create_with_rows(p, "gone007.db", 3)
+    C.wait_converged(p, [r], ["keep.db", "gone007.db"])
+    C.assert_identical(p, [r], ["keep.db", "gone007.db"])
+    assert p.pos("gone007.db")[0] > before + 1
+    assert H.integrity_check(r.path("gone007.db")) == "ok"
+    con = sqlite3.connect(r.path("gone007.db"))
+    assert con.execute("SELECT count(*) FROM t").fetchone()[0] == 3
+    con.close()
+    assert status_names(p) == ["gone007.db", "keep.db"]
+    p.log_verify("gone007.db")    # its log starts at the delete (no replay from 0)
+
+
+def test_a_replica_with_the_old_database_gets_the_new_one(node_factory):
+    """The replica is away while the name is deleted and created again: it
+    comes back with the old database and gets the new one by snapshot, not a
+    report of lost transactions, and never keeps the stale copy."""
+    p, (r,) = C.make_cluster(node_factory, replicas=1)
+    create_with_rows(p, "old.db", 5)
+    for i in range(3):
+        H.sqlite_cli(p.path("old.db"), "INSERT INTO t VALUES('more%d');" % i)
+    C.wait_converged(p, [r], ["old.db"])
+    old_txid = p.pos("old.db")[0]
+    r.stop()
+    os.unlink(p.path("old.db"))
+    wait_for("the primary to retire old.db", lambda: "old.db" not in dbs_entries(p))
+    create_with_rows(p, "old.db", 1, mode="delete")
+    mark = r.log_size()
+    r.start()
+    C.wait_converged(p, [r], ["old.db"])
+    C.assert_identical(p, [r], ["old.db"])
+    con = sqlite3.connect(r.path("old.db"))
+    assert con.execute("SELECT x FROM t").fetchall() == [("old.db-0",)]
+    con.close()
+    log = r.log_since(mark)
+    assert "LOST" not in log, log
+    assert "installed snapshot" in log, log
+    assert p.pos("old.db")[0] > old_txid + 1     # TXIDs continue after the delete
+
+
+# ---- descriptors bounded -------------------------------------------------------------
+
+CAP = 64
+SLACK = 24       # the daemon's own: FUSE, listening and client sockets, its log, pipes
+
+
+def test_descriptors_stay_bounded_with_many_databases(node_factory):
+    p, (r,) = C.make_cluster(node_factory, replicas=1, start=False)
+    for n in (p, r):
+        n.data_config = "  max-open-files: %d\n" % CAP
+        n.start()
+    base = {n: fd_count(n) for n in (p, r)}
+    names = ["db%03d.db" % i for i in range(300)]
+    peak = {p: 0, r: 0}
+
+    def sample():
+        for n in (p, r):
+            peak[n] = max(peak[n], fd_count(n) - base[n])
+
+    for i, name in enumerate(names):
+        con = sqlite3.connect(p.path(name), timeout=30)
+        con.execute("PRAGMA journal_mode=%s" % ("wal" if i % 2 else "delete"))
+        con.execute("CREATE TABLE t(x)")
+        con.execute("INSERT INTO t VALUES(?)", (name,))
+        con.commit()
+        con.close()
+        if i % 25 == 0:
+            sample()
+    for name in names:                     # write to each again
+        with sqlite3.connect(p.path(name), timeout=30) as con:
+            con.execute("INSERT INTO t VALUES('again')")
+        con.close()
+    sample()
+    for name in names:                     # and read them back
+        con = sqlite3.connect(p.path(name), timeout=30)
+        assert con.execute("SELECT x FROM t ORDER BY rowid").fetchall() == [(name,), ("again",)]
+        con.close()
+    C.wait_converged(p, [r], names, timeout=120)
+    sample()
+    for n in (p, r):
+        assert peak[n] <= CAP + SLACK, (n.name, peak[n], base[n])
+    # a restart opens every database (recovery) within the bound too
+    p.restart()
+    r.restart()
+    C.wait_converged(p, [r], names, timeout=120)
+    for n in (p, r):
+        assert len(status(n)["databases"]) == 300
+        assert fd_count(n) <= base[n] + CAP + SLACK, (n.name, fd_count(n), base[n])
+    for name in names[::30]:
+        assert H.integrity_check(p.path(name)) == "ok"
+        assert H.integrity_check(r.path(name)) == "ok"
+    C.assert_identical(p, [r], names)
+    sample()
+    for n in (p, r):
+        assert peak[n] <= CAP + SLACK, (n.name, peak[n], base[n])
