@@ -202,6 +202,14 @@ static enum MHD_Result reply_status(http_server *s, struct MHD_Connection *c, in
 	int rc;
 
 	http_node_now(s, &node);
+	if (metrics) {
+		size_t open, max, dbs_open;
+		store_handle_stats(s->store, &open, &max, &dbs_open, &node.open_files_closes);
+		node.open_files = open;
+		node.open_files_max = max;
+		node.open_files_dbs = dbs_open;
+		node.databases_retired = __atomic_load_n(&s->store->retired, __ATOMIC_RELAXED);
+	}
 	rc = http_gather(s->store, &dbs, &n);
 	if (rc == 0 && s->hub != NULL)
 		rc = stream_hub_replicas(s->hub, &reps, &nreps);

@@ -289,6 +289,21 @@ int status_render_metrics(text_buf *out, const node_status *node,
 		    "Transactions applied from the primary.", node->transactions_received);
 	put(out, "# HELP ltxfs_databases Databases known to the node.\n"
 		 "# TYPE ltxfs_databases gauge\nltxfs_databases %zu\n", n);
+	put_counter(out, "ltxfs_databases_retired_total",
+		    "Deleted databases whose directory, log and descriptors were given back.",
+		    node->databases_retired);
+	put(out, "# HELP ltxfs_open_files Descriptors the databases keep open (bounded by "
+		 "data.max-open-files; files held by applications are not counted).\n"
+		 "# TYPE ltxfs_open_files gauge\nltxfs_open_files %" PRIu64 "\n", node->open_files);
+	put(out, "# HELP ltxfs_open_files_max data.max-open-files.\n"
+		 "# TYPE ltxfs_open_files_max gauge\nltxfs_open_files_max %" PRIu64 "\n",
+	    node->open_files_max);
+	put(out, "# HELP ltxfs_open_files_databases Databases whose descriptors are open.\n"
+		 "# TYPE ltxfs_open_files_databases gauge\nltxfs_open_files_databases %" PRIu64 "\n",
+	    node->open_files_dbs);
+	put_counter(out, "ltxfs_open_files_closes_total",
+		    "Idle databases that closed their descriptors to stay under the bound.",
+		    node->open_files_closes);
 	put_db_family(out, "ltxfs_db_txid", "gauge", "TXID of the last transaction.",
 		      dbs, n, v_txid);
 	put_db_family(out, "ltxfs_db_pages", "gauge", "Pages in the database.", dbs, n, v_pages);

@@ -33,6 +33,9 @@ typedef struct node_status {
 	uint64_t snapshots_received, transactions_received;  /* replica */
 	int64_t renew_ms;          /* the last lease renewal's duration; -1: none */
 	uint64_t renews, renew_failures;
+	/* descriptors the databases keep open (db/handles.h) */
+	uint64_t open_files, open_files_max, open_files_dbs, open_files_closes;
+	uint64_t databases_retired;  /* deleted databases given back since start */
 } node_status;
 
 typedef struct status_db {

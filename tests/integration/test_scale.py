@@ -201,6 +201,10 @@ def test_descriptors_stay_bounded_with_many_databases(node_factory):
     sample()
     for n in (p, r):
         assert peak[n] <= CAP + SLACK, (n.name, peak[n], base[n])
+        m = C.metrics(n)
+        assert m["ltxfs_open_files_max"] == CAP
+        assert m["ltxfs_open_files"] <= CAP + 8, m["ltxfs_open_files"]
+        assert m["ltxfs_open_files_closes_total"] > 0
     # a restart opens every database (recovery) within the bound too
     p.restart()
     r.restart()
