@@ -13,7 +13,10 @@ docs/benchmarks.md has the method and results).
              holds every database at the primary's position after the
              creation, and after one more write in each database
   restart    start-up time of the primary after a clean stop (every
-             database is opened, from its saved state), and of each replica
+             database is opened, from its saved state), and of each replica;
+             the primary's descriptors after it
+  new        a replica that starts empty: the time until it holds every
+             database (snapshots, or the whole history when it is smaller)
 
 Prints a markdown table and writes it to --out.
 """
@@ -191,6 +194,19 @@ def main():
                 rows.append((label, "failed: %s" % why[0].split("] ", 1)[-1]))
                 print(e, file=sys.stderr)
                 break
+        else:
+            rows.append(("primary descriptors / RSS after the restart",
+                         "%d / %.1f MiB" % (primary.fds(), primary.rss_kib() / 1024)))
+            if replicas:
+                fresh = Node(a.ltxfs, os.path.join(work, "new-replica"), lease=replicas[0].lease)
+                replicas.append(fresh)
+                t0 = time.monotonic()
+                fresh.start()
+                wait_replicated(primary, [fresh], names, a.timeout)
+                rows.append(("new replica: from start until it holds every database",
+                             "%.1f s" % (time.monotonic() - t0)))
+                rows.append(("new replica descriptors / RSS",
+                             "%d / %.1f MiB" % (fresh.fds(), fresh.rss_kib() / 1024)))
     finally:
         for m in replicas + [primary]:
             m.stop()
