@@ -70,6 +70,11 @@ static int take_locks_locked(database *db, enum apply_locks which)
 {
 	int all = 1;
 	uint64_t last = which == LOCKS_WRITE ? SHM_WRITE_LOCK : SHM_WRITE_LOCK + 7;
+	/* Writer preference: no new reader gets in where the applier waits. */
+	lock_table_reserve(&db->locks[DBF_SHM], APPLY_OWNER, SHM_WRITE_LOCK, last);
+	if (which == LOCKS_ALL)
+		lock_table_reserve(&db->locks[DBF_DB], APPLY_OWNER, SQLITE_PENDING_BYTE,
+				   SQLITE_PENDING_BYTE);
 	for (uint64_t b = SHM_WRITE_LOCK; b <= last; b++)
 		if (lock_table_held(&db->locks[DBF_SHM], APPLY_OWNER, b) != LK_WRITE &&
 		    lock_table_set(&db->locks[DBF_SHM], APPLY_OWNER, 0, b, b, LK_WRITE) < 0)
@@ -111,6 +116,8 @@ static void release_locks_locked(database *db)
 	lock_table_set(&db->locks[DBF_SHM], APPLY_OWNER, 0, SHM_WRITE_LOCK, SHM_WRITE_LOCK + 7,
 		       LK_UNLOCK);
 	lock_table_release_owner(&db->locks[DBF_DB], APPLY_OWNER);
+	lock_table_reserve(&db->locks[DBF_SHM], 0, 0, 0);
+	lock_table_reserve(&db->locks[DBF_DB], 0, 0, 0);
 }
 
 /* ---- telling the mount ---------------------------------------------------- */
@@ -388,6 +395,8 @@ static void publish(database *db, const page_set *changed, int whole, int names)
 		tell_inval(db, DBF_DB, 0, 0);
 	else
 		inval_pages(db, changed, page_size);
+	/* An absorbed WAL was emptied behind the kernel's cached size. */
+	tell_inval(db, DBF_WAL, 0, 0);
 	if (wal_mode)
 		reset_walindex(db, page_size, n_pages);
 	pthread_mutex_lock(&db->mu);
@@ -422,7 +431,9 @@ static int wal_path(database *db, int fd, const ltx_header *h)
 
 static void release_write_lock(database *db)
 {
-	rwal_unlock(db, SHM_WRITE_LOCK);
+	pthread_mutex_lock(&db->mu);
+	release_locks_locked(db);
+	pthread_mutex_unlock(&db->mu);
 }
 
 /*
@@ -493,7 +504,7 @@ int db_apply_remote(database *db, int fd, uint64_t len, lx_err *err)
 	page_set changed = { 0 };
 	uint32_t old_pages;
 	enum apply_locks which;
-	int created = 0, rc = read_header(fd, &h, err);
+	int created = 0, whole = 0, rc = read_header(fd, &h, err);
 
 	if (rc < 0)
 		return rc;
@@ -501,6 +512,9 @@ int db_apply_remote(database *db, int fd, uint64_t len, lx_err *err)
 		rc = apply_to_wal(db, fd, len, &h, err);
 		if (rc != 1)
 			return rc;
+		lx_debug(db->name, "replica: TXID %" PRIu64 " goes to the database file under every lock",
+			 h.min_txid);
+		whole = 1;   /* the WAL's pages are copied into the file too */
 	}
 	which = leaves_wal_mode(fd) ? LOCKS_ALL : LOCKS_SHM;   /* the file, not db->mu */
 	pthread_mutex_lock(&db->mu);
@@ -512,7 +526,7 @@ int db_apply_remote(database *db, int fd, uint64_t len, lx_err *err)
 	old_pages = db->n_pages;
 	rc = apply_locked(db, fd, len, &h, &changed, &created, err);
 	pthread_mutex_unlock(&db->mu);
-	publish(db, &changed, rc < 0 || h.commit != old_pages, created || h.commit == 0);
+	publish(db, &changed, whole || rc < 0 || h.commit != old_pages, created || h.commit == 0);
 	free(changed.v);
 	return rc;
 }

@@ -55,6 +55,42 @@ static void tell_inval(database *db, enum db_file f, uint64_t off, uint64_t len)
 		o->inval(o->ctx, db, f, off, len);
 }
 
+/*
+ * Put [off, off+len) of backing file f, as it now is, into the kernel's
+ * cache.  Not an invalidation: that also drops the cached attributes, and a
+ * reader's size refresh in flight meanwhile is discarded by the kernel, so
+ * it would read a new frame or page past a stale end (a short read).  A
+ * store sets the size and the bytes at once.  db->mu not held.
+ */
+static void store_range(database *db, enum db_file f, uint64_t off, uint64_t len)
+{
+	enum { CHUNK = 128 * 1024 };
+	const db_observer *o = observer(db);
+	uint8_t *buf;
+	backing *b;
+
+	if (o == NULL || o->store == NULL || len == 0) {
+		tell_inval(db, f, off, len ? len : 1);
+		return;
+	}
+	pthread_mutex_lock(&db->mu);
+	b = db->file[f] ? backing_ref(db->file[f]) : NULL;
+	pthread_mutex_unlock(&db->mu);
+	buf = malloc(CHUNK);
+	for (uint64_t at = off; b != NULL && buf != NULL && at < off + len;) {
+		size_t n = off + len - at < CHUNK ? (size_t)(off + len - at) : CHUNK;
+		ssize_t got = pread(b->fd, buf, n, (off_t)at);
+		if (got <= 0)
+			break;
+		o->store(o->ctx, db, f, at, buf, (size_t)got);
+		at += (uint64_t)got;
+	}
+	if (b == NULL || buf == NULL)
+		tell_inval(db, f, off, len);
+	free(buf);
+	backing_unref(b);
+}
+
 int rwal_trylock(database *db, uint64_t byte)
 {
 	int rc;
@@ -465,8 +501,9 @@ void rwal_publish(rwal_txn *x)
 	wi_header cur;
 	int valid;
 
-	/* Readers may hold pages of an older generation at these offsets. */
-	tell_inval(db, DBF_WAL, from, to - from);
+	/* Readers may hold pages of an older generation at these offsets,
+	 * and a size from before these frames. */
+	store_range(db, DBF_WAL, from, to - from);
 	w->fresh = 0;
 	w->ih.mx_frame = last;
 	w->ih.frame_ck = x->chain;
@@ -544,13 +581,15 @@ static int backfill(database *db, replica_wal *w, uint32_t from, uint32_t to, in
 			done++;
 		}
 		pthread_mutex_unlock(&db->mu);
-		/* Runs of consecutive pages leave the kernel's cache. */
+		/* Runs of consecutive pages go into the kernel's cache as they
+		 * now are (before nBackfill says readers may read them there). */
 		for (size_t j = i; j < end;) {
 			size_t k = j + 1;
 			while (k < end && v[k].pgno <= v[k - 1].pgno + 1)
 				k++;
-			tell_inval(db, DBF_DB, (uint64_t)(v[j].pgno - 1) * ps,
-				   (uint64_t)(v[k - 1].pgno - v[j].pgno + 1) * ps);
+			if (v[j].pgno <= w->ih.n_page || !whole)
+				store_range(db, DBF_DB, (uint64_t)(v[j].pgno - 1) * ps,
+					    (uint64_t)(v[k - 1].pgno - v[j].pgno + 1) * ps);
 			j = k;
 		}
 		i = end;

@@ -59,7 +59,8 @@ def reader(path, stopfile, out, lock):
                 continue
             n_errors += 1
             if len(errors) < 5:
-                errors.append("%s: %s" % (type(e).__name__, e))
+                errors.append("%s: %s (%s)" % (type(e).__name__, e,
+                                               getattr(e, "sqlite_errorname", "?")))
         except (sqlite3.Error, AssertionError) as e:
             n_errors += 1
             if len(errors) < 5:
