@@ -66,15 +66,17 @@ static int rollback_reader_present(const database *db)
 enum apply_locks { LOCKS_WRITE, LOCKS_SHM, LOCKS_ALL };
 
 /* Take what is free now; returns 1 once everything is held. */
-static int take_locks_locked(database *db, enum apply_locks which)
+static int take_locks_locked(database *db, enum apply_locks which, int prefer)
 {
 	int all = 1;
 	uint64_t last = which == LOCKS_WRITE ? SHM_WRITE_LOCK : SHM_WRITE_LOCK + 7;
 	/* Writer preference: no new reader gets in where the applier waits. */
-	lock_table_reserve(&db->locks[DBF_SHM], APPLY_OWNER, SHM_WRITE_LOCK, last);
-	if (which == LOCKS_ALL)
-		lock_table_reserve(&db->locks[DBF_DB], APPLY_OWNER, SQLITE_PENDING_BYTE,
-				   SQLITE_PENDING_BYTE);
+	if (prefer) {
+		lock_table_reserve(&db->locks[DBF_SHM], APPLY_OWNER, SHM_WRITE_LOCK, last);
+		if (which == LOCKS_ALL)
+			lock_table_reserve(&db->locks[DBF_DB], APPLY_OWNER, SQLITE_PENDING_BYTE,
+					   SQLITE_PENDING_BYTE);
+	}
 	for (uint64_t b = SHM_WRITE_LOCK; b <= last; b++)
 		if (lock_table_held(&db->locks[DBF_SHM], APPLY_OWNER, b) != LK_WRITE &&
 		    lock_table_set(&db->locks[DBF_SHM], APPLY_OWNER, 0, b, b, LK_WRITE) < 0)
@@ -88,6 +90,15 @@ static int take_locks_locked(database *db, enum apply_locks which)
 	return all && !rollback_reader_present(db);
 }
 
+/*
+ * Wait for the locks.  For the first PREFER_AFTER_MS the applier competes
+ * like any connection, so readers that its previous apply held off (they
+ * sleep in their busy handlers) get a turn between two applies; after
+ * that it reserves what it waits for, so it gets in as soon as the readers
+ * inside finish: bounded waits both ways.
+ */
+#define PREFER_AFTER_MS 0
+
 static void acquire_locks(database *db, enum apply_locks which)
 {
 	useconds_t pause = 50;
@@ -95,7 +106,7 @@ static void acquire_locks(database *db, enum apply_locks which)
 	for (;;) {
 		int done;
 		pthread_mutex_lock(&db->mu);
-		done = take_locks_locked(db, which);
+		done = take_locks_locked(db, which, db_now_ms() - start >= PREFER_AFTER_MS);
 		pthread_mutex_unlock(&db->mu);
 		if (done)
 			return;
