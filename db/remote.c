@@ -2,8 +2,13 @@
  * remote.c - a replica applying the primary's transactions and snapshots
  * (db_apply_remote, db_install_snapshot, db_remove_remote in database.h).
  *
- * Local readers must never see a torn state.  Before it changes the
- * database file, the applier takes, as a lock owner of its own, the locks
+ * Local readers must never see a torn state.  In WAL mode a transaction
+ * is appended to the replica's WAL and published through the wal-index as
+ * a local SQLite writer would (replica_wal.h): readers keep their
+ * snapshots, the applier never waits for them.  Everything else (rollback
+ * mode, snapshots, leaving WAL mode, a WAL that is not the applier's)
+ * changes the database file.  Before it changes the database file, the
+ * applier takes, as a lock owner of its own, the locks
  * a SQLite writer would need to exclude every reader:
  *   - shm bytes 120..127 (WRITE, CHECKPOINT, RECOVER, READ0..READ4): no
  *     WAL-mode reader is inside a read transaction, none can start one;
@@ -18,8 +23,9 @@
  * under a backlog that held PENDING nearly all the time kept new readers
  * out for good.  A transaction that leaves WAL mode, a snapshot and a
  * removal take everything.
- * Each byte is kept as soon as it is free, so a stream of overlapping
- * readers cannot starve the applier; readers meanwhile get SQLITE_BUSY and
+ * Each byte is kept as soon as it is free, and what it still waits for is
+ * reserved in the lock table (no new locker gets it: writer preference), so
+ * a stream of overlapping readers cannot starve the applier; readers meanwhile get SQLITE_BUSY and
  * retry through their busy handler.  With the locks held and the database
  * mutex released, the kernel's cached pages are invalidated and, in WAL
  * mode, a new wal-index header (mxFrame 0, a new change counter) is put

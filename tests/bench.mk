@@ -54,3 +54,12 @@ bench-transfer: $(BUILD)/ltxfs
 
 bench-native: $(SPEEDTEST1) $(INSERT_BENCH)
 	$(BENCH_RUN) --native-only
+
+# Replica lag under 50 point-lookup readers while the primary inserts at full
+# speed (tests/bench/readload_bench.py).  READLOAD_BENCH_ARGS='--mode delete --seconds 30'
+READLOAD_BENCH_ARGS ?=
+.PHONY: bench-readload
+bench-readload: $(BUILD)/ltxfs
+	$(PYTHON) tests/bench/readload_bench.py --ltxfs $(abspath $(BUILD)/ltxfs) \
+		--workdir $(BUILD)/bench-run/readload --out $(BUILD)/bench-readload.md \
+		$(READLOAD_BENCH_ARGS)
