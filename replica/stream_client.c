@@ -112,6 +112,19 @@ static int diverged_frame_done(stream_client *c)
 	return rc;
 }
 
+/* Idle: replicated WAL frames still waiting for readers to let them into
+ * the database file get another chance (db_replica_tick never waits). */
+static void tick_databases(stream_client *c)
+{
+	database **dbs = NULL;
+	size_t n = 0;
+	if (store_list(c->store, &dbs, &n) < 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		db_replica_tick(dbs[i]);
+	free(dbs);
+}
+
 static int frame_done(stream_client *c)
 {
 	proto_frame *f = &c->frame;
@@ -123,6 +136,7 @@ static int frame_done(stream_client *c)
 		break;
 	case FRAME_HEARTBEAT:
 		__atomic_store_n(&c->primary_ts_ms, (int64_t)f->arg, __ATOMIC_RELAXED);
+		tick_databases(c);
 		break;
 	case FRAME_READY:
 		if (!__atomic_exchange_n(&c->ready, 1, __ATOMIC_ACQ_REL))
