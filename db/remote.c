@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "base/bytes.h"
+#include "base/failpoint.h"
 #include "base/log.h"
 #include "db/apply.h"
 #include "db/replica_wal.h"
@@ -366,6 +367,7 @@ static int apply_locked(database *db, int fd, uint64_t len, const ltx_header *h,
 	}
 	if (rc < 0)
 		return rc;
+	LX_FAILPOINT("replica.apply.after_log");
 	/* A snapshot being read here (an export, a catch-up stream) keeps the
 	 * pages it has not read yet: the apply writes the file directly. */
 	db_preserve_locked(db, DBF_DB, 0, UINT64_MAX);
@@ -486,6 +488,7 @@ static int apply_to_wal(database *db, int fd, uint64_t len, const ltx_header *h,
 		rc = log_received(db, fd, len, h, &anchor, err);
 	}
 	if (rc == 0) {
+		LX_FAILPOINT("replica.apply.after_log");
 		t.verified = 1;      /* the receiver verified every byte */
 		rc = apply_ltx_fd(&t, fd, len, err);
 		db_apply_target_taken(db, &t);
