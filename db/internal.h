@@ -20,6 +20,20 @@ static inline void db_preserve_locked(database *db, enum db_file f, uint64_t off
 		db_snapshot_preserve_locked(db, f, off, len);
 }
 
+/* The mount's observer (db_observer), or NULL before one registers. */
+static inline const db_observer *db_observer_of(const database *db)
+{
+	return db->opt.events ? __atomic_load_n(&db->opt.events->observer, __ATOMIC_ACQUIRE) : NULL;
+}
+
+/* Tell the mount that [off, off+len) of file f changed behind its back. */
+static inline void db_tell_inval(database *db, enum db_file f, uint64_t off, uint64_t len)
+{
+	const db_observer *o = db_observer_of(db);
+	if (o != NULL && o->inval != NULL)
+		o->inval(o->ctx, db, f, off, len);
+}
+
 /* Where the content of a page of a transaction comes from. */
 enum page_source { SRC_DB_FILE, SRC_WAL_FILE, SRC_LOGICAL };
 

@@ -140,21 +140,10 @@ static void release_locks_locked(database *db)
 
 /* ---- telling the mount ---------------------------------------------------- */
 
-static const db_observer *observer(const database *db)
-{
-	return db->opt.events ? __atomic_load_n(&db->opt.events->observer, __ATOMIC_ACQUIRE) : NULL;
-}
-
-static void tell_inval(database *db, enum db_file f, uint64_t off, uint64_t len)
-{
-	const db_observer *o = observer(db);
-	if (o != NULL && o->inval != NULL)
-		o->inval(o->ctx, db, f, off, len);
-}
 
 static void tell_names(database *db)
 {
-	const db_observer *o = observer(db);
+	const db_observer *o = db_observer_of(db);
 	if (o != NULL && o->names != NULL)
 		o->names(o->ctx, db);
 }
@@ -192,7 +181,7 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
  * the shm backing only changes under the locks the applier holds. */
 static void reset_walindex(database *db, uint32_t page_size, uint32_t n_pages)
 {
-	const db_observer *o = observer(db);
+	const db_observer *o = db_observer_of(db);
 	uint8_t hdr[WALINDEX_SIZE];
 	struct stat st;
 	backing *b;
@@ -251,7 +240,7 @@ static void inval_pages(database *db, const page_set *s, uint32_t page_size)
 		size_t j = i + 1;
 		while (j < s->n && s->v[j] == s->v[j - 1] + 1)
 			j++;
-		tell_inval(db, DBF_DB, (uint64_t)(s->v[i] - 1) * page_size,
+		db_tell_inval(db, DBF_DB, (uint64_t)(s->v[i] - 1) * page_size,
 			   (uint64_t)(j - i) * page_size);
 		i = j;
 	}
@@ -411,11 +400,11 @@ static void publish(database *db, const page_set *changed, int whole, int names)
 	if (names)
 		tell_names(db);
 	if (whole || changed == NULL || changed->oom)
-		tell_inval(db, DBF_DB, 0, 0);
+		db_tell_inval(db, DBF_DB, 0, 0);
 	else
 		inval_pages(db, changed, page_size);
 	/* An absorbed WAL was emptied behind the kernel's cached size. */
-	tell_inval(db, DBF_WAL, 0, 0);
+	db_tell_inval(db, DBF_WAL, 0, 0);
 	if (wal_mode)
 		reset_walindex(db, page_size, n_pages);
 	pthread_mutex_lock(&db->mu);

@@ -43,17 +43,6 @@ typedef struct replica_wal {
 
 /* ---- small helpers ------------------------------------------------------- */
 
-static const db_observer *observer(const database *db)
-{
-	return db->opt.events ? __atomic_load_n(&db->opt.events->observer, __ATOMIC_ACQUIRE) : NULL;
-}
-
-static void tell_inval(database *db, enum db_file f, uint64_t off, uint64_t len)
-{
-	const db_observer *o = observer(db);
-	if (o != NULL && o->inval != NULL)
-		o->inval(o->ctx, db, f, off, len);
-}
 
 /*
  * Put [off, off+len) of backing file f, as it now is, into the kernel's
@@ -65,12 +54,12 @@ static void tell_inval(database *db, enum db_file f, uint64_t off, uint64_t len)
 static void store_range(database *db, enum db_file f, uint64_t off, uint64_t len)
 {
 	enum { CHUNK = 128 * 1024 };
-	const db_observer *o = observer(db);
+	const db_observer *o = db_observer_of(db);
 	uint8_t *buf;
 	backing *b;
 
 	if (o == NULL || o->store == NULL || len == 0) {
-		tell_inval(db, f, off, len ? len : 1);
+		db_tell_inval(db, f, off, len ? len : 1);
 		return;
 	}
 	pthread_mutex_lock(&db->mu);
@@ -86,7 +75,7 @@ static void store_range(database *db, enum db_file f, uint64_t off, uint64_t len
 		at += (uint64_t)got;
 	}
 	if (b == NULL || buf == NULL)
-		tell_inval(db, f, off, len);
+		db_tell_inval(db, f, off, len);
 	free(buf);
 	backing_unref(b);
 }
@@ -190,7 +179,7 @@ static int map_regions(database *db, replica_wal *w, uint32_t regions)
 /* 1: mapped; 0: there is no shm (no reader has one); -1: cannot map. */
 static int attach(database *db, replica_wal *w)
 {
-	const db_observer *o = observer(db);
+	const db_observer *o = db_observer_of(db);
 	backing *cur;
 	int fd, rc;
 
@@ -605,7 +594,7 @@ static int backfill(database *db, replica_wal *w, uint32_t from, uint32_t to, in
 				rc = -errno;
 		}
 		pthread_mutex_unlock(&db->mu);
-		tell_inval(db, DBF_DB, size, 0);
+		db_tell_inval(db, DBF_DB, size, 0);
 	}
 	free(v);
 	free(page);
