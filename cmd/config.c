@@ -50,6 +50,7 @@ enum key_id {
 	KEY_HTTP_ADDR,
 	KEY_HTTP_HEALTH_MAX_LAG,
 	KEY_HTTP_MAX_CONNECTIONS,
+	KEY_HTTP_MAX_CONNECTIONS_PER_IP,
 	KEY_HTTP_MAX_EVENT_STREAMS,
 	KEY_HTTP_MAX_TRANSFERS,
 	KEY_HTTP_MAX_IMPORT_SIZE,
@@ -147,6 +148,7 @@ static const char *const known_keys[KEY_COUNT + 1] = {
 	[KEY_HTTP_ADDR] = "http.addr",
 	[KEY_HTTP_HEALTH_MAX_LAG] = "http.health-max-lag",
 	[KEY_HTTP_MAX_CONNECTIONS] = "http.max-connections",
+	[KEY_HTTP_MAX_CONNECTIONS_PER_IP] = "http.max-connections-per-ip",
 	[KEY_HTTP_MAX_EVENT_STREAMS] = "http.max-event-streams",
 	[KEY_HTTP_MAX_TRANSFERS] = "http.max-transfers",
 	[KEY_HTTP_MAX_IMPORT_SIZE] = "http.max-import-size",
@@ -182,6 +184,7 @@ static const key_spec specs[KEY_COUNT] = {
 	[KEY_HTTP_ADDR] = { K_ADDR, OFF(http.addr), NULL },
 	[KEY_HTTP_HEALTH_MAX_LAG] = { K_DURATION, OFF(http.health_max_lag_ns), NULL },
 	[KEY_HTTP_MAX_CONNECTIONS] = { K_COUNT, OFF(http.max_connections), NULL },
+	[KEY_HTTP_MAX_CONNECTIONS_PER_IP] = { K_COUNT, OFF(http.max_connections_per_ip), NULL },
 	[KEY_HTTP_MAX_EVENT_STREAMS] = { K_COUNT, OFF(http.max_event_streams), NULL },
 	[KEY_HTTP_MAX_TRANSFERS] = { K_COUNT, OFF(http.max_transfers), NULL },
 	[KEY_HTTP_MAX_IMPORT_SIZE] = { K_SIZE, OFF(http.max_import_size), NULL },
@@ -1675,6 +1678,10 @@ static int check_values(const ltxfs_config *c, lx_err *err)
 			       "together must be at most half of http.max-connections (%u), so "
 			       "that /health, /status and the replicas' streams always have room",
 			       c->http.max_event_streams, c->http.max_transfers,
+			       c->http.max_connections);
+	if (c->http.max_connections_per_ip > c->http.max_connections)
+		return cfg_err(c, err, "http.max-connections-per-ip (%u) must be at most "
+			       "http.max-connections (%u)", c->http.max_connections_per_ip,
 			       c->http.max_connections);
 	if (c->http.max_import_size == 0)
 		return cfg_err(c, err, "http.max-import-size must be greater than 0");

@@ -98,6 +98,7 @@ typedef struct ltxfs_config {
 					 * NULL until resolved = ":20202" */
 		uint64_t health_max_lag_ns; /* GET /health: 503 above this lag; 10 s */
 		unsigned max_connections;   /* open at once; 256, >= 4 */
+		unsigned max_connections_per_ip; /* from one address; 0 = no limit */
 		unsigned max_event_streams; /* GET /events at once; 32 */
 		unsigned max_transfers;     /* GET /export + POST /import at once; 8 */
 					    /* (these two: at most max_connections / 2) */
@@ -139,6 +140,7 @@ typedef const char *(*config_getenv_fn)(const char *name, void *ctx);
  * Fill *c with the defaults of every key that has a fixed one
  * (data.retention 10m, data.retention-bytes 1GiB, data.sync app,
  * http.health-max-lag 10s, http.max-connections 256,
+ * http.max-connections-per-ip 0,
  * http.max-event-streams 32, http.max-transfers 8, http.max-import-size 16GiB,
  * lease.type static, lease.candidate true, log.level info, no exec); the
  * strings stay NULL (http.addr, lease.hostname and lease.advertise-url

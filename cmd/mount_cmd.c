@@ -152,8 +152,9 @@ static int start_node(const ltxfs_config *c, store **st, node **nd, http_server 
 	rc = node_start(nd, c, *st, dopt.node_id, err);
 	if (rc == 0) {
 		http_hooks hooks = node_http_hooks(*nd);
-		http_limits lim = { c->http.max_connections, c->http.max_event_streams,
-				    c->http.max_transfers, c->http.max_import_size };
+		http_limits lim = { c->http.max_connections, c->http.max_connections_per_ip,
+				    c->http.max_event_streams, c->http.max_transfers,
+				    c->http.max_import_size };
 		rc = http_server_start(http, c->http.addr, *st, status, node_hub(*nd), &hooks,
 				       &lim, err);
 	}

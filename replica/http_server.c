@@ -576,9 +576,10 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 		s->suppressed++;             /* a flood: one line a second */
 	} else {
 		s->warned_ms = lx_mono_ms();
-		if (strncmp(m, "Server reached connection limit", 31) == 0)
-			snprintf(m + n, sizeof(m) - n, " (http.max-connections is %u)",
-				 s->limits.max_connections);
+		if (strncmp(m, "Server reached connection limit", 31) == 0)   /* either one */
+			snprintf(m + n, sizeof(m) - n, " (http.max-connections is %u, "
+				 "http.max-connections-per-ip %u)", s->limits.max_connections,
+				 s->limits.max_connections_per_ip);
 		lx_warn("http", "libmicrohttpd: %s%s", m, s->suppressed ?
 			" (and more like it since the last such line)" : "");
 		s->suppressed = 0;
@@ -618,6 +619,8 @@ static struct MHD_Daemon *listen_on(http_server *s, const char *host, const char
 				     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
 				     MHD_OPTION_SOCK_ADDR, a->ai_addr,
 				     MHD_OPTION_CONNECTION_LIMIT, s->limits.max_connections,
+				     MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+				     s->limits.max_connections_per_ip,
 				     MHD_OPTION_CONNECTION_TIMEOUT, 30u,
 				     /* room for large sends: a snapshot is gigabytes */
 				     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(1u << 20),
@@ -639,7 +642,8 @@ int http_server_start(http_server **out, const char *addr, store *st,
 		      const http_limits *limits, lx_err *err)
 {
 	static const http_limits defaults = {
-		HTTP_DEFAULT_MAX_CONNECTIONS, HTTP_DEFAULT_MAX_EVENT_STREAMS,
+		HTTP_DEFAULT_MAX_CONNECTIONS, HTTP_DEFAULT_MAX_CONNECTIONS_PER_IP,
+		HTTP_DEFAULT_MAX_EVENT_STREAMS,
 		HTTP_DEFAULT_MAX_TRANSFERS, HTTP_DEFAULT_MAX_IMPORT_SIZE,
 	};
 	char host[256], port[16];

@@ -15,8 +15,9 @@
  * state through db_status_get() and the stream functions (each database's
  * mutex, briefly); they never write a database.
  *
- * Limits (http_limits): at most max_connections connections (one more is
- * closed at once, and logged); long-lived responses have budgets of their
+ * Limits (http_limits): at most max_connections connections, and
+ * max_connections_per_ip from one address (one more is closed at once, and
+ * logged); long-lived responses have budgets of their
  * own well below that, so they can never take the slots that /health,
  * /status and the replicas' /stream need: max_event_streams concurrent
  * GET /events and max_transfers concurrent GET /export and POST /import,
@@ -39,12 +40,14 @@ typedef struct http_server http_server;
 /* Resource limits (the http.* keys, docs/configuration.md). */
 typedef struct http_limits {
 	unsigned max_connections;     /* open connections at once */
+	unsigned max_connections_per_ip; /* from one client address; 0: no limit */
 	unsigned max_event_streams;   /* GET /events at once; 0: none served */
 	unsigned max_transfers;       /* GET /export and POST /import at once; 0: none */
 	uint64_t max_import_size;     /* bytes of a POST /import body */
 } http_limits;
 
 #define HTTP_DEFAULT_MAX_CONNECTIONS 256u
+#define HTTP_DEFAULT_MAX_CONNECTIONS_PER_IP 0u
 #define HTTP_DEFAULT_MAX_EVENT_STREAMS 32u
 #define HTTP_DEFAULT_MAX_TRANSFERS 8u
 #define HTTP_DEFAULT_MAX_IMPORT_SIZE (16ULL << 30)

@@ -243,6 +243,45 @@ def test_listen_failure_gives_the_systems_reason(node_factory):
         busy.close()
 
 
+# ---- connections -------------------------------------------------------------------
+
+def request_from(node, source, path="/health"):
+    """(status, body) of GET PATH from address SOURCE; status 0 when the
+    server closed the connection without an answer."""
+    with socket.create_connection((node.host, node.port), timeout=10,
+                                  source_address=(source, 0)) as s:
+        s.sendall(("GET %s HTTP/1.1\r\nHost: itest\r\n\r\n" % path).encode())
+        code, hdrs, rest = read_head(s)
+        return code, read_body(s, hdrs, rest) if code else rest
+
+
+def test_connection_limits_are_configurable_and_logged(node_factory):
+    n = node_factory()
+    n.http_config = ("  max-connections: 8\n  max-connections-per-ip: 4\n"
+                     "  max-event-streams: 2\n  max-transfers: 1\n")
+    n.start()
+    held = []
+    try:
+        for _ in range(4):                  # idle: connected, nothing sent
+            held.append(socket.create_connection((n.host, n.port), timeout=10))
+        assert request_from(n, "127.0.0.1")[0] == 0        # this address is full
+        assert request_from(n, "127.0.0.2")[0] == 200      # another one is not
+        for _ in range(4):
+            held.append(socket.create_connection((n.host, n.port), timeout=10,
+                                                 source_address=("127.0.0.3", 0)))
+        assert request_from(n, "127.0.0.2")[0] == 0        # the node is full
+    finally:
+        for s in held:
+            s.close()
+    deadline = time.monotonic() + 30
+    while request_from(n, "127.0.0.1")[0] != 200:
+        assert time.monotonic() < deadline, "connections were not given back"
+        time.sleep(0.1)
+    assert re.search(r"WARN .*libmicrohttpd: Server reached connection limit.* "
+                     r"\(http\.max-connections is 8, http\.max-connections-per-ip 4\)",
+                     n.log_text()), n.log_tail()
+
+
 # ---- long-lived responses -------------------------------------------------------
 
 @pytest.mark.deadline(180)

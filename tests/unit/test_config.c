@@ -282,7 +282,7 @@ static void test_known_keys(void)
 		CHECK(strstr(err.msg, "unknown key") == NULL);
 		config_free(&c);
 	}
-	CHECK_EQ_INT(29, n);
+	CHECK_EQ_INT(30, n);
 	CHECK(strcmp(keys[0], "fuse.dir") == 0);
 	CHECK(strcmp(keys[n - 1], "exec") == 0);
 }
@@ -307,6 +307,8 @@ static void test_http_limits(void)
 	CHECK_REJECT(MIN_CFG "http:\n  max-connections: 3\n  max-event-streams: 0\n"
 		     "  max-transfers: 0\n", "at least 4");
 	CHECK_REJECT(MIN_CFG "http:\n  max-import-size: 0\n", "greater than 0");
+	CHECK_REJECT(MIN_CFG "http:\n  max-connections-per-ip: 257\n",
+		     "http.max-connections-per-ip (257) must be at most http.max-connections (256)");
 }
 
 /* ------------------------------------------------------------------ */
