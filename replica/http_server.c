@@ -614,7 +614,11 @@ static struct MHD_Daemon *listen_on(http_server *s, const char *host, const char
 	for (struct addrinfo *a = ai; a != NULL && d == NULL; a = a->ai_next) {
 		unsigned f = flags | (a->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0) |
 			     (a->ai_family == AF_INET6 && !*host ? MHD_USE_DUAL_STACK : 0);
-		d = MHD_start_daemon(f, 0, NULL, NULL, handle, s,
+		/* The port, though the address has it: for libmicrohttpd's messages. */
+		uint16_t pnum = ntohs(a->ai_family == AF_INET6 ?
+				      ((struct sockaddr_in6 *)a->ai_addr)->sin6_port :
+				      ((struct sockaddr_in *)a->ai_addr)->sin_port);
+		d = MHD_start_daemon(f, pnum, NULL, NULL, handle, s,
 				     /* must come first, to hear about the start */
 				     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
 				     MHD_OPTION_SOCK_ADDR, a->ai_addr,

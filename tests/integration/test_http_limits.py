@@ -243,6 +243,16 @@ def test_listen_failure_gives_the_systems_reason(node_factory):
         busy.close()
 
 
+def test_listen_on_an_address_not_of_this_host_says_so(node_factory):
+    n = node_factory()
+    n.host = "192.0.2.1"                # TEST-NET-1: never local
+    n.write_config()
+    rc, text = n.start_expect_exit()
+    assert rc not in (None, 0), text[-2000:]
+    assert re.search(r"http\.addr \[192\.0\.2\.1\]:%d: cannot listen: .*Cannot assign "
+                     r"requested address" % n.port, text), text[-2000:]
+
+
 # ---- connections -------------------------------------------------------------------
 
 def request_from(node, source, path="/health"):
