@@ -23,6 +23,7 @@ run as root) and unmount it at teardown, after stopping the nodes using it.
 import json
 import os
 import re
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -419,6 +420,18 @@ def test_import_that_would_fill_the_disk_is_507(node_factory, tmpfs):
     assert code == 507, (code, hdrs, body)
     assert "not enough free space in data.dir" in json.loads(body)["error"]
     assert tmp_files(n) == []
+    # without a declared size: looked at every 16 MiB, dropped, 507 at the end
+    chunk = b"x" * (1 << 20)
+    with socket.create_connection((n.host, n.port), timeout=10) as s:
+        s.sendall(b"POST /import?name=y.db HTTP/1.1\r\nHost: itest\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n")
+        for _ in range(40):
+            s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        s.sendall(b"0\r\n\r\n")
+        code, hdrs, rest = read_head(s)
+        assert code == 507, (code, hdrs, rest)
+    assert tmp_files(n) == []
+    assert shutil.disk_usage(n.data).used < (8 << 20)
     data = small_sqlite_file(os.path.join(n.workdir, "small.db"))
     code, _, body = raw_request(n, "POST /import?name=small.db HTTP/1.1\r\nHost: itest\r\n"
                                 "Content-Length: %d" % len(data), data)
