@@ -50,6 +50,11 @@ enum key_id {
 	KEY_DATA_MAX_OPEN_FILES,
 	KEY_HTTP_ADDR,
 	KEY_HTTP_HEALTH_MAX_LAG,
+	KEY_HTTP_MAX_CONNECTIONS,
+	KEY_HTTP_MAX_CONNECTIONS_PER_IP,
+	KEY_HTTP_MAX_EVENT_STREAMS,
+	KEY_HTTP_MAX_TRANSFERS,
+	KEY_HTTP_MAX_IMPORT_SIZE,
 	KEY_LEASE_TYPE,
 	KEY_LEASE_CANDIDATE,
 	KEY_LEASE_HOSTNAME,
@@ -73,11 +78,11 @@ enum key_kind {
 	K_BOOL,     /* bool */
 	K_DURATION, /* uint64_t nanoseconds */
 	K_SIZE,     /* uint64_t bytes */
-	K_COUNT,    /* uint64_t, a plain non-negative integer */
 	K_ENUM,     /* an enum (int-sized), values from spec->values */
 	K_ADDR,     /* char *, host:port */
 	K_URL,      /* char *, http(s)://host[:port][/path] */
 	K_NODE_ID,  /* uint64_t from 16 hex digits, non-zero */
+	K_COUNT,    /* unsigned, a decimal number 0..CONFIG_COUNT_MAX */
 	K_EXEC,     /* exec: an entry or a sequence of entries */
 };
 
@@ -144,6 +149,11 @@ static const char *const known_keys[KEY_COUNT + 1] = {
 	[KEY_DATA_MAX_OPEN_FILES] = "data.max-open-files",
 	[KEY_HTTP_ADDR] = "http.addr",
 	[KEY_HTTP_HEALTH_MAX_LAG] = "http.health-max-lag",
+	[KEY_HTTP_MAX_CONNECTIONS] = "http.max-connections",
+	[KEY_HTTP_MAX_CONNECTIONS_PER_IP] = "http.max-connections-per-ip",
+	[KEY_HTTP_MAX_EVENT_STREAMS] = "http.max-event-streams",
+	[KEY_HTTP_MAX_TRANSFERS] = "http.max-transfers",
+	[KEY_HTTP_MAX_IMPORT_SIZE] = "http.max-import-size",
 	[KEY_LEASE_TYPE] = "lease.type",
 	[KEY_LEASE_CANDIDATE] = "lease.candidate",
 	[KEY_LEASE_HOSTNAME] = "lease.hostname",
@@ -176,6 +186,11 @@ static const key_spec specs[KEY_COUNT] = {
 	[KEY_DATA_MAX_OPEN_FILES] = { K_COUNT, OFF(data.max_open_files), NULL },
 	[KEY_HTTP_ADDR] = { K_ADDR, OFF(http.addr), NULL },
 	[KEY_HTTP_HEALTH_MAX_LAG] = { K_DURATION, OFF(http.health_max_lag_ns), NULL },
+	[KEY_HTTP_MAX_CONNECTIONS] = { K_COUNT, OFF(http.max_connections), NULL },
+	[KEY_HTTP_MAX_CONNECTIONS_PER_IP] = { K_COUNT, OFF(http.max_connections_per_ip), NULL },
+	[KEY_HTTP_MAX_EVENT_STREAMS] = { K_COUNT, OFF(http.max_event_streams), NULL },
+	[KEY_HTTP_MAX_TRANSFERS] = { K_COUNT, OFF(http.max_transfers), NULL },
+	[KEY_HTTP_MAX_IMPORT_SIZE] = { K_SIZE, OFF(http.max_import_size), NULL },
 	[KEY_LEASE_TYPE] = { K_ENUM, OFF(lease.type), lease_types },
 	[KEY_LEASE_CANDIDATE] = { K_BOOL, OFF(lease.candidate), NULL },
 	[KEY_LEASE_HOSTNAME] = { K_STRING, OFF(lease.hostname), NULL },
@@ -509,6 +524,23 @@ static int parse_node_id(const char *s, uint64_t *out)
 	if (v == 0)
 		return -EINVAL;
 	*out = v;
+	return 0;
+}
+
+/* A decimal count 0..CONFIG_COUNT_MAX occupying all of s. */
+static int parse_count(const char *s, unsigned *out)
+{
+	unsigned long v = 0;
+	if (*s == '\0')
+		return -EINVAL;
+	for (; *s; s++) {
+		if (!is_digit(*s))
+			return -EINVAL;
+		v = v * 10 + (unsigned long)(*s - '0');
+		if (v > CONFIG_COUNT_MAX)
+			return -ERANGE;
+	}
+	*out = (unsigned)v;
 	return 0;
 }
 
@@ -931,15 +963,6 @@ static int apply_value(walk *w, enum key_id id, yaml_mark_t m, const char *val)
 				      "TiB, e.g. \"512MB\" or \"1GiB\")", key, q);
 		memcpy(slot, &u, sizeof(u));
 		return 0;
-	case K_COUNT: {
-		char *end;
-		errno = 0;
-		u = strtoull(val, &end, 10);
-		if (val[0] < '0' || val[0] > '9' || *end != '\0' || errno != 0)
-			return at_err(w, m, "%s: %s is not a non-negative integer", key, q);
-		memcpy(slot, &u, sizeof(u));
-		return 0;
-	}
 	case K_ENUM:
 		return set_enum(w, m, key, specs[id].values, slot, val);
 	case K_ADDR:
@@ -952,6 +975,14 @@ static int apply_value(walk *w, enum key_id id, yaml_mark_t m, const char *val)
 			return at_err(w, m, "%s: %s is not an http:// or https:// URL "
 				      "with a host", key, q);
 		return set_string(w, slot, val);
+	case K_COUNT:
+		rc = parse_count(val, slot);
+		if (rc == -ERANGE)
+			return at_err(w, m, "%s: %s is too large (at most %u)", key, q,
+				      CONFIG_COUNT_MAX);
+		if (rc != 0)
+			return at_err(w, m, "%s: %s is not a whole number", key, q);
+		return 0;
 	case K_NODE_ID:
 		if (parse_node_id(val, &u) != 0)
 			return at_err(w, m, "%s: %s is not a non-zero node ID of 16 "
@@ -1448,6 +1479,10 @@ void config_init_defaults(ltxfs_config *c)
 	c->lease.type = CONFIG_LEASE_STATIC;
 	c->lease.candidate = true;
 	c->http.health_max_lag_ns = 10ULL * 1000000000ULL;
+	c->http.max_connections = 256;
+	c->http.max_event_streams = 32;
+	c->http.max_transfers = 8;
+	c->http.max_import_size = 16ULL << 30;
 	c->lease.consul.ttl_ns = 10ULL * 1000000000ULL;
 	c->lease.consul.lock_delay_ns = 1000000000ULL;
 	c->lease.etcd.ttl_ns = 10ULL * 1000000000ULL;
@@ -1637,6 +1672,22 @@ static int check_values(const ltxfs_config *c, lx_err *err)
 			       "https:// URL with a host");
 	if (c->http.health_max_lag_ns == 0)
 		return cfg_err(c, err, "http.health-max-lag must be greater than 0");
+	if (c->http.max_connections < 4)
+		return cfg_err(c, err, "http.max-connections must be at least 4");
+	/* The other half stays for /health, /status, /metrics and /stream. */
+	if ((uint64_t)c->http.max_event_streams + c->http.max_transfers >
+	    c->http.max_connections / 2)
+		return cfg_err(c, err, "http.max-event-streams (%u) and http.max-transfers (%u) "
+			       "together must be at most half of http.max-connections (%u), so "
+			       "that /health, /status and the replicas' streams always have room",
+			       c->http.max_event_streams, c->http.max_transfers,
+			       c->http.max_connections);
+	if (c->http.max_connections_per_ip > c->http.max_connections)
+		return cfg_err(c, err, "http.max-connections-per-ip (%u) must be at most "
+			       "http.max-connections (%u)", c->http.max_connections_per_ip,
+			       c->http.max_connections);
+	if (c->http.max_import_size == 0)
+		return cfg_err(c, err, "http.max-import-size must be greater than 0");
 	for (size_t i = 0; i < c->exec.n; i++)
 		if (c->exec.cmds[i].cmd == NULL || c->exec.cmds[i].cmd[0] == '\0')
 			return cfg_err(c, err, "exec[%zu] is empty", i);
@@ -1832,11 +1883,11 @@ static void dump_value(FILE *out, const ltxfs_config *c, enum key_id id)
 	case K_SIZE:
 		dump_size(out, *(const uint64_t *)slot);
 		break;
-	case K_COUNT:
-		fprintf(out, "%" PRIu64, *(const uint64_t *)slot);
-		break;
 	case K_ENUM:
 		fputs(enum_name(specs[id].values, slot), out);
+		break;
+	case K_COUNT:
+		fprintf(out, "%u", *(const unsigned *)slot);
 		break;
 	case K_NODE_ID:
 		fprintf(out, "\"%016" PRIX64 "\"", *(const uint64_t *)slot);

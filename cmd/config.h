@@ -39,6 +39,9 @@
 
 #define CONFIG_DEFAULT_HTTP_ADDR ":20202"
 
+/* Largest value of a count key (http.max-connections, ...). */
+#define CONFIG_COUNT_MAX 1000000u
+
 /* Largest configuration file config_load_file() accepts. */
 #define CONFIG_MAX_FILE_SIZE (1024 * 1024)
 
@@ -88,7 +91,7 @@ typedef struct ltxfs_config {
 		char *dir;              /* data directory (required) */
 		uint64_t retention_ns;  /* keep log history this long; > 0 */
 		uint64_t retention_bytes; /* per-database log size cap; 0 = none */
-		uint64_t max_open_files;  /* descriptors the databases may keep open;
+		unsigned max_open_files;  /* descriptors the databases may keep open;
 					     0 = half of RLIMIT_NOFILE */
 		config_sync sync;
 	} data;
@@ -96,6 +99,12 @@ typedef struct ltxfs_config {
 		char *addr;             /* "host:port", ":port" or "[v6]:port";
 					 * NULL until resolved = ":20202" */
 		uint64_t health_max_lag_ns; /* GET /health: 503 above this lag; 10 s */
+		unsigned max_connections;   /* open at once; 256, >= 4 */
+		unsigned max_connections_per_ip; /* from one address; 0 = no limit */
+		unsigned max_event_streams; /* GET /events at once; 32 */
+		unsigned max_transfers;     /* GET /export + POST /import at once; 8 */
+					    /* (these two: at most max_connections / 2) */
+		uint64_t max_import_size;   /* POST /import body; 16 GiB, > 0 */
 	} http;
 	struct {
 		config_lease_type type;
@@ -132,7 +141,9 @@ typedef const char *(*config_getenv_fn)(const char *name, void *ctx);
 /*
  * Fill *c with the defaults of every key that has a fixed one
  * (data.retention 10m, data.retention-bytes 1GiB, data.sync app,
- * http.health-max-lag 10s,
+ * http.health-max-lag 10s, http.max-connections 256,
+ * http.max-connections-per-ip 0,
+ * http.max-event-streams 32, http.max-transfers 8, http.max-import-size 16GiB,
  * lease.type static, lease.candidate true, log.level info, no exec); the
  * strings stay NULL (http.addr, lease.hostname and lease.advertise-url
  * are filled by config_resolve()).  Allocates nothing and frees nothing,
@@ -169,7 +180,9 @@ int config_load_string_env(ltxfs_config *c, const char *yaml, size_t len,
 /*
  * Cross-key checks, run by every load: fuse.dir and data.dir set and
  * neither inside the other, data.retention > 0, http.addr and
- * lease.advertise-url well-formed, a static non-candidate has an explicit
+ * lease.advertise-url well-formed, the http.max-* limits consistent
+ * (http.max-event-streams + http.max-transfers at most half of
+ * http.max-connections), a static non-candidate has an explicit
  * lease.advertise-url (the primary's).  NULL lease.hostname and
  * lease.advertise_url and http.addr are accepted (they mean "default").
  * Returns 0 or -EINVAL.

@@ -79,6 +79,42 @@ static node_status node_of(const ltxfs_config *c, uint64_t node_id)
 	return n;
 }
 
+/*
+ * Each database keeps a few descriptors open and each HTTP connection one,
+ * so the usual soft limit of 1024 is reached by a few hundred databases;
+ * the hard limit is what the administrator allows, so take all of it.
+ * Commands run by `exec` inherit the raised soft limit.
+ */
+static void raise_descriptor_limit(void)
+{
+	struct rlimit rl;
+	rlim_t was;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		lx_warn("ltxfs", "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+		return;
+	}
+	if (rl.rlim_max == RLIM_INFINITY) {    /* the kernel's ceiling, fs.nr_open */
+		FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+		unsigned long long n;
+		rl.rlim_max = f != NULL && fscanf(f, "%llu", &n) == 1 ? (rlim_t)n : 1048576;
+		if (f != NULL)
+			fclose(f);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= rl.rlim_max) {
+		lx_info("ltxfs", "descriptor limit: %llu (RLIMIT_NOFILE)",
+			(unsigned long long)rl.rlim_cur);
+		return;
+	}
+	was = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		lx_warn("ltxfs", "descriptor limit stays %llu: raising RLIMIT_NOFILE to %llu: %s",
+			(unsigned long long)was, (unsigned long long)rl.rlim_max, strerror(errno));
+	else
+		lx_info("ltxfs", "descriptor limit raised from %llu to %llu (RLIMIT_NOFILE's hard "
+			"limit)", (unsigned long long)was, (unsigned long long)rl.rlim_cur);
+}
+
 static int check_role(const ltxfs_config *c)
 {
 	int may_follow = c->lease.type != CONFIG_LEASE_STATIC || !c->lease.candidate;
@@ -91,18 +127,6 @@ static int check_role(const ltxfs_config *c)
 		return -1;
 	}
 	return 0;
-}
-
-/* Every database keeps a few descriptors while in use (db/handles.h):
- * take the whole hard limit, not the soft one (often 1024). */
-static void raise_nofile_limit(void)
-{
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-			lx_warn("ltxfs", "cannot raise the descriptor limit: %s", strerror(errno));
-	}
 }
 
 /* Open the store and start the node and its HTTP API. */
@@ -121,7 +145,6 @@ static int start_node(const ltxfs_config *c, store **st, node **nd, http_server 
 	dopt.readonly = !(c->lease.type == CONFIG_LEASE_STATIC && c->lease.candidate);
 	ret.max_age_ms = c->data.retention_ns / 1000000;
 	ret.max_bytes = c->data.retention_bytes;
-	raise_nofile_limit();
 	dopt.max_open_files = (size_t)c->data.max_open_files;
 	rc = store_open(st, c->data.dir, &dopt, &ret, err);
 	if (rc < 0)
@@ -130,8 +153,11 @@ static int start_node(const ltxfs_config *c, store **st, node **nd, http_server 
 	rc = node_start(nd, c, *st, dopt.node_id, err);
 	if (rc == 0) {
 		http_hooks hooks = node_http_hooks(*nd);
+		http_limits lim = { c->http.max_connections, c->http.max_connections_per_ip,
+				    c->http.max_event_streams, c->http.max_transfers,
+				    c->http.max_import_size };
 		rc = http_server_start(http, c->http.addr, *st, status, node_hub(*nd), &hooks,
-				       err);
+				       &lim, err);
 	}
 	return rc;
 }
@@ -166,6 +192,7 @@ static int run(const ltxfs_config *c, char *const *app_argv)
 	lx_log_set_level(c->log.level);
 	if (check_role(c) < 0)
 		return 1;
+	raise_descriptor_limit();
 	if (fs_control_new(&ctl) < 0) {
 		lx_error("ltxfs", "out of memory");
 		return 1;

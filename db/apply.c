@@ -75,6 +75,12 @@ static int on_page(void *arg, uint32_t pgno, const uint8_t *data, uint64_t ck)
 
 	if (!c->full_image && t->page_ck && pgno <= t->n_pages)
 		old = t->page_ck[pgno - 1];
+	if (t->put != NULL) {
+		int rc = t->put(t->put_ctx, pgno, data, ck, c->err);
+		if (rc < 0)
+			return rc;
+		done = ps;
+	}
 	while (done < ps) {
 		ssize_t n = pwrite(t->fd, data + done, ps - done,
 				   (off_t)(pgno - 1) * ps + (off_t)done);
@@ -103,7 +109,7 @@ static int finish(apply_target *t, apply_ctx *c, const ltx_header *h,
 			c->checksum = ltx_checksum_update(c->checksum, t->page_ck[p - 1], 0);
 			t->page_ck[p - 1] = 0;
 		}
-	if (ftruncate(t->fd, (off_t)h->commit * h->page_size) < 0)
+	if (t->put == NULL && ftruncate(t->fd, (off_t)h->commit * h->page_size) < 0)
 		return lx_err_sys(err, errno, "truncate to %u pages", h->commit);
 	if (t->page_ck && c->checksum != tr->post_checksum)
 		return lx_err_set(err, EBADMSG,

@@ -31,6 +31,10 @@ typedef struct apply_target {
 	/* apply_ltx_fd: the caller verified the file already (a replica
 	 * verified it while receiving); skip the first pass */
 	int verified;
+	/* optional: store each page here instead of writing it into `fd`
+	 * (a replica appends WAL frames); the file is then not truncated */
+	int (*put)(void *ctx, uint32_t pgno, const uint8_t *data, uint64_t ck, lx_err *err);
+	void *put_ctx;
 } apply_target;
 
 /* Verify and apply one LTX file held in memory; advances the target. */

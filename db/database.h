@@ -88,6 +88,9 @@ typedef struct db_observer {
 		      const void *buf, size_t len);
 	/* files of the database appeared or disappeared */
 	void (*names)(void *ctx, database *db);
+	/* open the database's -shm through the mount (O_RDWR), so the replica
+	 * maps the very pages its readers map; a descriptor or -errno */
+	int (*shm_open)(void *ctx, database *db);
 } db_observer;
 
 /*
@@ -203,6 +206,8 @@ struct database {
 	int64_t write_until;       /* atomic: monotonic ms after which writes are
 				    * refused (the lease may be gone); 0: never */
 	uint32_t shm_change;       /* iChange of the last shm header written (replica) */
+	struct replica_wal *rwal;  /* a replica's WAL applier (db/replica_wal.h); NULL
+				      until it first applies */
 	struct db_snapshot *snapshots;  /* being read for replicas (db/snapshot.h) */
 	db_lost lost;              /* the last report of db_report_diverged */
 	uint64_t commits;          /* transactions committed or applied since start */
@@ -357,6 +362,11 @@ void db_set_write_until(database *db, int64_t write_until);
  * the shared-memory header so readers reload.
  */
 int db_apply_remote(database *db, int fd, uint64_t len, lx_err *err);
+
+/* A replica heard from its primary (a heartbeat): copy what waits in the
+ * replica's WAL into the database file if its readers allow (never
+ * waits). */
+void db_replica_tick(database *db);
 
 /*
  * Replace the database with a verified snapshot: `image_fd` holds the

@@ -34,9 +34,31 @@ static inline int db_lock_files(database *db, lx_err *err)
 	return db_use_files_locked(db, err);
 }
 
+/* db_lock_files for callers whose next system call reports a failure to
+ * open again (EBADF on a descriptor still closed). */
+static inline void db_lock_files_or_fail_later(database *db)
+{
+	lx_err err;
+	(void)db_lock_files(db, &err);
+}
+
 /* Close the descriptors of an idle database (the handle cache does, with
  * db->mu taken by trylock); 0, or -EBUSY when its log is busy. */
 int db_close_files_locked(database *db);
+
+/* The mount's observer (db_observer), or NULL before one registers. */
+static inline const db_observer *db_observer_of(const database *db)
+{
+	return db->opt.events ? __atomic_load_n(&db->opt.events->observer, __ATOMIC_ACQUIRE) : NULL;
+}
+
+/* Tell the mount that [off, off+len) of file f changed behind its back. */
+static inline void db_tell_inval(database *db, enum db_file f, uint64_t off, uint64_t len)
+{
+	const db_observer *o = db_observer_of(db);
+	if (o != NULL && o->inval != NULL)
+		o->inval(o->ctx, db, f, off, len);
+}
 
 /* Where the content of a page of a transaction comes from. */
 enum page_source { SRC_DB_FILE, SRC_WAL_FILE, SRC_LOGICAL };

@@ -136,6 +136,9 @@ int lock_table_set(lock_table *t, uint64_t owner, pid_t pid, uint64_t start,
 	if (type != LK_UNLOCK &&
 	    lock_table_conflict(t, owner, start, end, type, NULL))
 		return -EAGAIN;
+	if (type != LK_UNLOCK && t->res_owner != 0 && owner != t->res_owner &&
+	    ranges_overlap(start, end, t->res_start, t->res_end))
+		return -EAGAIN;   /* a writer waits there */
 	rc = reserve(t, 2);
 	if (rc < 0)
 		return rc;
@@ -150,6 +153,13 @@ int lock_table_set(lock_table *t, uint64_t owner, pid_t pid, uint64_t start,
 	insert_sorted(t, &r);
 	merge_owner(t, owner);
 	return 0;
+}
+
+void lock_table_reserve(lock_table *t, uint64_t owner, uint64_t start, uint64_t end)
+{
+	t->res_owner = owner;
+	t->res_start = start;
+	t->res_end = end;
 }
 
 void lock_table_release_owner(lock_table *t, uint64_t owner)

@@ -36,6 +36,11 @@ typedef struct lock_range {
 typedef struct lock_table {
 	lock_range *v;   /* sorted by (owner, start); ranges of one owner never overlap */
 	size_t n, cap;
+	/* A writer waiting for [res_start, res_end] (res_owner != 0): other
+	 * owners may keep and release their locks there but take no new
+	 * ones, so the waiter gets in once the current holders finish
+	 * (SQLite's PENDING lock gives a local writer the same preference). */
+	uint64_t res_owner, res_start, res_end;
 } lock_table;
 
 void lock_table_init(lock_table *t);
@@ -56,6 +61,10 @@ int lock_table_conflict(const lock_table *t, uint64_t owner, uint64_t start,
  */
 int lock_table_set(lock_table *t, uint64_t owner, pid_t pid, uint64_t start,
 		   uint64_t end, enum lock_type type);
+
+/* Reserve [start, end] for `owner` (see lock_table), or drop the
+ * reservation (owner 0).  One reservation per table. */
+void lock_table_reserve(lock_table *t, uint64_t owner, uint64_t start, uint64_t end);
 
 /* Release every lock of `owner` (close/flush of a file by that process). */
 void lock_table_release_owner(lock_table *t, uint64_t owner);

@@ -38,6 +38,7 @@
 #include "base/bytes.h"
 #include "base/log.h"
 #include "db/apply.h"
+#include "db/replica_wal.h"
 #include "ltx/ltx.h"
 
 #define STATE_MAGIC 0x4c545853u  /* "LTXS" */
@@ -672,6 +673,7 @@ void db_close(database *db)
 	lx_err err;
 	if (db == NULL)
 		return;
+	rwal_free(db);   /* a replica's shm mapping; the WAL is checkpointed below */
 	pthread_mutex_lock(&db->mu);
 	if (db->log != NULL && !db->failed && db_use_files_locked(db, &err) < 0)
 		lx_error(db->name, "clean shutdown: %s", err.msg);

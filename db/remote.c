@@ -2,8 +2,13 @@
  * remote.c - a replica applying the primary's transactions and snapshots
  * (db_apply_remote, db_install_snapshot, db_remove_remote in database.h).
  *
- * Local readers must never see a torn state.  Before it changes the
- * database file, the applier takes, as a lock owner of its own, the locks
+ * Local readers must never see a torn state.  In WAL mode a transaction
+ * is appended to the replica's WAL and published through the wal-index as
+ * a local SQLite writer would (replica_wal.h): readers keep their
+ * snapshots, the applier never waits for them.  Everything else (rollback
+ * mode, snapshots, leaving WAL mode, a WAL that is not the applier's)
+ * changes the database file.  Before it changes the database file, the
+ * applier takes, as a lock owner of its own, the locks
  * a SQLite writer would need to exclude every reader:
  *   - shm bytes 120..127 (WRITE, CHECKPOINT, RECOVER, READ0..READ4): no
  *     WAL-mode reader is inside a read transaction, none can start one;
@@ -18,8 +23,9 @@
  * under a backlog that held PENDING nearly all the time kept new readers
  * out for good.  A transaction that leaves WAL mode, a snapshot and a
  * removal take everything.
- * Each byte is kept as soon as it is free, so a stream of overlapping
- * readers cannot starve the applier; readers meanwhile get SQLITE_BUSY and
+ * Each byte is kept as soon as it is free, and what it still waits for is
+ * reserved in the lock table (no new locker gets it: writer preference), so
+ * a stream of overlapping readers cannot starve the applier; readers meanwhile get SQLITE_BUSY and
  * retry through their busy handler.  With the locks held and the database
  * mutex released, the kernel's cached pages are invalidated and, in WAL
  * mode, a new wal-index header (mxFrame 0, a new change counter) is put
@@ -38,12 +44,11 @@
 #include <unistd.h>
 
 #include "base/bytes.h"
+#include "base/failpoint.h"
 #include "base/log.h"
 #include "db/apply.h"
+#include "db/replica_wal.h"
 
-/* The applier's lock owner: FUSE owners are kernel pointers, never this. */
-#define APPLY_OWNER (UINT64_MAX - 1)
-#define SHM_DMS_BYTE 128
 #define WALINDEX_HDR_SIZE 48
 #define WALINDEX_SIZE 136
 
@@ -65,17 +70,25 @@ static int rollback_reader_present(const database *db)
 }
 
 /* Which locks an apply needs (see the comment at the top). */
-enum apply_locks { LOCKS_SHM, LOCKS_ALL };
+enum apply_locks { LOCKS_WRITE, LOCKS_SHM, LOCKS_ALL };
 
 /* Take what is free now; returns 1 once everything is held. */
-static int take_locks_locked(database *db, enum apply_locks which)
+static int take_locks_locked(database *db, enum apply_locks which, int prefer)
 {
 	int all = 1;
-	for (uint64_t b = SHM_WRITE_LOCK; b <= SHM_WRITE_LOCK + 7; b++)
+	uint64_t last = which == LOCKS_WRITE ? SHM_WRITE_LOCK : SHM_WRITE_LOCK + 7;
+	/* Writer preference: no new reader gets in where the applier waits. */
+	if (prefer) {
+		lock_table_reserve(&db->locks[DBF_SHM], APPLY_OWNER, SHM_WRITE_LOCK, last);
+		if (which == LOCKS_ALL)
+			lock_table_reserve(&db->locks[DBF_DB], APPLY_OWNER, SQLITE_PENDING_BYTE,
+					   SQLITE_PENDING_BYTE);
+	}
+	for (uint64_t b = SHM_WRITE_LOCK; b <= last; b++)
 		if (lock_table_held(&db->locks[DBF_SHM], APPLY_OWNER, b) != LK_WRITE &&
 		    lock_table_set(&db->locks[DBF_SHM], APPLY_OWNER, 0, b, b, LK_WRITE) < 0)
 			all = 0;
-	if (which == LOCKS_SHM)
+	if (which != LOCKS_ALL)
 		return all;
 	if (lock_table_held(&db->locks[DBF_DB], APPLY_OWNER, SQLITE_PENDING_BYTE) != LK_WRITE &&
 	    lock_table_set(&db->locks[DBF_DB], APPLY_OWNER, 0, SQLITE_PENDING_BYTE,
@@ -84,6 +97,15 @@ static int take_locks_locked(database *db, enum apply_locks which)
 	return all && !rollback_reader_present(db);
 }
 
+/*
+ * Wait for the locks.  For the first PREFER_AFTER_MS the applier competes
+ * like any connection, so readers that its previous apply held off (they
+ * sleep in their busy handlers) get a turn between two applies; after
+ * that it reserves what it waits for, so it gets in as soon as the readers
+ * inside finish: bounded waits both ways.
+ */
+#define PREFER_AFTER_MS 0
+
 static void acquire_locks(database *db, enum apply_locks which)
 {
 	useconds_t pause = 50;
@@ -91,7 +113,7 @@ static void acquire_locks(database *db, enum apply_locks which)
 	for (;;) {
 		int done;
 		pthread_mutex_lock(&db->mu);
-		done = take_locks_locked(db, which);
+		done = take_locks_locked(db, which, db_now_ms() - start >= PREFER_AFTER_MS);
 		pthread_mutex_unlock(&db->mu);
 		if (done)
 			return;
@@ -105,29 +127,23 @@ static void acquire_locks(database *db, enum apply_locks which)
 	}
 }
 
+/* Every lock but the shm's DMS byte, which the applier holds while it
+ * maps the shm (replica_wal.h). */
 static void release_locks_locked(database *db)
 {
-	lock_table_release_owner(&db->locks[DBF_SHM], APPLY_OWNER);
+	lock_table_set(&db->locks[DBF_SHM], APPLY_OWNER, 0, SHM_WRITE_LOCK, SHM_WRITE_LOCK + 7,
+		       LK_UNLOCK);
 	lock_table_release_owner(&db->locks[DBF_DB], APPLY_OWNER);
+	lock_table_reserve(&db->locks[DBF_SHM], 0, 0, 0);
+	lock_table_reserve(&db->locks[DBF_DB], 0, 0, 0);
 }
 
 /* ---- telling the mount ---------------------------------------------------- */
 
-static const db_observer *observer(const database *db)
-{
-	return db->opt.events ? __atomic_load_n(&db->opt.events->observer, __ATOMIC_ACQUIRE) : NULL;
-}
-
-static void tell_inval(database *db, enum db_file f, uint64_t off, uint64_t len)
-{
-	const db_observer *o = observer(db);
-	if (o != NULL && o->inval != NULL)
-		o->inval(o->ctx, db, f, off, len);
-}
 
 static void tell_names(database *db)
 {
-	const db_observer *o = observer(db);
+	const db_observer *o = db_observer_of(db);
 	if (o != NULL && o->names != NULL)
 		o->names(o->ctx, db);
 }
@@ -165,18 +181,26 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
  * the shm backing only changes under the locks the applier holds. */
 static void reset_walindex(database *db, uint32_t page_size, uint32_t n_pages)
 {
-	const db_observer *o = observer(db);
+	const db_observer *o = db_observer_of(db);
 	uint8_t hdr[WALINDEX_SIZE];
 	struct stat st;
 	backing *b;
 
+	uint32_t change;
 	lx_err err;
+
 	if (db_lock_files(db, &err) < 0)
 		lx_warn(db->name, "replica: shm header: %s", err.msg);
 	b = db->file[DBF_SHM] ? backing_ref(db->file[DBF_SHM]) : NULL;
-	db->shm_change++;
-	encode_walindex(hdr, db->shm_change, page_size, n_pages);
+	change = ++db->shm_change;
+	encode_walindex(hdr, change, page_size, n_pages);
 	pthread_mutex_unlock(&db->mu);
+	/* Through the applier's mapping when it has one: the very pages the
+	 * readers map, never overtaken by the kernel writing back theirs. */
+	if (b != NULL && rwal_reset_index(db, page_size, n_pages, change) == 0) {
+		backing_unref(b);
+		return;
+	}
 	if (b == NULL)
 		return;   /* no reader has shared memory: it starts fresh */
 	if (fstat(b->fd, &st) == 0 && st.st_size >= WALINDEX_SIZE) {
@@ -218,7 +242,7 @@ static void inval_pages(database *db, const page_set *s, uint32_t page_size)
 		size_t j = i + 1;
 		while (j < s->n && s->v[j] == s->v[j - 1] + 1)
 			j++;
-		tell_inval(db, DBF_DB, (uint64_t)(s->v[i] - 1) * page_size,
+		db_tell_inval(db, DBF_DB, (uint64_t)(s->v[i] - 1) * page_size,
 			   (uint64_t)(j - i) * page_size);
 		i = j;
 	}
@@ -235,15 +259,14 @@ static int read_wal_mode(database *db)
 }
 
 static int copy_into_log(database *db, int fd, uint64_t len, const ltx_header *h,
-			 uint64_t post, lx_err *err)
+			 uint64_t post, const txlog_anchor *anchor, lx_err *err)
 {
 	enum { CHUNK = 256 * 1024 };
-	txlog_anchor none = { 0, 0, 0 };
 	uint8_t *buf = malloc(len < CHUNK ? (size_t)len : CHUNK);
 	int rc;
 	if (buf == NULL)
 		return lx_err_set(err, ENOMEM, "out of memory");
-	rc = txlog_append_begin(db->log, len, h->min_txid, &none, err);
+	rc = txlog_append_begin(db->log, len, h->min_txid, anchor, err);
 	for (uint64_t off = 0; rc == 0 && off < len;) {
 		size_t n = len - off < CHUNK ? (size_t)(len - off) : CHUNK;
 		ssize_t got = pread(fd, buf, n, (off_t)off);
@@ -262,6 +285,16 @@ static int copy_into_log(database *db, int fd, uint64_t len, const ltx_header *h
 		txlog_append_abort(db->log);
 	free(buf);
 	return rc;
+}
+
+/* Append the received file to this replica's log. */
+static int log_received(database *db, int fd, uint64_t len, const ltx_header *h,
+			const txlog_anchor *anchor, lx_err *err)
+{
+	uint8_t raw[LTX_TRAILER_SIZE];
+	if (pread(fd, raw, sizeof(raw), (off_t)(len - LTX_TRAILER_SIZE)) != (ssize_t)sizeof(raw))
+		return lx_err_sys(err, errno ? errno : EIO, "read received LTX trailer");
+	return copy_into_log(db, fd, len, h, lx_get_be64(raw), anchor, err);
 }
 
 static int check_continues(const database *db, const ltx_header *h, lx_err *err)
@@ -293,6 +326,16 @@ static void remove_files_locked(database *db)
 	db_wal_reset_locked(db);
 }
 
+static void take_position_locked(database *db, const apply_target *t, const ltx_header *h)
+{
+	db->commits += t->txid - db->txid;
+	db->txid = t->txid;
+	db->checksum = t->checksum;
+	db->page_size = t->page_size;
+	db->n_pages = t->n_pages;
+	db->last_commit_ms = h->timestamp_ms;
+}
+
 static int apply_locked(database *db, int fd, uint64_t len, const ltx_header *h,
 			page_set *changed, int *created, lx_err *err)
 {
@@ -303,18 +346,19 @@ static int apply_locked(database *db, int fd, uint64_t len, const ltx_header *h,
 		rc = lx_err_set(err, EIO, "db %s: its log is not open", db->name);
 	if (rc == 0)
 		rc = db_absorb_wal_locked(db, 1, err);
+	if (rc == 0)
+		rwal_forget(db);   /* the WAL was absorbed: the file is the state */
 	if (rc == 0 && db->file[DBF_DB] == NULL) {
 		rc = db_open_backing_locked(db, DBF_DB, O_CREAT, 0644, err);
 		*created = rc == 0;
 	}
 	if (rc == 0) {
-		uint8_t raw[LTX_TRAILER_SIZE];
-		if (pread(fd, raw, sizeof(raw), (off_t)(len - LTX_TRAILER_SIZE)) != (ssize_t)sizeof(raw))
-			return lx_err_sys(err, errno ? errno : EIO, "read received LTX trailer");
-		rc = copy_into_log(db, fd, len, h, lx_get_be64(raw), err);
+		txlog_anchor none = { 0, 0, 0 };
+		rc = log_received(db, fd, len, h, &none, err);
 	}
 	if (rc < 0)
 		return rc;
+	LX_FAILPOINT("replica.apply.after_log");
 	/* A snapshot being read here (an export, a catch-up stream) keeps the
 	 * pages it has not read yet: the apply writes the file directly. */
 	db_preserve_locked(db, DBF_DB, 0, UINT64_MAX);
@@ -330,12 +374,7 @@ static int apply_locked(database *db, int fd, uint64_t len, const ltx_header *h,
 		db_fail_locked(db, "applying TXID %" PRIu64 ": %s", h->min_txid, err->msg);
 		return rc;
 	}
-	db->commits += t.txid - db->txid;
-	db->txid = t.txid;
-	db->checksum = t.checksum;
-	db->page_size = t.page_size;
-	db->n_pages = t.n_pages;
-	db->last_commit_ms = h->timestamp_ms;
+	take_position_locked(db, &t, h);
 	db->wal_mode = read_wal_mode(db);
 	if (h->commit == 0) {
 		remove_files_locked(db);
@@ -365,9 +404,11 @@ static void publish(database *db, const page_set *changed, int whole, int names)
 	if (names)
 		tell_names(db);
 	if (whole || changed == NULL || changed->oom)
-		tell_inval(db, DBF_DB, 0, 0);
+		db_tell_inval(db, DBF_DB, 0, 0);
 	else
 		inval_pages(db, changed, page_size);
+	/* An absorbed WAL was emptied behind the kernel's cached size. */
+	db_tell_inval(db, DBF_WAL, 0, 0);
 	if (wal_mode)
 		reset_walindex(db, page_size, n_pages);
 	pthread_mutex_lock(&db->mu);
@@ -386,16 +427,111 @@ static int leaves_wal_mode(int fd)
 	return lx_get_be32(frame) == 1 && frame[LTX_PAGE_HEADER_SIZE + 18] != 2;
 }
 
+/* The transaction can go to the WAL: the database is in WAL mode and stays
+ * so, with its page size. */
+static int wal_path(database *db, int fd, const ltx_header *h)
+{
+	int ok;
+	if (h->commit == 0 || ltx_header_is_snapshot(h) || leaves_wal_mode(fd))
+		return 0;
+	pthread_mutex_lock(&db->mu);
+	ok = db->wal_mode && !db->failed && db->log != NULL && db->file[DBF_DB] != NULL &&
+	     db->page_size == h->page_size && db->n_pages > 0;
+	pthread_mutex_unlock(&db->mu);
+	return ok;
+}
+
+static void release_write_lock(database *db)
+{
+	pthread_mutex_lock(&db->mu);
+	release_locks_locked(db);
+	pthread_mutex_unlock(&db->mu);
+}
+
+/*
+ * WAL mode: append the transaction to the replica's WAL as a local SQLite
+ * writer would (replica_wal.h); readers keep their snapshots and the
+ * applier waits only for the WRITE lock, which readers take only to
+ * rebuild a lost index.  Returns 1 when the WAL cannot take it (the caller
+ * applies it to the database file under every lock).
+ */
+static int apply_to_wal(database *db, int fd, uint64_t len, const ltx_header *h, lx_err *err)
+{
+	apply_target t;
+	rwal_txn x;
+	txlog_anchor anchor;
+	int rc, had_wal;
+
+	acquire_locks(db, LOCKS_WRITE);
+	if (rwal_prepare(db) < 0) {
+		release_write_lock(db);
+		return 1;
+	}
+	rc = db_lock_files(db, err);
+	had_wal = db->file[DBF_WAL] != NULL;
+	if (rc == 0 && db->retired)
+		rc = lx_err_set(err, ENOENT, "db %s: deleted while its transaction arrived", db->name);
+	if (rc == 0)
+		rc = check_continues(db, h, err);
+	if (rc == 0) {
+		db_apply_target_locked(db, &t);
+		rc = rwal_begin_locked(db, &x, &t, err);
+	} else {
+		memset(&x, 0, sizeof(x));
+	}
+	if (rc == 0) {
+		anchor = rwal_anchor(db, h->page_count);
+		rc = log_received(db, fd, len, h, &anchor, err);
+	}
+	if (rc == 0) {
+		LX_FAILPOINT("replica.apply.after_log");
+		t.verified = 1;      /* the receiver verified every byte */
+		rc = apply_ltx_fd(&t, fd, len, err);
+		db_apply_target_taken(db, &t);
+		if (rc == 0)
+			rc = rwal_commit_locked(&x, h->commit, err);
+		if (rc < 0) {
+			/* The log has it, the WAL holds no commit of it: the next
+			 * start re-applies it, or the primary sends a snapshot. */
+			db_fail_locked(db, "applying TXID %" PRIu64 " to the WAL: %s", h->min_txid,
+				       err->msg);
+			rwal_forget(db);
+		} else {
+			take_position_locked(db, &t, h);
+		}
+	}
+	pthread_mutex_unlock(&db->mu);
+	if (rc == 0)
+		rwal_publish(&x);
+	else
+		rwal_abort(&x);
+	release_write_lock(db);
+	if (rc == 0)
+		rwal_checkpoint(db);
+	if (!had_wal)
+		tell_names(db);
+	db_events_notify(db->opt.events);
+	return rc;
+}
+
 int db_apply_remote(database *db, int fd, uint64_t len, lx_err *err)
 {
 	ltx_header h;
 	page_set changed = { 0 };
 	uint32_t old_pages;
 	enum apply_locks which;
-	int created = 0, rc = read_header(fd, &h, err);
+	int created = 0, whole = 0, rc = read_header(fd, &h, err);
 
 	if (rc < 0)
 		return rc;
+	if (wal_path(db, fd, &h)) {
+		rc = apply_to_wal(db, fd, len, &h, err);
+		if (rc != 1)
+			return rc;
+		lx_debug(db->name, "replica: TXID %" PRIu64 " goes to the database file under every lock",
+			 h.min_txid);
+		whole = 1;   /* the WAL's pages are copied into the file too */
+	}
 	which = leaves_wal_mode(fd) ? LOCKS_ALL : LOCKS_SHM;   /* the file, not db->mu */
 	pthread_mutex_lock(&db->mu);
 	if (!db->wal_mode)
@@ -409,7 +545,7 @@ int db_apply_remote(database *db, int fd, uint64_t len, lx_err *err)
 	if (rc == 0)
 		rc = apply_locked(db, fd, len, &h, &changed, &created, err);
 	pthread_mutex_unlock(&db->mu);
-	publish(db, &changed, rc < 0 || h.commit != old_pages, created || h.commit == 0);
+	publish(db, &changed, whole || rc < 0 || h.commit != old_pages, created || h.commit == 0);
 	free(changed.v);
 	return rc;
 }
@@ -443,6 +579,7 @@ static int install_locked(database *db, int image_fd, const ltx_header *h, uint6
 			  uint64_t *page_ck, lx_err *err)
 {
 	int rc = db_absorb_wal_locked(db, 0, err);
+	rwal_forget(db);
 	db_preserve_locked(db, DBF_DB, 0, UINT64_MAX);   /* the file is replaced */
 	if (rc == 0)
 		rc = take_image_locked(db, image_fd, err);
@@ -515,7 +652,14 @@ int db_remove_remote(database *db, lx_err *err)
 	}
 	pthread_mutex_unlock(&db->mu);
 	publish(db, NULL, 1, 1);
+	rwal_forget(db);
+	rwal_detach(db);   /* its shm is gone */
 	if (rc == 0 && !retired)
 		lx_info(db->name, "removed: the primary has no such database");
 	return rc;
+}
+
+void db_replica_tick(database *db)
+{
+	rwal_checkpoint(db);
 }

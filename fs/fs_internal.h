@@ -79,6 +79,7 @@ typedef struct fs_dirbuf {
 /* The per-mount state: libfuse's userdata. */
 typedef struct fs_state {
 	store *store;
+	const char *mountpoint;   /* the replica applier opens -shm through it */
 	fs_role role;
 	fs_node primary_node, lag_node;   /* .primary, .lag */
 	/* The session the observer notifies; NULL outside fs_run's loop.

@@ -89,6 +89,7 @@ int fs_run(store *st, const fs_options *opt, void (*on_ready)(void *), void *ctx
 		return lx_err_sys(err, errno, "create mount point %s", opt->mountpoint);
 	memset(&fs, 0, sizeof(fs));
 	fs.store = st;
+	fs.mountpoint = opt->mountpoint;
 	fs.role = opt->role;
 	fs.primary_node.kind = NODE_PRIMARY;
 	fs.lag_node.kind = NODE_LAG;

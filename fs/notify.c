@@ -2,7 +2,9 @@
  * notify.c - the mount's db_observer: a replica changed files behind the
  * kernel's back, so the kernel's caches of exactly those files (pages,
  * attributes, names) are invalidated, or, for the shm the readers map,
- * updated in place (see fs.h, db/remote.c).
+ * updated in place (see fs.h, db/remote.c); and the replica's applier
+ * opens -shm through the mount to map what the readers map
+ * (db/replica_wal.h).
  *
  * Called from the replica thread, never from a FUSE request: the kernel
  * may wait on requests in flight while it invalidates, and those requests
@@ -12,6 +14,7 @@
 #include <fuse_lowlevel.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -73,9 +76,28 @@ static void on_names(void *ctx, database *db)
 	pthread_rwlock_unlock(&fs->se_lock);
 }
 
+/* The replica's applier maps the shm its readers map (db/replica_wal.h):
+ * opened through the mount, so it shares the kernel's page cache.  Not
+ * under se_lock: the open is served by the FUSE workers. */
+static int on_shm_open(void *ctx, database *db)
+{
+	fs_state *fs = ctx;
+	char path[4096];
+	int live, fd;
+	pthread_rwlock_rdlock(&fs->se_lock);
+	live = fs->se != NULL;
+	pthread_rwlock_unlock(&fs->se_lock);
+	if (!live || fs->mountpoint == NULL)
+		return -ENOTCONN;
+	if (snprintf(path, sizeof(path), "%s/%s-shm", fs->mountpoint, db->name) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	return fd < 0 ? -errno : fd;
+}
+
 void fs_notify_attach(fs_state *fs, struct fuse_session *se)
 {
-	fs->observer = (db_observer){ fs, on_inval, on_store, on_names };
+	fs->observer = (db_observer){ fs, on_inval, on_store, on_names, on_shm_open };
 	pthread_rwlock_wrlock(&fs->se_lock);
 	fs->se = se;
 	pthread_rwlock_unlock(&fs->se_lock);

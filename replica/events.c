@@ -10,6 +10,11 @@
  * "transactions" says how many TXIDs it covers), and a "heartbeat" every
  * 10 s so a client can tell a quiet node from a dead connection.
  *
+ * A stream never ends by itself, so streams have a budget of their own
+ * (http.max-event-streams, 503 when all are taken) below the connection
+ * limit: idle /events clients cannot take the connections /health and the
+ * replicas need.
+ *
  * The connection's thread produces the body: it compares the node and its
  * databases with what it sent last, sleeping on the store's commit
  * notifications (db_events_wait) for at most 250 ms between looks, so a
@@ -195,6 +200,7 @@ static ssize_t events_reader(void *cls, uint64_t pos, char *buf, size_t max)
 static void events_free(void *cls)
 {
 	events_session *e = cls;
+	http_slot_give(&e->server->event_streams);
 	free(e->dbs);
 	free(e->out.data);
 	free(e);
@@ -202,11 +208,19 @@ static void events_free(void *cls)
 
 enum MHD_Result http_events(http_server *s, struct MHD_Connection *c)
 {
-	events_session *e = calloc(1, sizeof(*e));
+	events_session *e;
 	struct MHD_Response *resp;
 	enum MHD_Result ok;
-	if (e == NULL)
+	if (http_slot_take(&s->event_streams, s->limits.max_event_streams) < 0) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "too many /events streams open (http.max-event-streams "
+			 "is %u): try again later", s->limits.max_event_streams);
+		return http_reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, msg);
+	}
+	if ((e = calloc(1, sizeof(*e))) == NULL) {
+		http_slot_give(&s->event_streams);
 		return MHD_NO;
+	}
 	e->server = s;
 	pthread_mutex_lock(&s->store->events.mu);
 	e->seq = s->store->events.seq;

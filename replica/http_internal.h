@@ -8,6 +8,7 @@
 #define LTXFS_REPLICA_HTTP_INTERNAL_H
 
 #include <limits.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,15 +23,28 @@ struct http_server {
 	node_status node;
 	stream_hub *hub;            /* NULL: not the primary, no /stream */
 	http_hooks hooks;
+	http_limits limits;
 	int stopping;               /* set by http_server_stop: /events ends */
+	/* Slots in use of the long-lived responses' budgets (atomics):
+	 * http_slot_take()/http_slot_give(). */
+	unsigned event_streams, transfers;
+	/* libmicrohttpd's messages (http_server.c mhd_log): while starting,
+	 * the last one is kept for the error; later, warnings are limited to
+	 * one a second, the rest counted.  Guarded by log_mu. */
+	pthread_mutex_t log_mu;
+	int starting;
+	char start_error[256];
+	int64_t warned_ms;
+	unsigned suppressed;
 };
 
 /* Per request: the body as it arrives (kept for /stream, written to a
- * file for /import, drained for anything else). */
+ * file for /import, drained for anything else), within body_max bytes. */
 typedef struct request {
 	uint8_t *body;
 	size_t len, cap;
-	int too_large;
+	uint64_t received, body_max;
+	unsigned *slot;             /* the budget this request holds, or NULL */
 	int upload_fd;              /* /import: the file the body goes to, or -1 */
 	char upload_path[PATH_MAX];
 	uint64_t upload_len;
@@ -43,6 +57,10 @@ enum MHD_Result http_reply(struct MHD_Connection *c, unsigned code, const char *
 enum MHD_Result http_reply_error(struct MHD_Connection *c, unsigned code, const char *msg);
 /* A jansson object (consumed). */
 enum MHD_Result http_reply_json(struct MHD_Connection *c, unsigned code, json_t *o);
+/* Take a slot of a budget (&s->event_streams or &s->transfers) of `max`:
+ * 0, or -EBUSY when all are in use; give it back once. */
+int http_slot_take(unsigned *used, unsigned max);
+void http_slot_give(unsigned *used);
 /* The HTTP status for a negative errno from a hook. */
 unsigned http_status_of(int rc);
 /* A copy of every database's status; caller frees. */
@@ -51,11 +69,15 @@ int http_gather(store *st, status_db **out, size_t *n);
  * point into *node, so use it where it is. */
 void http_node_now(http_server *s, node_status *node);
 
-/* POST /import?name=DB (http_data.c): begin (headers only: open the file
- * the body goes to), append (each piece of the body), finish (answer),
- * end (when the request is done, in any case: close and remove). */
-void http_import_begin(http_server *s, struct MHD_Connection *c, request *r);
-int http_import_append(request *r, const char *data, size_t len);
+/* POST /import?name=DB (http_data.c): begin (headers only, `length` the
+ * declared Content-Length or UINT64_MAX: check the name, take a transfer
+ * slot, check free space, open the file the body goes to; any refusal is
+ * answered at once, before the body is read), append (each piece of the
+ * body), finish (answer), end (when the request is done, in any case:
+ * close and remove the file, give the slot back). */
+enum MHD_Result http_import_begin(http_server *s, struct MHD_Connection *c, request *r,
+				  uint64_t length);
+int http_import_append(http_server *s, request *r, const char *data, size_t len);
 enum MHD_Result http_import_finish(http_server *s, struct MHD_Connection *c, request *r);
 void http_import_end(request *r);
 /* GET /export?name=DB */

@@ -1,5 +1,11 @@
 /*
- * http_server.c - GET /status and GET /metrics (http_server.h).
+ * http_server.c - the server (listening, limits, routing) and GET /status,
+ * /metrics, /health, POST /stream, /promote, /handoff (http_server.h).
+ *
+ * libmicrohttpd runs a thread per connection with poll(2): select(2)
+ * refuses descriptors >= FD_SETSIZE (1024), and a node with a few hundred
+ * databases has more open than that.  Its messages come to mhd_log(), so
+ * a failure to listen or to accept says why in our log.
  */
 #include "replica/http_server.h"
 
@@ -11,6 +17,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -24,6 +31,9 @@
 #include "replica/proto.h"
 
 static int parse_hex64(const char *s, uint64_t *out);
+
+/* A body above this is refused; /import and /stream have their own. */
+#define HTTP_SMALL_BODY_MAX (64u * 1024)
 
 /* A consistent copy of every database's status; caller frees. */
 int http_gather(store *st, status_db **out, size_t *n)
@@ -83,6 +93,19 @@ enum MHD_Result http_reply_json(struct MHD_Connection *c, unsigned code, json_t 
 	b.data = text;
 	b.len = strlen(text);
 	return http_reply(c, code, "application/json", &b);
+}
+
+int http_slot_take(unsigned *used, unsigned max)
+{
+	if (__atomic_add_fetch(used, 1, __ATOMIC_ACQ_REL) <= max)
+		return 0;
+	__atomic_sub_fetch(used, 1, __ATOMIC_ACQ_REL);
+	return -EBUSY;
+}
+
+void http_slot_give(unsigned *used)
+{
+	__atomic_sub_fetch(used, 1, __ATOMIC_ACQ_REL);
 }
 
 unsigned http_status_of(int rc)
@@ -252,6 +275,21 @@ static int parse_hex64(const char *s, uint64_t *out)
 	return errno || *end ? -1 : 0;
 }
 
+/* A decimal u64: digits only, no sign, no overflow. */
+static int parse_dec64(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+	if (s == NULL || *s == '\0')
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*out = v;
+	return 0;
+}
+
 static void peer_name(struct MHD_Connection *c, char *out, size_t cap)
 {
 	const union MHD_ConnectionInfo *ci =
@@ -284,7 +322,7 @@ static enum MHD_Result start_stream(http_server *s, struct MHD_Connection *c, re
 	struct MHD_Response *resp;
 	stream_session *sess;
 	proto_pos *pos;
-	uint64_t node_id;
+	uint64_t node_id, seen_epoch = 0;
 	char peer[64], hex[17];
 	size_t n;
 	lx_err err;
@@ -302,6 +340,9 @@ static enum MHD_Result start_stream(http_server *s, struct MHD_Connection *c, re
 	if (node_id == s->node.node_id)
 		return http_reply_error(c, MHD_HTTP_BAD_REQUEST,
 			"a node cannot replicate from itself");
+	if (epoch != NULL && parse_dec64(epoch, &seen_epoch) < 0)
+		return http_reply_error(c, MHD_HTTP_BAD_REQUEST, "malformed Ltxfs-Epoch: expected "
+					"the lease epoch as a decimal number");
 	if (cluster != NULL && *cluster && !cluster_id_valid(cluster))
 		return http_reply_error(c, MHD_HTTP_BAD_REQUEST, "malformed Ltxfs-Cluster-Id");
 	if (cluster != NULL && *cluster && node.cluster_id && *node.cluster_id &&
@@ -316,15 +357,13 @@ static enum MHD_Result start_stream(http_server *s, struct MHD_Connection *c, re
 		return http_reply_error(c, MHD_HTTP_CONFLICT, msg);
 	}
 	/* A catch-up comes from the new primary: its epoch is newer by nature. */
-	if (!catch_up && epoch != NULL && strtoull(epoch, NULL, 10) > node.epoch) {
+	if (!catch_up && seen_epoch > node.epoch) {
 		char msg[200];
 		snprintf(msg, sizeof(msg), "this primary's lease epoch %" PRIu64 " is older than "
 			 "epoch %s the replica has seen: it was replaced", node.epoch, epoch);
 		lx_warn("http", "POST /stream from %016" PRIx64 ": %s", node_id, msg);
 		return http_reply_error(c, MHD_HTTP_CONFLICT, msg);
 	}
-	if (r->too_large)
-		return http_reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "position body too large");
 	if (proto_pos_decode(r->body, r->len, &pos, &n, &err) < 0) {
 		lx_warn("http", "POST /stream from %016" PRIx64 ": %s", node_id, err.msg);
 		return http_reply_error(c, MHD_HTTP_BAD_REQUEST, err.code == EPROTONOSUPPORT ?
@@ -361,10 +400,6 @@ static enum MHD_Result start_stream(http_server *s, struct MHD_Connection *c, re
 
 static int body_append(request *r, const char *data, size_t len)
 {
-	if (r->too_large || r->len + len > PROTO_BODY_MAX) {
-		r->too_large = 1;
-		return 0;
-	}
 	if (r->len + len > r->cap) {
 		size_t cap = r->cap ? r->cap : 4096;
 		uint8_t *v;
@@ -388,10 +423,65 @@ static void request_done(void *cls, struct MHD_Connection *c, void **state,
 	(void)cls; (void)c; (void)why;
 	if (r != NULL) {
 		http_import_end(r);
+		if (r->slot != NULL)
+			http_slot_give(r->slot);
 		free(r->body);
 		free(r);
 		*state = NULL;
 	}
+}
+
+/* The declared Content-Length, or UINT64_MAX (none: chunked, or no body). */
+static uint64_t content_length(struct MHD_Connection *c)
+{
+	const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+						    MHD_HTTP_HEADER_CONTENT_LENGTH);
+	uint64_t n;
+	return parse_dec64(v, &n) == 0 ? n : UINT64_MAX;
+}
+
+/* The body was declared larger than the endpoint takes: 413 before a byte
+ * of it is read (libmicrohttpd then closes the connection). */
+static enum MHD_Result refuse_body(struct MHD_Connection *c, const char *url,
+				   uint64_t length, uint64_t max)
+{
+	char msg[256];
+	snprintf(msg, sizeof(msg), "request body too large: %" PRIu64 " bytes, %s takes at "
+		 "most %" PRIu64 "%s", length, url, max, strcmp(url, "/import") == 0 ?
+		 " (http.max-import-size)" : "");
+	return http_reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, msg);
+}
+
+/* A body (chunked, so undeclared) grew past the limit: stop reading it at
+ * once.  libmicrohttpd cannot answer in the middle of a body, so the
+ * connection is closed; the client sees it cut, the log says why. */
+static enum MHD_Result cut_body(struct MHD_Connection *c, request *r, const char *method,
+				const char *url)
+{
+	char peer[64];
+	http_import_end(r);              /* the partial upload goes at once */
+	peer_name(c, peer, sizeof(peer));
+	lx_warn("http", "%s %s from %s: the body passed %" PRIu64 " bytes%s: connection closed",
+		method, url, peer, r->body_max, strcmp(url, "/import") == 0 ?
+		" (http.max-import-size)" : "");
+	return MHD_NO;
+}
+
+/* Headers only so far: the body's budget, refusals that need no body. */
+static enum MHD_Result begin_request(http_server *s, struct MHD_Connection *c,
+				     const char *url, int import, void **state)
+{
+	request *r = calloc(1, sizeof(request));
+	uint64_t length = content_length(c);
+	if (r == NULL)
+		return MHD_NO;
+	r->upload_fd = -1;
+	r->body_max = import ? s->limits.max_import_size :
+		      strcmp(url, "/stream") == 0 ? PROTO_BODY_MAX : HTTP_SMALL_BODY_MAX;
+	*state = r;
+	if (length != UINT64_MAX && length > r->body_max)
+		return refuse_body(c, url, length, r->body_max);
+	return import ? http_import_begin(s, c, r, length) : MHD_YES;
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
@@ -404,19 +494,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	request *r = *state;
 	(void)version;
 
-	if (r == NULL) {            /* headers only so far: wait for the body */
-		if ((r = calloc(1, sizeof(request))) == NULL)
-			return MHD_NO;
-		r->upload_fd = -1;
-		*state = r;
-		if (import)
-			http_import_begin(s, c, r);
-		return MHD_YES;
-	}
+	if (r == NULL)
+		return begin_request(s, c, url, import, state);
 	if (*upload_size != 0) {    /* keep a /stream or /import body, drain any other */
-		int rc = stream ? body_append(r, upload, *upload_size) :
-			 import ? http_import_append(r, upload, *upload_size) : 0;
+		size_t n = *upload_size;
+		int rc;
 		*upload_size = 0;
+		if (r->received + n > r->body_max)
+			return cut_body(c, r, method, url);
+		r->received += n;
+		rc = stream ? body_append(r, upload, n) :
+		     import ? http_import_append(s, r, upload, n) : 0;
 		return rc < 0 ? MHD_NO : MHD_YES;
 	}
 	if (import)
@@ -471,14 +559,61 @@ static int split_addr(const char *addr, char *host, size_t hostcap, char *port,
 	return 0;
 }
 
+/* Messages of libmicrohttpd that an operator must see: it could not take a
+ * connection (limits, descriptors, threads).  The rest (a client that
+ * went away, say) are debug lines. */
+static int mhd_message_matters(const char *m)
+{
+	static const char *const prefixes[] = {
+		"Server reached connection limit", "Error accepting connection",
+		"Hit process or system resource limit", "Failed to create a",
+		"New connection socket descriptor", "Error allocating memory",
+		"poll failed",
+	};
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+		if (strncmp(m, prefixes[i], strlen(prefixes[i])) == 0)
+			return 1;
+	return 0;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	http_server *s = cls;
+	char m[256];
+	size_t n;
+	vsnprintf(m, sizeof(m), fmt, ap);
+	n = strlen(m);
+	while (n > 0 && (m[n - 1] == '\n' || m[n - 1] == '.'))
+		m[--n] = '\0';
+	pthread_mutex_lock(&s->log_mu);
+	if (s->starting) {
+		snprintf(s->start_error, sizeof(s->start_error), "%s", m);
+	} else if (!mhd_message_matters(m)) {
+		lx_debug("http", "libmicrohttpd: %s", m);
+	} else if (lx_mono_ms() - s->warned_ms < 1000) {
+		s->suppressed++;             /* a flood: one line a second */
+	} else {
+		s->warned_ms = lx_mono_ms();
+		if (strncmp(m, "Server reached connection limit", 31) == 0)   /* either one */
+			snprintf(m + n, sizeof(m) - n, " (http.max-connections is %u, "
+				 "http.max-connections-per-ip %u)", s->limits.max_connections,
+				 s->limits.max_connections_per_ip);
+		lx_warn("http", "libmicrohttpd: %s%s", m, s->suppressed ?
+			" (and more like it since the last such line)" : "");
+		s->suppressed = 0;
+	}
+	pthread_mutex_unlock(&s->log_mu);
+}
+
 static struct MHD_Daemon *listen_on(http_server *s, const char *host, const char *port,
 				    lx_err *err)
 {
 	struct addrinfo hints, *ai = NULL;
 	struct MHD_Daemon *d = NULL;
 	/* A thread per connection: a stream's reader blocks until there is
-	 * something to send.  Errors are ours, logged once. */
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION;
+	 * something to send.  poll(2), not select(2): any descriptor number. */
+	unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+			 MHD_USE_ERROR_LOG;
 	int rc;
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
@@ -493,12 +628,21 @@ static struct MHD_Daemon *listen_on(http_server *s, const char *host, const char
 		lx_err_set(err, EINVAL, "http.addr %s:%s: %s", host, port, gai_strerror(rc));
 		return NULL;
 	}
+	s->starting = 1;
 	for (struct addrinfo *a = ai; a != NULL && d == NULL; a = a->ai_next) {
 		unsigned f = flags | (a->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0) |
 			     (a->ai_family == AF_INET6 && !*host ? MHD_USE_DUAL_STACK : 0);
-		d = MHD_start_daemon(f, 0, NULL, NULL, handle, s,
+		/* The port, though the address has it: for libmicrohttpd's messages. */
+		uint16_t pnum = ntohs(a->ai_family == AF_INET6 ?
+				      ((struct sockaddr_in6 *)a->ai_addr)->sin6_port :
+				      ((struct sockaddr_in *)a->ai_addr)->sin_port);
+		d = MHD_start_daemon(f, pnum, NULL, NULL, handle, s,
+				     /* must come first, to hear about the start */
+				     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
 				     MHD_OPTION_SOCK_ADDR, a->ai_addr,
-				     MHD_OPTION_CONNECTION_LIMIT, 64u,
+				     MHD_OPTION_CONNECTION_LIMIT, s->limits.max_connections,
+				     MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+				     s->limits.max_connections_per_ip,
 				     MHD_OPTION_CONNECTION_TIMEOUT, 30u,
 				     /* room for large sends: a snapshot is gigabytes */
 				     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(1u << 20),
@@ -506,16 +650,24 @@ static struct MHD_Daemon *listen_on(http_server *s, const char *host, const char
 				     MHD_OPTION_END);
 	}
 	freeaddrinfo(ai);
-	if (d == NULL)
-		lx_err_set(err, EADDRNOTAVAIL, "http.addr [%s]:%s: cannot listen "
-			   "(address in use or not local?)", host, port);
+	pthread_mutex_lock(&s->log_mu);
+	s->starting = 0;
+	pthread_mutex_unlock(&s->log_mu);
+	if (d == NULL)      /* libmicrohttpd's reason, e.g. "Failed to bind to port 20202: Address already in use" */
+		lx_err_set(err, EADDRNOTAVAIL, "http.addr [%s]:%s: cannot listen: %s", host, port,
+			   s->start_error[0] ? s->start_error : "libmicrohttpd gave no reason");
 	return d;
 }
 
 int http_server_start(http_server **out, const char *addr, store *st,
 		      const node_status *node, stream_hub *hub, const http_hooks *hooks,
-		      lx_err *err)
+		      const http_limits *limits, lx_err *err)
 {
+	static const http_limits defaults = {
+		HTTP_DEFAULT_MAX_CONNECTIONS, HTTP_DEFAULT_MAX_CONNECTIONS_PER_IP,
+		HTTP_DEFAULT_MAX_EVENT_STREAMS,
+		HTTP_DEFAULT_MAX_TRANSFERS, HTTP_DEFAULT_MAX_IMPORT_SIZE,
+	};
 	char host[256], port[16];
 	http_server *s;
 	*out = NULL;
@@ -529,12 +681,17 @@ int http_server_start(http_server **out, const char *addr, store *st,
 	s->hub = hub;
 	if (hooks != NULL)
 		s->hooks = *hooks;
+	s->limits = limits != NULL ? *limits : defaults;
+	pthread_mutex_init(&s->log_mu, NULL);
 	s->mhd = listen_on(s, host, port, err);
 	if (s->mhd == NULL) {
+		pthread_mutex_destroy(&s->log_mu);
 		free(s);
 		return -err->code;
 	}
-	lx_info("http", "listening on %s", addr);
+	lx_info("http", "listening on %s (at most %u connections, %u /events streams, "
+		"%u imports and exports)", addr, s->limits.max_connections,
+		s->limits.max_event_streams, s->limits.max_transfers);
 	*out = s;
 	return 0;
 }
@@ -548,5 +705,6 @@ void http_server_stop(http_server *s)
 	__atomic_store_n(&s->stopping, 1, __ATOMIC_RELEASE);
 	db_events_notify(&s->store->events);   /* /events readers wake and end */
 	MHD_stop_daemon(s->mhd);
+	pthread_mutex_destroy(&s->log_mu);
 	free(s);
 }

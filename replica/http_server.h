@@ -8,11 +8,24 @@
  * /export (a database as one SQLite file), see docs/protocol.md.
  * Any other path is 404, any other method 405, both with a JSON error.
  *
- * Threads: libmicrohttpd's listening thread accepts; each connection gets
- * a thread of its own ("http connection"), which answers its requests and,
- * for /stream, /events and /export, produces the body as it goes.  They read database state through
- * db_status_get() and the stream functions (each database's mutex,
- * briefly); they never write a database.
+ * Threads: libmicrohttpd's listening thread accepts (poll(2), so any
+ * descriptor number works); each connection gets a thread of its own
+ * ("http connection"), which answers its requests and, for /stream,
+ * /events and /export, produces the body as it goes.  They read database
+ * state through db_status_get() and the stream functions (each database's
+ * mutex, briefly); they never write a database.
+ *
+ * Limits (http_limits): at most max_connections connections, and
+ * max_connections_per_ip from one address (one more is closed at once, and
+ * logged); long-lived responses have budgets of their
+ * own well below that, so they can never take the slots that /health,
+ * /status and the replicas' /stream need: max_event_streams concurrent
+ * GET /events and max_transfers concurrent GET /export and POST /import,
+ * each answered 503 when full.  Request bodies have a size limit per
+ * endpoint (max_import_size for /import, the protocol's for /stream, 64
+ * KiB for anything else): a declared Content-Length above it is answered
+ * 413 before a byte of the body is read, and a chunked body that grows
+ * past it is cut (the connection closed, an import's partial file removed).
  */
 #ifndef LTXFS_REPLICA_HTTP_SERVER_H
 #define LTXFS_REPLICA_HTTP_SERVER_H
@@ -23,6 +36,21 @@
 #include "replica/stream_server.h"
 
 typedef struct http_server http_server;
+
+/* Resource limits (the http.* keys, docs/configuration.md). */
+typedef struct http_limits {
+	unsigned max_connections;     /* open connections at once */
+	unsigned max_connections_per_ip; /* from one client address; 0: no limit */
+	unsigned max_event_streams;   /* GET /events at once; 0: none served */
+	unsigned max_transfers;       /* GET /export and POST /import at once; 0: none */
+	uint64_t max_import_size;     /* bytes of a POST /import body */
+} http_limits;
+
+#define HTTP_DEFAULT_MAX_CONNECTIONS 256u
+#define HTTP_DEFAULT_MAX_CONNECTIONS_PER_IP 0u
+#define HTTP_DEFAULT_MAX_EVENT_STREAMS 32u
+#define HTTP_DEFAULT_MAX_TRANSFERS 8u
+#define HTTP_DEFAULT_MAX_IMPORT_SIZE (16ULL << 30)
 
 /* What the server asks of the node.  Any hook may be NULL. */
 typedef struct http_hooks {
@@ -46,11 +74,13 @@ typedef struct http_hooks {
  * Listen on `addr` ("host:port", ":port" for every address, "[v6]:port").
  * `node` is copied; its strings must outlive the server.  `hub` (the
  * primary's replication sessions) may be NULL: POST /stream is then 503.
- * `hooks` is copied.
+ * `hooks` and `limits` are copied; `limits` NULL means the defaults.  A
+ * failure to listen says why (the system's reason, e.g. "Address already
+ * in use"), in `err`.
  */
 int http_server_start(http_server **out, const char *addr, store *st,
 		      const node_status *node, stream_hub *hub, const http_hooks *hooks,
-		      lx_err *err);
+		      const http_limits *limits, lx_err *err);
 void http_server_stop(http_server *s);
 
 #endif

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "base/bytes.h"
+#include "base/failpoint.h"
 
 void receive_init(receive *in)
 {
@@ -147,6 +148,7 @@ int receive_feed(receive *in, const uint8_t *buf, size_t len)
 		rc = feed_part(in, buf, len, in->got);
 		in->got += len;
 	}
+	LX_FAILPOINT("replica.receive.mid");
 	return rc;
 }
 

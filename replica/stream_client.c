@@ -24,6 +24,10 @@
 #include "replica/receive.h"
 
 #define LAG_UNKNOWN_MS 2147483647LL
+/* Reconnects after a failure wait 100 ms, doubling to 5 s.  The wait
+ * starts over only after a connection that made progress (stream_once):
+ * one that merely connected and then failed (a full disk refuses every
+ * snapshot) keeps doubling it. */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 
@@ -112,6 +116,19 @@ static int diverged_frame_done(stream_client *c)
 	return rc;
 }
 
+/* Idle: replicated WAL frames still waiting for readers to let them into
+ * the database file get another chance (db_replica_tick never waits). */
+static void tick_databases(stream_client *c)
+{
+	database **dbs = NULL;
+	size_t n = 0;
+	if (store_list(c->store, &dbs, &n) < 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		db_replica_tick(dbs[i]);
+	free(dbs);
+}
+
 static int frame_done(stream_client *c)
 {
 	proto_frame *f = &c->frame;
@@ -123,6 +140,7 @@ static int frame_done(stream_client *c)
 		break;
 	case FRAME_HEARTBEAT:
 		__atomic_store_n(&c->primary_ts_ms, (int64_t)f->arg, __ATOMIC_RELAXED);
+		tick_databases(c);
 		break;
 	case FRAME_READY:
 		if (!__atomic_exchange_n(&c->ready, 1, __ATOMIC_ACQ_REL))
@@ -396,9 +414,14 @@ static struct curl_slist *request_headers(stream_client *c)
 	return h;
 }
 
-/* One connection, until it ends; returns 1 if the primary was reached. */
+/* One connection, until it ends.  Returns 1 if it made progress: a
+ * transaction or snapshot applied, or the stream stayed up for the longest
+ * backoff (then reconnecting at once costs no more than waiting would). */
 static int stream_once(stream_client *c)
 {
+	uint64_t applied = __atomic_load_n(&c->snapshots, __ATOMIC_RELAXED) +
+			   __atomic_load_n(&c->transactions, __ATOMIC_RELAXED);
+	int64_t started = lx_mono_ms();
 	struct curl_slist *headers = request_headers(c);
 	uint8_t *body = NULL;
 	size_t body_len = 0;
@@ -460,7 +483,11 @@ static int stream_once(stream_client *c)
 	}
 	free(body);
 	curl_slist_free_all(headers);
-	return c->received;
+	if (!c->received)
+		return 0;
+	return __atomic_load_n(&c->snapshots, __ATOMIC_RELAXED) +
+	       __atomic_load_n(&c->transactions, __ATOMIC_RELAXED) != applied ||
+	       lx_mono_ms() - started >= BACKOFF_MAX_MS;
 }
 
 /* Sleep `ms`, or less if the client is stopped. */

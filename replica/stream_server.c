@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/failpoint.h"
 #include "base/log.h"
 #include "db/snapshot.h"
 #include "ltx/ltx.h"
@@ -523,6 +524,7 @@ static ssize_t take_output(stream_session *s, uint8_t *buf, size_t max)
 static ssize_t take_ltx(stream_session *s, uint8_t *buf, size_t max)
 {
 	size_t n = s->ltx_left < max ? (size_t)s->ltx_left : max;
+	LX_FAILPOINT("stream.send.mid");    /* the frame's header went out */
 	ssize_t got = pread(s->ltx_fd, buf, n, (off_t)s->ltx_off);
 	if (got <= 0) {
 		lx_error(s->sending->name, "stream to replica %016" PRIx64 ": read log: %s",

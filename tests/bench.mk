@@ -65,3 +65,12 @@ bench-scale: $(BUILD)/ltxfs
 	$(PYTHON) tests/bench/scale_bench.py --ltxfs $(abspath $(BUILD)/ltxfs) \
 		--workdir $(BUILD)/bench-run/scale --out $(BUILD)/bench-scale.md \
 		$(SCALE_BENCH_ARGS)
+
+# Replica lag under 50 point-lookup readers while the primary inserts at full
+# speed (tests/bench/readload_bench.py).  READLOAD_BENCH_ARGS='--mode delete --seconds 30'
+READLOAD_BENCH_ARGS ?=
+.PHONY: bench-readload
+bench-readload: $(BUILD)/ltxfs
+	$(PYTHON) tests/bench/readload_bench.py --ltxfs $(abspath $(BUILD)/ltxfs) \
+		--workdir $(BUILD)/bench-run/readload --out $(BUILD)/bench-readload.md \
+		$(READLOAD_BENCH_ARGS)

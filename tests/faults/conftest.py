@@ -14,3 +14,4 @@ _spec = importlib.util.spec_from_file_location("itest_conftest", os.path.join(_I
 _itest = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_itest)
 globals().update({k: v for k, v in vars(_itest).items() if not k.startswith("__")})
+

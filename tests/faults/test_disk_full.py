@@ -20,7 +20,6 @@ then succeeded, and every later commit sat behind the zeroed frame.
 import json
 import os
 import sqlite3
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -28,6 +27,7 @@ import urllib.request
 import pytest
 
 import ltxfs_helpers as H
+from fault_helpers import small_tmpfs
 
 pytestmark = H.LTXFS_LOCKS_PASS_ONLY
 
@@ -37,19 +37,9 @@ ROW = 20000
 @pytest.fixture
 def small_disk(tmp_path):
     """data.dir of the node "node" (node_factory's default) on a 40 MiB
-    tmpfs, unmounted after the node is stopped (list it before node_factory)."""
-    data = tmp_path / "node" / "data"
-    data.mkdir(parents=True)
-    subprocess.check_call(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(data)])
-    try:
-        yield str(data)
-    finally:
-        for _ in range(50):
-            if subprocess.run(["umount", str(data)], stderr=subprocess.DEVNULL).returncode == 0:
-                break
-            time.sleep(0.1)
-        else:
-            subprocess.run(["umount", "-l", str(data)])
+    tmpfs; listed before node_factory, so the node is stopped first."""
+    with small_tmpfs(str(tmp_path / "node" / "data")) as data:
+        yield data
 
 
 def get(node, path):

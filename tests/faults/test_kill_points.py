@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+import cluster as C
 import ltxfs_helpers as H
 
 pytestmark = H.LTXFS_LOCKS_PASS_ONLY
@@ -101,3 +102,59 @@ def test_primary_killed_at_each_step_keeps_every_acknowledged_commit(node_factor
     more = write_until_dead(node.path(name), 10000, limit=20)
     assert len(more) == 20
     node.check_replay(name)
+
+
+def make_table(node, name, mode):
+    con = sqlite3.connect(node.path(name), isolation_level=None, timeout=30)
+    con.execute("PRAGMA journal_mode=%s" % mode)
+    con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
+    con.close()
+
+
+@pytest.mark.parametrize("point,mode", [
+    ("replica.receive.mid", "wal"),
+    ("replica.apply.after_log", "wal"),
+    ("replica.apply.after_log", "delete"),
+])
+def test_replica_killed_at_each_step_converges(node_factory, point, mode):
+    """The replica dies receiving or applying: restarted, it resumes from
+    its own log and ends identical to the primary."""
+    p, (r,) = C.make_cluster(node_factory, replicas=1, start=False)
+    p.start()
+    r.env = {"LTXFS_FAILPOINTS": "%s=%d" % (point, KILL_AT)}
+    r.start()
+    name = "k.db"
+    make_table(p, name, mode)
+    acked = write_until_dead(p.path(name), 0, limit=200)
+    assert len(acked) == 200
+    wait_dead(r)
+    assert ("failpoint %s: SIGKILL" % point) in r.log_text()
+    restart_clean(r)
+    C.wait_converged(p, [r], [name], timeout=60)
+    C.assert_identical(p, [r], [name])
+    assert rows(r, name) == set(acked)
+
+
+def test_primary_killed_while_sending_keeps_every_acknowledged_commit(node_factory):
+    """The primary dies in the middle of sending a transaction to a replica:
+    nothing it acknowledged is lost, and the replica converges after the
+    primary's restart."""
+    p, (r,) = C.make_cluster(node_factory, replicas=1, start=False)
+    p.env = {"LTXFS_FAILPOINTS": "stream.send.mid=%d" % KILL_AT}
+    p.start()
+    r.start()
+    name = "k.db"
+    make_table(p, name, "wal")
+    acked = []
+    while p.proc.poll() is None and len(acked) < 5000:
+        got = write_until_dead(p.path(name), len(acked), limit=1)
+        if not got:
+            break
+        acked += got
+    wait_dead(p)
+    restart_clean(p)
+    have = rows(p, name)
+    assert not (set(acked) - have), "acknowledged rows lost"
+    C.wait_converged(p, [r], [name], timeout=60)
+    C.assert_identical(p, [r], [name])
+    p.check_replay(name)

@@ -12,31 +12,22 @@ without a restart and holds every row the primary acknowledged.
 
 import os
 import sqlite3
-import subprocess
 import time
 
 import pytest
 
 import cluster as C
 import ltxfs_helpers as H
+from fault_helpers import small_tmpfs
 
 pytestmark = H.LTXFS_LOCKS_PASS_ONLY
 
 
 @pytest.fixture
 def replica_small_disk(tmp_path):
-    data = tmp_path / "replica1" / "data"
-    data.mkdir(parents=True)
-    subprocess.check_call(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(data)])
-    try:
-        yield str(data)
-    finally:
-        for _ in range(50):
-            if subprocess.run(["umount", str(data)], stderr=subprocess.DEVNULL).returncode == 0:
-                break
-            time.sleep(0.1)
-        else:
-            subprocess.run(["umount", "-l", str(data)])
+    """data.dir of "replica1" on a 40 MiB tmpfs (listed before node_factory)."""
+    with small_tmpfs(str(tmp_path / "replica1" / "data")) as data:
+        yield data
 
 
 def commit_rows(primary, name, first, n, size=10000):

@@ -293,9 +293,33 @@ static void test_known_keys(void)
 		CHECK(strstr(err.msg, "unknown key") == NULL);
 		config_free(&c);
 	}
-	CHECK_EQ_INT(26, n);
+	CHECK_EQ_INT(31, n);
 	CHECK(strcmp(keys[0], "fuse.dir") == 0);
 	CHECK(strcmp(keys[n - 1], "exec") == 0);
+}
+
+/* The HTTP API's limits: counts, and the half kept for everything else. */
+static void test_http_limits(void)
+{
+	ltxfs_config c;
+	lx_err err;
+	CHECK_EQ_INT(0, load(&c, MIN_CFG "http:\n  max-connections: 100\n  max-event-streams: 40\n"
+			     "  max-transfers: 10\n  max-import-size: 1GiB\n", &err));
+	CHECK_EQ_INT(100, (int)c.http.max_connections);
+	CHECK_EQ_INT(40, (int)c.http.max_event_streams);
+	CHECK_EQ_INT(10, (int)c.http.max_transfers);
+	CHECK(c.http.max_import_size == 1ULL << 30);
+	config_free(&c);
+	CHECK_REJECT(MIN_CFG "http:\n  max-connections: 100\n  max-event-streams: 41\n"
+		     "  max-transfers: 10\n", "at most half of http.max-connections (100)");
+	CHECK_REJECT(MIN_CFG "http:\n  max-connections: -1\n", "not a whole number");
+	CHECK_REJECT(MIN_CFG "http:\n  max-connections: 12x\n", "not a whole number");
+	CHECK_REJECT(MIN_CFG "http:\n  max-connections: 99999999999\n", "too large");
+	CHECK_REJECT(MIN_CFG "http:\n  max-connections: 3\n  max-event-streams: 0\n"
+		     "  max-transfers: 0\n", "at least 4");
+	CHECK_REJECT(MIN_CFG "http:\n  max-import-size: 0\n", "greater than 0");
+	CHECK_REJECT(MIN_CFG "http:\n  max-connections-per-ip: 257\n",
+		     "http.max-connections-per-ip (257) must be at most http.max-connections (256)");
 }
 
 /* ------------------------------------------------------------------ */
@@ -1065,6 +1089,7 @@ UNIT_TESTS(
 	TEST(test_programmatic_resolve),
 	TEST(test_load_file),
 	TEST(test_known_keys),
+	TEST(test_http_limits),
 	TEST(test_env_expansion),
 	TEST(test_env_hostname_fallback),
 	TEST(test_env_comparisons),

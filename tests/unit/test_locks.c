@@ -86,6 +86,25 @@ static void test_type_change_in_place(void)
 	lock_table_free(&t);
 }
 
-UNIT_TESTS(TEST(test_shared_readers_and_exclusive_writer),
+/* A reservation: holders keep and release, nobody else takes a new lock
+ * there, the reserving owner gets in once they are gone. */
+static void test_reservation_gives_writer_preference(void)
+{
+	lock_table t;
+	lock_table_init(&t);
+	CHECK_EQ_INT(0, lock_table_set(&t, 1, 10, PENDING, PENDING, LK_READ));
+	lock_table_reserve(&t, 9, PENDING, PENDING);
+	CHECK_EQ_INT(-EAGAIN, lock_table_set(&t, 2, 20, PENDING, PENDING, LK_READ));
+	CHECK_EQ_INT(-EAGAIN, lock_table_set(&t, 9, 90, PENDING, PENDING, LK_WRITE));
+	CHECK_EQ_INT(0, lock_table_set(&t, 1, 10, PENDING, PENDING, LK_UNLOCK));
+	CHECK_EQ_INT(0, lock_table_set(&t, 2, 20, SHARED_FIRST, SHARED_LAST, LK_READ));
+	CHECK_EQ_INT(0, lock_table_set(&t, 9, 90, PENDING, PENDING, LK_WRITE));
+	lock_table_reserve(&t, 0, 0, 0);
+	lock_table_release_owner(&t, 9);
+	CHECK_EQ_INT(0, lock_table_set(&t, 2, 20, PENDING, PENDING, LK_READ));
+	lock_table_free(&t);
+}
+
+UNIT_TESTS(TEST(test_shared_readers_and_exclusive_writer), TEST(test_reservation_gives_writer_preference),
 	   TEST(test_split_and_merge), TEST(test_whole_file_unlock_and_eof),
 	   TEST(test_type_change_in_place))
