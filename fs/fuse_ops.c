@@ -539,10 +539,11 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fs_dir_pending_add(fs, db, 0);
 	if (rc < 0 && !(rc == -EROFS && db_writes_refused(db)))   /* see report() */
 		lx_warn(db->name, "unlink %s: %s", name, err.msg);
-	fuse_reply_err(req, rc < 0 ? -rc : 0);
-	/* The last file of a deleted database: give everything back. */
+	/* The last file of a deleted database: give everything back, before
+	 * the unlink returns (so `rm` leaves nothing behind). */
 	if (rc == 0)
 		store_retire(fs->store, db);
+	fuse_reply_err(req, rc < 0 ? -rc : 0);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
