@@ -101,19 +101,22 @@ static int log_verify(txlog *log)
 	return 0;
 }
 
-/* Replaying rebuilds the database from TXID 1: the log must start there. */
+/* Replaying rebuilds the database from an empty one: the log must start
+ * at TXID 1, or at an empty database's position (a database created again
+ * after a delete continues its TXIDs from there: db/store.h). */
 static int log_replay(txlog *log, const char *out)
 {
 	apply_target t;
 	uint64_t base_txid, base_ck;
 	int rc = 0;
 	txlog_base(log, &base_txid, &base_ck);
-	if (base_txid != 0) {
+	if (base_txid != 0 && base_ck != LTX_CHECKSUM_FLAG) {
 		fprintf(stderr, "ltxfs log replay: the log starts after TXID %" PRIu64
 			" (older transactions were removed); nothing to replay from\n", base_txid);
 		return 1;
 	}
 	memset(&t, 0, sizeof(t));
+	t.txid = base_txid;
 	t.checksum = LTX_CHECKSUM_FLAG;
 	t.fd = open(out, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (t.fd < 0) {
