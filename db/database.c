@@ -294,12 +294,23 @@ static int open_backing_fd(database *db, enum db_file f, int flags, mode_t mode)
 	return fd;
 }
 
+/* The descriptors it holds, and the log's first segment before the first
+ * append creates it (counted ahead, so the operation that follows a use
+ * cannot take the store past its bound unseen). */
 static size_t fd_count_locked(const database *db)
 {
 	size_t n = (db->dirfd >= 0) + (db->log ? txlog_fd_count(db->log) : 0);
+	if (db->log != NULL && db->log->nsegs == 0 && !db->log->fds_closed)
+		n++;
 	for (int f = 0; f < DBF_COUNT; f++)
 		n += db->file[f] != NULL && db->file[f]->fd >= 0;
 	return n;
+}
+
+void db_recount_files_locked(database *db)
+{
+	if (db->files_open && db->opt.handles != NULL)
+		handle_cache_use(db->opt.handles, db, fd_count_locked(db));
 }
 
 int db_use_files_locked(database *db, lx_err *err)
@@ -378,6 +389,7 @@ int db_open_backing_locked(database *db, enum db_file f, int flags,
 	db->file[f] = b;
 	if (flags & O_CREAT)
 		db->dir_dirty = 1;
+	db_recount_files_locked(db);
 	return 0;
 }
 

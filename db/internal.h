@@ -34,6 +34,10 @@ static inline int db_lock_files(database *db, lx_err *err)
 	return db_use_files_locked(db, err);
 }
 
+/* A descriptor was opened during an operation (a backing file created, a
+ * snapshot's file taken): count it now, not at the next use. */
+void db_recount_files_locked(database *db);
+
 /* db_lock_files for callers whose next system call reports a failure to
  * open again (EBADF on a descriptor still closed). */
 static inline void db_lock_files_or_fail_later(database *db)

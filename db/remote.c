@@ -572,6 +572,7 @@ static int take_image_locked(database *db, int image_fd, lx_err *err)
 	}
 	b->refs = 1;
 	db->file[DBF_DB] = b;
+	db_recount_files_locked(db);
 	return 0;
 }
 

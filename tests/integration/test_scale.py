@@ -219,3 +219,19 @@ def test_descriptors_stay_bounded_with_many_databases(node_factory):
     sample()
     for n in (p, r):
         assert peak[n] <= CAP + SLACK, (n.name, peak[n], base[n])
+    # a new replica gets all 300 (snapshots or histories) within the bound
+    r2 = C.make_replica(node_factory, p, "replica2")
+    r2.data_config = "  max-open-files: %d\n" % CAP
+    r2.start()
+    base2, peak2 = fd_count(r2), 0
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        peak2 = max(peak2, fd_count(r2) - base2)
+        if all(C.pos_or_none(r2, n) == p.pos(n) for n in names[::-1][:5]) and \
+                len(status(r2)["databases"]) == 300:
+            break
+        time.sleep(0.02)
+    C.wait_converged(p, [r2], names, timeout=120)
+    peak2 = max(peak2, fd_count(r2) - base2)
+    assert peak2 <= CAP + SLACK, peak2
+    C.assert_identical(p, [r2], names[::30])
