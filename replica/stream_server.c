@@ -499,7 +499,8 @@ int stream_session_new(stream_session **out, stream_hub *h, uint64_t node_id,
 		for (uint16_t k = 0; k < pos[i].n_hist; k++)
 			c->hist[k] = (db_point){ pos[i].hist[k].txid, pos[i].hist[k].checksum };
 	}
-	qsort(s->cur, s->n, sizeof(*s->cur), cursor_cmp);
+	if (s->n > 1)
+		qsort(s->cur, s->n, sizeof(*s->cur), cursor_cmp);
 	s->n_reported = s->n;
 	pthread_mutex_lock(&h->mu);
 	s->next = h->sessions;
