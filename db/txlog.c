@@ -23,7 +23,8 @@
 #define APPEND_FLUSH_SIZE (1u << 20)
 #define PREZERO_AHEAD (1u << 20)       /* zeroed space kept past the records, at most */
 #define PREZERO_MIN (4u << 10)         /* ... and at least (a small log's own size otherwise) */
-#define RESERVE_STEP (64u << 10)       /* txlog_reserve allocates in steps of this */
+#define RESERVE_STEP (64u << 10)       /* txlog_reserve allocates in steps of this, */
+#define RESERVE_STEP_SMALL (4u << 10)  /* ... or this while the segment is smaller */
 #define BASE_MAGIC 0x4c545842u    /* "LTXB" */
 #define BASE_VERSION 1u
 #define BASE_SIZE 32
@@ -476,10 +477,28 @@ int txlog_open_readonly(txlog **out, const char *dir, lx_err *err)
 	return open_log(out, dir, 1, err);
 }
 
+/*
+ * An idle or closing log gives back the zeros written ahead and the space
+ * reserved past its records: they only speed up appends that are not
+ * coming, and 10,000 idle databases must cost their own size on disk.
+ */
+static void release_slack(txlog *log)
+{
+	txlog_segment *s = log->nsegs ? &log->segs[log->nsegs - 1] : NULL;
+	if (log->readonly || s == NULL || s->fd < 0 || log->appending ||
+	    (s->file_size <= s->size && s->reserved <= s->size))
+		return;
+	if (ftruncate(s->fd, (off_t)s->size) == 0) {
+		s->file_size = s->size;
+		s->reserved = 0;
+	}
+}
+
 void txlog_close(txlog *log)
 {
 	if (log == NULL)
 		return;
+	release_slack(log);
 	for (size_t i = 0; i < log->nsegs; i++)
 		if (log->segs[i].fd >= 0)
 			close(log->segs[i].fd);
@@ -501,6 +520,7 @@ int txlog_close_fds(txlog *log)
 		return 0;
 	if (log->appending || pthread_mutex_trylock(&log->sync_lock) != 0)
 		return -EBUSY;
+	release_slack(log);
 	log->closed_has_seg = log->nsegs > 0;
 	log->closed_seg_txid = log->nsegs ? log->segs[log->nsegs - 1].first_txid : 0;
 	__atomic_store_n(&log->sync_fd, -1, __ATOMIC_RELEASE);
@@ -628,7 +648,7 @@ static void prezero_ahead(txlog_segment *s, uint64_t segment_max)
 int txlog_reserve(txlog *log, uint64_t bytes, lx_err *err)
 {
 	txlog_segment *s;
-	uint64_t from, want;
+	uint64_t from, want, step;
 	if (log->readonly || log->no_fallocate || log->nsegs == 0 || newest_segment_done(log))
 		return 0;
 	s = &log->segs[log->nsegs - 1];
@@ -636,7 +656,10 @@ int txlog_reserve(txlog *log, uint64_t bytes, lx_err *err)
 	from = s->reserved > s->file_size ? s->reserved : s->file_size;
 	if (want <= from)
 		return 0;
-	want = (want + bytes / 8 + RESERVE_STEP - 1) / RESERVE_STEP * RESERVE_STEP;
+	/* Small steps for a small log: 10,000 one-row databases must not each
+	 * keep 64 KiB reserved. */
+	step = s->size < RESERVE_STEP ? RESERVE_STEP_SMALL : RESERVE_STEP;
+	want = (want + bytes / 8 + step - 1) / step * step;
 	if (fallocate(s->fd, FALLOC_FL_KEEP_SIZE, (off_t)from, (off_t)(want - from)) < 0) {
 		if (errno == EOPNOTSUPP || errno == ENOSYS) {
 			log->no_fallocate = 1;
