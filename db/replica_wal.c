@@ -532,6 +532,23 @@ static int cmp_ref(const void *a, const void *b)
 	return x->frame > y->frame ? -1 : x->frame < y->frame;   /* newest first */
 }
 
+/*
+ * Sort v by page and keep only the newest frame of each page; returns the
+ * new length.  Done once for the whole range, not per batch: a batch that
+ * began with an older duplicate of the previous batch's last page used to
+ * copy that older version over the newer one, and readers then read a
+ * stale page from the database file (torn rows, "malformed").
+ */
+static size_t newest_versions(frame_ref *v, size_t n)
+{
+	size_t kept = 0;
+	qsort(v, n, sizeof(*v), cmp_ref);
+	for (size_t i = 0; i < n; i++)
+		if (kept == 0 || v[i].pgno != v[kept - 1].pgno)
+			v[kept++] = v[i];   /* newest first within a page */
+	return kept;
+}
+
 /* Copy the newest version of each page in frames (from, to] into the
  * database file; READ(0) and CKPT held.  Returns 0 or -errno. */
 static int backfill(database *db, replica_wal *w, uint32_t from, uint32_t to, int whole)
@@ -549,7 +566,7 @@ static int backfill(database *db, replica_wal *w, uint32_t from, uint32_t to, in
 	}
 	for (uint32_t f = from + 1; f <= to; f++)
 		v[n++] = (frame_ref){ w->pgno_of[f - 1], f };
-	qsort(v, n, sizeof(*v), cmp_ref);
+	n = newest_versions(v, n);
 	for (size_t i = 0; i < n && rc == 0;) {
 		size_t end = i;
 		db_lock_files_or_fail_later(db);
@@ -557,8 +574,6 @@ static int backfill(database *db, replica_wal *w, uint32_t from, uint32_t to, in
 			rc = -ENOENT;
 		for (size_t done = 0; rc == 0 && end < n && done < CKPT_BATCH; end++) {
 			uint64_t at = (uint64_t)(v[end].pgno - 1) * ps;
-			if (end > i && v[end].pgno == v[end - 1].pgno)
-				continue;   /* an older version of the same page */
 			if (v[end].pgno > w->ih.n_page && whole)
 				continue;   /* cut below */
 			rc = db_pread_page(db->file[DBF_WAL]->fd, page, ps,
