@@ -93,6 +93,8 @@ typedef struct ltxfs_config {
 		uint64_t retention_bytes; /* per-database log size cap; 0 = none */
 		unsigned max_open_files;  /* descriptors the databases may keep open;
 					     0 = half of RLIMIT_NOFILE */
+		bool replica_wal;       /* a replica applies WAL-mode transactions as
+					   WAL frames (db_options.replica_wal) */
 		config_sync sync;
 	} data;
 	struct {

@@ -146,6 +146,7 @@ static int start_node(const ltxfs_config *c, store **st, node **nd, http_server 
 	ret.max_age_ms = c->data.retention_ns / 1000000;
 	ret.max_bytes = c->data.retention_bytes;
 	dopt.max_open_files = (size_t)c->data.max_open_files;
+	dopt.replica_wal = c->data.replica_wal;
 	rc = store_open(st, c->data.dir, &dopt, &ret, err);
 	if (rc < 0)
 		return rc;

@@ -118,6 +118,9 @@ typedef struct db_options {
 	uint64_t segment_max_age_ms; /* log segment age (0: no limit) */
 	handle_cache *handles; /* bounds the open descriptors; NULL: never closed */
 	size_t max_open_files; /* store_open: the cap of its handle cache (0: default) */
+	int replica_wal;       /* a replica applies WAL-mode transactions as WAL
+				  frames, never waiting for readers (db/replica_wal.h);
+				  else under every reader's lock (data.replica-wal) */
 } db_options;
 
 /* Per-WAL capture state. */

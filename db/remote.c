@@ -435,7 +435,8 @@ static int wal_path(database *db, int fd, const ltx_header *h)
 	if (h->commit == 0 || ltx_header_is_snapshot(h) || leaves_wal_mode(fd))
 		return 0;
 	pthread_mutex_lock(&db->mu);
-	ok = db->wal_mode && !db->failed && db->log != NULL && db->file[DBF_DB] != NULL &&
+	ok = db->opt.replica_wal && db->wal_mode && !db->failed && db->log != NULL &&
+	     db->file[DBF_DB] != NULL &&
 	     db->page_size == h->page_size && db->n_pages > 0;
 	pthread_mutex_unlock(&db->mu);
 	return ok;

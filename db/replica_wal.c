@@ -53,8 +53,9 @@ typedef struct replica_wal {
  */
 static void store_range(database *db, enum db_file f, uint64_t off, uint64_t len)
 {
-	enum { CHUNK = 128 * 1024 };
+	enum { CHUNK = 128 * 1024, KPAGE = 4096 };
 	const db_observer *o = db_observer_of(db);
+	uint64_t end;
 	uint8_t *buf;
 	backing *b;
 
@@ -65,6 +66,13 @@ static void store_range(database *db, enum db_file f, uint64_t off, uint64_t len
 	db_lock_files_or_fail_later(db);
 	b = db->file[f] ? backing_ref(db->file[f]) : NULL;
 	pthread_mutex_unlock(&db->mu);
+	/* Whole kernel pages, taken fresh from the file: a page that holds the
+	 * end of the previous frame also holds the start of this one, and a
+	 * store of only the new bytes was seen to leave zeros there (a reader
+	 * then read a frame whose page began with zeros: "malformed"). */
+	end = (off + len + KPAGE - 1) / KPAGE * KPAGE;
+	off = off / KPAGE * KPAGE;
+	len = end - off;
 	buf = malloc(CHUNK);
 	for (uint64_t at = off; b != NULL && buf != NULL && at < off + len;) {
 		size_t n = off + len - at < CHUNK ? (size_t)(off + len - at) : CHUNK;

@@ -47,9 +47,14 @@ def make_replica(make_node, primary, name, url=None):
     return r
 
 
-def make_cluster(make_node, replicas=2, start=True):
+def make_cluster(make_node, replicas=2, start=True, replica_wal=False):
+    """replica_wal: the replicas apply WAL-mode transactions as WAL frames
+    (data.replica-wal)."""
     p = make_primary(make_node)
     rs = [make_replica(make_node, p, "replica%d" % (i + 1)) for i in range(replicas)]
+    for r in rs:
+        r.data_config += "  replica-wal: true\n" if replica_wal else ""
+
     if start:
         p.start()
         for r in rs:

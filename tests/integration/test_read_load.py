@@ -60,7 +60,7 @@ class Writer(threading.Thread):
 
 
 def load_cluster(node_factory, mode, rows=2000):
-    p, (r,) = C.make_cluster(node_factory, replicas=1)
+    p, (r,) = C.make_cluster(node_factory, replicas=1, replica_wal=True)
     c = H.connect(p.path("a.db"), journal_mode=mode)
     c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER)")
     c.execute("CREATE TABLE meta(n INTEGER)")

@@ -550,7 +550,7 @@ def test_replica_checkpoint_copies_only_the_newest_version_of_each_page(node_fac
     """Two transactions rewrite the same 100+ pages while a reader on the
     replica holds back its checkpoint; once the reader is gone one checkpoint
     copies both, and readers then see the second version of every row."""
-    p, (r,) = C.make_cluster(node_factory, replicas=1)
+    p, (r,) = C.make_cluster(node_factory, replicas=1, replica_wal=True)
     write(p, "a.db", "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);"
           "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<400) "
           "INSERT INTO t(v) SELECT zeroblob(900) FROM c;", "wal")
