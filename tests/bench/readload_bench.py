@@ -35,6 +35,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ltxfs", required=True)
     ap.add_argument("--mode", default="wal", choices=["wal", "delete"])
+    ap.add_argument("--apply", default="wal", choices=["wal", "locks"],
+                    help="the replica's applier: WAL frames (data.replica-wal: true) "
+                         "or under every reader's lock (the default configuration)")
     ap.add_argument("--readers", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--workdir", default="/tmp/ltxfs-readload-bench")
@@ -59,7 +62,7 @@ def main():
         return p
 
     try:
-        p, r, rows = T.load_cluster(make_node, args.mode)
+        p, r, rows = T.load_cluster(make_node, args.mode, replica_wal=args.apply == "wal")
         stop = os.path.join(args.workdir, "stop-readers")
         readers = T.start_readers(spawn, r, stop, threads=args.readers)
         time.sleep(1)
@@ -90,7 +93,8 @@ def main():
         res = T.stop_readers(readers, stop)
         T.C.wait_converged(p, [r], ["a.db"], timeout=120)
         out = {
-            "mode": args.mode, "readers": args.readers, "seconds": round(elapsed, 1),
+            "mode": args.mode, "apply": args.apply, "readers": args.readers,
+            "seconds": round(elapsed, 1),
             "primary_tx_per_s": round(commits / elapsed),
             "lag_p50_ms": round(percentile(lags, 50) * 1000, 1),
             "lag_p99_ms": round(percentile(lags, 99) * 1000, 1),

@@ -59,8 +59,8 @@ class Writer(threading.Thread):
             self.error = e
 
 
-def load_cluster(node_factory, mode, rows=2000):
-    p, (r,) = C.make_cluster(node_factory, replicas=1, replica_wal=True)
+def load_cluster(node_factory, mode, rows=2000, replica_wal=True):
+    p, (r,) = C.make_cluster(node_factory, replicas=1, replica_wal=replica_wal)
     c = H.connect(p.path("a.db"), journal_mode=mode)
     c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER)")
     c.execute("CREATE TABLE meta(n INTEGER)")
