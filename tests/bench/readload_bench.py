@@ -35,7 +35,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ltxfs", required=True)
     ap.add_argument("--mode", default="wal", choices=["wal", "delete"])
-    ap.add_argument("--apply", default="wal", choices=["wal", "locks"],
+    ap.add_argument("--apply", default="locks", choices=["wal", "locks"],
                     help="the replica's applier: WAL frames (data.replica-wal: true) "
                          "or under every reader's lock (the default configuration)")
     ap.add_argument("--readers", type=int, default=50)
