@@ -43,25 +43,18 @@ mkdir -p "$apt/sources.list.d" "$apt/lists/partial" \
 	"$apt/archives/partial" "$apt/dl"
 src="$apt/sources.list.d/sqlite-src.sources"
 
-# Derive deb-src stanzas from the machine's own deb822 sources (keeps the
-# mirror, any snapshot pinning and Signed-By); fall back to plain Debian 12.
+# Derive deb-src stanzas from the machine's own sources (keeps the mirror,
+# any snapshot pinning and Signed-By): its deb822 file, else sources.list.
+# No archive host is named here.
 sys=/etc/apt/sources.list.d/debian.sources
 if [ -r "$sys" ] && grep -q '^Types:.*deb' "$sys"; then
 	sed -e 's/^Types:.*/Types: deb-src/' "$sys" > "$src.tmp"
+elif [ -r /etc/apt/sources.list ] && grep -q '^deb ' /etc/apt/sources.list; then
+	src="$apt/sources.list.d/sqlite-src.list"
+	sed -n 's/^deb /deb-src /p' /etc/apt/sources.list > "$src.tmp"
 else
-	cat > "$src.tmp" <<'SRC'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb-src
-URIs: http://deb.debian.org/debian-security
-Suites: bookworm-security
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
+	echo "fetch-source: no Debian archive in this machine's apt sources" >&2
+	exit 1
 fi
 mv "$src.tmp" "$src"
 

@@ -11,7 +11,22 @@ dir=$1
 bin="$dir/bin/consul"
 [ -x "$bin" ] && exit 0
 
-mirror=${LTXFS_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# The archive is the one this machine's apt already uses (its deb822
+# sources, else sources.list), or $LTXFS_DEBIAN_MIRROR: no host is named here.
+system_mirror() {
+	f=/etc/apt/sources.list.d/debian.sources
+	if [ -r "$f" ]; then
+		awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /-security\/?$/) { print $i; exit } }' "$f"
+		return
+	fi
+	[ -r /etc/apt/sources.list ] &&
+		awk '$1 == "deb" && $0 !~ /security/ { for (i = 2; i <= NF; i++) if ($i ~ /:\/\//) { print $i; exit } }' /etc/apt/sources.list
+}
+mirror=${LTXFS_DEBIAN_MIRROR:-$(system_mirror)}
+if [ -z "$mirror" ]; then
+	echo "fetch-consul: no Debian archive in this machine's apt sources; set LTXFS_DEBIAN_MIRROR" >&2
+	exit 1
+fi
 apt="$dir/apt"
 mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/etc" "$dir/bin" "$dir/pkg"
 echo "deb $mirror bullseye main" > "$apt/etc/sources.list"
