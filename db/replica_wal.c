@@ -126,6 +126,17 @@ static uint32_t random_u32(void)
 
 /* ---- the shm mapping ------------------------------------------------------ */
 
+/* Give up the DMS byte held shared and the reference to the shm's backing
+ * file, taken when the shm was attached. */
+static void release_shm(database *db, replica_wal *w)
+{
+	db_lock_files_or_fail_later(db);
+	lock_table_set(&db->locks[DBF_SHM], APPLY_OWNER, 0, SHM_DMS_BYTE, SHM_DMS_BYTE, LK_UNLOCK);
+	backing_unref(w->shm);
+	w->shm = NULL;
+	pthread_mutex_unlock(&db->mu);
+}
+
 void rwal_detach(database *db)
 {
 	replica_wal *w = db->rwal;
@@ -139,11 +150,7 @@ void rwal_detach(database *db)
 	w->map_len = 0;
 	w->reg = NULL;
 	w->fd = -1;
-	db_lock_files_or_fail_later(db);
-	lock_table_set(&db->locks[DBF_SHM], APPLY_OWNER, 0, SHM_DMS_BYTE, SHM_DMS_BYTE, LK_UNLOCK);
-	backing_unref(w->shm);
-	w->shm = NULL;
-	pthread_mutex_unlock(&db->mu);
+	release_shm(db, w);
 }
 
 /* Map at least `regions` regions, growing the file (through the mount, so
@@ -216,11 +223,7 @@ static int attach(database *db, replica_wal *w)
 	if (fd < 0) {
 		lx_warn(db->name, "replica: cannot open the shm through the mount: %s", strerror(-fd));
 		w->fd = -1;
-		db_lock_files_or_fail_later(db);
-		lock_table_set(&db->locks[DBF_SHM], APPLY_OWNER, 0, SHM_DMS_BYTE, SHM_DMS_BYTE, LK_UNLOCK);
-		backing_unref(w->shm);
-		w->shm = NULL;
-		pthread_mutex_unlock(&db->mu);
+		release_shm(db, w);
 		return -1;
 	}
 	w->fd = fd;

@@ -27,7 +27,7 @@ import urllib.request
 import pytest
 
 import ltxfs_helpers as H
-from fault_helpers import small_tmpfs
+from fault_helpers import fill, make_table, small_tmpfs
 
 pytestmark = H.LTXFS_LOCKS_PASS_ONLY
 
@@ -96,15 +96,10 @@ def wait_for(pred, timeout, what):
 def test_full_disk_loses_no_acknowledged_commit(small_disk, node_factory, mode, sync):
     node = node_factory()
     assert node.data == small_disk
-    filler = os.path.join(node.data, "filler")
-    with open(filler, "wb") as f:
-        f.write(b"\1" * (8 << 20))
+    filler = fill(node.data, 8)
     node.start()
     name = "full.db"
-    con = sqlite3.connect(node.path(name), isolation_level=None, timeout=30)
-    con.execute("PRAGMA journal_mode=%s" % mode)
-    con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
-    con.close()
+    make_table(node, name, mode)
 
     acked = write_until_full(node.path(name), mode, sync, 0)
     check_acked(node, name, acked, "while the disk is full")

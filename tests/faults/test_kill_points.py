@@ -19,6 +19,7 @@ import pytest
 
 import cluster as C
 import ltxfs_helpers as H
+from fault_helpers import make_table
 
 pytestmark = H.LTXFS_LOCKS_PASS_ONLY
 
@@ -80,10 +81,7 @@ def test_primary_killed_at_each_step_keeps_every_acknowledged_commit(node_factor
     node = node_factory()
     node.start()
     name = "k.db"
-    con = sqlite3.connect(node.path(name), isolation_level=None, timeout=30)
-    con.execute("PRAGMA journal_mode=%s" % mode)
-    con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
-    con.close()
+    make_table(node, name, mode)
     node.stop()
     node.env = {"LTXFS_FAILPOINTS": "%s=%d" % (point, KILL_AT)}
     node.start()
@@ -102,13 +100,6 @@ def test_primary_killed_at_each_step_keeps_every_acknowledged_commit(node_factor
     more = write_until_dead(node.path(name), 10000, limit=20)
     assert len(more) == 20
     node.check_replay(name)
-
-
-def make_table(node, name, mode):
-    con = sqlite3.connect(node.path(name), isolation_level=None, timeout=30)
-    con.execute("PRAGMA journal_mode=%s" % mode)
-    con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
-    con.close()
 
 
 @pytest.mark.parametrize("point,mode", [

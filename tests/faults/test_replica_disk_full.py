@@ -18,7 +18,7 @@ import pytest
 
 import cluster as C
 import ltxfs_helpers as H
-from fault_helpers import small_tmpfs
+from fault_helpers import fill, make_table, small_tmpfs
 
 pytestmark = H.LTXFS_LOCKS_PASS_ONLY
 
@@ -59,15 +59,10 @@ def test_replica_out_of_space_catches_up_when_space_is_back(replica_small_disk, 
     primary = C.make_primary(node_factory)
     replica = C.make_replica(node_factory, primary, "replica1")
     assert replica.data == replica_small_disk
-    filler = os.path.join(replica.data, "filler")
-    with open(filler, "wb") as f:
-        f.write(b"\1" * (24 << 20))
+    filler = fill(replica.data, 24)
     primary.start()
     name = "big.db"
-    con = sqlite3.connect(primary.path(name), isolation_level=None, timeout=30)
-    con.execute("PRAGMA journal_mode=%s" % mode)
-    con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
-    con.close()
+    make_table(primary, name, mode)
     commit_rows(primary, name, 0, 400)            # ~4 MiB: a snapshot for the replica
     replica.start()
     seen = []
