@@ -1478,6 +1478,7 @@ void config_init_defaults(ltxfs_config *c)
 	c->data.retention_ns = 10ULL * 60 * 1000000000ULL;
 	c->data.retention_bytes = 1ULL << 30;
 	c->data.sync = CONFIG_SYNC_APP;
+	c->data.replica_wal = true;
 	c->fuse.locks = CONFIG_LOCKS_LTXFS;
 	c->lease.type = CONFIG_LEASE_STATIC;
 	c->lease.candidate = true;

@@ -41,9 +41,25 @@ static int is_replica(const fs_state *fs)
 
 static double attr_timeout(const fs_state *fs, const fs_node *n)
 {
-	if (node_is_virtual(n->kind) || (n->kind == NODE_DB && is_replica(fs)))
+	if (node_is_virtual(n->kind) ||
+	    ((n->kind == NODE_DB || n->kind == NODE_WAL) && is_replica(fs)))
 		return 0;
 	return CACHE_TIMEOUT;
+}
+
+/*
+ * A replica's WAL is appended to behind the kernel's back (db/replica_wal.h)
+ * in frames that straddle the kernel's pages, and a page of its cache that
+ * held the end of one frame was seen, under load, to hold zeros where the
+ * next frame began, however the new bytes were handed to the kernel (stored,
+ * invalidated).  So a replica's readers read its WAL from this daemon,
+ * uncached: a frame is read once per connection (SQLite caches pages), and
+ * a read can never see anything but the file.  Handles opened while the
+ * node is primary keep the page cache: there the mount writes every byte.
+ */
+static int uncached(const fs_state *fs, const fs_node *n)
+{
+	return node_is_virtual(n->kind) || (n->kind == NODE_WAL && is_replica(fs));
 }
 
 /* ---- names and nodes ----------------------------------------------------- */
@@ -352,8 +368,8 @@ static void reply_open(fuse_req_t req, fs_node *n, backing *b, struct fuse_file_
 	h->link.is_dir = 0;
 	fs_open_link(fs, &h->link);
 	fi->fh = (uint64_t)(uintptr_t)h;
-	fi->keep_cache = !node_is_virtual(n->kind);
-	fi->direct_io = node_is_virtual(n->kind);
+	fi->direct_io = uncached(fs, n);
+	fi->keep_cache = !fi->direct_io;
 	if (created) {
 		struct fuse_entry_param e;
 		memset(&e, 0, sizeof(e));

@@ -47,13 +47,17 @@ def make_replica(make_node, primary, name, url=None):
     return r
 
 
-def make_cluster(make_node, replicas=2, start=True, replica_wal=False):
-    """replica_wal: the replicas apply WAL-mode transactions as WAL frames
-    (data.replica-wal)."""
+def make_cluster(make_node, replicas=2, start=True, replica_wal=None):
+    """replica_wal: True/False sets the replicas' data.replica-wal (WAL-mode
+    transactions applied as WAL frames, or after readers leave); None keeps
+    the daemon's default unless LTXFS_ITEST_REPLICA_WAL is 1 or 0."""
+    if replica_wal is None and os.environ.get("LTXFS_ITEST_REPLICA_WAL") in ("0", "1"):
+        replica_wal = os.environ["LTXFS_ITEST_REPLICA_WAL"] == "1"
     p = make_primary(make_node)
     rs = [make_replica(make_node, p, "replica%d" % (i + 1)) for i in range(replicas)]
     for r in rs:
-        r.data_config += "  replica-wal: true\n" if replica_wal else ""
+        if replica_wal is not None:
+            r.data_config += "  replica-wal: %s\n" % ("true" if replica_wal else "false")
 
     if start:
         p.start()

@@ -98,22 +98,33 @@ def _unescape_mountinfo(s):
     return "".join(out)
 
 
+def mount_points():
+    """The mount points in the kernel's mount table, one per mount.
+
+    /proc/self/mountinfo is generated a page at a time, so a mount or unmount
+    elsewhere (another test's lazy unmount finishing) while it is read can
+    make one read skip or repeat a line: read until two reads agree."""
+    previous = None
+    for _ in range(20):
+        try:
+            with open("/proc/self/mountinfo") as f:
+                table = f.read()
+        except OSError:
+            return []
+        if table == previous:
+            break
+        previous = table
+    return [_unescape_mountinfo(line.split()[4])
+            for line in previous.splitlines() if len(line.split()) > 4]
+
+
 def mount_count(path):
     """How many mounts are stacked on PATH (also dead FUSE mounts).
 
     os.path.ismount() says False for a FUSE mount whose daemon died (stat
     fails with ENOTCONN), so read the kernel's mount table instead."""
     path = os.path.realpath(path)
-    n = 0
-    try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                fields = line.split()
-                if len(fields) > 4 and _unescape_mountinfo(fields[4]) == path:
-                    n += 1
-    except OSError:
-        pass
-    return n
+    return sum(1 for point in mount_points() if point == path)
 
 
 def mounted_at(path):

@@ -155,13 +155,8 @@ class Cluster:
         return found
 
     def mounts(self):
-        out = []
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                path = H._unescape_mountinfo(line.split()[4])
-                if path == self.dir or path.startswith(self.dir + "/"):
-                    out.append(path)
-        return out
+        return [path for path in H.mount_points()
+                if path == self.dir or path.startswith(self.dir + "/")]
 
     def netns(self):
         names = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []

@@ -7,15 +7,15 @@ while the readers are still running (it used to wait for a moment with no
 reader in a transaction, which 50 readers never leave, so its lag grew
 until the load stopped), and every read transaction must see a consistent
 snapshot (meta.n == max(id), rows as written), with integrity_check ok
-during the run.  With the default configuration the applier waits for the
-readers inside a transaction while new ones are held off (writer
-preference: before it, the [wal] case never caught up while the load
-lasted); in rollback mode the readers are single-threaded processes (see
-the test).  The applier that never waits (data.replica-wal: true, WAL
-frames published through the wal-index) is measured by the benchmark
-(--apply wal) and tested by test_replication.py's checkpoint test; it is
-off by default while a rare malformed read under load is open
-(docs/design.md), which made this test fail with it.
+during the run.  With the default configuration a WAL-mode replica applies
+each transaction as WAL frames published through the wal-index
+(data.replica-wal, db/replica_wal.h), so readers keep their snapshots and
+never hold it back; a rollback-mode replica waits for the readers inside a
+transaction while new ones are held off (writer preference), and its
+readers are single-threaded processes (see the test).  The other applier
+for WAL mode (data.replica-wal: false) waits like the rollback one; under
+multi-threaded readers it can starve new readers into SQLITE_PROTOCOL,
+which is why it is not the default.
 
 LTXFS_READLOAD_READERS changes the number of reader threads (default 50).
 Performance is measured by tests/bench/readload_bench.py, not here.
@@ -64,7 +64,7 @@ class Writer(threading.Thread):
             self.error = e
 
 
-def load_cluster(node_factory, mode, rows=2000, replica_wal=False):
+def load_cluster(node_factory, mode, rows=2000, replica_wal=None):
     p, (r,) = C.make_cluster(node_factory, replicas=1, replica_wal=replica_wal)
     c = H.connect(p.path("a.db"), journal_mode=mode)
     c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER)")
