@@ -35,9 +35,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ltxfs", required=True)
     ap.add_argument("--mode", default="wal", choices=["wal", "delete"])
-    ap.add_argument("--apply", default="locks", choices=["wal", "locks"],
-                    help="the replica's applier: WAL frames (data.replica-wal: true) "
-                         "or under every reader's lock (the default configuration)")
+    ap.add_argument("--apply", default="wal", choices=["wal", "locks"],
+                    help="the replica's applier in WAL mode: WAL frames (the default, "
+                         "data.replica-wal: true) or under every reader's lock (false)")
     ap.add_argument("--readers", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--workdir", default="/tmp/ltxfs-readload-bench")
