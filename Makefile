@@ -10,7 +10,7 @@ SANITIZE ?=
 CC ?= cc
 PYTHON ?= /usr/bin/python3
 
-PKGS := fuse3 sqlite3 libcurl libmicrohttpd libxxhash yaml-0.1 jansson libsystemd
+PKGS := fuse3 sqlite3 libcurl libmicrohttpd libxxhash yaml-0.1 jansson libsystemd libsodium gnutls
 
 -include $(BUILD)/config.mk
 

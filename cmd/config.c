@@ -26,6 +26,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <yaml.h>
 
 #define KEY_NAME_MAX 64       /* longest dotted name we build */
@@ -56,6 +59,15 @@ enum key_id {
 	KEY_HTTP_MAX_EVENT_STREAMS,
 	KEY_HTTP_MAX_TRANSFERS,
 	KEY_HTTP_MAX_IMPORT_SIZE,
+	KEY_HTTP_TOKEN,
+	KEY_HTTP_TOKEN_FILE,
+	KEY_HTTP_READ_TOKEN,
+	KEY_HTTP_READ_TOKEN_FILE,
+	KEY_HTTP_INSECURE,
+	KEY_HTTP_TLS_CERT,
+	KEY_HTTP_TLS_KEY,
+	KEY_HTTP_TLS_CA,
+	KEY_HTTP_TLS_CLIENT_AUTH,
 	KEY_LEASE_TYPE,
 	KEY_LEASE_CANDIDATE,
 	KEY_LEASE_HOSTNAME,
@@ -76,6 +88,7 @@ enum key_id {
 
 enum key_kind {
 	K_STRING,   /* char *, non-empty */
+	K_SECRET,   /* char *, non-empty; never printed (a dump shows it is set) */
 	K_BOOL,     /* bool */
 	K_DURATION, /* uint64_t nanoseconds */
 	K_SIZE,     /* uint64_t bytes */
@@ -156,6 +169,15 @@ static const char *const known_keys[KEY_COUNT + 1] = {
 	[KEY_HTTP_MAX_EVENT_STREAMS] = "http.max-event-streams",
 	[KEY_HTTP_MAX_TRANSFERS] = "http.max-transfers",
 	[KEY_HTTP_MAX_IMPORT_SIZE] = "http.max-import-size",
+	[KEY_HTTP_TOKEN] = "http.token",
+	[KEY_HTTP_TOKEN_FILE] = "http.token-file",
+	[KEY_HTTP_READ_TOKEN] = "http.read-token",
+	[KEY_HTTP_READ_TOKEN_FILE] = "http.read-token-file",
+	[KEY_HTTP_INSECURE] = "http.insecure",
+	[KEY_HTTP_TLS_CERT] = "http.tls.cert",
+	[KEY_HTTP_TLS_KEY] = "http.tls.key",
+	[KEY_HTTP_TLS_CA] = "http.tls.ca",
+	[KEY_HTTP_TLS_CLIENT_AUTH] = "http.tls.client-auth",
 	[KEY_LEASE_TYPE] = "lease.type",
 	[KEY_LEASE_CANDIDATE] = "lease.candidate",
 	[KEY_LEASE_HOSTNAME] = "lease.hostname",
@@ -194,6 +216,15 @@ static const key_spec specs[KEY_COUNT] = {
 	[KEY_HTTP_MAX_EVENT_STREAMS] = { K_COUNT, OFF(http.max_event_streams), NULL },
 	[KEY_HTTP_MAX_TRANSFERS] = { K_COUNT, OFF(http.max_transfers), NULL },
 	[KEY_HTTP_MAX_IMPORT_SIZE] = { K_SIZE, OFF(http.max_import_size), NULL },
+	[KEY_HTTP_TOKEN] = { K_SECRET, OFF(http.token), NULL },
+	[KEY_HTTP_TOKEN_FILE] = { K_STRING, OFF(http.token_file), NULL },
+	[KEY_HTTP_READ_TOKEN] = { K_SECRET, OFF(http.read_token), NULL },
+	[KEY_HTTP_READ_TOKEN_FILE] = { K_STRING, OFF(http.read_token_file), NULL },
+	[KEY_HTTP_INSECURE] = { K_BOOL, OFF(http.insecure), NULL },
+	[KEY_HTTP_TLS_CERT] = { K_STRING, OFF(http.tls.cert), NULL },
+	[KEY_HTTP_TLS_KEY] = { K_STRING, OFF(http.tls.key), NULL },
+	[KEY_HTTP_TLS_CA] = { K_STRING, OFF(http.tls.ca), NULL },
+	[KEY_HTTP_TLS_CLIENT_AUTH] = { K_BOOL, OFF(http.tls.client_auth), NULL },
 	[KEY_LEASE_TYPE] = { K_ENUM, OFF(lease.type), lease_types },
 	[KEY_LEASE_CANDIDATE] = { K_BOOL, OFF(lease.candidate), NULL },
 	[KEY_LEASE_HOSTNAME] = { K_STRING, OFF(lease.hostname), NULL },
@@ -201,7 +232,7 @@ static const key_spec specs[KEY_COUNT] = {
 	[KEY_LEASE_NODE_ID] = { K_NODE_ID, OFF(lease.node_id), NULL },
 	[KEY_LEASE_CONSUL_URL] = { K_URL, OFF(lease.consul.url), NULL },
 	[KEY_LEASE_CONSUL_KEY] = { K_STRING, OFF(lease.consul.key), NULL },
-	[KEY_LEASE_CONSUL_TOKEN] = { K_STRING, OFF(lease.consul.token), NULL },
+	[KEY_LEASE_CONSUL_TOKEN] = { K_SECRET, OFF(lease.consul.token), NULL },
 	[KEY_LEASE_CONSUL_TTL] = { K_DURATION, OFF(lease.consul.ttl_ns), NULL },
 	[KEY_LEASE_CONSUL_LOCK_DELAY] = { K_DURATION, OFF(lease.consul.lock_delay_ns), NULL },
 	[KEY_LEASE_ETCD_URL] = { K_URL, OFF(lease.etcd.url), NULL },
@@ -938,6 +969,7 @@ static int apply_value(walk *w, enum key_id id, yaml_mark_t m, const char *val)
 
 	switch (specs[id].kind) {
 	case K_STRING:
+	case K_SECRET:
 		if (*val == '\0')
 			return at_err(w, m, "%s: must not be empty", key);
 		return set_string(w, slot, val);
@@ -1493,8 +1525,18 @@ void config_init_defaults(ltxfs_config *c)
 	c->log.level = LX_INFO;
 }
 
+/* Overwrite a secret before its memory goes back to the allocator. */
+static void free_secret(char *s)
+{
+	if (s != NULL)
+		explicit_bzero(s, strlen(s));
+	free(s);
+}
+
 void config_free(ltxfs_config *c)
 {
+	free_secret(c->http.token);
+	free_secret(c->http.read_token);
 	free(c->origin);
 	free(c->fuse.dir);
 	free(c->data.dir);
@@ -1503,7 +1545,12 @@ void config_free(ltxfs_config *c)
 	free(c->lease.advertise_url);
 	free(c->lease.consul.url);
 	free(c->lease.consul.key);
-	free(c->lease.consul.token);
+	free(c->http.token_file);
+	free(c->http.read_token_file);
+	free(c->http.tls.cert);
+	free(c->http.tls.key);
+	free(c->http.tls.ca);
+	free_secret(c->lease.consul.token);
 	free(c->lease.etcd.url);
 	free(c->lease.etcd.key);
 	for (size_t i = 0; i < c->exec.n; i++)
@@ -1654,6 +1701,78 @@ static int check_etcd(const ltxfs_config *c, lx_err *err)
 	return 0;
 }
 
+/* A token goes in an HTTP header: visible ASCII, no space; long enough
+ * not to be guessed.  The message never quotes the token. */
+static int check_token(const ltxfs_config *c, const char *key, const char *t, lx_err *err)
+{
+	size_t n = strlen(t);
+	if (n == 0)
+		return cfg_err(c, err, "%s is empty", key);
+	for (size_t i = 0; i < n; i++)
+		if (t[i] <= 0x20 || t[i] >= 0x7f)
+			return cfg_err(c, err, "%s has a character that is not visible ASCII "
+				       "(at %zu): a token goes in an HTTP header", key, i);
+	if (n < CONFIG_TOKEN_MIN)
+		return cfg_err(c, err, "%s is %zu characters, fewer than %d: use a random one, "
+			       "e.g. the output of `openssl rand -hex 32`", key, n,
+			       CONFIG_TOKEN_MIN);
+	return 0;
+}
+
+/* http.token / http.read-token and their files: one of each pair; a read
+ * token only next to a full one, and different from it. */
+static int check_auth(const ltxfs_config *c, lx_err *err)
+{
+	const struct http_secret {
+		const char *key, *file_key, *value, *file;
+		bool from_file;
+	} v[2] = {
+		{ "http.token", "http.token-file", c->http.token, c->http.token_file,
+		  c->http.token_from_file },
+		{ "http.read-token", "http.read-token-file", c->http.read_token,
+		  c->http.read_token_file, c->http.read_token_from_file },
+	};
+	for (int i = 0; i < 2; i++) {
+		if (v[i].value != NULL && v[i].file != NULL && !v[i].from_file)
+			return cfg_err(c, err, "%s and %s are both set: give one of the two",
+				       v[i].key, v[i].file_key);
+		if (v[i].file != NULL && v[i].file[0] == '\0')
+			return cfg_err(c, err, "%s is empty", v[i].file_key);
+		if (v[i].value != NULL && check_token(c, v[i].key, v[i].value, err) < 0)
+			return -EINVAL;
+	}
+	if ((c->http.read_token || c->http.read_token_file) &&
+	    !(c->http.token || c->http.token_file))
+		return cfg_err(c, err, "http.read-token needs http.token (or http.token-file): "
+			       "without a full token every endpoint would be open");
+	if (c->http.token != NULL && c->http.read_token != NULL &&
+	    strcmp(c->http.token, c->http.read_token) == 0)
+		return cfg_err(c, err, "http.read-token is the same as http.token: a read token "
+			       "must be a different secret, or it grants everything");
+	return 0;
+}
+
+/* http.tls.*: a certificate with its key; client-auth needs a CA. */
+static int check_tls(const ltxfs_config *c, lx_err *err)
+{
+	static const char *const keys[] = { "http.tls.cert", "http.tls.key", "http.tls.ca" };
+	const char *const vals[] = { c->http.tls.cert, c->http.tls.key, c->http.tls.ca };
+	for (int i = 0; i < 3; i++)
+		if (vals[i] != NULL && vals[i][0] == '\0')
+			return cfg_err(c, err, "%s is empty", keys[i]);
+	if ((c->http.tls.cert == NULL) != (c->http.tls.key == NULL))
+		return cfg_err(c, err, "%s is set without %s: HTTPS needs both the certificate "
+			       "and its private key", c->http.tls.cert ? "http.tls.cert" :
+			       "http.tls.key", c->http.tls.cert ? "http.tls.key" : "http.tls.cert");
+	if (c->http.tls.client_auth && c->http.tls.cert == NULL)
+		return cfg_err(c, err, "http.tls.client-auth needs HTTPS: set http.tls.cert and "
+			       "http.tls.key");
+	if (c->http.tls.client_auth && c->http.tls.ca == NULL)
+		return cfg_err(c, err, "http.tls.client-auth needs http.tls.ca: the CA whose "
+			       "certificates clients must present");
+	return 0;
+}
+
 /* Range checks of values a program (not the parser) may have set. */
 static int check_values(const ltxfs_config *c, lx_err *err)
 {
@@ -1695,6 +1814,8 @@ static int check_values(const ltxfs_config *c, lx_err *err)
 	for (size_t i = 0; i < c->exec.n; i++)
 		if (c->exec.cmds[i].cmd == NULL || c->exec.cmds[i].cmd[0] == '\0')
 			return cfg_err(c, err, "exec[%zu] is empty", i);
+	if (check_auth(c, err) < 0 || check_tls(c, err) < 0)
+		return -EINVAL;
 	return check_consul(c, err) < 0 ? -EINVAL : check_etcd(c, err);
 }
 
@@ -1737,11 +1858,71 @@ static int resolve_hostname(ltxfs_config *c, lx_err *err)
 	return c->lease.hostname ? 0 : lx_err_set(err, ENOMEM, "config: out of memory");
 }
 
+/* The token in file `path` (at most CONFIG_TOKEN_FILE_MAX bytes, its
+ * trailing newline trimmed) into *out; the message never quotes it. */
+static int read_token_file(const ltxfs_config *c, const char *key, const char *path,
+			   char **out, lx_err *err)
+{
+	char buf[CONFIG_TOKEN_FILE_MAX + 2];
+	size_t n = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return cfg_err(c, err, "%s: cannot open %s: %s", key, path, strerror(errno));
+	while (n < sizeof(buf) - 1) {
+		ssize_t r = read(fd, buf + n, sizeof(buf) - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = errno;
+			close(fd);
+			explicit_bzero(buf, sizeof(buf));
+			return cfg_err(c, err, "%s: cannot read %s: %s", key, path, strerror(e));
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	if (n > CONFIG_TOKEN_FILE_MAX) {
+		explicit_bzero(buf, sizeof(buf));
+		return cfg_err(c, err, "%s: %s is larger than %d bytes: not a token", key, path,
+			       CONFIG_TOKEN_FILE_MAX);
+	}
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	buf[n] = '\0';
+	if (n == 0)
+		return cfg_err(c, err, "%s: %s is empty", key, path);
+	*out = strdup(buf);
+	explicit_bzero(buf, sizeof(buf));
+	return *out ? 0 : lx_err_set(err, ENOMEM, "config: out of memory");
+}
+
+/* http.token-file and http.read-token-file into the tokens, checked. */
+static int resolve_tokens(ltxfs_config *c, lx_err *err)
+{
+	if (c->http.token_file != NULL && c->http.token == NULL) {
+		if (read_token_file(c, "http.token-file", c->http.token_file, &c->http.token,
+				    err) < 0)
+			return -EINVAL;
+		c->http.token_from_file = true;
+	}
+	if (c->http.read_token_file != NULL && c->http.read_token == NULL) {
+		if (read_token_file(c, "http.read-token-file", c->http.read_token_file,
+				    &c->http.read_token, err) < 0)
+			return -EINVAL;
+		c->http.read_token_from_file = true;
+	}
+	return check_auth(c, err);
+}
+
 int config_resolve(ltxfs_config *c, lx_err *err)
 {
 	const char *h;
 	bool v6;
 	int rc = config_validate(c, err);
+	if (rc == 0)
+		rc = resolve_tokens(c, err);
 	if (rc == 0 && c->http.addr == NULL && (c->http.addr = strdup(
 		    CONFIG_DEFAULT_HTTP_ADDR)) == NULL)
 		rc = lx_err_set(err, ENOMEM, "config: out of memory");
@@ -1763,6 +1944,48 @@ int config_resolve(ltxfs_config *c, lx_err *err)
 		return lx_err_set(err, ENOMEM, "config: out of memory");
 	}
 	return 0;
+}
+
+int config_addr_is_loopback(const char *addr)
+{
+	char host[HOST_MAX];
+	const char *colon = strrchr(addr, ':'), *h = addr;
+	size_t n;
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (colon == NULL)
+		return 0;
+	n = (size_t)(colon - addr);
+	if (n >= 2 && addr[0] == '[' && addr[n - 1] == ']') {
+		h++;
+		n -= 2;
+	}
+	if (n == 0 || n >= sizeof(host))
+		return 0;                       /* ":port": every interface */
+	memcpy(host, h, n);
+	host[n] = '\0';
+	if (strcasecmp(host, "localhost") == 0)
+		return 1;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6) ||
+		       (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+	return 0;                               /* a name: may be any interface */
+}
+
+int config_check_exposure(const ltxfs_config *c, lx_err *err)
+{
+	const char *addr = c->http.addr ? c->http.addr : CONFIG_DEFAULT_HTTP_ADDR;
+	if (c->http.token != NULL || c->http.insecure || config_addr_is_loopback(addr))
+		return 0;
+	return cfg_err(c, err, "http.addr %s is reachable from other hosts and no token is "
+		       "set: anyone who reaches it could import, export or promote.  Set "
+		       "http.token-file (a file holding a random token, e.g. from `openssl rand "
+		       "-hex 32`) or http.token, and give the same token to every node; or "
+		       "listen on the loopback only (http.addr: \"127.0.0.1:%d\"); or, if "
+		       "something else protects this port, say so with http.insecure: true",
+		       addr, addr_port(addr) > 0 ? addr_port(addr) : 20202);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1853,7 +2076,14 @@ static bool dump_has(const ltxfs_config *c, enum key_id id)
 		return false;
 	if (strncmp(known_keys[id], "lease.etcd.", 11) == 0 && c->lease.type != CONFIG_LEASE_ETCD)
 		return false;
+	/* a token read from its file shows as the file */
+	if ((id == KEY_HTTP_TOKEN && c->http.token_from_file) ||
+	    (id == KEY_HTTP_READ_TOKEN && c->http.read_token_from_file))
+		return false;
+	if (id == KEY_HTTP_TLS_CLIENT_AUTH)
+		return c->http.tls.client_auth || c->http.tls.cert || c->http.tls.ca;
 	switch (specs[id].kind) {
+	case K_SECRET:
 	case K_STRING:
 	case K_ADDR:
 	case K_URL:
@@ -1872,6 +2102,9 @@ static void dump_value(FILE *out, const ltxfs_config *c, enum key_id id)
 	const void *slot = cfield(c, id);
 	char buf[96];
 	switch (specs[id].kind) {
+	case K_SECRET:              /* dump_key made it a comment */
+		fputs("(set, not shown)", out);
+		break;
 	case K_STRING:
 	case K_ADDR:
 	case K_URL:
@@ -1924,7 +2157,7 @@ static size_t shared_sections(const char *prev, const char *k)
 
 /* Print the mapping lines that open the sections of `k` not already open
  * after `prev`, then "<indent>leaf:". */
-static void dump_key(FILE *out, const char *prev, const char *k)
+static void dump_key(FILE *out, const char *prev, const char *k, bool comment)
 {
 	size_t from = shared_sections(prev, k);
 	int depth = 0;
@@ -1934,7 +2167,8 @@ static void dump_key(FILE *out, const char *prev, const char *k)
 		fprintf(out, "%*s%.*s:\n", 2 * depth, "", (int)(dot - seg), seg);
 		depth++;
 	}
-	fprintf(out, "%*s%s:", 2 * depth, "", strrchr(k, '.') ? strrchr(k, '.') + 1 : k);
+	fprintf(out, "%*s%s%s:", 2 * depth, "", comment ? "# " : "",
+		strrchr(k, '.') ? strrchr(k, '.') + 1 : k);
 }
 
 int config_dump(const ltxfs_config *c, FILE *out)
@@ -1948,7 +2182,7 @@ int config_dump(const ltxfs_config *c, FILE *out)
 	for (int i = 0; i < KEY_COUNT; i++) {
 		if (!dump_has(c, (enum key_id)i))
 			continue;
-		dump_key(out, prev, known_keys[i]);
+		dump_key(out, prev, known_keys[i], specs[i].kind == K_SECRET);
 		prev = known_keys[i];
 		if (specs[i].kind != K_EXEC)
 			fputc(' ', out);

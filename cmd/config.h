@@ -107,6 +107,22 @@ typedef struct ltxfs_config {
 		unsigned max_transfers;     /* GET /export + POST /import at once; 8 */
 					    /* (these two: at most max_connections / 2) */
 		uint64_t max_import_size;   /* POST /import body; 16 GiB, > 0 */
+		/* Bearer tokens (docs/configuration.md): `token` grants every
+		 * endpoint, `read_token` only GET /status, /metrics, /events.
+		 * Each is given inline or as a file (one of the two): after
+		 * config_resolve() token / read_token hold the effective value,
+		 * read from token_file / read_token_file (trailing newline
+		 * trimmed; *_from_file then true).  Secrets: never printed,
+		 * zeroed when freed. */
+		char *token, *token_file;
+		char *read_token, *read_token_file;
+		bool token_from_file, read_token_from_file;   /* set by config_resolve */
+		bool insecure;              /* may listen beyond loopback without a token */
+		struct {
+			char *cert, *key;   /* PEM files: both or neither; set = HTTPS */
+			char *ca;           /* PEM CA bundle this node trusts (peers, clients) */
+			bool client_auth;   /* require a client certificate signed by `ca` */
+		} tls;
 	} http;
 	struct {
 		config_lease_type type;
@@ -191,8 +207,29 @@ int config_load_string_env(ltxfs_config *c, const char *yaml, size_t len,
  */
 int config_validate(const ltxfs_config *c, lx_err *err);
 
+/* Shortest token accepted (http.token, http.read-token). */
+#define CONFIG_TOKEN_MIN 16
+/* Largest token file read. */
+#define CONFIG_TOKEN_FILE_MAX 4096
+
 /*
- * config_validate(), then fill the defaults of strings left NULL:
+ * Secure by default, checked by `ltxfs mount` before it listens: a node
+ * whose http.addr is not a loopback address (an empty host, 0.0.0.0 and ::
+ * mean every interface: not loopback; a host name other than "localhost"
+ * counts as not loopback) must have http.token, unless http.insecure is
+ * true.  Returns 0, or -EINVAL with a message saying how to set a token
+ * or that http.insecure: true is the explicit way out.  `c` resolved.
+ */
+int config_check_exposure(const ltxfs_config *c, lx_err *err);
+
+/* 1 if listen address `addr` ("host:port") is reachable only from this
+ * host (127.0.0.0/8, ::1, localhost). */
+int config_addr_is_loopback(const char *addr);
+
+/*
+ * config_validate(), then read http.token-file and http.read-token-file
+ * into http.token and http.read-token (checked like inline tokens), then
+ * fill the defaults of strings left NULL:
  * http.addr (":20202"); lease.hostname (the host of lease.advertise-url
  * on a static non-candidate, else gethostname(2)); lease.advertise-url
  * ("http://<hostname>:<port of http.addr>").  For callers that build a
@@ -206,7 +243,10 @@ void config_free(ltxfs_config *c);
 /*
  * Print the effective configuration as YAML that config_load_* accepts
  * and that yields the same struct (a literal '$' is written as "$$").
- * Unset strings are omitted.  Returns 0, or -EIO if writing failed.
+ * Unset strings are omitted.  Secrets (http.token, http.read-token,
+ * lease.consul.token) are never printed: a set one is a YAML comment
+ * "# token: (set, not shown)", so the dump loads without it; a token read
+ * from a file shows as its token-file key.  Returns 0, or -EIO if writing failed.
  */
 int config_dump(const ltxfs_config *c, FILE *out);
 

@@ -54,6 +54,17 @@ static int hook_promote(void *ctx, lx_err *err)
 	return node_take_over(ctx, err);
 }
 
+/* SIGHUP with TLS: new certificates for the next connections. */
+static void hook_reload(void *ctx)
+{
+	lx_err err;
+	if (http_server_reload_tls(ctx, &err) < 0)
+		lx_error("ltxfs", "SIGHUP: the TLS certificates were not reloaded, the old ones "
+			 "stay in use: %s", err.msg);
+	else
+		lx_info("ltxfs", "SIGHUP: TLS certificate, key and CA reloaded");
+}
+
 static uint64_t random_node_id(void)
 {
 	uint64_t id = 0;
@@ -157,8 +168,10 @@ static int start_node(const ltxfs_config *c, store **st, node **nd, http_server 
 		http_limits lim = { c->http.max_connections, c->http.max_connections_per_ip,
 				    c->http.max_event_streams, c->http.max_transfers,
 				    c->http.max_import_size };
+		http_security sec = { c->http.token, c->http.read_token, c->http.tls.cert,
+				      c->http.tls.key, c->http.tls.ca, c->http.tls.client_auth };
 		rc = http_server_start(http, c->http.addr, *st, status, node_hub(*nd), &hooks,
-				       &lim, err);
+				       &lim, &sec, err);
 	}
 	return rc;
 }
@@ -193,6 +206,10 @@ static int run(const ltxfs_config *c, char *const *app_argv)
 	lx_log_set_level(c->log.level);
 	if (check_role(c) < 0)
 		return 1;
+	if (config_check_exposure(c, &err) < 0) {     /* secure by default */
+		lx_error("ltxfs", "%s", err.msg);
+		return 1;
+	}
 	raise_descriptor_limit();
 	if (fs_control_new(&ctl) < 0) {
 		lx_error("ltxfs", "out of memory");
@@ -207,7 +224,11 @@ static int run(const ltxfs_config *c, char *const *app_argv)
 		so.candidate = c->lease.candidate;
 		so.mountpoint = c->fuse.dir;
 		so.fs = ctl;
-		sh = (supervisor_hooks){ nd, hook_ready, hook_promote };
+		sh = (supervisor_hooks){ nd, hook_ready, hook_promote, NULL, NULL };
+		if (http_server_tls(http)) {   /* SIGHUP re-reads the certificates */
+			sh.reload_ctx = http;
+			sh.reload = hook_reload;
+		}
 		rc = supervisor_start(&sup, &so, &sh, &err);
 	}
 	if (rc == 0)

@@ -447,6 +447,36 @@ static int64_t role_lag(void *arg)
 
 #define HANDOFF_CATCHUP_MS 5000
 
+/* Whether replica `id` may take the primary role from us: it streams
+ * from this primary now (not a catch-up), has caught up once (READY),
+ * and, when `peer` is given, from that address (the hand-off is asked by
+ * the replica itself).  0 if so; else ENXIO and why in err. */
+static int handoff_target_ok(node *n, uint64_t id, const char *peer, lx_err *err)
+{
+	stream_replica *reps;
+	size_t nr;
+	int found = 0, ready = 0, same_addr = 0;
+	if (stream_hub_replicas(&n->hub, &reps, &nr) < 0)
+		return lx_err_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < nr; i++)
+		if (reps[i].node_id == id) {
+			found = 1;
+			ready |= reps[i].ready;
+			same_addr |= peer == NULL || strcmp(reps[i].addr, peer) == 0;
+		}
+	stream_replicas_free(reps, nr);
+	if (!found)
+		return lx_err_set(err, ENXIO, "node %016" PRIx64 " is not a replica streaming "
+				  "from this primary: no hand-off (this node stays primary)", id);
+	if (!ready)
+		return lx_err_set(err, ENXIO, "replica %016" PRIx64 " has not caught up yet: "
+				  "no hand-off (this node stays primary)", id);
+	if (!same_addr)
+		return lx_err_set(err, ENXIO, "the hand-off to %016" PRIx64 " was asked from "
+				  "another address than that replica's stream: refused", id);
+	return 0;
+}
+
 /* 1 when replica `id` streams and has every database at our position. */
 static int replica_has_everything(node *n, uint64_t id)
 {
@@ -508,7 +538,8 @@ static char *handoff_answer(node *n, const char *token)
 	return text;
 }
 
-static int node_handoff(void *arg, uint64_t target, char **json, lx_err *err)
+static int node_handoff(void *arg, uint64_t target, const char *peer, char **json,
+			lx_err *err)
 {
 	node *n = arg;
 	char token[128];
@@ -519,11 +550,22 @@ static int node_handoff(void *arg, uint64_t target, char **json, lx_err *err)
 	pthread_mutex_unlock(&n->mu);
 	if (n->elector == NULL || !primary)
 		return lx_err_set(err, EAGAIN, "this node is not the primary of a dynamic lease");
+	/* Before writes stop: a made-up or absent node costs the application
+	 * nothing (issue 13). */
+	if (handoff_target_ok(n, target, peer, err) < 0) {
+		lx_warn("node", "hand-off refused: %s", err->msg);
+		return -err->code;
+	}
 	lx_info("node", "hand-off to %016" PRIx64 ": writes stop until it has everything",
 		target);
 	store_set_readonly(n->store, 1);
 	deadline = lx_mono_ms() + HANDOFF_CATCHUP_MS;
 	while (!replica_has_everything(n, target)) {
+		lx_err gone;
+		if (handoff_target_ok(n, target, NULL, &gone) < 0) {   /* it left: at once */
+			store_set_readonly(n->store, 0);
+			return lx_err_set(err, ENXIO, "%s", gone.msg);
+		}
 		if (lx_mono_ms() >= deadline) {
 			store_set_readonly(n->store, 0);
 			return lx_err_set(err, ETIMEDOUT, "replica %016" PRIx64 " did not catch up "

@@ -108,6 +108,11 @@ static void *signal_main(void *arg)
 			pthread_mutex_unlock(&s->mu);
 			continue;
 		}
+		if (sig == SIGHUP && s->h.reload != NULL) {   /* rotate, go on */
+			pthread_mutex_unlock(&s->mu);
+			s->h.reload(s->h.reload_ctx);
+			continue;
+		}
 		s->stopping = 1;
 		pthread_cond_broadcast(&s->changed);
 		child = s->child;

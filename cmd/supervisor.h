@@ -11,6 +11,8 @@
  *     terminal's Ctrl-C reaches it once, through ltxfs), and the mount
  *     stays up until it exits;
  *   - otherwise they stop the mount (fs_stop).
+ * Except SIGHUP when the node serves HTTPS (hooks.reload set): it re-reads
+ * the certificates, and neither stops the node nor reaches the application.
  *
  * Readiness.  The node is ready when the mount is live and the node is
  * the primary holding its lease (after catching up) or a replica that has
@@ -52,6 +54,11 @@ typedef struct supervisor_hooks {
 	int (*ready)(void *ctx, int *primary);
 	/* Take the primary role by a hand-off (promote entries). */
 	int (*promote)(void *ctx, lx_err *err);
+	/* SIGHUP, when set: reload (the TLS certificates), on the signal
+	 * thread; the node goes on and the application is not told.  NULL:
+	 * SIGHUP is a termination signal like SIGTERM. */
+	void *reload_ctx;
+	void (*reload)(void *reload_ctx);
 } supervisor_hooks;
 
 typedef struct supervisor_options {

@@ -7,9 +7,9 @@ set -eu
 
 PACKAGES="build-essential pkg-config
 libfuse3-dev fuse3 libsqlite3-dev sqlite3 libcurl4-openssl-dev
-libmicrohttpd-dev libxxhash-dev libyaml-dev libjansson-dev libsystemd-dev etcd-server
+libmicrohttpd-dev libgnutls28-dev libsodium-dev libxxhash-dev libyaml-dev libjansson-dev libsystemd-dev etcd-server
 python3 python3-pytest python3-xxhash valgrind clang libclang-rt-14-dev
-tcl-dev dpkg-dev zlib1g-dev iproute2 procps psmisc ca-certificates strace curl"
+tcl-dev dpkg-dev zlib1g-dev iproute2 procps psmisc ca-certificates strace curl openssl"
 
 missing=""
 for p in $PACKAGES; do

@@ -474,6 +474,7 @@ data:
   dir: "$d/data"
 http:
   addr: ":$HTTP_PORT"
+  insecure: true    # private namespaces; tokens once nodes send them (issue 13)
 lease:
   type: consul
   candidate: true

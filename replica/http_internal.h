@@ -17,6 +17,17 @@
 
 #include "replica/http_server.h"
 
+/* The tokens' digests (http_auth.c): the tokens themselves are not kept. */
+#define HTTP_AUTH_DIGEST 32
+typedef struct http_auth {
+	int on;                     /* a token is required */
+	int has_read;
+	unsigned char token[HTTP_AUTH_DIGEST], read_token[HTTP_AUTH_DIGEST];
+} http_auth;
+
+/* TLS credentials (http_tls.c). */
+typedef struct http_tls http_tls;
+
 struct http_server {
 	struct MHD_Daemon *mhd;
 	store *store;
@@ -36,6 +47,10 @@ struct http_server {
 	char start_error[256];
 	int64_t warned_ms;
 	unsigned suppressed;
+	int64_t auth_warned_ms;     /* refusals: one line a second, under log_mu */
+	unsigned auth_suppressed;
+	http_auth auth;
+	http_tls *tls;              /* NULL: plain HTTP */
 };
 
 /* Per request: the body as it arrives (kept for /stream, written to a
@@ -49,6 +64,7 @@ typedef struct request {
 	char upload_path[PATH_MAX];
 	uint64_t upload_len;
 	int upload_error;           /* errno of a failed write, 0 if none */
+	int refused;                /* answered before its body: drain, answer nothing more */
 } request;
 
 enum MHD_Result http_reply(struct MHD_Connection *c, unsigned code, const char *type,
@@ -84,5 +100,34 @@ void http_import_end(request *r);
 enum MHD_Result http_export(http_server *s, struct MHD_Connection *c);
 /* GET /events */
 enum MHD_Result http_events(http_server *s, struct MHD_Connection *c);
+
+/* The client's address, numeric ("" if unknown). */
+void http_peer_name(struct MHD_Connection *c, char *out, size_t cap);
+
+/* Tokens (http_auth.c): keep the digests of `token` (NULL: no
+ * authentication) and `read_token` (NULL: none). */
+int http_auth_init(http_auth *a, const char *token, const char *read_token, lx_err *err);
+/* Before a request's body: 0 when it may go on; else 1 with the refusal
+ * (401 / 403, JSON, logged without the token) queued and its result in
+ * *answer.  /health is always allowed. */
+int http_auth_guard(http_server *s, struct MHD_Connection *c, const char *method,
+		    const char *url, enum MHD_Result *answer);
+
+/* TLS (http_tls.c): load the certificate, key and CA of `sec` (a clear
+ * error if any does not load, is expired or the key is not the
+ * certificate's); one per process. */
+int http_tls_new(http_tls **out, const http_security *sec, lx_err *err);
+void http_tls_free(http_tls *t);
+/* For MHD_OPTION_HTTPS_CERT_CALLBACK (a gnutls_certificate_retrieve_function2). */
+void *http_tls_cert_callback(void);
+/* The CA's PEM text when client certificates are required, else NULL
+ * (MHD_OPTION_HTTPS_MEM_TRUST: libmicrohttpd then asks clients for one). */
+const char *http_tls_client_ca_pem(const http_tls *t);
+/* Load the files again; swap only if all loaded (else the old stay). */
+int http_tls_reload(http_tls *t, lx_err *err);
+/* With client-auth: 0 if the connection's client certificate chains to
+ * the CA and is valid now; else -1 and why ("no client certificate",
+ * "client certificate unknown CA (...)", "... expired"). */
+int http_tls_verify_client(http_tls *t, struct MHD_Connection *c, char *why, size_t cap);
 
 #endif

@@ -23,6 +23,7 @@
 
 #include <jansson.h>
 #include <microhttpd.h>
+#include <sodium.h>
 
 #include "base/clock.h"
 #include "base/log.h"
@@ -120,6 +121,8 @@ unsigned http_status_of(int rc)
 	case EINVAL:
 	case EPERM:
 		return MHD_HTTP_BAD_REQUEST;
+	case ENXIO:             /* a hand-off to a node that is not a replica of ours */
+		return MHD_HTTP_CONFLICT;
 	default:
 		return MHD_HTTP_INTERNAL_SERVER_ERROR;
 	}
@@ -142,7 +145,7 @@ static enum MHD_Result do_handoff(http_server *s, struct MHD_Connection *c)
 {
 	const char *id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Ltxfs-Node-Id");
 	text_buf b = { 0 };
-	char *json = NULL;
+	char *json = NULL, peer[64];
 	uint64_t node_id;
 	lx_err err;
 	int rc;
@@ -152,7 +155,8 @@ static enum MHD_Result do_handoff(http_server *s, struct MHD_Connection *c)
 	if (parse_hex64(id, &node_id) < 0)
 		return http_reply_error(c, MHD_HTTP_BAD_REQUEST,
 			"missing or malformed Ltxfs-Node-Id");
-	rc = s->hooks.handoff(s->hooks.ctx, node_id, &json, &err);
+	http_peer_name(c, peer, sizeof(peer));
+	rc = s->hooks.handoff(s->hooks.ctx, node_id, peer, &json, &err);
 	if (rc < 0)
 		return http_reply_error(c, http_status_of(rc), err.msg);
 	b.data = json;
@@ -290,7 +294,7 @@ static int parse_dec64(const char *s, uint64_t *out)
 	return 0;
 }
 
-static void peer_name(struct MHD_Connection *c, char *out, size_t cap)
+void http_peer_name(struct MHD_Connection *c, char *out, size_t cap)
 {
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -369,7 +373,7 @@ static enum MHD_Result start_stream(http_server *s, struct MHD_Connection *c, re
 		return http_reply_error(c, MHD_HTTP_BAD_REQUEST, err.code == EPROTONOSUPPORT ?
 					err.msg : "malformed position body");
 	}
-	peer_name(c, peer, sizeof(peer));
+	http_peer_name(c, peer, sizeof(peer));
 	no_delay(c);
 	if (stream_session_new(&sess, s->hub, node_id, peer, pos, n, catch_up, &err) < 0) {
 		free(pos);
@@ -460,25 +464,32 @@ static enum MHD_Result cut_body(struct MHD_Connection *c, request *r, const char
 {
 	char peer[64];
 	http_import_end(r);              /* the partial upload goes at once */
-	peer_name(c, peer, sizeof(peer));
+	http_peer_name(c, peer, sizeof(peer));
 	lx_warn("http", "%s %s from %s: the body passed %" PRIu64 " bytes%s: connection closed",
 		method, url, peer, r->body_max, strcmp(url, "/import") == 0 ?
 		" (http.max-import-size)" : "");
 	return MHD_NO;
 }
 
-/* Headers only so far: the body's budget, refusals that need no body. */
+/* Headers only so far: who asks, the body's budget, refusals that need no
+ * body.  A refused request's body is never read (nor stored). */
 static enum MHD_Result begin_request(http_server *s, struct MHD_Connection *c,
-				     const char *url, int import, void **state)
+				     const char *method, const char *url, int import,
+				     void **state)
 {
 	request *r = calloc(1, sizeof(request));
 	uint64_t length = content_length(c);
+	enum MHD_Result answer;
 	if (r == NULL)
 		return MHD_NO;
 	r->upload_fd = -1;
 	r->body_max = import ? s->limits.max_import_size :
 		      strcmp(url, "/stream") == 0 ? PROTO_BODY_MAX : HTTP_SMALL_BODY_MAX;
 	*state = r;
+	if (http_auth_guard(s, c, method, url, &answer)) {
+		r->refused = 1;
+		return answer;
+	}
 	if (length != UINT64_MAX && length > r->body_max)
 		return refuse_body(c, url, length, r->body_max);
 	return import ? http_import_begin(s, c, r, length) : MHD_YES;
@@ -495,7 +506,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	(void)version;
 
 	if (r == NULL)
-		return begin_request(s, c, url, import, state);
+		return begin_request(s, c, method, url, import, state);
+	if (r->refused) {           /* answered already: nothing is read or done */
+		*upload_size = 0;
+		return MHD_YES;
+	}
 	if (*upload_size != 0) {    /* keep a /stream or /import body, drain any other */
 		size_t n = *upload_size;
 		int rc;
@@ -613,7 +628,19 @@ static struct MHD_Daemon *listen_on(http_server *s, const char *host, const char
 	/* A thread per connection: a stream's reader blocks until there is
 	 * something to send.  poll(2), not select(2): any descriptor number. */
 	unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-			 MHD_USE_ERROR_LOG;
+			 MHD_USE_ERROR_LOG | (s->tls != NULL ? MHD_USE_TLS : 0);
+	/* HTTPS: the certificate comes from http_tls.c at each handshake (so
+	 * SIGHUP can rotate it); the CA, given, makes libmicrohttpd ask for a
+	 * client certificate, which http_auth.c checks.  Without TLS these
+	 * options are ignored (MHD_OPTION_ARRAY ends at once). */
+	struct MHD_OptionItem tls_opts[] = {
+		{ MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
+		  s->tls != NULL ? http_tls_cert_callback() : NULL },
+		{ s->tls != NULL && http_tls_client_ca_pem(s->tls) != NULL ?
+		  MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0,
+		  s->tls != NULL ? (void *)http_tls_client_ca_pem(s->tls) : NULL },
+		{ MHD_OPTION_END, 0, NULL },
+	};
 	int rc;
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
@@ -647,6 +674,7 @@ static struct MHD_Daemon *listen_on(http_server *s, const char *host, const char
 				     /* room for large sends: a snapshot is gigabytes */
 				     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(1u << 20),
 				     MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
+				     MHD_OPTION_ARRAY, s->tls != NULL ? tls_opts : tls_opts + 2,
 				     MHD_OPTION_END);
 	}
 	freeaddrinfo(ai);
@@ -661,7 +689,7 @@ static struct MHD_Daemon *listen_on(http_server *s, const char *host, const char
 
 int http_server_start(http_server **out, const char *addr, store *st,
 		      const node_status *node, stream_hub *hub, const http_hooks *hooks,
-		      const http_limits *limits, lx_err *err)
+		      const http_limits *limits, const http_security *sec, lx_err *err)
 {
 	static const http_limits defaults = {
 		HTTP_DEFAULT_MAX_CONNECTIONS, HTTP_DEFAULT_MAX_CONNECTIONS_PER_IP,
@@ -671,6 +699,7 @@ int http_server_start(http_server **out, const char *addr, store *st,
 	char host[256], port[16];
 	http_server *s;
 	*out = NULL;
+	lx_err_clear(err);
 	if (split_addr(addr, host, sizeof(host), port, sizeof(port)) < 0)
 		return lx_err_set(err, EINVAL, "http.addr \"%s\": expected host:port", addr);
 	s = calloc(1, sizeof(*s));
@@ -683,15 +712,23 @@ int http_server_start(http_server **out, const char *addr, store *st,
 		s->hooks = *hooks;
 	s->limits = limits != NULL ? *limits : defaults;
 	pthread_mutex_init(&s->log_mu, NULL);
-	s->mhd = listen_on(s, host, port, err);
+	if (sec != NULL && http_auth_init(&s->auth, sec->token, sec->read_token, err) == 0 &&
+	    sec->tls_cert != NULL)
+		http_tls_new(&s->tls, sec, err);
+	if (err->code == 0)
+		s->mhd = listen_on(s, host, port, err);
 	if (s->mhd == NULL) {
+		http_tls_free(s->tls);
+		sodium_memzero(&s->auth, sizeof(s->auth));
 		pthread_mutex_destroy(&s->log_mu);
 		free(s);
 		return -err->code;
 	}
-	lx_info("http", "listening on %s (at most %u connections, %u /events streams, "
-		"%u imports and exports)", addr, s->limits.max_connections,
-		s->limits.max_event_streams, s->limits.max_transfers);
+	lx_info("http", "listening on %s (%s, %s; at most %u connections, %u /events "
+		"streams, %u imports and exports)", addr, s->tls ? "HTTPS" : "plain HTTP",
+		!s->auth.on ? "no token: open to anyone who reaches it" :
+		s->auth.has_read ? "token and read token required" : "token required",
+		s->limits.max_connections, s->limits.max_event_streams, s->limits.max_transfers);
 	*out = s;
 	return 0;
 }
@@ -705,6 +742,20 @@ void http_server_stop(http_server *s)
 	__atomic_store_n(&s->stopping, 1, __ATOMIC_RELEASE);
 	db_events_notify(&s->store->events);   /* /events readers wake and end */
 	MHD_stop_daemon(s->mhd);
+	http_tls_free(s->tls);
+	sodium_memzero(&s->auth, sizeof(s->auth));
 	pthread_mutex_destroy(&s->log_mu);
 	free(s);
+}
+
+int http_server_tls(const http_server *s)
+{
+	return s != NULL && s->tls != NULL;
+}
+
+int http_server_reload_tls(http_server *s, lx_err *err)
+{
+	if (s == NULL || s->tls == NULL)
+		return lx_err_set(err, EINVAL, "the HTTP API does not use TLS");
+	return http_tls_reload(s->tls, err);
 }

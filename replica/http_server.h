@@ -8,6 +8,15 @@
  * /export (a database as one SQLite file), see docs/protocol.md.
  * Any other path is 404, any other method 405, both with a JSON error.
  *
+ * Authentication (http_auth.c): with a token, every request but GET
+ * /health must carry "Authorization: Bearer <token>" (else 401 with
+ * WWW-Authenticate: Bearer); the read token is good for GET /status,
+ * /metrics and /events only (else 403).  With TLS client-auth, a client
+ * certificate chaining to the CA is required too (else 403).  Decided on
+ * the headers, before any body is read; tokens are compared in constant
+ * time and never logged nor echoed.  TLS (http_tls.c): HTTPS with the
+ * certificate re-read by http_server_reload_tls().
+ *
  * Threads: libmicrohttpd's listening thread accepts (poll(2), so any
  * descriptor number works); each connection gets a thread of its own
  * ("http connection"), which answers its requests and, for /stream,
@@ -52,6 +61,17 @@ typedef struct http_limits {
 #define HTTP_DEFAULT_MAX_TRANSFERS 8u
 #define HTTP_DEFAULT_MAX_IMPORT_SIZE (16ULL << 30)
 
+/* Who may use the API (the http.token / http.tls.* keys,
+ * docs/configuration.md "Securing the HTTP API").  Strings are copied or
+ * hashed at start; NULL members mean "off". */
+typedef struct http_security {
+	const char *token;          /* required on everything but /health */
+	const char *read_token;     /* grants GET /status, /metrics, /events only */
+	const char *tls_cert, *tls_key;   /* PEM files: HTTPS */
+	const char *tls_ca;         /* PEM CA bundle client certificates must chain to */
+	int tls_client_auth;        /* require a client certificate (needs tls_ca) */
+} http_security;
+
 /* What the server asks of the node.  Any hook may be NULL. */
 typedef struct http_hooks {
 	void *ctx;
@@ -59,10 +79,13 @@ typedef struct http_hooks {
 	void (*refresh)(void *ctx, node_status *node);
 	/* POST /promote: make this node the primary by a hand-off. */
 	int (*promote)(void *ctx, lx_err *err);
-	/* POST /handoff, on the primary: stop writing, wait until replica
-	 * `node_id` was sent everything, and give it the lease.  *json: the
-	 * answer's body (malloc'ed): the token and the final positions. */
-	int (*handoff)(void *ctx, uint64_t node_id, char **json, lx_err *err);
+	/* POST /handoff, on the primary: check that replica `node_id` streams
+	 * from this node, from address `peer` (the caller's), then stop
+	 * writing, wait until it was sent everything, and give it the lease.
+	 * *json: the answer's body (malloc'ed): the token and the final
+	 * positions.  A refusal (-ENXIO, 409) leaves writes untouched. */
+	int (*handoff)(void *ctx, uint64_t node_id, const char *peer, char **json,
+		       lx_err *err);
 	/* POST /import: make the SQLite file at `path` database `name`, in
 	 * one transaction (the primary only: EAGAIN elsewhere, with the
 	 * primary's URL in the message; EINVAL for a file that is not a sound
@@ -80,7 +103,14 @@ typedef struct http_hooks {
  */
 int http_server_start(http_server **out, const char *addr, store *st,
 		      const node_status *node, stream_hub *hub, const http_hooks *hooks,
-		      const http_limits *limits, lx_err *err);
+		      const http_limits *limits, const http_security *sec, lx_err *err);
 void http_server_stop(http_server *s);
+
+/* 1 when the server speaks HTTPS. */
+int http_server_tls(const http_server *s);
+/* Re-read the TLS certificate, key and CA (SIGHUP): the next handshake
+ * uses them.  If any does not load, the old ones stay and `err` says why.
+ * Any thread. */
+int http_server_reload_tls(http_server *s, lx_err *err);
 
 #endif

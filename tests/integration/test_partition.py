@@ -104,6 +104,7 @@ def make_nodes(net, node_factory, agent, test, candidates=range(NODES)):
         n = node_factory("node%d" % (i + 1))
         n.port = C.H.free_port()
         n.host = net.addr(i)
+        n.http_config = "  insecure: true\n"   # namespaces' addresses: not loopback
         n.locks = "ltxfs"
         n.wrap = lambda argv, i=i: net.wrap(i, argv)
         n.lease_text = F.lease_yaml(agent, key, n.port, n.name, i in candidates, host=n.host)

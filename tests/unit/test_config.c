@@ -293,7 +293,7 @@ static void test_known_keys(void)
 		CHECK(strstr(err.msg, "unknown key") == NULL);
 		config_free(&c);
 	}
-	CHECK_EQ_INT(32, n);
+	CHECK_EQ_INT(41, n);
 	CHECK(strcmp(keys[0], "fuse.dir") == 0);
 	CHECK(strcmp(keys[n - 1], "exec") == 0);
 }
@@ -320,6 +320,167 @@ static void test_http_limits(void)
 	CHECK_REJECT(MIN_CFG "http:\n  max-import-size: 0\n", "greater than 0");
 	CHECK_REJECT(MIN_CFG "http:\n  max-connections-per-ip: 257\n",
 		     "http.max-connections-per-ip (257) must be at most http.max-connections (256)");
+}
+
+/* ------------------------------------------------------------------ */
+/* Tokens, TLS and exposure (issue 13)                                  */
+/* ------------------------------------------------------------------ */
+
+static char *dump_to_string(const ltxfs_config *c);
+static void check_round_trip(const char *yaml);
+
+#define TOKEN_A "0123456789abcdef-full"
+#define TOKEN_R "0123456789abcdef-read"
+
+/* A file holding `text` under a temporary name (caller unlinks). */
+static void temp_file(char *path, size_t cap, const char *text)
+{
+	int fd;
+	snprintf(path, cap, "/tmp/ltxfs-test-token-XXXXXX");
+	fd = mkstemp(path);
+	CHECK(fd >= 0);
+	if (fd >= 0) {
+		CHECK_EQ_INT((int)strlen(text), (int)write(fd, text, strlen(text)));
+		close(fd);
+	}
+}
+
+static void test_http_tokens(void)
+{
+	ltxfs_config c;
+	lx_err err;
+	char path[64], rpath[64], yaml[512], *text;
+
+	CHECK_EQ_INT(0, load(&c, MIN_CFG "http:\n  token: " TOKEN_A "\n  read-token: " TOKEN_R
+			     "\n", &err));
+	CHECK(c.http.token && strcmp(c.http.token, TOKEN_A) == 0);
+	CHECK(c.http.read_token && strcmp(c.http.read_token, TOKEN_R) == 0);
+	CHECK(!c.http.insecure);
+	text = dump_to_string(&c);
+	CHECK(text && strstr(text, "0123456789abcdef") == NULL);    /* never printed */
+	CHECK_STR_CONTAINS(text, "\n  # token: (set, not shown)\n");
+	CHECK_STR_CONTAINS(text, "\n  # read-token: (set, not shown)\n");
+	free(text);
+	config_free(&c);
+
+	/* From files: the trailing newline goes; the dump shows the file. */
+	temp_file(path, sizeof(path), TOKEN_A "\n");
+	temp_file(rpath, sizeof(rpath), TOKEN_R "\r\n");
+	snprintf(yaml, sizeof(yaml), MIN_CFG "http:\n  token-file: %s\n  read-token-file: %s\n",
+		 path, rpath);
+	CHECK_EQ_INT(0, load(&c, yaml, &err));
+	CHECK(c.http.token && strcmp(c.http.token, TOKEN_A) == 0);
+	CHECK(c.http.read_token && strcmp(c.http.read_token, TOKEN_R) == 0);
+	text = dump_to_string(&c);
+	CHECK(text && strstr(text, "0123456789abcdef") == NULL);
+	CHECK_STR_CONTAINS(text, "  token-file: \"");
+	CHECK(text && strstr(text, "# token:") == NULL);
+	free(text);
+	CHECK_EQ_INT(0, config_resolve(&c, &err));       /* resolving again is harmless */
+	config_free(&c);
+	check_round_trip(yaml);
+
+	/* An empty file, a missing one, a short token, both forms, ... */
+	{
+		char empty[64];
+		temp_file(empty, sizeof(empty), "\n");
+		snprintf(yaml, sizeof(yaml), MIN_CFG "http:\n  token-file: %s\n", empty);
+		CHECK_REJECT(yaml, "is empty");
+		unlink(empty);
+	}
+	CHECK_REJECT(MIN_CFG "http:\n  token-file: /nonexistent/token\n",
+		     "http.token-file: cannot open /nonexistent/token");
+	snprintf(yaml, sizeof(yaml), MIN_CFG "http:\n  token: " TOKEN_A "\n  token-file: %s\n",
+		 path);
+	CHECK_REJECT(yaml, "http.token and http.token-file are both set");
+	CHECK_REJECT(MIN_CFG "http:\n  token: \"\"\n", "http.token: must not be empty");
+	CHECK_REJECT(MIN_CFG "http:\n  token: short\n", "http.token is 5 characters, fewer than 16");
+	CHECK_REJECT(MIN_CFG "http:\n  token: \"0123456789 abcdef\"\n",
+		     "not visible ASCII");
+	CHECK_REJECT(MIN_CFG "http:\n  read-token: " TOKEN_R "\n",
+		     "http.read-token needs http.token");
+	CHECK_REJECT(MIN_CFG "http:\n  token: " TOKEN_A "\n  read-token: " TOKEN_A "\n",
+		     "http.read-token is the same as http.token");
+	/* The messages never quote the token. */
+	{
+		ltxfs_config c2;
+		CHECK_EQ_INT(-EINVAL, load(&c2, MIN_CFG "http:\n  token: s3cr3t!\n", &err));
+		CHECK(strstr(err.msg, "s3cr3t") == NULL);
+	}
+	unlink(path);
+	unlink(rpath);
+}
+
+static void test_http_tls(void)
+{
+	ltxfs_config c;
+	lx_err err;
+	char *text;
+	CHECK_EQ_INT(0, load(&c, MIN_CFG "http:\n  tls:\n    cert: /etc/ltxfs/node.crt\n"
+			     "    key: /etc/ltxfs/node.key\n    ca: /etc/ltxfs/ca.crt\n"
+			     "    client-auth: true\n", &err));
+	CHECK(c.http.tls.cert && strcmp(c.http.tls.cert, "/etc/ltxfs/node.crt") == 0);
+	CHECK(c.http.tls.key && strcmp(c.http.tls.key, "/etc/ltxfs/node.key") == 0);
+	CHECK(c.http.tls.ca && strcmp(c.http.tls.ca, "/etc/ltxfs/ca.crt") == 0);
+	CHECK(c.http.tls.client_auth);
+	text = dump_to_string(&c);
+	CHECK_STR_CONTAINS(text, "  tls:\n    cert: \"/etc/ltxfs/node.crt\"\n"
+			   "    key: \"/etc/ltxfs/node.key\"\n    ca: \"/etc/ltxfs/ca.crt\"\n"
+			   "    client-auth: true\n");
+	free(text);
+	config_free(&c);
+	check_round_trip(MIN_CFG "http:\n  insecure: true\n  tls:\n    cert: /c\n    key: /k\n");
+	CHECK_REJECT(MIN_CFG "http:\n  tls:\n    cert: /c\n",
+		     "http.tls.cert is set without http.tls.key");
+	CHECK_REJECT(MIN_CFG "http:\n  tls:\n    key: /k\n",
+		     "http.tls.key is set without http.tls.cert");
+	CHECK_REJECT(MIN_CFG "http:\n  tls:\n    cert: /c\n    key: /k\n    client-auth: true\n",
+		     "http.tls.client-auth needs http.tls.ca");
+	CHECK_REJECT(MIN_CFG "http:\n  tls:\n    ca: /ca\n    client-auth: true\n",
+		     "http.tls.client-auth needs HTTPS");
+	CHECK_REJECT(MIN_CFG "http:\n  tls:\n    cert: /c\n    key: /k\n    client-auth: maybe\n",
+		     "http.tls.client-auth: \"maybe\" is not a boolean");
+}
+
+/* Secure by default: beyond the loopback, a token or http.insecure. */
+static void test_http_exposure(void)
+{
+	static const struct {
+		const char *addr;
+		int loopback;
+	} addrs[] = {
+		{ ":20202", 0 }, { "0.0.0.0:20202", 0 }, { "[::]:20202", 0 },
+		{ "10.0.0.1:20202", 0 }, { "node-a:20202", 0 }, { "127.0.0.1:20202", 1 },
+		{ "127.3.4.5:1", 1 }, { "[::1]:20202", 1 }, { "localhost:20202", 1 },
+		{ "[::ffff:127.0.0.1]:20202", 1 }, { "128.0.0.1:20202", 0 },
+	};
+	ltxfs_config c;
+	lx_err err;
+	char yaml[256];
+	for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
+		CHECK_EQ_INT(addrs[i].loopback, config_addr_is_loopback(addrs[i].addr));
+		snprintf(yaml, sizeof(yaml), MIN_CFG "http:\n  addr: \"%s\"\n", addrs[i].addr);
+		CHECK_EQ_INT(0, load(&c, yaml, &err));
+		lx_err_clear(&err);
+		CHECK_EQ_INT(addrs[i].loopback ? 0 : -EINVAL, config_check_exposure(&c, &err));
+		if (!addrs[i].loopback) {
+			CHECK_STR_CONTAINS(err.msg, "no token is set");
+			CHECK_STR_CONTAINS(err.msg, "http.token-file");
+			CHECK_STR_CONTAINS(err.msg, "http.insecure: true");
+		}
+		config_free(&c);
+	}
+	/* The default http.addr is every interface: a token is needed. */
+	CHECK_EQ_INT(0, load(&c, MIN_CFG, &err));
+	CHECK_EQ_INT(-EINVAL, config_check_exposure(&c, &err));
+	CHECK_STR_CONTAINS(err.msg, "http.addr :20202 is reachable from other hosts");
+	config_free(&c);
+	CHECK_EQ_INT(0, load(&c, MIN_CFG "http:\n  token: " TOKEN_A "\n", &err));
+	CHECK_EQ_INT(0, config_check_exposure(&c, &err));
+	config_free(&c);
+	CHECK_EQ_INT(0, load(&c, MIN_CFG "http:\n  insecure: true\n", &err));
+	CHECK_EQ_INT(0, config_check_exposure(&c, &err));
+	config_free(&c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -732,6 +893,11 @@ static char *dump_to_string(const ltxfs_config *c)
 	return buf;
 }
 
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
 static bool same_config(const ltxfs_config *a, const ltxfs_config *b)
 {
 	bool same = strcmp(a->fuse.dir, b->fuse.dir) == 0 &&
@@ -748,7 +914,14 @@ static bool same_config(const ltxfs_config *a, const ltxfs_config *b)
 		strcmp(a->lease.hostname, b->lease.hostname) == 0 &&
 		strcmp(a->lease.advertise_url, b->lease.advertise_url) == 0 &&
 		a->lease.node_id == b->lease.node_id &&
-		a->log.level == b->log.level && a->exec.n == b->exec.n;
+		a->log.level == b->log.level && a->exec.n == b->exec.n &&
+		same_str(a->http.token_file, b->http.token_file) &&
+		same_str(a->http.read_token_file, b->http.read_token_file) &&
+		same_str(a->http.tls.cert, b->http.tls.cert) &&
+		same_str(a->http.tls.key, b->http.tls.key) &&
+		same_str(a->http.tls.ca, b->http.tls.ca) &&
+		a->http.tls.client_auth == b->http.tls.client_auth &&
+		a->http.insecure == b->http.insecure;
 	for (size_t i = 0; same && i < a->exec.n; i++)
 		same = strcmp(a->exec.cmds[i].cmd, b->exec.cmds[i].cmd) == 0 &&
 		       a->exec.cmds[i].if_candidate == b->exec.cmds[i].if_candidate &&
@@ -807,10 +980,15 @@ static void test_dump(void)
 	text = dump_to_string(&c);
 	CHECK_STR_CONTAINS(text, "lease:\n  type: consul\n");
 	CHECK_STR_CONTAINS(text, "\n  consul:\n    url: \"http://127.0.0.1:8500\"\n"
-			   "    key: \"app/primary\"\n    token: \"s3cret\"\n    ttl: \"2s\"\n"
+			   "    key: \"app/primary\"\n    # token: (set, not shown)\n    ttl: \"2s\"\n"
 			   "    lock-delay: \"500ms\"\nlog:");
+	CHECK(strstr(text, "s3cret") == NULL);      /* a secret is never printed */
 	for (const char *const *k = config_known_keys(); *k != NULL; k++) {
 		char needle[80];
+		/* secrets print as comments; tokens and TLS are in test_http_security */
+		if (strcmp(*k, "lease.consul.token") == 0 ||
+		    (strncmp(*k, "http.", 5) == 0 && (strstr(*k, "token") || strstr(*k, "tls."))))
+			continue;
 		dumped_key(*k, needle, sizeof(needle));
 		CHECK_STR_CONTAINS(text, needle);
 	}
@@ -1024,6 +1202,8 @@ static void config_with(const char *key, const char *value, char *out, size_t ca
 	else if (strncmp(key, "lease.etcd.", 11) == 0)
 		snprintf(out, cap, MIN_CFG "lease:\n  type: etcd\n  etcd:\n"
 			 "    url: \"http://127.0.0.1:2379\"\n%s", line);
+	else if (strncmp(key, "http.tls.", 9) == 0)
+		snprintf(out, cap, MIN_CFG "%s%s", value ? "http:\n  tls:\n  " : "", line);
 	else
 		snprintf(out, cap, MIN_CFG "%.*s:\n%s", (int)(leaf - key - 1), key, line);
 }
@@ -1090,6 +1270,9 @@ UNIT_TESTS(
 	TEST(test_load_file),
 	TEST(test_known_keys),
 	TEST(test_http_limits),
+	TEST(test_http_tokens),
+	TEST(test_http_tls),
+	TEST(test_http_exposure),
 	TEST(test_env_expansion),
 	TEST(test_env_hostname_fallback),
 	TEST(test_env_comparisons),
