@@ -21,7 +21,7 @@ LDLIBS_ALL = $(SANITIZE) $(PKG_LIBS) -lpthread $(LDFLAGS)
 
 # Every module is a folder; cmd/main.c is the only file not in the library.
 LIB_SRCS := $(sort $(wildcard base/*.c ltx/*.c db/*.c fs/*.c lease/*.c \
-	replica/*.c cmd/*.c))
+	replica/*.c net/*.c cmd/*.c))
 LIB_SRCS := $(filter-out cmd/main.c,$(LIB_SRCS))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))

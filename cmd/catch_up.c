@@ -4,74 +4,19 @@
  */
 #include "cmd/catch_up.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "net/http_client.h"
 #include "replica/stream_client.h"
-
-#define STATUS_BODY_MAX (1 << 20)
-
-typedef struct body {
-	char *data;
-	size_t len;
-} body;
-
-static size_t collect(char *p, size_t size, size_t nmemb, void *arg)
-{
-	body *b = arg;
-	size_t len = size * nmemb;
-	char *v;
-	if (b->len + len > STATUS_BODY_MAX || (v = realloc(b->data, b->len + len + 1)) == NULL)
-		return 0;              /* too large: the request fails */
-	memcpy(v + b->len, p, len);
-	b->data = v;
-	b->len += len;
-	b->data[b->len] = '\0';
-	return len;
-}
-
-/* One member's GET /status. */
-typedef struct probe {
-	CURL *curl;
-	body b;
-	int done;                  /* the transfer completed (any status) */
-} probe;
-
-static CURL *probe_start(probe *p, const lease_holder *peer, long timeout_ms)
-{
-	char url[LEASE_URL_MAX + 16];
-	p->curl = curl_easy_init();
-	if (p->curl == NULL)
-		return NULL;
-	snprintf(url, sizeof(url), "%s/status", peer->advertise_url);
-	curl_easy_setopt(p->curl, CURLOPT_URL, url);
-	curl_easy_setopt(p->curl, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(p->curl, CURLOPT_WRITEDATA, &p->b);
-	curl_easy_setopt(p->curl, CURLOPT_PRIVATE, p);
-	curl_easy_setopt(p->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(p->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(p->curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-	return p->curl;
-}
-
-/* The member's status as JSON, or NULL (unreachable, slow, not JSON). */
-static json_t *probe_result(probe *p)
-{
-	long status = 0;
-	if (p->curl == NULL || !p->done || p->b.data == NULL ||
-	    curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK ||
-	    status != 200)
-		return NULL;
-	return json_loads(p->b.data, 0, NULL);
-}
 
 static int is_self(const catch_up_options *o, size_t i)
 {
@@ -79,35 +24,53 @@ static int is_self(const catch_up_options *o, size_t i)
 }
 
 /* Ask every member at once, so that silent ones (gone, or far away) cost
- * one timeout in all, not one each.  v[i] for o->peers[i]; ours is not
- * asked. */
-static void probe_all(const catch_up_options *o, probe *v, long timeout_ms)
+ * one timeout in all, not one each.  st[i] for o->peers[i]: its status
+ * as JSON, or NULL (ours, unreachable, slow, refused, not JSON); the
+ * reason is logged. */
+static void probe_all(const catch_up_options *o, json_t **st, long timeout_ms)
 {
-	CURLM *m = curl_multi_init();
-	int64_t until = lx_mono_ms() + timeout_ms;
-	int running = 0;
-	CURLMsg *msg;
-	int left;
-	if (m == NULL)
-		return;
-	for (size_t i = 0; i < o->n_peers; i++)
-		if (!is_self(o, i) && probe_start(&v[i], &o->peers[i], timeout_ms) != NULL)
-			curl_multi_add_handle(m, v[i].curl);
-	do {
-		curl_multi_perform(m, &running);
-		while ((msg = curl_multi_info_read(m, &left)) != NULL) {
-			probe *p = NULL;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&p);
-			if (msg->msg == CURLMSG_DONE && p != NULL)
-				p->done = msg->data.result == CURLE_OK;
-		}
-		if (running > 0)
-			curl_multi_poll(m, NULL, 0, 50, NULL);
-	} while (running > 0 && lx_mono_ms() < until + 100);
-	for (size_t i = 0; i < o->n_peers; i++)
-		if (v[i].curl != NULL)
-			curl_multi_remove_handle(m, v[i].curl);
-	curl_multi_cleanup(m);
+	size_t n = o->n_peers ? o->n_peers : 1, k = 0;
+	http_request *q = calloc(n, sizeof(*q));
+	http_response *r = calloc(n, sizeof(*r));
+	char (*url)[LEASE_URL_MAX + 16] = calloc(n, sizeof(*url));
+	size_t *peer = calloc(n, sizeof(*peer));
+	lx_err *err = calloc(n, sizeof(*err));
+	int *rc = calloc(n, sizeof(*rc));
+	http_client_options ho = { 0 };
+	if (q == NULL || r == NULL || url == NULL || peer == NULL || err == NULL || rc == NULL) {
+		lx_warn("node", "catch-up: out of memory");
+		goto out;
+	}
+	if (o->http != NULL)
+		ho = *o->http;
+	ho.connect_timeout_ms = timeout_ms;
+	for (size_t i = 0; i < o->n_peers; i++) {
+		if (is_self(o, i))
+			continue;
+		snprintf(url[k], sizeof(url[k]), "%s/status", o->peers[i].advertise_url);
+		q[k] = (http_request){ .method = "GET", .url = url[k], .timeout_ms = timeout_ms,
+				       .body_max = HTTP_BODY_MAX_DOCUMENT };
+		peer[k++] = i;
+	}
+	http_fetch_all(&ho, q, r, rc, err, k);
+	for (size_t j = 0; j < k; j++) {
+		const lease_holder *p = &o->peers[peer[j]];
+		if (rc[j] == 0)
+			rc[j] = http_status_error(&q[j], &r[j], &err[j]);
+		if (rc[j] == 0 && (st[peer[j]] = json_loadb(r[j].body, r[j].len, 0, NULL)) == NULL)
+			rc[j] = lx_err_set(&err[j], EPROTO, "GET %s: the answer is not JSON", url[j]);
+		if (rc[j] < 0)
+			lx_info("node", "catch-up: member %s did not answer: %s", p->hostname,
+				err[j].msg);
+		http_response_free(&r[j]);
+	}
+out:
+	free(q);
+	free(r);
+	free(url);
+	free(peer);
+	free(err);
+	free(rc);
 }
 
 /* How many TXIDs the peer is ahead of us, summed over its databases. */
@@ -143,30 +106,22 @@ static long probe_timeout(int64_t budget_ms)
 /* The reachable peer furthest ahead of us, or -1. */
 static int furthest_ahead(store *st, const catch_up_options *o, uint64_t *ahead)
 {
-	probe *v = calloc(o->n_peers ? o->n_peers : 1, sizeof(*v));
+	json_t **v = calloc(o->n_peers ? o->n_peers : 1, sizeof(*v));
 	int best = -1;
 	*ahead = 0;
 	if (v == NULL)
 		return -1;
 	probe_all(o, v, probe_timeout(o->budget_ms));
 	for (size_t i = 0; i < o->n_peers; i++) {
-		json_t *s;
 		uint64_t a;
-		if (is_self(o, i))
+		if (v[i] == NULL)
 			continue;
-		if ((s = probe_result(&v[i])) == NULL) {
-			lx_info("node", "catch-up: member %s (%s) did not answer", o->peers[i].hostname,
-				o->peers[i].advertise_url);
-		} else {
-			a = txids_ahead(st, s);
-			json_decref(s);
-			if (a > *ahead) {
-				*ahead = a;
-				best = (int)i;
-			}
+		a = txids_ahead(st, v[i]);
+		json_decref(v[i]);
+		if (a > *ahead) {
+			*ahead = a;
+			best = (int)i;
 		}
-		curl_easy_cleanup(v[i].curl);
-		free(v[i].b.data);
 	}
 	free(v);
 	return best;
@@ -188,6 +143,7 @@ static int stream_from(store *st, const catch_up_options *o, const lease_holder 
 	so.data_dir = o->data_dir;
 	so.silence_ms = (int)(deadline - lx_mono_ms()) > 1000 ? (int)(deadline - lx_mono_ms()) : 1000;
 	so.catch_up = 1;
+	so.http = o->http;
 	if (stream_client_start(&c, st, &so, &err) < 0) {
 		lx_warn("node", "catch-up from %s: %s", peer->hostname, err.msg);
 		return -1;

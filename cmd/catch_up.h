@@ -28,6 +28,7 @@
 
 #include "db/store.h"
 #include "lease/lease.h"
+#include "net/http_client.h"
 
 typedef struct catch_up_options {
 	const char *my_url;             /* this node's advertise URL: not a peer */
@@ -37,6 +38,8 @@ typedef struct catch_up_options {
 	const lease_holder *peers;
 	size_t n_peers;
 	int64_t budget_ms;              /* the whole catch-up, status requests included */
+	const http_client_options *http;  /* TLS and token for calls to members;
+					   * NULL: none */
 } catch_up_options;
 
 /* Catch up; never fails (what it could not do is logged).  Returns 1 if it

@@ -9,10 +9,10 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include "cmd/config.h"
+#include "net/http_client.h"
 
 #define DEFAULT_CONFIG "/etc/ltxfs.yml"
 #define DEFAULT_URL "http://127.0.0.1:20202"
@@ -80,101 +80,63 @@ int cli_target_resolve(cli_target *t, const char *cmd)
 	return 0;
 }
 
-static size_t collect(char *p, size_t size, size_t nmemb, void *arg)
+/* Where this command's calls get TLS trust and identity and the bearer
+ * token: the one place they are built for the command line, to be filled
+ * from http.* configuration (and LTXFS_TOKEN); none yet. */
+static void cli_http_options(const cli_target *t, http_client_options *o)
+{
+	(void)t;
+	memset(o, 0, sizeof(*o));
+}
+
+/* A 2xx body, to the download file. */
+static int to_file(void *arg, const char *data, size_t len)
+{
+	return fwrite(data, 1, len, arg) == len ? 0 : -1;
+}
+
+/* Ltxfs-Txid and Ltxfs-Checksum, for export's check. */
+static void on_header(void *arg, const char *name, size_t name_len, const char *value,
+		      size_t value_len)
 {
 	cli_response *r = arg;
-	size_t len = size * nmemb;
-	char *b = realloc(r->body, r->len + len + 1);
-	if (b == NULL)
-		return 0;
-	memcpy(b + r->len, p, len);
-	r->body = b;
-	r->len += len;
-	b[r->len] = '\0';
-	return len;
-}
-
-/* A 200 body goes to the download file; any other to r->body. */
-typedef struct sink {
-	cli_response *r;
-	FILE *download;
-	CURL *curl;
-} sink;
-
-static size_t write_body(char *p, size_t size, size_t nmemb, void *arg)
-{
-	sink *s = arg;
-	long status = 0;
-	curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
-	if (s->download != NULL && status == 200)
-		return fwrite(p, size, nmemb, s->download) * size;
-	return collect(p, size, nmemb, s->r);
-}
-
-static void header_value(const char *line, size_t len, const char *name, char *out,
-			 size_t cap)
-{
-	size_t n = strlen(name);
-	if (len <= n + 1 || strncasecmp(line, name, n) != 0 || line[n] != ':')
-		return;
-	line += n + 1;
-	len -= n + 1;
-	while (len > 0 && (*line == ' ' || *line == '\t')) {
-		line++;
-		len--;
-	}
-	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == '\n'))
-		len--;
-	snprintf(out, cap, "%.*s", (int)len, line);
-}
-
-static size_t on_header(char *p, size_t size, size_t nmemb, void *arg)
-{
-	cli_response *r = arg;
-	size_t len = size * nmemb;
-	header_value(p, len, "Ltxfs-Txid", r->txid, sizeof(r->txid));
-	header_value(p, len, "Ltxfs-Checksum", r->checksum, sizeof(r->checksum));
-	return len;
+	if (name_len == 10 && strncasecmp(name, "Ltxfs-Txid", 10) == 0)
+		snprintf(r->txid, sizeof(r->txid), "%.*s", (int)value_len, value);
+	else if (name_len == 14 && strncasecmp(name, "Ltxfs-Checksum", 14) == 0)
+		snprintf(r->checksum, sizeof(r->checksum), "%.*s", (int)value_len, value);
 }
 
 int cli_request(const cli_target *t, const char *method, const char *path, FILE *upload,
 		FILE *download, long timeout_s, cli_response *r)
 {
 	char url[CLI_URL_MAX + 256];
-	CURL *curl;
-	CURLcode cc;
-	sink s;
+	http_client_options o;
+	http_request q;
+	http_response a;
+	lx_err err;
+	int rc;
 	memset(r, 0, sizeof(*r));
 	snprintf(url, sizeof(url), "%s%s", t->url, path);
-	if ((curl = curl_easy_init()) == NULL) {
-		snprintf(r->curl_error, sizeof(r->curl_error), "out of memory");
-		return -1;
+	cli_http_options(t, &o);
+	memset(&q, 0, sizeof(q));
+	q.method = method;
+	q.url = url;
+	q.upload = upload;
+	q.timeout_ms = (int64_t)timeout_s * 1000;
+	q.body_max = HTTP_BODY_MAX_DOCUMENT;       /* /status: a row per database */
+	q.on_header = on_header;
+	q.header_arg = r;
+	if (download != NULL) {
+		q.sink = to_file;
+		q.sink_arg = download;
 	}
-	s = (sink){ r, download, curl };
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_body);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &s);
-	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(curl, CURLOPT_HEADERDATA, r);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT, timeout_s);
-	if (upload != NULL) {
-		fseeko(upload, 0, SEEK_END);
-		curl_off_t size = (curl_off_t)ftello(upload);
-		rewind(upload);
-		curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
-		curl_easy_setopt(curl, CURLOPT_READDATA, upload);
-		curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, size);
-		curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
-	} else if (strcmp(method, "POST") == 0) {
-		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
-	}
-	cc = curl_easy_perform(curl);
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r->status);
-	curl_easy_cleanup(curl);
-	if (cc != CURLE_OK) {
-		snprintf(r->curl_error, sizeof(r->curl_error), "%s", curl_easy_strerror(cc));
+	rc = http_fetch(&o, &q, &a, &err);
+	r->status = a.status;
+	r->body = a.body;                /* the caller's now */
+	r->len = a.len;
+	if (rc < 0) {
+		snprintf(r->error, sizeof(r->error), "%s", rc == -ECANCELED ?
+			 "writing the downloaded file failed" : err.msg);
 		return -1;
 	}
 	return 0;
@@ -188,22 +150,22 @@ void cli_response_free(cli_response *r)
 
 void cli_report(const char *cmd, const cli_target *t, const cli_response *r)
 {
-	json_t *o;
-	const char *msg;
-	if (r->curl_error[0] != '\0' && r->status == 0) {
+	http_response a = { 0 };
+	char msg[256];
+	if (r->error[0] != '\0' && r->status == 0) {
 		fprintf(stderr, "ltxfs %s: cannot reach the node at %s: %s\n"
 			"  Is ltxfs running there? Name the node with -url URL (its http.addr), "
-			"or -config FILE.\n", cmd, t->url, r->curl_error);
+			"or -config FILE.\n", cmd, t->url, r->error);
 		return;
 	}
-	if (r->curl_error[0] != '\0') {
+	if (r->error[0] != '\0') {
 		fprintf(stderr, "ltxfs %s: %s: the transfer failed: %s\n", cmd, t->url,
-			r->curl_error);
+			r->error);
 		return;
 	}
-	o = r->body ? json_loads(r->body, 0, NULL) : NULL;
-	msg = json_string_value(json_object_get(o, "error"));
-	fprintf(stderr, "ltxfs %s: %s answered %ld: %s\n", cmd, t->url, r->status,
-		msg ? msg : (r->body ? r->body : "(no body)"));
-	json_decref(o);
+	a.status = r->status;
+	a.body = r->body;
+	a.len = r->len;
+	http_body_excerpt(&a, msg, sizeof(msg));
+	fprintf(stderr, "ltxfs %s: %s answered %ld: %s\n", cmd, t->url, r->status, msg);
 }

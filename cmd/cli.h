@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "base/err.h"
+
 #define CLI_URL_MAX 1024
 
 typedef struct cli_target {
@@ -37,13 +39,15 @@ typedef struct cli_response {
 	char *body;                 /* the body (NUL-terminated) unless it went to a file */
 	size_t len;
 	char txid[24], checksum[24];/* Ltxfs-Txid / Ltxfs-Checksum headers, if sent */
-	char curl_error[256];       /* why no answer came */
+	char error[LX_ERR_MSG_MAX]; /* why no (complete) answer came */
 } cli_response;
 
 /*
  * One request to t->url + path.  `upload`: a file sent as the body (POST),
  * or NULL; `download`: where a 200 body goes instead of r->body, or NULL.
- * Returns 0 when an answer came (any status), -1 when none did.
+ * Returns 0 when an answer came (any status), -1 when none did or it was
+ * not complete (r->error says why; an answer longer than the client's
+ * limit is such an error).  Calls go through net/http_client.h.
  */
 int cli_request(const cli_target *t, const char *method, const char *path, FILE *upload,
 		FILE *download, long timeout_s, cli_response *r);

@@ -12,7 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include "base/clock.h"
@@ -23,6 +22,7 @@
 #include "lease/consul_lease.h"
 #include "lease/elector.h"
 #include "lease/etcd_lease.h"
+#include "net/http_client.h"
 #include "replica/stream_client.h"
 
 #define WATCH_WAIT_MS 30000
@@ -37,6 +37,7 @@ struct node {
 	lease *lease;                   /* the elector's: used before it starts and in
 					 * its callbacks (its thread) only */
 	int64_t ttl_ms;                 /* the lease's TTL; 0 with a static lease */
+	http_client_options http;       /* every call this node makes (node_http_options) */
 
 	pthread_mutex_t mu;             /* guards everything below */
 	int primary;                    /* this node holds the lease; written under mu,
@@ -99,6 +100,7 @@ static int follow(node *n, const lease_holder *h, lx_err *err)
 	f->opt.data_dir = n->config->data.dir;
 	f->opt.silence_ms = 5000;
 	f->opt.min_epoch = h->epoch;
+	f->opt.http = &n->http;
 	lx_info("node", "following the primary %s at %s", h->hostname, h->advertise_url);
 	rc = stream_client_start(&f->client, n->store, &f->opt, err);
 	if (rc < 0) {
@@ -156,6 +158,7 @@ static void catch_up_with(node *n, const lease_holder *peers, size_t n_peers)
 	o.peers = peers;
 	o.n_peers = n_peers;
 	o.budget_ms = n->ttl_ms / 2;
+	o.http = &n->http;
 	if (catch_up(n->store, &o) > 0)
 		adopt_cluster_id(n);
 }
@@ -304,6 +307,7 @@ static int start_consul(node *n, lx_err *err)
 	lo.session_name = name;
 	lo.ttl_ms = (int64_t)(c->lease.consul.ttl_ns / 1000000);
 	lo.lock_delay_ms = (int64_t)(c->lease.consul.lock_delay_ns / 1000000);
+	lo.http = &n->http;
 	rc = consul_lease_open(&l, &lo, err);
 	return rc < 0 ? rc : start_elected(n, l, lo.ttl_ms, err);
 }
@@ -320,8 +324,19 @@ static int start_etcd(node *n, lx_err *err)
 	lo.url = c->lease.etcd.url;
 	lo.key = c->lease.etcd.key;
 	lo.ttl_ms = (int64_t)(c->lease.etcd.ttl_ns / 1000000);
+	lo.http = &n->http;
 	rc = etcd_lease_open(&l, &lo, err);
 	return rc < 0 ? rc : start_elected(n, l, lo.ttl_ms, err);
+}
+
+/* How this node calls others (replication, catch-up, hand-off) and the
+ * lease service (TLS only): the one place these options are built, to be
+ * filled from http.* configuration (http.token, http.tls.ca/cert/key); none
+ * yet.  The strings must outlive the node (the configuration's do). */
+static void node_http_options(http_client_options *o, const ltxfs_config *c)
+{
+	(void)c;
+	memset(o, 0, sizeof(*o));
 }
 
 int node_start(node **out, const ltxfs_config *c, store *st, uint64_t node_id, lx_err *err)
@@ -335,6 +350,7 @@ int node_start(node **out, const ltxfs_config *c, store *st, uint64_t node_id, l
 	n->store = st;
 	n->node_id = node_id;
 	n->started_ms = lx_wall_ms();
+	node_http_options(&n->http, c);
 	pthread_mutex_init(&n->mu, NULL);
 	stream_hub_init(&n->hub, st, 1000);
 	/* Until the lease says otherwise, a replica with no primary. */
@@ -591,10 +607,14 @@ static int node_handoff(void *arg, uint64_t target, const char *peer, char **jso
 	return *json ? 0 : lx_err_set(err, ENOMEM, "out of memory");
 }
 
-/* A JSON string holding an unsigned number in `base`; 0 if it is not one. */
+/* A hand-off position's number: a JSON integer (as /status writes TXIDs),
+ * or a string holding it in `base` (the older form, and checksums); 0 if
+ * it is neither. */
 static uint64_t json_u64(json_t *v, int base)
 {
 	const char *s = json_string_value(v);
+	if (json_is_integer(v))
+		return json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
 	return s != NULL ? strtoull(s, NULL, base) : 0;
 }
 
@@ -633,63 +653,45 @@ static int wait_positions(node *n, json_t *positions, lx_err *err)
 	}
 }
 
-/* The primary's answer to POST /handoff: {"token": ...}. */
-static size_t collect(char *p, size_t size, size_t nmemb, void *arg)
-{
-	text_buf *b = arg;
-	size_t len = size * nmemb;
-	if (b->len + len < b->cap) {
-		memcpy(b->data + b->len, p, len);
-		b->len += len;
-		b->data[b->len] = '\0';
-	}
-	return len;
-}
-
+/* Ask the primary to hand the lease over: its answer is
+ * {"token": T, "positions": {...}} (a row per database: bounded as a
+ * document, never cut). */
 static int ask_handoff(node *n, const lease_holder *from, char *token, size_t cap,
 		       json_t **positions, lx_err *err)
 {
-	char url[LEASE_URL_MAX + 32], idh[64], body[65537] = "";
-	text_buf b = { body, 0, sizeof(body), 0 };
-	struct curl_slist *h = NULL;
-	CURL *curl = curl_easy_init();
-	json_t *o;
-	long status = 0;
-	CURLcode cc;
-	int rc = 0;
-	if (curl == NULL)
-		return lx_err_set(err, ENOMEM, "out of memory");
+	char url[LEASE_URL_MAX + 32], idh[64];
+	const char *headers[] = { idh, NULL };
+	http_request q = { .method = "POST", .url = url, .headers = headers,
+			   .timeout_ms = HANDOFF_CATCHUP_MS + 5000,
+			   .body_max = HTTP_BODY_MAX_DOCUMENT };
+	http_response r;
+	const char *t;
+	json_t *o = NULL;
+	lx_err e;
+	int rc;
 	snprintf(url, sizeof(url), "%s/handoff", from->advertise_url);
 	snprintf(idh, sizeof(idh), "Ltxfs-Node-Id: %016" PRIx64, n->node_id);
-	h = curl_slist_append(h, idh);
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_POST, 1L);
-	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)HANDOFF_CATCHUP_MS + 5000L);
-	cc = curl_easy_perform(curl);
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(curl);
-	if (cc != CURLE_OK)
-		return lx_err_set(err, EHOSTUNREACH, "primary %s (%s): %s", from->hostname, url,
-				  curl_easy_strerror(cc));
-	o = json_loads(body, 0, NULL);
-	if (status != 200) {
-		const char *msg = json_string_value(json_object_get(o, "error"));
+	rc = http_fetch(&n->http, &q, &r, &e);
+	if (rc == -EAGAIN || rc == -EINTR)
+		rc = lx_err_set(err, EHOSTUNREACH, "primary %s: %s", from->hostname, e.msg);
+	else if (rc < 0)
+		rc = lx_err_set(err, -rc, "primary %s: %s", from->hostname, e.msg);
+	else if (r.status != 200 && (rc = http_status_error(&q, &r, &e)) < 0)
 		rc = lx_err_set(err, EAGAIN, "primary %s refused the hand-off: %s", from->hostname,
-				msg ? msg : body);
-	} else if (json_string_value(json_object_get(o, "token")) == NULL) {
+				e.msg);
+	else if ((o = json_loadb(r.body, r.len, 0, NULL)) == NULL ||
+		 (t = json_string_value(json_object_get(o, "token"))) == NULL)
 		rc = lx_err_set(err, EPROTO, "primary %s: hand-off answer without a token",
 				from->hostname);
-	} else {
-		snprintf(token, cap, "%s", json_string_value(json_object_get(o, "token")));
+	else if (strlen(t) >= cap)
+		rc = lx_err_set(err, EPROTO, "primary %s: hand-off token longer than %zu bytes",
+				from->hostname, cap - 1);
+	else {
+		memcpy(token, t, strlen(t) + 1);
 		*positions = json_incref(json_object_get(o, "positions"));
 	}
 	json_decref(o);
+	http_response_free(&r);
 	return rc;
 }
 

@@ -1,5 +1,6 @@
 /*
- * consul.c - Consul's session and KV calls over libcurl (see consul.h).
+ * consul.c - Consul's session and KV calls over HTTP (see consul.h), through
+ * the one HTTP client (net/http_client.h).
  */
 #include "lease/consul.h"
 
@@ -8,27 +9,35 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include "base/base64.h"
 #include "base/clock.h"
-#include "lease/http_call.h"
+#include "net/http_client.h"
 
 struct consul {
 	consul_options opt;
 	char *url, *key, *token, *name;
-	http_call *http;
+	http_client *http;
+	http_response last;             /* the last answer: a response's body is its */
 	char session[64];
 };
 
 void consul_interrupt(consul *c)
 {
-	http_call_interrupt(c->http);
+	http_client_interrupt(c->http);
 }
 
-typedef http_reply response;
+/* An answer: status, body (valid until the next request) and X-Consul-Index. */
+typedef struct response {
+	long status;
+	const char *body;
+	size_t len;
+	uint64_t header_value;          /* X-Consul-Index */
+	int has_header;
+} response;
 
 /* The error for a non-2xx answer, with Consul's text (it is plain text). */
 static int status_error(const consul *c, const char *what, const response *r, lx_err *err)
@@ -45,29 +54,50 @@ static int status_error(const consul *c, const char *what, const response *r, lx
 			  r->body);
 }
 
+static void on_header(void *arg, const char *name, size_t name_len, const char *value,
+		      size_t value_len)
+{
+	response *r = arg;
+	char buf[32];
+	if (name_len != 14 || strncasecmp(name, "X-Consul-Index", 14) != 0)
+		return;
+	snprintf(buf, sizeof(buf), "%.*s", (int)(value_len < 31 ? value_len : 31), value);
+	r->header_value = strtoull(buf, NULL, 10);
+	r->has_header = 1;
+}
+
 static int request(consul *c, const char *method, const char *path, const char *body,
 		   int64_t timeout_ms, response *r, int64_t *sent_ms, lx_err *err)
 {
 	char url[2048], tok[600];
-	struct curl_slist *headers = NULL;
+	const char *headers[3] = { "Content-Type: application/json", NULL, NULL };
 	http_request q;
 	int rc;
 	snprintf(url, sizeof(url), "%s%s", c->url, path);
 	if (c->token != NULL) {
 		snprintf(tok, sizeof(tok), "X-Consul-Token: %s", c->token);
-		headers = curl_slist_append(headers, tok);
+		headers[1] = tok;
 	}
-	headers = curl_slist_append(headers, "Content-Type: application/json");
 	memset(&q, 0, sizeof(q));
+	memset(r, 0, sizeof(*r));
 	q.method = method;
 	q.url = url;
 	q.body = body;
+	q.body_len = body ? strlen(body) : 0;
 	q.headers = headers;
 	q.timeout_ms = timeout_ms;
-	q.want_header = "X-Consul-Index";
-	rc = http_call_do(c->http, &q, r, sent_ms, err);
-	curl_slist_free_all(headers);
-	return rc;
+	q.on_header = on_header;
+	q.header_arg = r;
+	http_response_free(&c->last);
+	if (sent_ms != NULL)
+		*sent_ms = lx_mono_ms();
+	rc = http_client_do(c->http, &q, &c->last, err);
+	if (rc < 0)
+		return lx_err_wrap(err, "consul: ");
+	r->status = c->last.status;
+	r->body = c->last.body;
+	r->len = c->last.len;
+	return 0;
 }
 
 /* ---- parsing -------------------------------------------------------------- */
@@ -192,7 +222,7 @@ static char *dup_or_null(const char *s)
 int consul_open(consul **out, const consul_options *o, lx_err *err)
 {
 	consul *c = calloc(1, sizeof(*c));
-	char what[600];
+	http_client_options ho = { 0 };
 	size_t ulen;
 	*out = NULL;
 	if (c == NULL)
@@ -211,8 +241,15 @@ int consul_open(consul **out, const consul_options *o, lx_err *err)
 		c->url[--ulen] = '\0';
 	if (c->opt.timeout_ms <= 0)
 		c->opt.timeout_ms = 5000;
-	snprintf(what, sizeof(what), "consul %s", c->url);
-	if (http_call_open(&c->http, what, o->abort, c->opt.timeout_ms, err) < 0) {
+	/* The node's TLS options; this handle's own cancel flag and timeout.
+	 * Never the node's bearer token: it is for ltxfs nodes, and Consul
+	 * would take it for an ACL token (that is lease.consul.token). */
+	if (o->http != NULL)
+		ho = *o->http;
+	ho.token = NULL;
+	ho.cancel = o->abort;
+	ho.connect_timeout_ms = c->opt.timeout_ms;
+	if (http_client_open(&c->http, &ho, err) < 0) {
 		consul_close(c);
 		return -ENOMEM;
 	}
@@ -224,7 +261,8 @@ void consul_close(consul *c)
 {
 	if (c == NULL)
 		return;
-	http_call_close(c->http);
+	http_client_close(c->http);
+	http_response_free(&c->last);
 	free(c->url);
 	free(c->key);
 	free(c->token);

@@ -3,7 +3,7 @@
  * and no health checks, acquire/release of the lease key, blocking reads
  * of it, and check-and-set writes (../shared/design/consul.md, docs/lease.md).
  *
- * One `consul` is one client (one libcurl handle) used by one thread at a
+ * One `consul` is one client (one net/http_client) used by one thread at a
  * time; the session it creates belongs to it.  Every call is synchronous.
  * Errors are values with the Consul URL in the message:
  *   -ENOENT   the session or key is gone (renew of an expired session),
@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "net/http_client.h"
 
 typedef struct consul consul;
 
@@ -33,6 +34,9 @@ typedef struct consul_options {
 	int64_t timeout_ms;             /* per request; blocking reads add their wait */
 	const int *abort;               /* optional: when *abort is set (atomically, by
 					 * another thread) a call in progress fails EINTR */
+	const http_client_options *http;  /* TLS trust and identity for Consul's API
+					 * (copied; its token, cancel and timeout are
+					 * not used); NULL: none */
 } consul_options;
 
 /* One KV entry as GET /v1/kv/KEY returns it. */

@@ -12,12 +12,13 @@
 #include <jansson.h>
 
 #include "base/base64.h"
-#include "lease/http_call.h"
+#include "base/clock.h"
+#include "net/http_client.h"
 
 struct etcd {
 	etcd_options opt;
 	char *url;
-	http_call *http;
+	http_client *http;
 };
 
 /* ---- JSON ----------------------------------------------------------------- */
@@ -113,52 +114,73 @@ int etcd_parse_range(const char *body, size_t len, etcd_kv *v, size_t max, size_
 
 /* ---- calls ---------------------------------------------------------------- */
 
-/* POST `body` (consumed) to /v3/<path>; the parsed answer in *out. */
+/* A watch's answer is a stream of JSON objects, one a line: count them
+ * and end the call once `stop` arrived. */
+typedef struct lines {
+	int seen, stop;
+} lines;
+
+static int count_lines(void *arg, const char *data, size_t len)
+{
+	lines *l = arg;
+	for (size_t i = 0; i < len; i++)
+		if (data[i] == '\n' && ++l->seen >= l->stop)
+			return 1;          /* enough: the call ends as complete */
+	return 0;
+}
+
+/* POST `body` (consumed) to /v3/<path>; the parsed answer in *out.  With
+ * stop_lines, the answer is a stream (a watch) read until that many lines
+ * arrived, and not parsed. */
 static int call(etcd *e, const char *path, json_t *body, int64_t extra_ms, int stop_lines,
 		json_t **out, int64_t *sent_ms, lx_err *err)
 {
+	static const char *const headers[] = { "Content-Type: application/json", NULL };
 	char url[1200];
 	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-	http_reply *r = malloc(sizeof(*r));
+	lines seen = { 0, stop_lines };
+	http_response r;
 	http_request q;
 	int rc;
 	json_decref(body);
 	*out = NULL;
-	if (text == NULL || h == NULL || r == NULL) {
-		free(text);
-		curl_slist_free_all(h);
-		free(r);
+	if (text == NULL)
 		return lx_err_set(err, ENOMEM, "etcd: out of memory");
-	}
 	snprintf(url, sizeof(url), "%s/v3/%s", e->url, path);
 	memset(&q, 0, sizeof(q));
 	q.method = "POST";
 	q.url = url;
 	q.body = text;
-	q.headers = h;
+	q.body_len = strlen(text);
+	q.headers = headers;
 	q.timeout_ms = e->opt.timeout_ms + extra_ms;
-	q.stop_after_lines = stop_lines;
-	rc = http_call_do(e->http, &q, r, sent_ms, err);
-	if (rc == -EAGAIN && stop_lines && r->lines > 0)
-		rc = 0;                 /* a watch that saw no change in its time */
-	if (rc == 0 && r->status != 200) {
-		int code = r->status == 404 ? ENOENT : r->status >= 500 ? EAGAIN : EPROTO;
-		rc = lx_err_set(err, code, "etcd %s: %s: HTTP %ld: %.200s", e->url, path,
-				r->status, r->body);
+	if (stop_lines) {
+		q.sink = count_lines;
+		q.sink_arg = &seen;
 	}
-	if (rc == 0 && !stop_lines && (*out = json_loadb(r->body, r->len, 0, NULL)) == NULL)
+	if (sent_ms != NULL)
+		*sent_ms = lx_mono_ms();
+	rc = http_client_do(e->http, &q, &r, err);
+	if (rc == -EAGAIN && stop_lines && seen.seen > 0)
+		rc = 0;                 /* a watch that saw no change in its time */
+	else if (rc < 0)
+		lx_err_wrap(err, "etcd: ");
+	if (rc == 0 && r.status != 200) {
+		int code = r.status == 404 ? ENOENT : r.status >= 500 ? EAGAIN : EPROTO;
+		rc = lx_err_set(err, code, "etcd %s: %s: HTTP %ld: %.200s", e->url, path,
+				r.status, r.body ? r.body : "");
+	}
+	if (rc == 0 && !stop_lines && (*out = json_loadb(r.body, r.len, 0, NULL)) == NULL)
 		rc = lx_err_set(err, EPROTO, "etcd %s: %s: the answer is not JSON", e->url, path);
 	free(text);
-	curl_slist_free_all(h);
-	free(r);
+	http_response_free(&r);
 	return rc;
 }
 
 int etcd_open(etcd **out, const etcd_options *o, lx_err *err)
 {
 	etcd *e = calloc(1, sizeof(*e));
-	char what[600];
+	http_client_options ho = { 0 };
 	size_t n;
 	*out = NULL;
 	if (e == NULL || o->url == NULL || (e->url = strdup(o->url)) == NULL) {
@@ -171,8 +193,14 @@ int etcd_open(etcd **out, const etcd_options *o, lx_err *err)
 	n = strlen(e->url);
 	while (n > 0 && e->url[n - 1] == '/')
 		e->url[--n] = '\0';
-	snprintf(what, sizeof(what), "etcd %s", e->url);
-	if (http_call_open(&e->http, what, o->abort, e->opt.timeout_ms, err) < 0) {
+	/* The node's TLS options; this handle's own cancel flag and timeout;
+	 * never the node's bearer token (it is for ltxfs nodes). */
+	if (o->http != NULL)
+		ho = *o->http;
+	ho.token = NULL;
+	ho.cancel = o->abort;
+	ho.connect_timeout_ms = e->opt.timeout_ms;
+	if (http_client_open(&e->http, &ho, err) < 0) {
 		free(e->url);
 		free(e);
 		return -ENOMEM;
@@ -185,14 +213,14 @@ void etcd_close(etcd *e)
 {
 	if (e == NULL)
 		return;
-	http_call_close(e->http);
+	http_client_close(e->http);
 	free(e->url);
 	free(e);
 }
 
 void etcd_interrupt(etcd *e)
 {
-	http_call_interrupt(e->http);
+	http_client_interrupt(e->http);
 }
 
 static json_t *id_json(uint64_t id)

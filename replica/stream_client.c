@@ -13,13 +13,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-
 #include "base/bytes.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "lease/cluster_id.h"
 #include "ltx/ltx.h"
+#include "net/http_client.h"
 #include "replica/proto.h"
 #include "replica/receive.h"
 
@@ -48,15 +47,12 @@ struct stream_client {
 	uint64_t snapshots, transactions;
 
 	/* the connection in progress (replica thread only) */
-	CURL *curl;
+	http_client *http;              /* cancelled by `stop` */
 	char cluster_id[CLUSTER_ID_SIZE];  /* ours; "" until adopted from the primary */
 	char peer_cluster[64];          /* the primary's, from its response */
 	uint64_t peer_epoch;            /* the primary's lease epoch, from its response */
 	int peer_has_epoch;
 	int spool_fd;                   /* unlinked file in data.dir for incoming LTX files */
-	long status;
-	char error_body[256];
-	size_t error_len;
 	uint8_t fhead[PROTO_FRAME_HEADER_SIZE];
 	size_t fhead_len;
 	proto_frame frame;
@@ -251,32 +247,21 @@ static size_t parse(stream_client *c, const uint8_t *p, size_t len)
 
 /* ---- the connection ------------------------------------------------------------ */
 
-static size_t on_response_header(char *data, size_t size, size_t nmemb, void *arg)
+/* Ltxfs-Epoch and Ltxfs-Cluster-Id of the answer. */
+static void on_response_header(void *arg, const char *name, size_t name_len,
+			       const char *value, size_t value_len)
 {
 	stream_client *c = arg;
-	size_t len = size * nmemb;
-	static const char name[] = "ltxfs-cluster-id:", ename[] = "ltxfs-epoch:";
-	if (len > sizeof(ename) && strncasecmp(data, ename, sizeof(ename) - 1) == 0) {
+	if (name_len == 11 && strncasecmp(name, "Ltxfs-Epoch", 11) == 0) {
 		char buf[32];
-		size_t n = len - (sizeof(ename) - 1);
 		char *end;
-		snprintf(buf, sizeof(buf), "%.*s", (int)(n < sizeof(buf) ? n : sizeof(buf) - 1),
-			 data + sizeof(ename) - 1);
+		snprintf(buf, sizeof(buf), "%.*s",
+			 (int)(value_len < sizeof(buf) ? value_len : sizeof(buf) - 1), value);
 		c->peer_epoch = strtoull(buf, &end, 10);
 		c->peer_has_epoch = end != buf;
+	} else if (name_len == 16 && strncasecmp(name, "Ltxfs-Cluster-Id", 16) == 0) {
+		snprintf(c->peer_cluster, sizeof(c->peer_cluster), "%.*s", (int)value_len, value);
 	}
-	if (len > sizeof(name) && strncasecmp(data, name, sizeof(name) - 1) == 0) {
-		size_t n = len - (sizeof(name) - 1);
-		const char *v = data + sizeof(name) - 1;
-		while (n > 0 && (*v == ' ' || *v == '\t')) {
-			v++;
-			n--;
-		}
-		while (n > 0 && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' '))
-			n--;
-		snprintf(c->peer_cluster, sizeof(c->peer_cluster), "%.*s", (int)n, v);
-	}
-	return len;
 }
 
 /* A primary older than the lease's holder was replaced: take nothing. */
@@ -312,36 +297,20 @@ static int check_cluster(stream_client *c)
 	return 0;
 }
 
-static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+/* The stream's bytes (a 2xx answer), as they arrive: -1 ends the
+ * connection, with the reason in c->fail. */
+static int on_stream(void *arg, const char *data, size_t len)
 {
 	stream_client *c = arg;
-	size_t len = size * nmemb;
-	if (c->status == 0)
-		curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &c->status);
-	if (c->status != 200) {      /* an error message: keep its start */
-		size_t n = sizeof(c->error_body) - 1 - c->error_len;
-		n = n < len ? n : len;
-		memcpy(c->error_body + c->error_len, data, n);
-		c->error_len += n;
-		c->error_body[c->error_len] = '\0';
-		return len;
-	}
 	if (!c->received) {
 		if (check_epoch(c) < 0 || check_cluster(c) < 0)
-			return 0;
+			return -1;
 		c->received = 1;
 		__atomic_store_n(&c->connected, 1, __ATOMIC_RELEASE);
 		lx_info("replica", "streaming from the %s %s (%s)", peer_kind(&c->opt),
 			c->opt.primary_name, c->opt.primary_url);
 	}
-	return parse(c, (const uint8_t *)data, len);
-}
-
-static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
-{
-	stream_client *c = arg;
-	(void)dt; (void)dn; (void)ut; (void)un;
-	return __atomic_load_n(&c->stop, __ATOMIC_ACQUIRE) ? 1 : 0;
+	return parse(c, (const uint8_t *)data, len) == len ? 0 : -1;
 }
 
 /* Earlier positions of the database's own history (see proto.h). */
@@ -389,29 +358,43 @@ static int build_positions(stream_client *c, uint8_t **body, size_t *len)
 	return *body ? 0 : -ENOMEM;
 }
 
-static struct curl_slist *request_headers(stream_client *c)
+/* The request's header lines, in line[][] (NULL-terminated in h[]). */
+static void request_headers(stream_client *c, char line[4][128], const char *h[8])
 {
-	char line[128];
-	struct curl_slist *h = NULL, *t;
-	snprintf(line, sizeof(line), "Ltxfs-Node-Id: %016" PRIx64, c->opt.node_id);
-	h = curl_slist_append(h, line);
-	if (h && c->opt.min_epoch) {
-		snprintf(line, sizeof(line), "Ltxfs-Epoch: %" PRIu64, c->opt.min_epoch);
-		if ((t = curl_slist_append(h, line)) != NULL)
-			h = t;
+	size_t k = 0;
+	snprintf(line[0], sizeof(line[0]), "Ltxfs-Node-Id: %016" PRIx64, c->opt.node_id);
+	h[k++] = line[0];
+	if (c->opt.min_epoch) {
+		snprintf(line[1], sizeof(line[1]), "Ltxfs-Epoch: %" PRIu64, c->opt.min_epoch);
+		h[k++] = line[1];
 	}
-	if (h && c->cluster_id[0]) {
-		snprintf(line, sizeof(line), "Ltxfs-Cluster-Id: %s", c->cluster_id);
-		if ((t = curl_slist_append(h, line)) != NULL)
-			h = t;
+	if (c->cluster_id[0]) {
+		snprintf(line[2], sizeof(line[2]), "Ltxfs-Cluster-Id: %s", c->cluster_id);
+		h[k++] = line[2];
 	}
-	if (h && c->opt.catch_up && (t = curl_slist_append(h, "Ltxfs-Catch-Up: 1")) != NULL)
-		h = t;
-	if (h && (t = curl_slist_append(h, "Content-Type: application/x-ltxfs-positions")) != NULL)
-		h = t;
-	if (h && (t = curl_slist_append(h, "Expect:")) != NULL)   /* no 100-continue round trip */
-		h = t;
-	return h;
+	if (c->opt.catch_up)
+		h[k++] = "Ltxfs-Catch-Up: 1";
+	h[k++] = "Content-Type: application/x-ltxfs-positions";
+	h[k++] = "Expect:";                /* no 100-continue round trip */
+	h[k] = NULL;
+}
+
+/* Why the connection ended, logged once (nothing when stopping). */
+static void report_end(stream_client *c, const http_request *q, const http_response *r, int rc,
+		       const lx_err *err)
+{
+	lx_err e;
+	if (__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE))
+		return;                    /* shutting down: nothing to report */
+	if (c->fail.code)
+		lx_warn("replica", "stream from %s ended: %s", c->opt.primary_url, c->fail.msg);
+	else if (rc < 0)
+		lx_warn("replica", "stream: %s", err->msg);
+	else if (http_status_error(q, r, &e) < 0)
+		lx_warn("replica", "the %s %s refused the stream: %s", peer_kind(&c->opt),
+			c->opt.primary_name, e.msg);
+	else
+		lx_info("replica", "stream from %s ended", c->opt.primary_url);
 }
 
 /* One connection, until it ends.  Returns 1 if it made progress: a
@@ -422,67 +405,47 @@ static int stream_once(stream_client *c)
 	uint64_t applied = __atomic_load_n(&c->snapshots, __ATOMIC_RELAXED) +
 			   __atomic_load_n(&c->transactions, __ATOMIC_RELAXED);
 	int64_t started = lx_mono_ms();
-	struct curl_slist *headers = request_headers(c);
+	char line[4][128];
+	const char *headers[8];
 	uint8_t *body = NULL;
 	size_t body_len = 0;
-	char cerr[CURL_ERROR_SIZE] = "";
-	CURLcode res;
+	http_request q;
+	http_response r;
+	lx_err err;
+	int rc;
 
 	lx_err_clear(&c->fail);
-	c->status = 0;
-	c->error_len = 0;
 	c->peer_cluster[0] = '\0';
 	c->peer_epoch = 0;
 	c->peer_has_epoch = 0;
 	c->received = 0;
 	c->state = ST_HEADER;
 	c->fhead_len = 0;
-	if (headers == NULL || build_positions(c, &body, &body_len) < 0) {
-		curl_slist_free_all(headers);
+	request_headers(c, line, headers);
+	if (build_positions(c, &body, &body_len) < 0) {
 		lx_warn("replica", "out of memory");
 		return 0;
 	}
-	curl_easy_reset(c->curl);
-	curl_easy_setopt(c->curl, CURLOPT_URL, c->url);
-	curl_easy_setopt(c->curl, CURLOPT_POST, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, c);
-	curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, on_response_header);
-	curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, c);
-	curl_easy_setopt(c->curl, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(c->curl, CURLOPT_XFERINFODATA, c);
-	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, cerr);
-	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_BUFFERSIZE, 512L * 1024);   /* fewer callbacks */
-	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-	curl_easy_setopt(c->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_LOW_SPEED_TIME,
-			 (long)((c->opt.silence_ms + 999) / 1000));
-	res = curl_easy_perform(c->curl);
+	memset(&q, 0, sizeof(q));
+	q.method = "POST";
+	q.url = c->url;
+	q.headers = headers;
+	q.body = body;
+	q.body_len = body_len;
+	q.idle_ms = c->opt.silence_ms;     /* a silent primary ends the connection */
+	q.sink = on_stream;
+	q.sink_arg = c;
+	q.on_header = on_response_header;
+	q.header_arg = c;
+	q.recv_buffer = 512L * 1024;       /* fewer callbacks */
+	rc = http_client_do(c->http, &q, &r, &err);
 	__atomic_store_n(&c->connected, 0, __ATOMIC_RELEASE);
 	receive_reset(&c->in);
 	free(c->points);
 	c->points = NULL;
-	if (__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
-		/* shutting down: nothing to report */
-	} else if (c->fail.code) {
-		lx_warn("replica", "stream from %s ended: %s", c->opt.primary_url, c->fail.msg);
-	} else if (res != CURLE_OK) {
-		lx_warn("replica", "stream from %s: %s", c->opt.primary_url,
-			cerr[0] ? cerr : curl_easy_strerror(res));
-	} else if (c->status != 200) {
-		lx_warn("replica", "primary %s answered %ld: %s", c->opt.primary_url, c->status,
-			c->error_body);
-	} else {
-		lx_info("replica", "stream from %s ended", c->opt.primary_url);
-	}
+	report_end(c, &q, &r, rc, &err);
+	http_response_free(&r);
 	free(body);
-	curl_slist_free_all(headers);
 	if (!c->received)
 		return 0;
 	return __atomic_load_n(&c->snapshots, __ATOMIC_RELAXED) +
@@ -530,13 +493,23 @@ static char *join_url(const char *base, size_t len)
 	return asprintf(&url, "%.*s/stream", (int)len, base) < 0 ? NULL : url;
 }
 
+/* The node's options (TLS, token), with the client's own cancel flag
+ * (stop) and a 5 s bound on connecting. */
+static const http_client_options *stream_http_options(stream_client *c, http_client_options *o)
+{
+	if (c->opt.http != NULL)
+		*o = *c->opt.http;
+	o->cancel = &c->stop;
+	o->connect_timeout_ms = 5000;
+	return o;
+}
+
 /* Free a client whose thread is not running (partly built ones too). */
 static void client_free(stream_client *c)
 {
 	receive_reset(&c->in);
 	free(c->points);
-	if (c->curl != NULL)
-		curl_easy_cleanup(c->curl);
+	http_client_close(c->http);
 	if (c->spool_fd >= 0)
 		close(c->spool_fd);
 	pthread_cond_destroy(&c->wake);
@@ -549,6 +522,7 @@ int stream_client_start(stream_client **out, store *st, const stream_client_opti
 			lx_err *err)
 {
 	stream_client *c = calloc(1, sizeof(*c));
+	http_client_options ho = { 0 };
 	pthread_condattr_t ca;
 	size_t ulen;
 	int rc = 0;
@@ -573,9 +547,10 @@ int stream_client_start(stream_client **out, store *st, const stream_client_opti
 	c->spool_fd = open(st->data_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (c->spool_fd < 0)
 		rc = lx_err_sys(err, errno, "spool file in %s", st->data_dir);
-	else if ((c->url = join_url(o->primary_url, ulen)) == NULL ||
-		 (c->curl = curl_easy_init()) == NULL)
+	else if ((c->url = join_url(o->primary_url, ulen)) == NULL)
 		rc = lx_err_set(err, ENOMEM, "out of memory");
+	else if ((rc = http_client_open(&c->http, stream_http_options(c, &ho), err)) < 0)
+		;
 	else if ((rc = -pthread_create(&c->thread, NULL, client_main, c)) < 0)
 		lx_err_sys(err, -rc, "start the replica thread");
 	if (rc < 0) {

@@ -28,6 +28,7 @@
 
 #include "base/err.h"
 #include "db/store.h"
+#include "net/http_client.h"
 
 typedef struct stream_client stream_client;
 
@@ -43,6 +44,9 @@ typedef struct stream_client_options {
 	int catch_up;              /* a new primary catching up from a peer that is
 				    * not the primary: one connection (Ltxfs-Catch-Up),
 				    * which the peer ends after READY */
+	const http_client_options *http;  /* TLS and token (copied; the client's
+					   * own cancel flag and timeouts are used);
+					   * NULL: none */
 } stream_client_options;
 
 /* Start the thread.  Strings in `o` must outlive the client. */
