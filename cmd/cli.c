@@ -40,53 +40,92 @@ int cli_target_flag(cli_target *t, int argc, char **argv, int *i)
 }
 
 /* http.addr as a URL: a wildcard host is reached on the loopback. */
-static void url_of_addr(const char *addr, char *out, size_t cap)
+static void url_of_addr(const char *addr, int https, char *out, size_t cap)
 {
 	const char *colon = strrchr(addr, ':');
 	size_t hl = colon ? (size_t)(colon - addr) : 0;
 	const char *port = colon ? colon + 1 : "20202";
+	const char *scheme = https ? "https" : "http";
 	if (hl == 0 || (hl == 7 && strncmp(addr, "0.0.0.0", 7) == 0))
-		snprintf(out, cap, "http://127.0.0.1:%s", port);
+		snprintf(out, cap, "%s://127.0.0.1:%s", scheme, port);
 	else if ((hl == 4 && strncmp(addr, "[::]", 4) == 0))
-		snprintf(out, cap, "http://[::1]:%s", port);
+		snprintf(out, cap, "%s://[::1]:%s", scheme, port);
 	else
-		snprintf(out, cap, "http://%.*s:%s", (int)hl, addr, port);
+		snprintf(out, cap, "%s://%.*s:%s", scheme, (int)hl, addr, port);
+}
+
+/* Copy an optional string into a fixed field; -1 if it does not fit. */
+static int copy_field(char *out, size_t cap, const char *s)
+{
+	out[0] = '\0';
+	if (s == NULL)
+		return 0;
+	if (strlen(s) >= cap)
+		return -1;
+	memcpy(out, s, strlen(s) + 1);
+	return 0;
+}
+
+/* The configuration's credentials (and its address unless -url). */
+static int from_config(cli_target *t, const ltxfs_config *c, const char *cmd)
+{
+	if (!t->explicit_url)
+		url_of_addr(c->http.addr, c->http.tls.cert != NULL, t->url, sizeof(t->url));
+	if (copy_field(t->token, sizeof(t->token), c->http.token) < 0 ||
+	    copy_field(t->tls_ca, sizeof(t->tls_ca), c->http.tls.ca) < 0 ||
+	    copy_field(t->tls_cert, sizeof(t->tls_cert), c->http.tls.cert) < 0 ||
+	    copy_field(t->tls_key, sizeof(t->tls_key), c->http.tls.key) < 0) {
+		fprintf(stderr, "ltxfs %s: http.token or an http.tls path is too long\n", cmd);
+		return -1;
+	}
+	return 0;
 }
 
 int cli_target_resolve(cli_target *t, const char *cmd)
 {
-	const char *path = t->config;
+	const char *path = t->config, *env = getenv("LTXFS_TOKEN");
 	ltxfs_config c;
 	lx_err err;
+	int rc = 0;
 	if (t->explicit_url) {
 		size_t n = strlen(t->url);
 		while (n > 0 && t->url[n - 1] == '/')
 			t->url[--n] = '\0';
-		return 0;
 	}
 	if (path == NULL && access(DEFAULT_CONFIG, R_OK) == 0)
 		path = DEFAULT_CONFIG;
 	if (path == NULL) {
-		snprintf(t->url, sizeof(t->url), "%s", DEFAULT_URL);
-		return 0;
+		if (!t->explicit_url)
+			snprintf(t->url, sizeof(t->url), "%s", DEFAULT_URL);
+	} else if (config_load_file(&c, path, &err) < 0) {
+		/* With -url, an unreadable default configuration only means
+		 * no credentials from it. */
+		if (t->config != NULL || !t->explicit_url) {
+			fprintf(stderr, "ltxfs %s: %s (give the node with -url URL instead)\n",
+				cmd, err.msg);
+			return -1;
+		}
+	} else {
+		rc = from_config(t, &c, cmd);
+		config_free(&c);
 	}
-	if (config_load_file(&c, path, &err) < 0) {
-		fprintf(stderr, "ltxfs %s: %s (give the node with -url URL instead)\n", cmd,
-			err.msg);
-		return -1;
+	if (rc == 0 && env != NULL && env[0] != '\0' &&
+	    copy_field(t->token, sizeof(t->token), env) < 0) {
+		fprintf(stderr, "ltxfs %s: LTXFS_TOKEN is too long\n", cmd);
+		rc = -1;
 	}
-	url_of_addr(c.http.addr, t->url, sizeof(t->url));
-	config_free(&c);
-	return 0;
+	return rc;
 }
 
 /* Where this command's calls get TLS trust and identity and the bearer
- * token: the one place they are built for the command line, to be filled
- * from http.* configuration (and LTXFS_TOKEN); none yet. */
+ * token: the one place they are built for the command line. */
 static void cli_http_options(const cli_target *t, http_client_options *o)
 {
-	(void)t;
 	memset(o, 0, sizeof(*o));
+	o->token = t->token[0] != '\0' ? t->token : NULL;
+	o->tls_ca = t->tls_ca[0] != '\0' ? t->tls_ca : NULL;
+	o->tls_cert = t->tls_cert[0] != '\0' ? t->tls_cert : NULL;
+	o->tls_key = t->tls_key[0] != '\0' ? t->tls_key : NULL;
 }
 
 /* A 2xx body, to the download file. */

@@ -5,7 +5,14 @@
  * The node is -url URL; else the http.addr of -config FILE; else that of
  * /etc/ltxfs.yml when it exists; else http://127.0.0.1:20202 (the default
  * http.addr).  A wildcard listen address (":20202", "0.0.0.0:...") is
- * reached on the loopback address.
+ * reached on the loopback address, over HTTPS when the configuration
+ * has http.tls.cert.
+ *
+ * Credentials: the bearer token is LTXFS_TOKEN, else the configuration's
+ * http.token (or http.token-file); TLS trust (http.tls.ca) and identity
+ * (http.tls.cert and key, for nodes that require client certificates)
+ * come from the configuration too.  With -url and no -config, the
+ * configuration is /etc/ltxfs.yml when it can be read, else none.
  *
  * Single-threaded command-line code: no state outside the structs.
  */
@@ -19,10 +26,16 @@
 
 #define CLI_URL_MAX 1024
 
+#define CLI_SECRET_MAX 1024
+#define CLI_PATH_MAX 4096
+
 typedef struct cli_target {
 	char url[CLI_URL_MAX];      /* base URL, no trailing slash */
 	const char *config;         /* -config FILE, or NULL */
 	int explicit_url;
+	/* Filled by cli_target_resolve(); "" = none. */
+	char token[CLI_SECRET_MAX];
+	char tls_ca[CLI_PATH_MAX], tls_cert[CLI_PATH_MAX], tls_key[CLI_PATH_MAX];
 } cli_target;
 
 /* 1 for -h, -help, --help. */
@@ -31,7 +44,8 @@ int cli_is_help(const char *arg);
 /* argv[*i] is -url or -config: consume it (and its value); 1 if it was. */
 int cli_target_flag(cli_target *t, int argc, char **argv, int *i);
 
-/* Fill t->url when -url was not given; 0, or -1 after printing why. */
+/* Fill t->url when -url was not given, and the credentials; 0, or -1
+ * after printing why. */
 int cli_target_resolve(cli_target *t, const char *cmd);
 
 typedef struct cli_response {

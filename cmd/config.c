@@ -1938,7 +1938,9 @@ int config_resolve(ltxfs_config *c, lx_err *err)
 		return rc;
 	h = c->lease.hostname;
 	v6 = strchr(h, ':') != NULL;
-	if (asprintf(&c->lease.advertise_url, "http://%s%s%s:%d", v6 ? "[" : "",
+	/* A node serving HTTPS is reached over HTTPS. */
+	if (asprintf(&c->lease.advertise_url, "%s://%s%s%s:%d",
+		     c->http.tls.cert != NULL ? "https" : "http", v6 ? "[" : "",
 		     h, v6 ? "]" : "", addr_port(c->http.addr)) < 0) {
 		c->lease.advertise_url = NULL;
 		return lx_err_set(err, ENOMEM, "config: out of memory");

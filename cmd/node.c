@@ -307,7 +307,9 @@ static int start_consul(node *n, lx_err *err)
 	lo.session_name = name;
 	lo.ttl_ms = (int64_t)(c->lease.consul.ttl_ns / 1000000);
 	lo.lock_delay_ms = (int64_t)(c->lease.consul.lock_delay_ns / 1000000);
-	lo.http = &n->http;
+	/* The lease service is not a node: none of http.token or http.tls.*
+	 * (an https:// service is checked against the system's CAs). */
+	lo.http = NULL;
 	rc = consul_lease_open(&l, &lo, err);
 	return rc < 0 ? rc : start_elected(n, l, lo.ttl_ms, err);
 }
@@ -324,19 +326,24 @@ static int start_etcd(node *n, lx_err *err)
 	lo.url = c->lease.etcd.url;
 	lo.key = c->lease.etcd.key;
 	lo.ttl_ms = (int64_t)(c->lease.etcd.ttl_ns / 1000000);
-	lo.http = &n->http;
+	lo.http = NULL;                 /* as for Consul: not a node */
 	rc = etcd_lease_open(&l, &lo, err);
 	return rc < 0 ? rc : start_elected(n, l, lo.ttl_ms, err);
 }
 
-/* How this node calls others (replication, catch-up, hand-off) and the
- * lease service (TLS only): the one place these options are built, to be
- * filled from http.* configuration (http.token, http.tls.ca/cert/key); none
- * yet.  The strings must outlive the node (the configuration's do). */
+/* How this node calls other nodes (replication, catch-up, hand-off): the
+ * one place these options are built, from http.token and
+ * http.tls.ca/cert/key.  The strings must outlive the node (the
+ * configuration's do). */
 static void node_http_options(http_client_options *o, const ltxfs_config *c)
 {
-	(void)c;
 	memset(o, 0, sizeof(*o));
+	o->token = c->http.token;
+	o->tls_ca = c->http.tls.ca;
+	/* Our own certificate is our identity to peers that require one
+	 * (http.tls.client-auth). */
+	o->tls_cert = c->http.tls.cert;
+	o->tls_key = c->http.tls.key;
 }
 
 int node_start(node **out, const ltxfs_config *c, store *st, uint64_t node_id, lx_err *err)

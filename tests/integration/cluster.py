@@ -66,15 +66,23 @@ def make_cluster(make_node, replicas=2, start=True, replica_wal=None):
     return p, rs
 
 
+def api_get(node, path, timeout=10):
+    """GET `path` from the node's HTTP API (HTTPS and a bearer token when
+    the node has api_tls / api_token); the open response."""
+    scheme = "https" if node.api_tls is not None else "http"
+    req = urllib.request.Request("%s://%s:%d%s" % (scheme, node.host, node.port, path))
+    if node.api_token is not None:
+        req.add_header("Authorization", "Bearer " + node.api_token)
+    return urllib.request.urlopen(req, timeout=timeout, context=node.api_tls)
+
+
 def status(node, timeout=10):
-    with urllib.request.urlopen("http://%s:%d/status" % (node.host, node.port),
-                                timeout=timeout) as resp:
+    with api_get(node, "/status", timeout) as resp:
         return json.loads(resp.read())
 
 
 def metrics(node, timeout=10):
-    with urllib.request.urlopen("http://%s:%d/metrics" % (node.host, node.port),
-                                timeout=timeout) as resp:
+    with api_get(node, "/metrics", timeout) as resp:
         out = {}
         for line in resp.read().decode().splitlines():
             if line and not line.startswith("#"):

@@ -260,6 +260,8 @@ class Node:
         self.expect_down = True
         self.port = None
         self.host = "127.0.0.1"   # the HTTP API's address
+        self.api_token = None     # the bearer token the tests send (http.token)
+        self.api_tls = None       # an ssl.SSLContext when the node serves HTTPS
         self.wrap = None          # argv -> argv, e.g. run in a network namespace
         self.app_argv = None      # `mount -config F -- APP_ARGV...`
         self.env = None           # extra environment variables for the daemon

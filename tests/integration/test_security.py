@@ -28,6 +28,7 @@ import pytest
 
 import cluster as C
 import ltxfs_helpers as H
+from tls_pki import make_ca, make_cert
 
 TOKEN = "t0ken-" + "a" * 26
 READ_TOKEN = "r3ad-" + "b" * 27
@@ -192,27 +193,6 @@ def test_non_loopback_address_needs_a_token(node_factory):
 
 
 # ---- TLS -----------------------------------------------------------------------
-
-def openssl(*args, cwd):
-    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def make_ca(d, name):
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-keyout", name + ".key", "-out", name + ".crt", "-subj", "/CN=" + name,
-            "-days", "2", cwd=d)
-
-
-def make_cert(d, ca, name, ext):
-    with open(os.path.join(d, name + ".ext"), "w") as f:
-        f.write(ext + "\n")
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=" + name, cwd=d)
-    openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".crt", "-CAkey", ca + ".key",
-            "-CAcreateserial", "-out", name + ".crt", "-days", "2", "-extfile", name + ".ext",
-            cwd=d)
-
 
 @pytest.fixture
 def pki(tmp_path):
