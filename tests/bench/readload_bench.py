@@ -64,7 +64,12 @@ def main():
     try:
         p, r, rows = T.load_cluster(make_node, args.mode, replica_wal=args.apply == "wal")
         stop = os.path.join(args.workdir, "stop-readers")
-        readers = T.start_readers(spawn, r, stop, threads=args.readers)
+        # Rollback mode: one reader thread per process, as in the test (a
+        # process's threads share one POSIX lock, so overlapping threads
+        # would hold SHARED without a gap: no writer, native or not, gets in).
+        readers = T.start_readers(spawn, r, stop, threads=args.readers,
+                                  processes=args.readers if args.mode == "delete"
+                                  else T.PROCESSES)
         time.sleep(1)
         writer = T.Writer(p.path("a.db"), rows)
         first_txid = p.pos("a.db")[0]
