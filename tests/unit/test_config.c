@@ -1,11 +1,11 @@
 /*
- * test_config.c - the configuration parser of cmd/config.c: a full valid
+ * test_config.c - the configuration parser of config/config.c: a full valid
  * file, defaults, environment expansion, every class of error with its
  * message, the duration/size/bool parsers, dump round trips, and a
  * crash/leak hunt over truncated and mutated input (run under valgrind
  * or ASan to make the last one meaningful).
  */
-#include "cmd/config.h"
+#include "config/config.h"
 #include "tests/unit/unit.h"
 
 #include <errno.h>

@@ -26,8 +26,8 @@
  * as negative errno codes (EINVAL for a bad configuration, ENOMEM, or the
  * errno of a failed open/read) with a message in the optional lx_err.
  */
-#ifndef LTXFS_CMD_CONFIG_H
-#define LTXFS_CMD_CONFIG_H
+#ifndef LTXFS_CONFIG_CONFIG_H
+#define LTXFS_CONFIG_CONFIG_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -148,7 +148,7 @@ typedef struct ltxfs_config {
 	} log;
 	struct {
 		config_exec *cmds;      /* run in order once the node is ready
-					 * (cmd/supervisor.h) */
+					 * (node/supervisor.h) */
 		size_t n;
 	} exec;
 } ltxfs_config;

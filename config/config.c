@@ -14,7 +14,7 @@
  * owns; on any failure a load leaves the struct zeroed with nothing
  * allocated; nothing here logs or touches global mutable state.
  */
-#include "cmd/config.h"
+#include "config/config.h"
 
 #include <errno.h>
 #include <fcntl.h>

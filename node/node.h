@@ -23,13 +23,13 @@
  * Threads: the elector's thread calls the switches; HTTP and FUSE threads
  * read the role through node_refresh and the fs_role callbacks.
  */
-#ifndef LTXFS_CMD_NODE_H
-#define LTXFS_CMD_NODE_H
+#ifndef LTXFS_NODE_NODE_H
+#define LTXFS_NODE_NODE_H
 
 #include <stdint.h>
 
 #include "base/err.h"
-#include "cmd/config.h"
+#include "config/config.h"
 #include "db/store.h"
 #include "fs/fs.h"
 #include "replica/http_server.h"
