@@ -6,11 +6,12 @@
  * everywhere and taken by the supervisor's signal thread, which stops the
  * mount or passes them on to the application; the supervisor's thread
  * waits for readiness and runs the exec commands (node/supervisor.h).  The
- * store runs the log syncer thread (db/syncer.h) and the retention thread (db/store.h); the HTTP API runs
- * libmicrohttpd's threads, one per connection (replica/http_server.h); a
- * replica runs the thread that follows the primary
- * (replica/stream_client.h); a consul lease runs the elector thread
- * (lease/elector.h).  node/node.h switches the node's role.
+ * store runs the log syncer thread (db/syncer.h) and the retention thread
+ * (db/store.h); the HTTP API runs libmicrohttpd's threads, one per
+ * connection (replica/http_server.h); a replica runs the thread that
+ * follows the primary (replica/stream_client.h); a Consul or etcd lease
+ * runs the elector thread (lease/elector.h), a static lease none (the role
+ * is lease.candidate).  node/node.h switches the node's role.
  */
 #include "cmd/mount_cmd.h"
 

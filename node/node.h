@@ -6,8 +6,8 @@
  * deadline), it serves POST /stream.  A replica: its databases are
  * read-only through the mount, streams are refused, and a stream client
  * follows the primary.  With lease.type static the role is fixed at start
- * by lease.candidate.  With lease.type consul the elector (lease/elector.h)
- * decides, and the node switches at run time:
+ * by lease.candidate.  With lease.type consul or etcd the elector
+ * (lease/elector.h) decides, and the node switches at run time:
  *   promoted: stop following, take the epoch and the write deadline,
  *             become writable, serve streams;
  *   fenced:   read-only at once, end every stream;
