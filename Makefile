@@ -2,7 +2,9 @@
 # `make check` runs every test; see README.md.
 #
 # The first time, the setup step (deploy/install-deps.sh) installs the
-# Debian packages we need, then records compiler flags in $(BUILD)/config.mk.
+# Debian packages building and running need, then records compiler flags in
+# $(BUILD)/config.mk.  The test targets first install the test tools too
+# (deploy/install-deps.sh --test, once per build directory: $(TEST_DEPS)).
 
 BUILD ?= build
 OPT ?= -O2
@@ -20,8 +22,8 @@ CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(WARN) -g $(OPT) \
 LDLIBS_ALL = $(SANITIZE) $(PKG_LIBS) -lpthread $(LDFLAGS)
 
 # Every module is a folder; cmd/main.c is the only file not in the library.
-LIB_SRCS := $(sort $(wildcard base/*.c ltx/*.c db/*.c fs/*.c lease/*.c \
-	replica/*.c net/*.c cmd/*.c))
+LIB_SRCS := $(sort $(wildcard base/*.c ltx/*.c config/*.c db/*.c fs/*.c \
+	lease/*.c replica/*.c net/*.c node/*.c cmd/*.c))
 LIB_SRCS := $(filter-out cmd/main.c,$(LIB_SRCS))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
@@ -40,6 +42,12 @@ $(BUILD)/config.mk: deploy/install-deps.sh
 	@mv $@.tmp $@
 
 setup: $(BUILD)/config.mk
+
+# After config.mk, so that two apt-get never run at once.
+TEST_DEPS := $(BUILD)/test-deps
+$(TEST_DEPS): deploy/install-deps.sh $(BUILD)/config.mk
+	./deploy/install-deps.sh --test
+	@touch $@
 
 # The compile flags are a prerequisite too: a build directory reused with
 # other OPT/SANITIZE/CFLAGS is rebuilt, not silently mixed.
@@ -77,7 +85,7 @@ $(BUILD)/tests/lease_driver: $(BUILD)/obj/tests/integration/lease_driver.o $(BUI
 	$(CC) -o $@ $^ $(LDLIBS_ALL)
 
 # The real Consul, from Debian 11's archive (tests/tools/fetch-consul.sh).
-$(BUILD)/tools/bin/consul: tests/tools/fetch-consul.sh
+$(BUILD)/tools/bin/consul: tests/tools/fetch-consul.sh | $(TEST_DEPS)
 	./tests/tools/fetch-consul.sh $(abspath $(BUILD)/tools)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
@@ -99,14 +107,14 @@ check-unit: $(UNIT_BINS)
 ITEST_ENV = LTXFS_BIN=$(abspath $(BUILD)/ltxfs) LTXFS_TEST_BINS=$(abspath $(BUILD)/tests) \
 	LTXFS_CONSUL_BIN=$(abspath $(BUILD)/tools/bin/consul)
 
-check-integration: $(BUILD)/ltxfs $(ITEST_BINS) $(BUILD)/tools/bin/consul
+check-integration: $(BUILD)/ltxfs $(ITEST_BINS) $(BUILD)/tools/bin/consul $(TEST_DEPS)
 	$(ITEST_ENV) $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
 	LTXFS_ITEST_LOCKS=kernel $(ITEST_ENV) $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
 
 # Faults and scale (tests/faults/): full disks, SIGKILL at each step of the
 # write path, exhausted descriptors, oversized requests, each with a checker
 # that every acknowledged write is still there.  Root (tmpfs mounts).
-check-faults: $(BUILD)/ltxfs $(ITEST_BINS) $(BUILD)/tools/bin/consul
+check-faults: $(BUILD)/ltxfs $(ITEST_BINS) $(BUILD)/tools/bin/consul $(TEST_DEPS)
 	$(ITEST_ENV) $(PYTHON) -m pytest -q tests/faults $(PYTEST_ARGS)
 
 check-asan:
@@ -114,7 +122,7 @@ check-asan:
 		SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 		check
 
-check-valgrind: $(UNIT_BINS)
+check-valgrind: $(UNIT_BINS) $(TEST_DEPS)
 	@set -e; for t in $(UNIT_BINS); do echo "== valgrind $$t"; \
 		valgrind -q --error-exitcode=1 --leak-check=full \
 		--errors-for-leak-kinds=definite,indirect $$t; done

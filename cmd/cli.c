@@ -11,7 +11,7 @@
 
 #include <jansson.h>
 
-#include "cmd/config.h"
+#include "config/config.h"
 #include "net/http_client.h"
 
 #define DEFAULT_CONFIG "/etc/ltxfs.yml"

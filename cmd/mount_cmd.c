@@ -5,12 +5,13 @@
  * starts libfuse's worker threads; SIGINT, SIGTERM and SIGHUP are blocked
  * everywhere and taken by the supervisor's signal thread, which stops the
  * mount or passes them on to the application; the supervisor's thread
- * waits for readiness and runs the exec commands (cmd/supervisor.h).  The
- * store runs the log syncer thread (db/syncer.h) and the retention thread (db/store.h); the HTTP API runs
- * libmicrohttpd's threads, one per connection (replica/http_server.h); a
- * replica runs the thread that follows the primary
- * (replica/stream_client.h); a consul lease runs the elector thread
- * (lease/elector.h).  cmd/node.h switches the node's role.
+ * waits for readiness and runs the exec commands (node/supervisor.h).  The
+ * store runs the log syncer thread (db/syncer.h) and the retention thread
+ * (db/store.h); the HTTP API runs libmicrohttpd's threads, one per
+ * connection (replica/http_server.h); a replica runs the thread that
+ * follows the primary (replica/stream_client.h); a Consul or etcd lease
+ * runs the elector thread (lease/elector.h), a static lease none (the role
+ * is lease.candidate).  node/node.h switches the node's role.
  */
 #include "cmd/mount_cmd.h"
 
@@ -27,11 +28,11 @@
 
 #include "base/clock.h"
 #include "base/log.h"
-#include "cmd/config.h"
+#include "config/config.h"
 #include "db/store.h"
 #include "fs/fs.h"
-#include "cmd/node.h"
-#include "cmd/supervisor.h"
+#include "node/node.h"
+#include "node/supervisor.h"
 #include "replica/http_server.h"
 
 static const char usage[] =
@@ -149,7 +150,7 @@ static int start_node(const ltxfs_config *c, store **st, node **nd, http_server 
 	int rc;
 	memset(&dopt, 0, sizeof(dopt));
 	dopt.node_id = c->lease.node_id ? c->lease.node_id : random_node_id();
-	dopt.lease_epoch = 0;   /* until the node is primary (cmd/node.h) */
+	dopt.lease_epoch = 0;   /* until the node is primary (node/node.h) */
 	dopt.sync = c->data.sync == CONFIG_SYNC_ALWAYS ? DB_SYNC_ALWAYS : DB_SYNC_APP;
 	/* Only a static primary is writable from the start; with a dynamic
 	 * lease every node starts as a replica and is promoted by the lease. */
@@ -277,7 +278,7 @@ int cmd_mount(int argc, char **argv)
 		return 1;
 	}
 	/* Before any thread exists: every thread inherits the mask, so only
-	 * the supervisor's signal thread receives these (cmd/supervisor.h). */
+	 * the supervisor's signal thread receives these (node/supervisor.h). */
 	supervisor_block_signals();
 	/* Before any thread exists, as libcurl requires. */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {

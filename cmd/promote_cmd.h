@@ -1,7 +1,7 @@
 /*
  * promote_cmd.h - `ltxfs promote [-url URL]`: make the node at URL (a
  * caught-up candidate replica) the primary by a hand-off (POST /promote,
- * cmd/node.h).  URL defaults to http://127.0.0.1:20202.
+ * node/node.h).  URL defaults to http://127.0.0.1:20202.
  */
 #ifndef LTXFS_CMD_PROMOTE_CMD_H
 #define LTXFS_CMD_PROMOTE_CMD_H

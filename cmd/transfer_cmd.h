@@ -5,7 +5,7 @@
  *       FILE (any SQLite database, WAL or rollback mode) passes PRAGMA
  *       integrity_check here, is copied to one consistent file (SQLite's
  *       backup API: its -wal content included) and sent to the primary,
- *       which makes it database DB in one transaction (cmd/import.h).
+ *       which makes it database DB in one transaction (node/import.h).
  *   ltxfs export [-url URL | -config FILE] -name DB FILE
  *       a consistent copy of DB from any node, as of one TXID: written to
  *       a temporary file next to FILE, checked against the database

@@ -48,7 +48,9 @@
 
 enum db_file { DBF_DB = 0, DBF_JOURNAL, DBF_WAL, DBF_SHM, DBF_COUNT };
 
-/* SQLite's lock bytes (see ../shared/design/sqlite-files.md). */
+/* SQLite's lock bytes: PENDING, RESERVED and the 510 SHARED bytes of the
+ * database file (sqlite3's os.h), the WRITE and CHECKPOINT locks of the
+ * -shm (sqlite.org/walformat.html). */
 #define SQLITE_PENDING_BYTE 0x40000000ULL
 #define SQLITE_RESERVED_BYTE (SQLITE_PENDING_BYTE + 1)
 #define SQLITE_SHARED_FIRST (SQLITE_PENDING_BYTE + 2)

@@ -30,7 +30,8 @@
  * mutex released, the kernel's cached pages are invalidated and, in WAL
  * mode, a new wal-index header (mxFrame 0, a new change counter) is put
  * into the shm so every connection drops its page cache and reads the
- * database file (see ../shared/design/sqlite-files.md).
+ * database file (a wal-index header that changed is SQLite's signal that
+ * another connection wrote: sqlite.org/walformat.html).
  */
 #include "db/internal.h"
 

@@ -1,8 +1,8 @@
 /*
  * wal.h - parsing SQLite's write-ahead log (the "-wal" file).
  *
- * Pure functions over byte buffers (see ../shared/design/sqlite-files.md
- * and sqlite.org/walformat.html): the 32-byte header, the 24-byte frame
+ * Pure functions over byte buffers (see sqlite.org/walformat.html and
+ * sqlite.org/fileformat.html): the 32-byte header, the 24-byte frame
  * headers and SQLite's cumulative frame checksum.  A frame is valid only
  * when its salts equal the header's and the checksum chain, started from
  * the header checksum, holds up to and including it; a transaction is the

@@ -1,15 +1,54 @@
 #!/bin/sh
-# install-deps.sh - install the Debian packages ltxfs needs to build, run and
-# test.  Idempotent and quick when everything is present; called by the
-# Makefile's setup step, so `make run` and `make check` work on a fresh
-# Debian 12 machine.  Needs root (apt-get) only when something is missing.
+# install-deps.sh - install the Debian 12 packages ltxfs needs.  Idempotent
+# and quick when everything is present; needs root (apt-get) only when
+# something is missing.
+#
+#   deploy/install-deps.sh          to build and run: the compiler, the
+#                                   libraries' headers, FUSE, and what
+#                                   deploy/local-cluster.sh runs (ip, python3).
+#                                   The Makefile's setup step calls it, so
+#                                   `make` and `make run` work on a fresh machine.
+#   deploy/install-deps.sh --test   the same, and every tool the tests and
+#                                   benchmarks use.  The test targets (check,
+#                                   check-integration, check-faults, check-asan,
+#                                   check-valgrind, check-sqlite, bench, fuzz)
+#                                   call it once per build directory; CI too.
 set -eu
 
-PACKAGES="build-essential pkg-config
-libfuse3-dev fuse3 libsqlite3-dev sqlite3 libcurl4-openssl-dev
-libmicrohttpd-dev libgnutls28-dev libsodium-dev libxxhash-dev libyaml-dev libjansson-dev libsystemd-dev etcd-server
-python3 python3-pytest python3-xxhash valgrind clang libclang-rt-14-dev
-tcl-dev dpkg-dev zlib1g-dev iproute2 procps psmisc ca-certificates strace curl openssl"
+# Building: compiler, pkg-config, and the -dev package of every library in
+# the Makefile's PKGS.
+BUILD_PACKAGES="build-essential pkg-config libfuse3-dev libsqlite3-dev
+libcurl4-openssl-dev libmicrohttpd-dev libgnutls28-dev libsodium-dev
+libxxhash-dev libyaml-dev libjansson-dev libsystemd-dev"
+
+# Running: fusermount3 (fuse3); deploy/local-cluster.sh's network
+# namespaces (ip: iproute2) and latency proxy (python3).
+RUN_PACKAGES="fuse3 iproute2 python3"
+
+# Testing, each for:
+#   python3-pytest                 the integration and fault suites
+#   sqlite3 openssl strace         the sqlite3 shell the tests drive; the test
+#                                  certificates (tls_pki.py); fsync tracing
+#                                  (test_durability.py)
+#   etcd-server                    the etcd lease tests and the failover bench
+#   ca-certificates                HTTPS archives for tests/tools/fetch-consul.sh
+#                                  and tests/sqlite/fetch-source.sh
+#   dpkg-dev tcl-dev zlib1g-dev    SQLite's source package (dpkg-source) and
+#                                  its testfixture (make check-sqlite)
+#   valgrind                       make check-valgrind
+#   clang libclang-rt-14-dev       make fuzz (libFuzzer)
+#   curl                           the README's tour and the docs' examples
+TEST_PACKAGES="python3-pytest sqlite3 openssl strace etcd-server ca-certificates
+dpkg-dev tcl-dev zlib1g-dev valgrind clang libclang-rt-14-dev curl"
+
+case "${1:-}" in
+"") PACKAGES="$BUILD_PACKAGES $RUN_PACKAGES" ;;
+--test) PACKAGES="$BUILD_PACKAGES $RUN_PACKAGES $TEST_PACKAGES" ;;
+*)
+	echo "usage: $0 [--test]" >&2
+	exit 2
+	;;
+esac
 
 missing=""
 for p in $PACKAGES; do

@@ -5,7 +5,7 @@
  * and the loop's thread wakes from its wait (which a signal interrupts;
  * that is how libfuse's own SIGTERM handler works).  ltxfs blocks the
  * termination signals in every thread and receives them on a thread of
- * its own (cmd/supervisor.c), so no signal reaches the loop by itself:
+ * its own (node/supervisor.c), so no signal reaches the loop by itself:
  * fs_stop marks the session exited and interrupts the loop's thread with
  * SIGUSR2, whose handler does nothing.  The interruption is repeated until
  * the loop reports it ended, because a signal that lands just before the

@@ -1,7 +1,7 @@
 /*
  * consul.h - the Consul HTTP API calls a lease needs: a session with a TTL
  * and no health checks, acquire/release of the lease key, blocking reads
- * of it, and check-and-set writes (../shared/design/consul.md, docs/lease.md).
+ * of it, and check-and-set writes (docs/lease.md, "The Consul lease").
  *
  * One `consul` is one client (one net/http_client) used by one thread at a
  * time; the session it creates belongs to it.  Every call is synchronous.

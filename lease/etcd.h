@@ -1,6 +1,6 @@
 /*
  * etcd.h - the etcd v3 calls a lease needs, over the JSON gateway that
- * etcd 3.4 serves at /v3/ (../shared/design/consul.md §9): leases (grant,
+ * etcd 3.4 (Debian 12's) serves at /v3/ (docs/lease.md): leases (grant,
  * keep-alive, revoke), a create-if-absent transaction bound to a lease,
  * reads, plain writes, prefix reads and a watch that waits for the next
  * change of one key.

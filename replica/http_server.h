@@ -4,7 +4,7 @@
  * GET /status (JSON), GET /metrics (Prometheus text), GET /health (for
  * load balancers), GET /events (newline-delimited JSON), POST /stream (the
  * replication stream, replica/stream_server.h), POST /promote and POST
- * /handoff (moving the primary role, cmd/node.h), POST /import and GET
+ * /handoff (moving the primary role, node/node.h), POST /import and GET
  * /export (a database as one SQLite file), see docs/protocol.md.
  * Any other path is 404, any other method 405, both with a JSON error.
  *

@@ -29,7 +29,7 @@ bench: $(SPEEDTEST1) $(INSERT_BENCH) $(BUILD)/ltxfs
 
 # Lag, snapshot speed, primary speed with replicas (tests/bench/replication_bench.py).
 REPL_BENCH_ARGS ?=
-bench-replication: $(INSERT_BENCH) $(BUILD)/ltxfs
+bench-replication: $(INSERT_BENCH) $(BUILD)/ltxfs $(TEST_DEPS)
 	$(PYTHON) tests/bench/replication_bench.py --ltxfs $(abspath $(BUILD)/ltxfs) \
 		--insert-bench $(INSERT_BENCH) --workdir $(BUILD)/bench-run/replication \
 		--out $(BUILD)/bench-replication.md $(REPL_BENCH_ARGS)
@@ -38,7 +38,7 @@ bench-replication: $(INSERT_BENCH) $(BUILD)/ltxfs
 # Consul and a real etcd (tests/bench/failover_bench.py).
 # FAILOVER_BENCH_ARGS='--runs 3 --backends etcd'
 FAILOVER_BENCH_ARGS ?=
-bench-failover: $(BUILD)/ltxfs $(BUILD)/tools/bin/consul
+bench-failover: $(BUILD)/ltxfs $(BUILD)/tools/bin/consul $(TEST_DEPS)
 	LTXFS_CONSUL_BIN=$(abspath $(BUILD)/tools/bin/consul) \
 		$(PYTHON) tests/bench/failover_bench.py --ltxfs $(abspath $(BUILD)/ltxfs) \
 		--workdir $(BUILD)/bench-run/failover --out $(BUILD)/bench-failover.md \
@@ -47,7 +47,7 @@ bench-failover: $(BUILD)/ltxfs $(BUILD)/tools/bin/consul
 # ltxfs import / export against sqlite3's own .backup (tests/bench/transfer_bench.py).
 # TRANSFER_BENCH_ARGS='--mib 1024 --repeat 3'
 TRANSFER_BENCH_ARGS ?=
-bench-transfer: $(BUILD)/ltxfs
+bench-transfer: $(BUILD)/ltxfs $(TEST_DEPS)
 	$(PYTHON) tests/bench/transfer_bench.py --ltxfs $(abspath $(BUILD)/ltxfs) \
 		--workdir $(BUILD)/bench-run/transfer --out $(BUILD)/bench-transfer.md \
 		$(TRANSFER_BENCH_ARGS)
@@ -61,7 +61,7 @@ bench-native: $(SPEEDTEST1) $(INSERT_BENCH)
 # SCALE_BENCH_ARGS='--databases 2000 --replicas 2'
 SCALE_BENCH_ARGS ?=
 .PHONY: bench-scale
-bench-scale: $(BUILD)/ltxfs
+bench-scale: $(BUILD)/ltxfs $(TEST_DEPS)
 	$(PYTHON) tests/bench/scale_bench.py --ltxfs $(abspath $(BUILD)/ltxfs) \
 		--workdir $(BUILD)/bench-run/scale --out $(BUILD)/bench-scale.md \
 		$(SCALE_BENCH_ARGS)
@@ -70,7 +70,7 @@ bench-scale: $(BUILD)/ltxfs
 # speed (tests/bench/readload_bench.py).  READLOAD_BENCH_ARGS='--mode delete --seconds 30'
 READLOAD_BENCH_ARGS ?=
 .PHONY: bench-readload
-bench-readload: $(BUILD)/ltxfs
+bench-readload: $(BUILD)/ltxfs $(TEST_DEPS)
 	$(PYTHON) tests/bench/readload_bench.py --ltxfs $(abspath $(BUILD)/ltxfs) \
 		--workdir $(BUILD)/bench-run/readload --out $(BUILD)/bench-readload.md \
 		$(READLOAD_BENCH_ARGS)

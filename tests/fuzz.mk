@@ -19,12 +19,12 @@ FUZZ_LTX_DEPS := $(FUZZ_LTX_SRCS) ltx/ltx.h base/err.h \
 FUZZ_SEEDS := $(FUZZ_OUT)/seeds/ltx_decode
 FUZZ_CORPUS := $(FUZZ_OUT)/corpus/ltx_decode
 
-$(FUZZ_OUT)/fuzz_ltx_decode: $(FUZZ_LTX_DEPS)
+$(FUZZ_OUT)/fuzz_ltx_decode: $(FUZZ_LTX_DEPS) | $(TEST_DEPS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CLANG) $(FUZZ_CFLAGS) $(FUZZ_SANITIZE) -fsanitize=fuzzer \
 		tests/fuzz/fuzz_ltx_decode.c $(FUZZ_LTX_SRCS) -lxxhash -o $@
 
-$(FUZZ_OUT)/gen_ltx_seeds: $(FUZZ_LTX_DEPS)
+$(FUZZ_OUT)/gen_ltx_seeds: $(FUZZ_LTX_DEPS) | $(TEST_DEPS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CLANG) $(FUZZ_CFLAGS) $(FUZZ_SANITIZE) -DLTX_FUZZ_SEEDS \
 		tests/fuzz/fuzz_ltx_decode.c $(FUZZ_LTX_SRCS) -lxxhash -o $@

@@ -41,7 +41,7 @@ SQLITE_REPORT := $(SQLITE_CACHE)/sqlite-report.txt
 
 # Always asks fetch-source.sh (instant once cached), but only rewrites the
 # path file when it changes, so a current build is not redone.
-$(SQLITE_SRC_PATH): sqlite-force
+$(SQLITE_SRC_PATH): sqlite-force | $(TEST_DEPS)
 	@mkdir -p $(SQLITE_CACHE)
 	@./tests/sqlite/fetch-source.sh $(SQLITE_CACHE) > $@.tmp
 	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi

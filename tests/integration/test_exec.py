@@ -1,4 +1,4 @@
-"""test_exec.py - running the application under ltxfs (cmd/supervisor.h).
+"""test_exec.py - running the application under ltxfs (node/supervisor.h).
 
 `ltxfs mount -config F -- CMD ARGS` and the `exec` list start commands only
 once the node is ready (the primary, or a replica caught up with its

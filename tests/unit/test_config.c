@@ -1,11 +1,11 @@
 /*
- * test_config.c - the configuration parser of cmd/config.c: a full valid
+ * test_config.c - the configuration module (config/): a full valid
  * file, defaults, environment expansion, every class of error with its
  * message, the duration/size/bool parsers, dump round trips, and a
  * crash/leak hunt over truncated and mutated input (run under valgrind
  * or ASan to make the last one meaningful).
  */
-#include "cmd/config.h"
+#include "config/config.h"
 #include "tests/unit/unit.h"
 
 #include <errno.h>
@@ -729,6 +729,69 @@ static void test_value_errors(void)
 	CHECK_REJECT(MIN_CFG "log:\n  level: \"a\\nb\"\n", "\"a\\x0ab\" is not one of");
 }
 
+/* URLs are checked by libcurl's URL parser (config/values.c): what it
+ * refuses, and what ltxfs refuses on top (other schemes, a user name, port
+ * 0, one slash), is an error; each accepted one yields the host. */
+static void test_urls(void)
+{
+	static const struct {
+		const char *url;
+		const char *host;       /* NULL: refused */
+	} urls[] = {
+		{ "http://primary-1:20202", "primary-1" },
+		{ "https://[fd00::1]:20202/x", "fd00::1" },
+		{ "http://h_x.y-z?q=1#f", "h_x.y-z" },
+		{ "http://h:080/", "h" },
+		/* Accepted since libcurl checks them: a scheme in capitals
+		 * (RFC 3986), an empty port (the scheme's default). */
+		{ "HTTP://h:1", "h" },
+		{ "http://h:/x", "h" },
+		{ "ftp://x", NULL },
+		{ "http://", NULL },
+		{ "http://:80", NULL },
+		{ "http://h:0", NULL },
+		{ "http://h:99999", NULL },
+		{ "http://h:1:2", NULL },
+		{ "http://a b", NULL },
+		{ "http://h/a b", NULL },
+		{ "http://h/\\x01", NULL },
+		{ "http://u@h", NULL },
+		{ "http://u:p@h", NULL },
+		{ "http:/h", NULL },
+		{ "http:h", NULL },
+		{ "h:8500", NULL },
+		{ "http://[::1", NULL },
+		{ "http://h\\\\x", NULL },
+		/* Refused since libcurl checks it: a bracketed host that is
+		 * not an IPv6 address. */
+		{ "http://[zz]/", NULL },
+	};
+	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		char yaml[512];
+		ltxfs_config c;
+		lx_err err;
+		int rc;
+		snprintf(yaml, sizeof(yaml), MIN_CFG "lease:\n  candidate: false\n"
+			 "  advertise-url: \"%s\"\n", urls[i].url);
+		rc = load(&c, yaml, &err);
+		if ((rc == 0) != (urls[i].host != NULL))
+			fprintf(stderr, "  %s: load returned %d (%s)\n", urls[i].url, rc,
+				rc ? err.msg : "");
+		CHECK_EQ_INT(urls[i].host ? 0 : -EINVAL, rc);
+		if (rc == 0) {
+			CHECK(strcmp(c.lease.hostname, urls[i].host) == 0);
+			config_free(&c);
+		} else {
+			CHECK_STR_CONTAINS(err.msg, "is not an http:// or https:// URL with a host");
+		}
+	}
+	/* The lease services' URLs are checked alike. */
+	CHECK_REJECT(MIN_CFG "lease:\n  type: consul\n  consul:\n    url: \"http://[zz]:8500\"\n",
+		     "lease.consul.url: \"http://[zz]:8500\" is not an http:// or https:// URL");
+	CHECK_REJECT(MIN_CFG "lease:\n  type: etcd\n  etcd:\n    url: \"h:2379\"\n",
+		     "lease.etcd.url: \"h:2379\" is not an http:// or https:// URL");
+}
+
 static void test_cross_key_errors(void)
 {
 	ltxfs_config c;
@@ -1281,6 +1344,7 @@ UNIT_TESTS(
 	TEST(test_duplicates_and_shape),
 	TEST(test_syntax_errors),
 	TEST(test_value_errors),
+	TEST(test_urls),
 	TEST(test_cross_key_errors),
 	TEST(test_durations),
 	TEST(test_sizes),

@@ -2,7 +2,7 @@
  * catch_up.c - a new primary's catch-up before its first write (see
  * catch_up.h).  Runs on the elector's thread inside the promoted callback.
  */
-#include "cmd/catch_up.h"
+#include "node/catch_up.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -20,14 +20,20 @@
  * unset, is the machine's hostname (as in LiteFS).  A '$' followed by
  * anything else is an error.
  *
- * This module is a pure library: no global mutable state, no logging, no
- * threads.  Functions are reentrant; one ltxfs_config must be used by one
- * thread at a time (or be read-only after loading).  Errors are returned
+ * URLs (lease.advertise-url, lease.consul.url, lease.etcd.url) are checked
+ * with libcurl's URL parser: http or https, a host, no user name or
+ * password, a port 1-65535 if any.
+ *
+ * The files: keys.c (the schema), load.c, expand.c, values.c, check.c and
+ * dump.c, sharing internal.h.  This module is a pure library: no global
+ * mutable state, no logging, no threads.  Functions are reentrant; one
+ * ltxfs_config must be used by one thread at a time (or be read-only
+ * after loading).  Errors are returned
  * as negative errno codes (EINVAL for a bad configuration, ENOMEM, or the
  * errno of a failed open/read) with a message in the optional lx_err.
  */
-#ifndef LTXFS_CMD_CONFIG_H
-#define LTXFS_CMD_CONFIG_H
+#ifndef LTXFS_CONFIG_CONFIG_H
+#define LTXFS_CONFIG_CONFIG_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -57,7 +63,7 @@ typedef enum config_locks {
 	CONFIG_LOCKS_KERNEL = 1, /* kept by the kernel: fewer round trips */
 } config_locks;
 
-/* lease.type (see config.c lease_types[]). */
+/* lease.type (see config/keys.c config_lease_types[]). */
 typedef enum config_lease_type {
 	CONFIG_LEASE_STATIC = 0,
 	CONFIG_LEASE_CONSUL = 1,
@@ -148,7 +154,7 @@ typedef struct ltxfs_config {
 	} log;
 	struct {
 		config_exec *cmds;      /* run in order once the node is ready
-					 * (cmd/supervisor.h) */
+					 * (node/supervisor.h) */
 		size_t n;
 	} exec;
 } ltxfs_config;

@@ -2,7 +2,7 @@
  * supervisor.c - signals, readiness and the exec'd application (see
  * supervisor.h).
  */
-#include "cmd/supervisor.h"
+#include "node/supervisor.h"
 
 #include <errno.h>
 #include <pthread.h>

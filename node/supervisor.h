@@ -36,13 +36,13 @@
  * "supervisor" (waits for readiness, runs the commands, reaps them).  They
  * share the state below its mutex; the node is asked through the hooks.
  */
-#ifndef LTXFS_CMD_SUPERVISOR_H
-#define LTXFS_CMD_SUPERVISOR_H
+#ifndef LTXFS_NODE_SUPERVISOR_H
+#define LTXFS_NODE_SUPERVISOR_H
 
 #include <stddef.h>
 
 #include "base/err.h"
-#include "cmd/config.h"
+#include "config/config.h"
 #include "fs/fs.h"
 
 typedef struct supervisor supervisor;

@@ -13,8 +13,8 @@
  * Runs on the calling thread (an HTTP connection's); it opens the mount
  * like any application, so FUSE requests go to the mount's own threads.
  */
-#ifndef LTXFS_CMD_IMPORT_H
-#define LTXFS_CMD_IMPORT_H
+#ifndef LTXFS_NODE_IMPORT_H
+#define LTXFS_NODE_IMPORT_H
 
 #include "base/err.h"
 

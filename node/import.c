@@ -1,7 +1,7 @@
 /*
  * import.c - an SQLite file becomes a database of the mount (see import.h).
  */
-#include "cmd/import.h"
+#include "node/import.h"
 
 #include <errno.h>
 #include <limits.h>

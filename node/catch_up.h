@@ -20,8 +20,8 @@
  * merged; the new primary takes the branch furthest ahead, and the other
  * is reported lost by its holders.
  */
-#ifndef LTXFS_CMD_CATCH_UP_H
-#define LTXFS_CMD_CATCH_UP_H
+#ifndef LTXFS_NODE_CATCH_UP_H
+#define LTXFS_NODE_CATCH_UP_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -6,8 +6,8 @@
  * deadline), it serves POST /stream.  A replica: its databases are
  * read-only through the mount, streams are refused, and a stream client
  * follows the primary.  With lease.type static the role is fixed at start
- * by lease.candidate.  With lease.type consul the elector (lease/elector.h)
- * decides, and the node switches at run time:
+ * by lease.candidate.  With lease.type consul or etcd the elector
+ * (lease/elector.h) decides, and the node switches at run time:
  *   promoted: stop following, take the epoch and the write deadline,
  *             become writable, serve streams;
  *   fenced:   read-only at once, end every stream;
@@ -23,13 +23,13 @@
  * Threads: the elector's thread calls the switches; HTTP and FUSE threads
  * read the role through node_refresh and the fs_role callbacks.
  */
-#ifndef LTXFS_CMD_NODE_H
-#define LTXFS_CMD_NODE_H
+#ifndef LTXFS_NODE_NODE_H
+#define LTXFS_NODE_NODE_H
 
 #include <stdint.h>
 
 #include "base/err.h"
-#include "cmd/config.h"
+#include "config/config.h"
 #include "db/store.h"
 #include "fs/fs.h"
 #include "replica/http_server.h"

@@ -1,7 +1,7 @@
 /*
  * node.c - the node's role and its switches (see node.h).
  */
-#include "cmd/node.h"
+#include "node/node.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -16,8 +16,8 @@
 
 #include "base/clock.h"
 #include "base/log.h"
-#include "cmd/catch_up.h"
-#include "cmd/import.h"
+#include "node/catch_up.h"
+#include "node/import.h"
 #include "lease/cluster_id.h"
 #include "lease/consul_lease.h"
 #include "lease/elector.h"
@@ -142,7 +142,7 @@ static void on_follow(void *ctx, const lease_holder *h)
 }
 
 /* Before the first write: the newest history a reachable member holds
- * (cmd/catch_up.h).  Within half the TTL: the elector renews after this. */
+ * (node/catch_up.h).  Within half the TTL: the elector renews after this. */
 static void catch_up_with(node *n, const lease_holder *peers, size_t n_peers)
 {
 	catch_up_options o;
