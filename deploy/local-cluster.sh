@@ -9,9 +9,11 @@
 #   deploy/local-cluster.sh down
 #
 # up            build ltxfs and fetch Consul if they are missing (`make`
-#               installs the Debian packages itself), start one Consul agent
-#               and three ltxfs nodes n1 n2 n3, and return once one node is
-#               primary and the two others are replicas that caught up.
+#               installs the Debian packages itself), make a token and a
+#               throwaway CA with a certificate per node, start one Consul
+#               agent and three ltxfs nodes n1 n2 n3 (HTTPS, mutual TLS, the
+#               token on every request), and return once one node is primary
+#               and the two others are replicas that caught up.
 #   --latency MS            every node's traffic is delayed by MS ms
 #   --latency-node NODE=MS  NODE's traffic is delayed by MS ms (repeatable;
 #                           overrides --latency for that node)
@@ -25,7 +27,8 @@
 # kill-primary  SIGKILL the primary, detach its dead FUSE mount, time how
 #               long until another node is primary, then restart the killed
 #               node and wait until it is a ready replica again
-# promote NODE  hand the primary role to NODE (`ltxfs promote`)
+# promote NODE  hand the primary role to NODE (`ltxfs promote -config
+#               nK/ltxfs.yml`: the token and certificate come from there)
 # down          stop everything `up` started (SIGTERM, then SIGKILL after a
 #               timeout), unmount leftovers, delete the namespaces, the
 #               bridge and the proxy; idempotent, also after a partial `up`.
@@ -55,7 +58,21 @@
 # with `nsenter --net` only: the network is separate, the mount namespace is
 # the host's, so run/cluster/nK/mnt is an ordinary FUSE mount in the host's
 # shell.  Its HTTP API listens on port 20202 in its namespace; the host
-# reaches it over the bridge at http://<subnet>.1K:20202.
+# reaches it over the bridge at https://<subnet>.1K:20202.
+#
+# Security: the production shape (docs/deployment.md).  `up` writes a
+# random token to <state>/token (mode 0600; http.token-file of every node)
+# and a throwaway CA to <state>/tls (EC P-256, openssl): per node nK.crt,
+# whose subjectAltName names every address the node is reached at (its
+# bridge address, the gateway <subnet>.1 where the delay proxy forwards to
+# it, 127.0.0.1 inside its namespace, and DNS:nK), usable as server and as
+# client; operator.crt, a client certificate for this script's own calls
+# and the user's curl (tls/curl.conf holds the CA, that certificate and
+# the token header: `curl -K <state>/tls/curl.conf https://...`).  Each
+# node serves HTTPS only, requires a client certificate of the CA
+# (http.tls.client-auth) and the token on every request but /health, and
+# advertises an https:// URL.  Every `up` makes a new token and CA.
+# Consul stays plain HTTP: it is the lease service, not a node.
 #
 # Consul.  One agent in -dev mode on the host side of the bridge
 # (<subnet>.1:8500, UI at /ui): a single in-memory server that elects
@@ -71,7 +88,7 @@
 # Latency.  With --latency or --latency-node, one delaying TCP proxy
 # (deploy/delay-proxy.py, stdlib Python) runs on the host side of the
 # bridge and carries all of the cluster's traffic: node K's advertise-url
-# is http://<subnet>.1:2100K (forwarded to the node's port 20202) and every
+# is https://<subnet>.1:2100K (forwarded to the node's port 20202) and every
 # node's Consul URL is http://<subnet>.1:21500 (forwarded to Consul).  The
 # proxy delays a connection by the latency of the node it leads to plus the
 # latency of the node it came from (known by the source address), so a slow
@@ -80,8 +97,9 @@
 # towards Consul (renewals, watches).  Without latency there is no proxy:
 # nodes talk to each other and to Consul directly.
 #
-# Files in the state directory: cluster.env (settings of `up`),
-# consul/consul.log, proxy/proxy.log, nK/ltxfs.yml, nK/ltxfs.log,
+# Files in the state directory: cluster.env (settings of `up`), token,
+# tls/ (ca.crt, ca.key, nK.crt, nK.key, operator.crt, operator.key,
+# curl.conf), consul/consul.log, proxy/proxy.log, nK/ltxfs.yml, nK/ltxfs.log,
 # nK/data, nK/mnt, and a *.pid file next to each log.  Every PID is
 # checked against its command line before it is signalled, so a stale PID
 # file never hits another process.
@@ -205,7 +223,7 @@ node_index() { printf '%s' "${1#n}"; }
 node_ip() { printf '%s.%d' "$SUBNET" "$((10 + ${1#n}))"; }
 node_ns() { printf '%s-%s' "$PREFIX" "$1"; }
 node_dir() { printf '%s/%s' "$STATE" "$1"; }
-node_url() { printf 'http://%s:%d' "$(node_ip "$1")" "$HTTP_PORT"; }
+node_url() { printf 'https://%s:%d' "$(node_ip "$1")" "$HTTP_PORT"; }
 
 is_node() {
 	local n
@@ -223,7 +241,7 @@ have_latency() {
 # Where the other nodes reach node $1.
 advertise_url() {
 	if have_latency; then
-		printf 'http://%s:%d' "$GW" "$((NODE_PROXY_BASE + ${1#n}))"
+		printf 'https://%s:%d' "$GW" "$((NODE_PROXY_BASE + ${1#n}))"
 	else
 		node_url "$1"
 	fi
@@ -251,15 +269,15 @@ need_root() {
 # package list (deploy/install-deps.sh) has them all.
 ensure_packages() {
 	local c
-	for c in ip nsenter setsid fusermount3 python3; do
+	for c in ip nsenter setsid fusermount3 python3 openssl; do
 		command -v "$c" >/dev/null 2>&1 && continue
 		say "installing the Debian packages ltxfs needs (deploy/install-deps.sh)"
 		"$repo/deploy/install-deps.sh"
 		break
 	done
 	[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
-	for c in ip nsenter setsid fusermount3 "$PY"; do
-		command -v "$c" >/dev/null 2>&1 || die "$c is missing (apt-get install iproute2 util-linux fuse3 python3)"
+	for c in ip nsenter setsid fusermount3 "$PY" openssl; do
+		command -v "$c" >/dev/null 2>&1 || die "$c is missing (apt-get install iproute2 util-linux fuse3 python3 openssl)"
 	done
 }
 
@@ -360,13 +378,34 @@ is_mounted() {
 }
 
 # Detach the mount a killed daemon left behind, the way an operator would.
+# First `umount -f`: on a FUSE mount it aborts the connection, so that
+# threads of the dead daemon blocked on its own mount (its exit writes
+# back a shared mapping of a file there) fail and let it finish exiting,
+# releasing its port; only then is a restart possible.
 unmount_stale() {
 	local _
+	is_mounted "$1" || return 0
+	umount -f "$1" 2>/dev/null || true
 	for _ in 1 2 3 4; do
 		is_mounted "$1" || return 0
 		fusermount3 -uz "$1" 2>/dev/null || umount -l "$1" 2>/dev/null || true
 	done
 	if is_mounted "$1"; then warn "could not unmount $1"; fi
+}
+
+# Wait up to $2 seconds until PID $1 has exited entirely: gone, or a zombie
+# whose threads are all gone (its sockets and files closed).  An empty
+# command line, which our_pid takes for "gone", comes earlier, while the
+# exit still tears down memory.
+wait_exited() {
+	local pid=$1 t0
+	t0=$(now)
+	while [ -d "/proc/$pid" ]; do
+		[ "$(ls "/proc/$pid/task" 2>/dev/null | wc -l)" -le 1 ] &&
+			grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null && return 0
+		expired "$t0" "$2" && return 1
+		sleep 0.1
+	done
 }
 
 # ---- network -------------------------------------------------------------------
@@ -460,6 +499,67 @@ start_proxy() {
 	done
 }
 
+# ---- token and certificates ------------------------------------------------------
+#
+# See "Security" above.  Made anew at every `up`, in files only root reads.
+
+token_file() { printf '%s/token' "$STATE"; }
+tls_dir() { printf '%s/tls' "$STATE"; }
+
+# Every address node $1 is reached at: the host over the bridge, the other
+# nodes through the delay proxy on the gateway, itself inside its namespace.
+node_san() {
+	printf 'subjectAltName=IP:%s,IP:%s,IP:127.0.0.1,DNS:localhost,DNS:%s' \
+		"$(node_ip "$1")" "$GW" "$1"
+}
+
+# openssl, quiet unless it fails.
+ossl() {
+	local out
+	out=$(openssl "$@" 2>&1) || die "openssl $1 failed: $out"
+}
+
+# NAME.key and NAME.crt in the TLS directory, signed by its CA, with the
+# extensions given (openssl -extfile lines).
+issue_cert() {
+	local d name=$1 ext=$2
+	d=$(tls_dir)
+	printf '%s\n' "$ext" >"$d/$name.ext"
+	ossl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+		-keyout "$d/$name.key" -out "$d/$name.csr" -subj "/CN=$name"
+	ossl x509 -req -in "$d/$name.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" \
+		-CAcreateserial -days 30 -out "$d/$name.crt" -extfile "$d/$name.ext"
+	rm -f "$d/$name.csr" "$d/$name.ext"
+}
+
+make_credentials() {
+	local d n
+	d=$(tls_dir)
+	rm -rf "$d"
+	(umask 077 && mkdir -p "$d" && openssl rand -hex 32 >"$(token_file).tmp") ||
+		die "cannot write $(token_file)"
+	mv "$(token_file).tmp" "$(token_file)"
+	chmod 0600 "$(token_file)"
+	(
+		umask 077
+		ossl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+			-keyout "$d/ca.key" -out "$d/ca.crt" -subj "/CN=ltxfs local cluster CA" -days 30
+		for n in "${NODES[@]}"; do
+			issue_cert "$n" "$(node_san "$n")
+extendedKeyUsage=serverAuth,clientAuth"
+		done
+		issue_cert operator "extendedKeyUsage=clientAuth"
+		# curl -K: the CA, the operator's certificate and the token.
+		{
+			printf 'cacert = "%s"\n' "$d/ca.crt"
+			printf 'cert = "%s"\n' "$d/operator.crt"
+			printf 'key = "%s"\n' "$d/operator.key"
+			printf 'header = "Authorization: Bearer %s"\n' "$(cat "$(token_file)")"
+		} >"$d/curl.conf"
+	) || exit 1
+	rm -f "$d/ca.srl"
+}
+
 # ---- nodes ---------------------------------------------------------------------
 
 write_config() {
@@ -474,7 +574,16 @@ data:
   dir: "$d/data"
 http:
   addr: ":$HTTP_PORT"
-  insecure: true    # private namespaces; tokens once nodes send them (issue 13)
+  # Every request but /health carries this token; the other nodes send it.
+  token-file: "$(token_file)"
+  # HTTPS only; connecting clients (the other nodes, the operator) must
+  # show a certificate of the cluster's CA, and this node shows its own
+  # when it connects to them.
+  tls:
+    cert: "$(tls_dir)/$1.crt"
+    key: "$(tls_dir)/$1.key"
+    ca: "$(tls_dir)/ca.crt"
+    client-auth: true
 lease:
   type: consul
   candidate: true
@@ -514,12 +623,25 @@ wait_mounted() {
 
 # One line per node named: NAME ROLE PRIMARY EPOCH READY LAG_MS DATABASES
 # (DATABASES: name@txid,... or -); ROLE "down" when /status does not answer.
+# Over HTTPS with the operator's certificate and the token (from the files
+# named in the environment, not on a command line).
 STATUS_PY='
-import json, sys, urllib.request
+import json, os, ssl, sys, urllib.request
+tls = os.environ["LC_TLS"]
+try:
+    ctx = ssl.create_default_context(cafile=tls + "/ca.crt")
+    ctx.load_cert_chain(tls + "/operator.crt", tls + "/operator.key")
+    with open(os.environ["LC_TOKEN"]) as f:
+        auth = {"Authorization": "Bearer " + f.read().strip()}
+except (OSError, ssl.SSLError):    # no credentials yet: nothing answers
+    ctx, auth = None, {}
 for arg in sys.argv[1:]:
     name, url = arg.split("=", 1)
     try:
-        with urllib.request.urlopen(url + "/status", timeout=2) as r:
+        req = urllib.request.Request(url + "/status", headers=auth)
+        if ctx is None:
+            raise OSError("no credentials")
+        with urllib.request.urlopen(req, timeout=2, context=ctx) as r:
             s = json.load(r)
     except Exception:
         print(name, "down - - - - -")
@@ -533,7 +655,7 @@ for arg in sys.argv[1:]:
 node_statuses() {
 	local n args=()
 	for n in "$@"; do args+=("$n=$(node_url "$n")"); done
-	"$PY" -c "$STATUS_PY" "${args[@]}"
+	LC_TLS=$(tls_dir) LC_TOKEN=$(token_file) "$PY" -c "$STATUS_PY" "${args[@]}"
 }
 
 # The primary's name if the nodes named agree: exactly one is primary, and
@@ -671,6 +793,9 @@ do_up() {
 		start_proxy
 	fi
 
+	say "credentials: a token in $(show "$(token_file)") (mode 0600), a throwaway CA and a certificate per node in $(show "$(tls_dir)")"
+	make_credentials
+
 	mapfile -t FAIL_LOGS < <(node_logs "${NODES[@]}")
 	local n
 	for n in "${NODES[@]}"; do
@@ -691,15 +816,18 @@ do_up() {
 }
 
 print_up_summary() {
-	local p=$1 n replicas=() env_hint=""
+	local p=$1 n replicas=() env_hint="" curl_conf pcfg
 	for n in "${NODES[@]}"; do [ "$n" = "$p" ] || replicas+=("$n"); done
 	[ -z "${LTXFS_CLUSTER_DIR:-}" ] || env_hint="LTXFS_CLUSTER_DIR=$LTXFS_CLUSTER_DIR "
+	curl_conf=$(show "$(tls_dir)/curl.conf")
+	pcfg=$(show "$(node_dir "$p")/ltxfs.yml")
 	say ""
 	say "ltxfs cluster up in $2 s: $p is the primary, ${replicas[*]} are replicas (Consul lease, TTL $TTL, lock-delay $LOCK_DELAY)."
+	say "Every node serves HTTPS only, wants a client certificate of the cluster's CA and the token (docs/deployment.md)."
 	say ""
-	printf '  %-4s %-16s %-36s %s\n' node "HTTP API" mount log
+	printf '  %-4s %-26s %-36s %s\n' node "HTTP API" mount log
 	for n in "${NODES[@]}"; do
-		printf '  %-4s %-16s %-36s %s\n' "$n" "$(node_ip "$n"):$HTTP_PORT" \
+		printf '  %-4s %-26s %-36s %s\n' "$n" "$(node_url "$n")" \
 			"$(show "$(node_dir "$n")/mnt")" "$(show "$(node_dir "$n")/ltxfs.log")"
 	done
 	say ""
@@ -707,13 +835,15 @@ print_up_summary() {
 	say "  sqlite3 $(show "$(node_dir "$p")/mnt/app.db") \"PRAGMA journal_mode=wal; CREATE TABLE IF NOT EXISTS t(x); INSERT INTO t VALUES(1);\""
 	say "  sqlite3 $(show "$(node_dir "${replicas[0]}")/mnt/app.db") \"SELECT * FROM t;\"   # a replica: the primary's rows, read-only"
 	say "  cat $(show "$(node_dir "${replicas[0]}")/mnt/.primary")   # the node it follows"
-	say "  curl -s $(node_url "$p")/status   # the host reaches every node's API over the bridge"
+	say "  $(show "$LTXFS") status -config $pcfg -url $(node_url "$p")   # token, CA, certificate: the node's configuration"
+	say "  curl -sK $curl_conf $(node_url "$p")/status   # CA, client certificate and token in $curl_conf"
+	say "  curl -s --cacert $(show "$(tls_dir)/ca.crt") $(node_url "$p")/status   # refused: no certificate, no token"
 	say "  nsenter --net=/run/netns/$(node_ns "$p") ss -tn   # a shell command inside a node's network"
 	say "  ${env_hint}$me status"
 	say "  ${env_hint}$me kill-primary   # SIGKILL the primary; failover takes about 2 x TTL + lock-delay"
 	say "  ${env_hint}$me promote ${replicas[0]}   # hand the primary role to ${replicas[0]} (well under a second)"
 	say "  ${env_hint}$me down"
-	say "Consul's UI: http://$GW:$CONSUL_PORT/ui"
+	say "Consul's UI (plain HTTP: the lease service, not a node): http://$GW:$CONSUL_PORT/ui"
 }
 
 do_status() {
@@ -725,6 +855,7 @@ do_status() {
 	else
 		say "consul  not running"
 	fi
+	say "auth    token $(show "$(token_file)"), CA and certificates $(show "$(tls_dir)") (curl -K $(show "$(tls_dir)/curl.conf") URL)"
 	if have_latency; then
 		pid=$(our_pid "$(proxy_pair)") && st="pid $pid alive" || st="not running"
 		say "proxy   $st; latency n1 ${LAT[n1]} ms, n2 ${LAT[n2]} ms, n3 ${LAT[n3]} ms"
@@ -764,6 +895,7 @@ do_kill_primary() {
 	wait_gone 10 "$pair" || die "$p (pid $pid) did not die"
 	rm -f "${pair%%:*}"
 	unmount_stale "$(node_dir "$p")/mnt"
+	wait_exited "$pid" 10 || warn "$p (pid $pid) is still exiting 10 s after SIGKILL (blocked in the kernel?); its restart may fail"
 	say "detached its dead mount; waiting for Consul to drop its session (TTL $TTL, up to 2 x TTL) and for lock-delay ($LOCK_DELAY)"
 	mapfile -t FAIL_LOGS < <(node_logs "${others[@]}")
 	if ! np=$(wait_agreed "" "${others[@]}"); then
@@ -792,8 +924,9 @@ do_promote() {
 	is_node "$1" || die "promote: no node $1 (nodes: ${NODES[*]})"
 	t0=$(now)
 	mapfile -t FAIL_LOGS < <(node_logs "${NODES[@]}")
-	# The host reaches every node over the bridge: no nsenter needed.
-	"$LTXFS" promote -url "$(node_url "$1")" ||
+	# The host reaches every node over the bridge: no nsenter needed.  The
+	# node's configuration gives the token, the CA and a client certificate.
+	"$LTXFS" promote -config "$(node_dir "$1")/ltxfs.yml" -url "$(node_url "$1")" ||
 		die "promote $1 failed ('$me status' shows the cluster)"
 	if ! wait_agreed "$1" "${NODES[@]}" >/dev/null; then
 		node_statuses "${NODES[@]}" >&2

@@ -27,7 +27,9 @@ bench: $(SPEEDTEST1) $(INSERT_BENCH) $(BUILD)/ltxfs
 	$(MAKE) bench-failover
 	$(MAKE) bench-transfer
 
-# Lag, snapshot speed, primary speed with replicas (tests/bench/replication_bench.py).
+# Lag, snapshot speed, primary speed with replicas (tests/bench/replication_bench.py);
+# lag and snapshot side by side over plain HTTP and over HTTPS + token
+# (REPL_BENCH_ARGS="--tls tls" for one of them only).
 REPL_BENCH_ARGS ?=
 bench-replication: $(INSERT_BENCH) $(BUILD)/ltxfs $(TEST_DEPS)
 	$(PYTHON) tests/bench/replication_bench.py --ltxfs $(abspath $(BUILD)/ltxfs) \

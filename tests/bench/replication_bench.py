@@ -2,6 +2,14 @@
 """replication_bench.py - replication lag, snapshot speed and the primary's
 write speed with replicas, on 127.0.0.1 (docs/benchmarks.md has the method).
 
+Lag and snapshot are measured on two clusters side by side in one run:
+"plain" (HTTP, no token) and "tls" (HTTPS with mutual TLS and a bearer
+token on every request, as deploy/local-cluster.sh and docs/deployment.md
+set a cluster up: EC P-256 certificates of a throwaway CA made with the
+openssl CLI), alternating plain and tls measurement by measurement so that
+a shared machine's load drifts over both alike.  --tls plain or --tls tls
+measures one of them only.  The primary's speed is measured on plain.
+
   lag        a writer commits on the primary at a fixed rate (WAL,
              synchronous=NORMAL, one row per transaction); a reader on the
              replica's mount polls max(id) in a loop.  Lag of a transaction
@@ -30,27 +38,45 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "sqlite"))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import ltxfsmount  # noqa: E402
+from tls_pki import make_ca, make_cert  # noqa: E402
 
 HOST = "bench-primary"
+TOKEN = "bench-token-" + "b" * 32
+
+
+def secure_config(pki):
+    """The http: lines (after addr) of a node over HTTPS with mutual TLS and
+    the token; one certificate for every node (all on 127.0.0.1)."""
+    return ("  token: %s\n  tls:\n    cert: %s\n    key: %s\n    ca: %s\n"
+            "    client-auth: true\n" % (TOKEN, os.path.join(pki, "node.crt"),
+                                         os.path.join(pki, "node.key"),
+                                         os.path.join(pki, "ca.crt")))
 
 
 class Cluster:
-    def __init__(self, binary, work):
+    """A primary and its replicas; with `pki` (a directory with ca.crt,
+    node.crt, node.key) over HTTPS with the token."""
+
+    def __init__(self, binary, work, pki=None):
         self.binary = binary
         self.work = work
+        self.extra = secure_config(pki) if pki else ""
+        self.scheme = "https" if pki else "http"
         self.primary = ltxfsmount.LtxfsMount(
-            binary, os.path.join(work, "primary"), lease=None)
+            binary, os.path.join(work, "primary"), lease=None, extra_config=self.extra)
         self.primary.lease = ("lease:\n  type: static\n  candidate: true\n  hostname: %s\n"
-                              "  advertise-url: \"http://127.0.0.1:%d\"\n"
-                              % (HOST, self.primary.port))
+                              "  advertise-url: \"%s://127.0.0.1:%d\"\n"
+                              % (HOST, self.scheme, self.primary.port))
         self.replicas = []
 
     def add_replica(self, name):
         r = ltxfsmount.LtxfsMount(
-            self.binary, os.path.join(self.work, name),
+            self.binary, os.path.join(self.work, name), extra_config=self.extra,
             lease="lease:\n  type: static\n  candidate: false\n  hostname: %s\n"
-                  "  advertise-url: \"http://127.0.0.1:%d\"\n" % (HOST, self.primary.port))
+                  "  advertise-url: \"%s://127.0.0.1:%d\"\n"
+                  % (HOST, self.scheme, self.primary.port))
         self.replicas.append(r)
         return r
 
@@ -152,9 +178,9 @@ def timed(fn):
     return time.monotonic() - t0
 
 
-def measure_snapshot(c, mib, work):
-    src = make_big_db(c, mib)
-    size = os.path.getsize(src)
+def cp_baseline(src, work):
+    """Seconds of `cp` of the primary's database file on the same disk,
+    without and with a final sync (median of 3; source in the cache)."""
     dst = os.path.join(work, "cp-copy.db")
 
     def cp(sync):
@@ -168,20 +194,20 @@ def measure_snapshot(c, mib, work):
     t_cp = statistics.median(timed(lambda: cp(False)) for _ in range(3))
     t_cp_sync = statistics.median(timed(lambda: cp(True)) for _ in range(3))
     os.unlink(dst)
-    times = []
-    for i in range(3):
-        r = c.add_replica("snapshot-replica%d" % i)
-        subprocess.run(["sync"], check=True)
-        t0 = time.monotonic()
-        r.start()
-        wait_same_pos(c.primary, r, "big.db", 600)
-        times.append(time.monotonic() - t0)
-        r.stop()
-        r.cleanup()
-    t_snap = statistics.median(times)
-    mb = size / 1e6
-    return {"bytes": size, "snap": t_snap, "cp": t_cp, "cp_sync": t_cp_sync,
-            "snap_mbs": mb / t_snap, "cp_mbs": mb / t_cp, "cp_sync_mbs": mb / t_cp_sync}
+    return t_cp, t_cp_sync
+
+
+def snapshot_once(c, i):
+    """Seconds from a new replica's start until it has big.db."""
+    r = c.add_replica("snapshot-replica%d" % i)
+    subprocess.run(["sync"], check=True)
+    t0 = time.monotonic()
+    r.start()
+    wait_same_pos(c.primary, r, "big.db", 600)
+    t = time.monotonic() - t0
+    r.stop()
+    r.cleanup()
+    return t
 
 
 def cpu_seconds(mount):
@@ -201,6 +227,112 @@ def insert_rate(bench, mnt, seconds):
     return float(out[4])
 
 
+def make_pki(work):
+    d = os.path.join(work, "pki")
+    os.makedirs(d)
+    make_ca(d, "ca")
+    make_cert(d, "ca", "node")
+    return d
+
+
+def primary_speed(c, args, label):
+    """insert_bench on the primary alone, then with two replicas, alternating."""
+    alone, attached, cpu, cpu_alone = [], [], [], []
+    rs = [c.add_replica("replica%d" % i) for i in (1, 2)]
+    for _ in range(args.repeat):
+        before = cpu_seconds(c.primary)
+        rate = insert_rate(args.insert_bench, c.primary.mnt, args.seconds / 2)
+        alone.append(rate)
+        cpu_alone.append((cpu_seconds(c.primary) - before) / (rate * args.seconds / 2) * 1e6)
+        for r in rs:
+            r.start()
+        time.sleep(0.5)
+        before = [cpu_seconds(m) for m in [c.primary] + rs]
+        rate = insert_rate(args.insert_bench, c.primary.mnt, args.seconds / 2)
+        used = [cpu_seconds(m) - b for m, b in zip([c.primary] + rs, before)]
+        attached.append(rate)
+        cpu.append([u / (rate * args.seconds / 2) * 1e6 for u in used])
+        for r in rs:
+            r.stop()
+            r.cleanup()
+    a, b = statistics.median(alone), statistics.median(attached)
+    us = [statistics.median(x[i] for x in cpu) for i in range(3)]
+    return ["| primary (%s), INSERT WAL+NORMAL | tx/s |" % label, "|---|---|",
+            "| alone | %.0f |" % a, "| two replicas attached | %.0f (%.1f%%) |"
+            % (b, 100.0 * (b - a) / a), "",
+            "CPU per transaction: primary daemon alone %.0f us; with two replicas "
+            "attached: primary daemon %.0f us, replicas %.0f us and %.0f us (%d cores)."
+            % (statistics.median(cpu_alone), us[0], us[1], us[2], os.cpu_count()), ""]
+
+
+def cell(by_mode, modes, fmt, key):
+    return " | ".join(fmt % by_mode[m][key] for m in modes)
+
+
+def lag_table(clusters, modes, args):
+    """Lag at 100 and 1,000 tx/s, plain and tls alternating per rate."""
+    rs = {}
+    for m in modes:
+        rs[m] = clusters[m].add_replica("lag-replica")
+        rs[m].start()
+    res = {}
+    for rate in (100, 1000):
+        res[rate] = {m: measure_lag(clusters[m], rs[m], rate, args.seconds) for m in modes}
+    for m in modes:
+        rs[m].stop()
+        rs[m].cleanup()
+    head = ["rate"]
+    for m in modes:
+        head += ["%s achieved tx/s" % m, "%s p50 ms" % m, "%s p99 ms" % m, "%s max ms" % m]
+    lines = ["| lag, commit on primary to visible on replica | " + " | ".join(head[1:]) + " |",
+             "|---" * len(head) + "|"]
+    for rate in (100, 1000):
+        row = ["%d tx/s, %d transactions" % (rate, res[rate][modes[0]]["n"])]
+        for m in modes:
+            r = res[rate][m]
+            row += ["%.0f" % r["achieved"], "%.2f" % r["p50"], "%.2f" % r["p99"], "%.2f" % r["max"]]
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    if len(modes) == 2:
+        for rate in (100, 1000):
+            d50 = res[rate]["tls"]["p50"] - res[rate]["plain"]["p50"]
+            d99 = res[rate]["tls"]["p99"] - res[rate]["plain"]["p99"]
+            lines.append("TLS + token at %d tx/s: p50 %+.2f ms, p99 %+.2f ms (target: p99 "
+                         "at most +1 ms: %s)." % (rate, d50, d99, "met" if d99 <= 1.0 else
+                                                  "NOT met"))
+        lines.append("")
+    return lines
+
+
+def snapshot_table(clusters, modes, args, work):
+    srcs = {m: make_big_db(clusters[m], args.snapshot_mib) for m in modes}
+    size = os.path.getsize(srcs[modes[0]])
+    t_cp, t_cp_sync = cp_baseline(srcs[modes[0]], work)
+    times = {m: [] for m in modes}
+    for i in range(3):
+        for m in modes:
+            times[m].append(snapshot_once(clusters[m], i))
+    mb = size / 1e6
+    lines = ["| snapshot of %.0f MiB (median of 3) | seconds | MB/s | / cp | / cp + sync |"
+             % (size / 2**20), "|---|---|---|---|---|"]
+    mbs = {}
+    for m in modes:
+        t = statistics.median(times[m])
+        mbs[m] = mb / t
+        lines.append("| new replica (%s), start to caught up | %.2f | %.0f | %.2f | %.2f |"
+                     % (m, t, mbs[m], t_cp / t, t_cp_sync / t))
+    lines += ["| cp | %.2f | %.0f | | |" % (t_cp, mb / t_cp),
+              "| cp + sync | %.2f | %.0f | | |" % (t_cp_sync, mb / t_cp_sync), ""]
+    lines.append("Each run, seconds: " + "; ".join(
+        "%s %s" % (m, ", ".join("%.2f" % t for t in times[m])) for m in modes) + ".")
+    if len(modes) == 2:
+        cost = 100.0 * (mbs["plain"] - mbs["tls"]) / mbs["plain"]
+        lines.append("TLS + token costs %.1f%% of snapshot throughput (target: at most 10%%: %s)."
+                     % (cost, "met" if cost <= 10.0 else "NOT met"))
+    lines.append("")
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ltxfs", required=True)
@@ -210,65 +342,32 @@ def main():
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--snapshot-mib", type=int, default=1024)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--tls", choices=("both", "plain", "tls"), default="both",
+                    help="lag and snapshot: over plain HTTP, over HTTPS with a token, or both")
+    ap.add_argument("--skip-primary", action="store_true",
+                    help="leave out the primary's speed with replicas")
     args = ap.parse_args()
     work = os.path.abspath(args.workdir)
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
-    lines = ["# ltxfs replication benchmark", ""]
-
-    # Primary alone, then with two replicas, alternating, median of --repeat.
-    c = Cluster(os.path.abspath(args.ltxfs), work)
+    modes = ("plain", "tls") if args.tls == "both" else (args.tls,)
+    binary = os.path.abspath(args.ltxfs)
+    pki = make_pki(work) if "tls" in modes else None
+    lines = ["# ltxfs replication benchmark", "",
+             "tls: HTTPS (mutual TLS, EC P-256) and a bearer token on every request; "
+             "plain: HTTP, no token.", ""]
+    clusters = {m: Cluster(binary, os.path.join(work, m), pki if m == "tls" else None)
+                for m in modes}
     try:
-        c.primary.start()
-        alone, attached, cpu, cpu_alone = [], [], [], []
-        rs = [c.add_replica("replica%d" % i) for i in (1, 2)]
-        for _ in range(args.repeat):
-            before = cpu_seconds(c.primary)
-            rate = insert_rate(args.insert_bench, c.primary.mnt, args.seconds / 2)
-            alone.append(rate)
-            cpu_alone.append((cpu_seconds(c.primary) - before) / (rate * args.seconds / 2) * 1e6)
-            for r in rs:
-                r.start()
-            time.sleep(0.5)
-            before = [cpu_seconds(m) for m in [c.primary] + rs]
-            rate = insert_rate(args.insert_bench, c.primary.mnt, args.seconds / 2)
-            used = [cpu_seconds(m) - b for m, b in zip([c.primary] + rs, before)]
-            attached.append(rate)
-            cpu.append([u / (rate * args.seconds / 2) * 1e6 for u in used])
-            for r in rs:
-                r.stop()
-                r.cleanup()
-        a, b = statistics.median(alone), statistics.median(attached)
-        us = [statistics.median(x[i] for x in cpu) for i in range(3)]
-        lines += ["| primary, INSERT WAL+NORMAL | tx/s |", "|---|---|",
-                  "| alone | %.0f |" % a, "| two replicas attached | %.0f (%.1f%%) |"
-                  % (b, 100.0 * (b - a) / a), "",
-                  "CPU per transaction: primary daemon alone %.0f us; with two replicas "
-                  "attached: primary daemon %.0f us, replicas %.0f us and %.0f us (%d cores)."
-                  % (statistics.median(cpu_alone), us[0], us[1], us[2], os.cpu_count()), ""]
-
-        r = rs[0]
-        r.start()
-        lines += ["| lag, commit on primary to visible on replica | achieved tx/s | p50 ms | "
-                  "p99 ms | max ms |", "|---|---|---|---|---|"]
-        for rate in (100, 1000):
-            m = measure_lag(c, r, rate, args.seconds)
-            lines.append("| %d tx/s, %d transactions | %.0f | %.2f | %.2f | %.2f |"
-                         % (rate, m["n"], m["achieved"], m["p50"], m["p99"], m["max"]))
-        r.stop()
-        r.cleanup()
-        lines.append("")
-
-        s = measure_snapshot(c, args.snapshot_mib, work)
-        lines += ["| snapshot of %.0f MiB | seconds | MB/s |" % (s["bytes"] / 2**20),
-                  "|---|---|---|",
-                  "| new replica, start to caught up | %.2f | %.0f |" % (s["snap"], s["snap_mbs"]),
-                  "| cp | %.2f | %.0f |" % (s["cp"], s["cp_mbs"]),
-                  "| cp + sync | %.2f | %.0f |" % (s["cp_sync"], s["cp_sync_mbs"]),
-                  "", "snapshot / cp throughput: %.2f (cp + sync: %.2f)"
-                  % (s["snap_mbs"] / s["cp_mbs"], s["snap_mbs"] / s["cp_sync_mbs"])]
+        for m in modes:
+            clusters[m].primary.start()
+        if not args.skip_primary:
+            lines += primary_speed(clusters[modes[0]], args, modes[0])
+        lines += lag_table(clusters, modes, args)
+        lines += snapshot_table(clusters, modes, args, work)
     finally:
-        c.stop()
+        for c in clusters.values():
+            c.stop()
     text = "\n".join(lines) + "\n"
     print(text)
     with open(args.out, "w") as f:

@@ -6,7 +6,13 @@ machine (network namespaces, a bridge, FUSE mounts, a Consul agent), so
 each test checks what the user sees and that `down` leaves nothing behind:
 
   - `up` brings one Consul agent and nodes n1 n2 n3 (each in a network
-    namespace of its own) up with one primary and two ready replicas; the
+    namespace of its own) up with one primary and two ready replicas, in
+    the production shape: HTTPS only with a certificate per node from a
+    throwaway CA, mutual TLS, a token (a file of mode 0600) on every
+    request, https:// advertise URLs, no `http.insecure`; a request
+    without the token is answered 401, one without a client certificate
+    is refused, plain HTTP gets nothing, and the commands the script
+    prints for the user (`ltxfs status -config`, `curl -K`) work; the
     mounts, made inside the namespaces with `nsenter --net`, are ordinary
     mounts in the host's mount namespace, so a row written there with
     Python's sqlite3 through the primary's mount is read through both
@@ -19,7 +25,8 @@ each test checks what the user sees and that `down` leaves nothing behind:
   - with `--latency-node n2=50` all traffic goes through
     deploy/delay-proxy.py: the cluster still comes up and replicates, and
     n2 really is 50 ms away (its advertised API answers a round trip no
-    sooner than 100 ms, a row reaches it no sooner than 50 ms);
+    sooner than 100 ms, a row reaches it no sooner than 50 ms), and the
+    nodes' certificates name the proxy's address they are reached at;
   - an `up` that fails half-way (here: a binary that refuses to start)
     says why, with the end of the node's log, and takes down what it had
     started itself;
@@ -38,10 +45,14 @@ namespaces (netns.py: ltxns*, 10.200-249.x).
 import json
 import os
 import re
+import shlex
 import signal
 import sqlite3
+import ssl
+import stat
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -109,10 +120,32 @@ class Cluster:
     def ip(self, n):
         return "%s.%d" % (self.subnet, 10 + int(n[1:]))
 
-    def status(self, n, timeout=5):
-        url = "http://%s:20202/status" % self.ip(n)
-        with urllib.request.urlopen(url, timeout=timeout) as r:
+    def url(self, n):
+        return "https://%s:20202" % self.ip(n)
+
+    def tls(self, client_cert=True):
+        """Trust in the cluster's CA, with the operator's certificate."""
+        d = os.path.join(self.dir, "tls")
+        ctx = ssl.create_default_context(cafile=os.path.join(d, "ca.crt"))
+        if client_cert:
+            ctx.load_cert_chain(os.path.join(d, "operator.crt"),
+                                os.path.join(d, "operator.key"))
+        return ctx
+
+    def token(self):
+        with open(os.path.join(self.dir, "token")) as f:
+            return f.read().strip()
+
+    def get(self, url, timeout=5, token=True, client_cert=True):
+        """GET url over HTTPS; the token unless told otherwise."""
+        headers = {"Authorization": "Bearer " + self.token()} if token else {}
+        req = urllib.request.Request(url, headers=headers)
+        with urllib.request.urlopen(req, timeout=timeout,
+                                    context=self.tls(client_cert)) as r:
             return json.loads(r.read())
+
+    def status(self, n, timeout=5):
+        return self.get(self.url(n) + "/status", timeout=timeout)
 
     def node_pid(self, n):
         with open(os.path.join(self.node_dir(n), "ltxfs.pid")) as f:
@@ -251,6 +284,45 @@ def wait_row(cluster, nodes, value, timeout=REPLICATION_TIMEOUT):
     return seen
 
 
+def check_secured(cluster, stdout):
+    """The production shape: token, HTTPS, mutual TLS, no way around them."""
+    token_file = os.path.join(cluster.dir, "token")
+    assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
+    assert len(cluster.token()) >= 32
+    for n in NODES:
+        with open(os.path.join(cluster.node_dir(n), "ltxfs.yml")) as f:
+            cfg = f.read()
+        assert "insecure" not in cfg, cfg
+        assert 'token-file: "%s"' % token_file in cfg, cfg
+        assert "client-auth: true" in cfg, cfg
+        assert re.search(r'advertise-url: "https://', cfg), cfg
+        assert re.search(r'consul:\n    url: "http://', cfg), cfg      # Consul stays HTTP
+    p = cluster.primary()
+    url = cluster.url(p) + "/status"
+    # The operator's certificate without the token: 401.
+    with pytest.raises(urllib.error.HTTPError) as e:
+        cluster.get(url, token=False)
+    assert e.value.code == 401
+    # The token without a client certificate: refused (403 or at the handshake).
+    with pytest.raises((urllib.error.HTTPError, urllib.error.URLError, ssl.SSLError,
+                        ConnectionError)) as e:
+        cluster.get(url, client_cert=False)
+    assert not isinstance(e.value, urllib.error.HTTPError) or e.value.code == 403, e.value
+    # Plain HTTP gets nothing.
+    with pytest.raises(Exception):
+        urllib.request.urlopen("http://%s:20202/status" % cluster.ip(p), timeout=5).read()
+    assert cluster.get(url)["role"] == "primary"
+    # The commands the summary prints for the user work as printed (from
+    # this directory, as the user would run them).
+    cmds = [line.split("   #")[0].strip() for line in stdout.splitlines()
+            if line.strip().startswith("curl -sK ") or " status -config " in line]
+    assert len(cmds) == 2, stdout
+    for cmd in cmds:
+        cp = subprocess.run(shlex.split(cmd), capture_output=True, text=True, timeout=30)
+        assert cp.returncode == 0, (cmd, H.describe_run(cp))
+        assert p in cp.stdout and "primary" in cp.stdout, (cmd, cp.stdout)
+
+
 def test_up_failover_promote_down(cluster):
     cp = cluster.run("up")
     assert "ltxfs cluster up" in cp.stdout, cp.stdout
@@ -267,6 +339,7 @@ def test_up_failover_promote_down(cluster):
         assert os.readlink("/proc/%d/ns/mnt" % pid) == os.readlink("/proc/self/ns/mnt")
         assert H.mounted_at(os.path.join(cluster.node_dir(n), "mnt")), n
     assert cluster.db(p) in cp.stdout or os.path.relpath(cluster.db(p)) in cp.stdout
+    check_secured(cluster, cp.stdout)
 
     again = cluster.run("up", check=False)
     assert again.returncode != 0 and "a cluster is up" in again.stderr, H.describe_run(again)
@@ -324,9 +397,10 @@ def test_latency_node(cluster):
     with open(os.path.join(cluster.node_dir("n2"), "ltxfs.yml")) as f:
         url = re.search(r'advertise-url: "([^"]+)"', f.read()).group(1)
     assert not url.startswith("http://%s:" % cluster.ip("n2")), url
+    assert url.startswith("https://%s.1:" % cluster.subnet), url
+    # Verified against the CA: n2's certificate names the proxy's address.
     t0 = time.monotonic()
-    with urllib.request.urlopen(url + "/status", timeout=10) as r:
-        assert json.loads(r.read())["hostname"] == "n2"
+    assert cluster.get(url + "/status", timeout=10)["hostname"] == "n2"
     assert time.monotonic() - t0 >= 0.1
 
     write(cluster.db(p), ["slow"], setup=[
