@@ -11,7 +11,7 @@
  * A page whose new checksum equals its old one did not change and is left
  * out; a transaction with no net change (a rollback, a no-op) gets no TXID.
  */
-#include "db/internal.h"
+#include "db/capture.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -13,7 +13,8 @@
 
 #include "base/bytes.h"
 #include "base/log.h"
-#include "db/internal.h"
+#include "db/capture.h"
+#include "db/state.h"
 
 struct db_snapshot {
 	database *db;

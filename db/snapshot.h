@@ -58,4 +58,12 @@ void db_snapshot_end(db_snapshot *s);
 void db_snapshot_preserve_locked(database *db, enum db_file f, uint64_t off,
 				 uint64_t len);
 
+/* The hook as the writers call it: free when no snapshot is being read. */
+static inline void db_preserve_locked(database *db, enum db_file f, uint64_t off,
+				      uint64_t len)
+{
+	if (db->snapshots != NULL)
+		db_snapshot_preserve_locked(db, f, off, len);
+}
+
 #endif
