@@ -31,6 +31,7 @@ static const uint8_t journal_magic[8] = { 0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x
 
 void db_note_storage_error_locked(database *db, long rc, const lx_err *err)
 {
+	db_assert_locked(db);
 	if (rc >= 0 || !db_storage_errno((int)-rc))
 		return;
 	if (db->storage_error[0] == '\0') {
@@ -43,6 +44,7 @@ void db_note_storage_error_locked(database *db, long rc, const lx_err *err)
 
 int db_reserve_log_locked(database *db, uint64_t pending, lx_err *err)
 {
+	db_assert_locked(db);
 	int rc;
 	if (db->log == NULL)
 		return 0;
@@ -122,6 +124,7 @@ static int file_is_empty(const database *db, enum db_file f)
 static int refused_on_replica_locked(database *db, enum db_file f, enum replica_op op,
 				     lx_err *err)
 {
+	db_assert_locked(db);
 	int64_t until = __atomic_load_n(&db->write_until, __ATOMIC_ACQUIRE);
 	if (f == DBF_SHM)
 		return 0;
@@ -219,6 +222,7 @@ static ssize_t pass_write(int fd, const void *buf, size_t len, off_t off)
 static ssize_t write_database_locked(database *db, backing *b, const uint8_t *buf,
 				     size_t len, off_t off, lx_err *err)
 {
+	db_assert_locked(db);
 	ssize_t n;
 	int aligned = db->page_size && off % db->page_size == 0 && len % db->page_size == 0;
 	if (db->wal_mode && !db->journal_hot && aligned) {
@@ -251,6 +255,7 @@ static ssize_t write_database_locked(database *db, backing *b, const uint8_t *bu
 /* The journal stops being hot: the commit point of a rollback transaction. */
 static int journal_finalized_locked(database *db, lx_err *err)
 {
+	db_assert_locked(db);
 	int rc;
 	if (!db->journal_hot)
 		return 0;
@@ -266,6 +271,7 @@ static int journal_finalized_locked(database *db, lx_err *err)
 static ssize_t write_journal_locked(database *db, backing *b, const uint8_t *buf,
 				    size_t len, off_t off, lx_err *err)
 {
+	db_assert_locked(db);
 	ssize_t n;
 	if (off == 0 && len >= sizeof(journal_magic)) {
 		int magic = memcmp(buf, journal_magic, sizeof(journal_magic)) == 0;
@@ -429,6 +435,7 @@ static int undo_restore(const write_undo *u, int fd, uint64_t keep_below)
 static ssize_t write_wal_commit_locked(database *db, backing *b, const uint8_t *buf,
 				       size_t len, off_t off, uint64_t commit_end, lx_err *err)
 {
+	db_assert_locked(db);
 	db_wal_state *w = &db->wal;
 	write_undo u;
 	ssize_t n;
@@ -462,6 +469,7 @@ static ssize_t write_wal_commit_locked(database *db, backing *b, const uint8_t *
 static ssize_t write_wal_locked(database *db, backing *b, const uint8_t *buf,
 				size_t len, off_t off, lx_err *err)
 {
+	db_assert_locked(db);
 	db_wal_state *w = &db->wal;
 	uint64_t commit_end;
 	int restart;
@@ -530,6 +538,7 @@ ssize_t db_write(database *db, enum db_file f, backing *b, const void *buf,
 static int truncate_locked(database *db, enum db_file f, backing *b, off_t size,
 			   lx_err *err)
 {
+	db_assert_locked(db);
 	int rc = 0;
 	if (f == DBF_JOURNAL && size == 0 && b == db->file[f])
 		rc = journal_finalized_locked(db, err);          /* TRUNCATE mode commit */
@@ -646,6 +655,7 @@ int db_fsync_dir(database *db, lx_err *err)
 /* Deleting the database file deletes the database: a transaction of its own. */
 static int delete_database_locked(database *db, lx_err *err)
 {
+	db_assert_locked(db);
 	txn_build t;
 	int rc;
 	db_dirty_clear_locked(db);
@@ -669,6 +679,7 @@ static int delete_database_locked(database *db, lx_err *err)
  */
 static int delete_failed_database_locked(database *db, lx_err *err)
 {
+	db_assert_locked(db);
 	const txlog_entry *tail = db->log ? txlog_last(db->log) : NULL;
 	int rc;
 	if (db->log == NULL)
@@ -740,6 +751,7 @@ int db_unlink(database *db, enum db_file f, lx_err *err)
 
 int db_retirable_locked(const database *db)
 {
+	db_assert_locked(db);
 	if (db->retired || db->failed || db->recovery_pending || db->untracked ||
 	    db->snapshots != NULL || db->log == NULL || db->log->appending || db->n_pages != 0 ||
 	    __atomic_load_n(&db->log_users, __ATOMIC_ACQUIRE) != 0)
@@ -752,6 +764,7 @@ int db_retirable_locked(const database *db)
 
 void db_retire_locked(database *db)
 {
+	db_assert_locked(db);
 	lx_err err;
 	if (txlog_unsynced(db->log) && txlog_sync(db->log, &err) < 0)
 		lx_warn(db->name, "retire: %s", err.msg);
@@ -788,6 +801,7 @@ void db_retire_locked(database *db)
 
 int db_revive_locked(database *db, const db_options *opt, lx_err *err)
 {
+	db_assert_locked(db);
 	char logdir[4096];
 	int rc = 0;
 	if (mkdir(db->dir, 0755) < 0 && errno != EEXIST)
@@ -833,6 +847,7 @@ static int exclusive_held(const database *db)
 static int after_lock_change_locked(database *db, enum db_file f,
 				    int held_wal_write, uint64_t owner, lx_err *err)
 {
+	db_assert_locked(db);
 	if (f == DBF_SHM && held_wal_write &&
 	    lock_table_held(&db->locks[DBF_SHM], owner, SHM_WRITE_LOCK) != LK_WRITE)
 		return db_capture_wal_locked(db, err);

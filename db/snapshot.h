@@ -25,6 +25,7 @@
 
 #include "base/err.h"
 #include "db/database.h"
+#include "db/state.h"
 #include "ltx/ltx.h"
 
 typedef struct db_snapshot db_snapshot;
@@ -62,6 +63,7 @@ void db_snapshot_preserve_locked(database *db, enum db_file f, uint64_t off,
 static inline void db_preserve_locked(database *db, enum db_file f, uint64_t off,
 				      uint64_t len)
 {
+	db_assert_locked(db);
 	if (db->snapshots != NULL)
 		db_snapshot_preserve_locked(db, f, off, len);
 }

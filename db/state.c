@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/bytes.h"
@@ -24,10 +25,43 @@ const char *const db_file_names[DBF_COUNT] = {
 	"database", "database-journal", "database-wal", "database-shm"
 };
 
+/* ---- the database's mutex and its checked contract (state.h) ------------- */
+
+void db_mutex_init(pthread_mutex_t *mu)
+{
+#ifdef NDEBUG
+	pthread_mutex_init(mu, NULL);
+#else
+	pthread_mutexattr_t a;
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
+	pthread_mutex_init(mu, &a);
+	pthread_mutexattr_destroy(&a);
+#endif
+}
+
+#ifndef NDEBUG
+void db_check_locked(const database *db, const char *func)
+{
+	static const struct timespec passed = { 0, 0 };  /* the epoch: long gone */
+	pthread_mutex_t *mu = (pthread_mutex_t *)&db->mu;
+	int rc = pthread_mutex_timedlock(mu, &passed);
+	if (rc == EDEADLK)
+		return;             /* held by this thread: the contract holds */
+	if (rc == 0)
+		pthread_mutex_unlock(mu);
+	lx_error(db->name, "lock contract broken: %s() called without the database's mutex "
+		 "(%s)", func, rc == 0 ? "nobody held it" : rc == ETIMEDOUT ?
+		 "another thread holds it" : strerror(rc));
+	abort();
+}
+#endif
+
 /* ---- page state and small helpers ---------------------------------------- */
 
 void db_apply_target_locked(database *db, apply_target *t)
 {
+	db_assert_locked(db);
 	memset(t, 0, sizeof(*t));
 	t->fd = db->file[DBF_DB]->fd;
 	t->page_size = db->page_size;
@@ -66,6 +100,7 @@ void backing_unref(backing *b)
 
 void db_fail_locked(database *db, const char *fmt, ...)
 {
+	db_assert_locked(db);
 	va_list ap;
 	if (db->failed)
 		return;
@@ -78,6 +113,7 @@ void db_fail_locked(database *db, const char *fmt, ...)
 
 int db_page_ck_reserve_locked(database *db, uint32_t n)
 {
+	db_assert_locked(db);
 	uint64_t *v;
 	size_t cap;
 	if (n <= db->page_ck_cap)
@@ -132,6 +168,7 @@ int db_parse_header(const uint8_t *hdr, uint32_t *page_size, uint32_t *n_pages)
 
 int db_read_page_locked(database *db, uint32_t pgno, uint8_t *buf, lx_err *err)
 {
+	db_assert_locked(db);
 	/* While a WAL is valid SQLite reads everything in its page size. */
 	uint32_t ps = db->wal.valid && db->wal.hdr.page_size ? db->wal.hdr.page_size : db->page_size;
 	int rc;
@@ -155,6 +192,7 @@ int db_read_page_locked(database *db, uint32_t pgno, uint8_t *buf, lx_err *err)
 
 void db_dirty_clear_locked(database *db)
 {
+	db_assert_locked(db);
 	for (size_t i = 0; i < db->n_dirty; i++) {
 		uint32_t p = db->dirty[i] - 1;
 		db->dirty_bits[p / 64] &= ~(1ULL << (p % 64));
@@ -180,6 +218,7 @@ static int open_backing_fd(database *db, enum db_file f, int flags, mode_t mode)
  * cannot take the store past its bound unseen). */
 static size_t fd_count_locked(const database *db)
 {
+	db_assert_locked(db);
 	size_t n = (db->dirfd >= 0) + (db->log ? txlog_fd_count(db->log) : 0);
 	if (db->log != NULL && db->log->nsegs == 0 && !db->log->fds_closed)
 		n++;
@@ -190,12 +229,14 @@ static size_t fd_count_locked(const database *db)
 
 void db_recount_files_locked(database *db)
 {
+	db_assert_locked(db);
 	if (db->files_open && db->opt.handles != NULL)
 		handle_cache_use(db->opt.handles, db, fd_count_locked(db));
 }
 
 int db_use_files_locked(database *db, lx_err *err)
 {
+	db_assert_locked(db);
 	if (db->retired)
 		return 0;
 	if (!db->files_open) {
@@ -224,6 +265,7 @@ int db_use_files_locked(database *db, lx_err *err)
 
 int db_close_files_locked(database *db)
 {
+	db_assert_locked(db);
 	if (!db->files_open)
 		return 0;
 	if (db->log != NULL && txlog_close_fds(db->log) < 0)
@@ -247,6 +289,7 @@ int db_close_files_locked(database *db)
 int db_open_backing_locked(database *db, enum db_file f, int flags,
 			   mode_t mode, lx_err *err)
 {
+	db_assert_locked(db);
 	backing *b;
 	int fd = open_backing_fd(db, f, flags, mode);
 	if (fd < 0)

@@ -20,6 +20,32 @@
 #include "db/database.h"
 
 /*
+ * Checked lock contracts, as SQLite's assert(sqlite3_mutex_held(...)): a
+ * function named *_locked begins with db_assert_locked(db), which aborts
+ * the process, naming the function, unless the calling thread holds
+ * db->mu.  Debug builds only (compiled out under NDEBUG; the Makefile does
+ * not define it, so normal builds and the tests check).
+ *
+ * How, soundly and cheaply: db_mutex_init() makes db->mu an error-checking
+ * mutex (PTHREAD_MUTEX_ERRORCHECK), which records its owner, and the check
+ * is pthread_mutex_timedlock() with a deadline already passed.  POSIX fixes
+ * the three answers: EDEADLK when this thread owns the mutex (the contract
+ * holds: glibc answers from the recorded owner, one load, no system call),
+ * 0 when nobody held it (taken now: released again, then the abort), and
+ * ETIMEDOUT when another thread holds it (the abort).  No lock call site
+ * changes, so nothing can lock the mutex without the check seeing it, and
+ * the database's struct gains no field.
+ */
+void db_mutex_init(pthread_mutex_t *mu);
+
+#ifdef NDEBUG
+#define db_assert_locked(db) ((void)0)
+#else
+#define db_assert_locked(db) db_check_locked((db), __func__)
+void db_check_locked(const database *db, const char *func);
+#endif
+
+/*
  * Make the database's descriptors usable: open again what an idle database
  * closed (db/handles.h) and count it as just used.  Every function that
  * uses db->dirfd, a backing's fd or the log calls it first, after taking
