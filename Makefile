@@ -101,6 +101,7 @@ check: check-unit check-integration
 
 check-unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+	./tests/tools/db_layers.sh $(BUILD)/obj/db
 
 # The whole suite runs twice: locks kept by ltxfs (the default) and by the
 # kernel (fuse.locks: kernel), whose commit capture has no lock events.

@@ -11,7 +11,7 @@
  * A page whose new checksum equals its old one did not change and is left
  * out; a transaction with no net change (a rollback, a no-op) gets no TXID.
  */
-#include "db/internal.h"
+#include "db/capture.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -120,6 +120,7 @@ static int encode_pages(database *db, const txn_build *t, ltx_encoder *enc,
 
 int db_log_transaction_locked(database *db, const txn_build *t, lx_err *err)
 {
+	db_assert_locked(db);
 	ltx_header h;
 	ltx_encoder enc;
 	uint64_t post = post_checksum(db, t);
@@ -257,6 +258,7 @@ static int read_db_shape(database *db, uint32_t *page_size, uint32_t *commit,
 
 int db_capture_rollback_locked(database *db, lx_err *err)
 {
+	db_assert_locked(db);
 	txn_build t;
 	int rc, shape;
 
@@ -391,6 +393,7 @@ static int frame_of_reserve(db_wal_state *w, uint32_t n)
 
 int db_wal_remember_locked(database *db, const txn_page *v, size_t n)
 {
+	db_assert_locked(db);
 	db_wal_state *w = &db->wal;
 	uint32_t frame_size = WAL_FRAME_HEADER_SIZE + w->hdr.page_size;
 	for (size_t i = 0; i < n; i++) {
@@ -486,6 +489,7 @@ static int log_wal_transaction(database *db, wal_scan *s, uint32_t commit,
 /* Read and validate the WAL header; start over when the WAL was restarted. */
 int db_wal_load_header_locked(database *db)
 {
+	db_assert_locked(db);
 	db_wal_state *w = &db->wal;
 	uint8_t buf[WAL_HEADER_SIZE];
 	wal_header h;
@@ -505,6 +509,7 @@ int db_wal_load_header_locked(database *db)
 
 int db_capture_wal_locked(database *db, lx_err *err)
 {
+	db_assert_locked(db);
 	db_wal_state *w = &db->wal;
 	wal_scan s;
 	uint64_t off;
@@ -559,6 +564,7 @@ int db_capture_wal_locked(database *db, lx_err *err)
 
 void db_wal_reset_locked(database *db)
 {
+	db_assert_locked(db);
 	db_wal_state *w = &db->wal;
 	for (size_t i = 0; i < w->n_touched; i++)
 		if (w->touched[i] <= w->frame_of_len)

@@ -1,6 +1,9 @@
 /*
  * database.c - file operations on a database's backing files, as forwarded
  * by the FUSE layer, and the triggers of commit capture (see database.h).
+ * The state these operations share with the rest of the layer (descriptors,
+ * backing files, page checksums) is in state.c, below this file and below
+ * capture.c (db/internal.h draws the layers).
  */
 #include "base/bytes.h"
 #include "db/internal.h"
@@ -24,64 +27,11 @@
 
 static const uint8_t journal_magic[8] = { 0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7 };
 
-const char *const db_file_names[DBF_COUNT] = {
-	"database", "database-journal", "database-wal", "database-shm"
-};
-
-/* ---- helpers shared by the layer ------------------------------------------ */
-
-void db_apply_target_locked(database *db, apply_target *t)
-{
-	memset(t, 0, sizeof(*t));
-	t->fd = db->file[DBF_DB]->fd;
-	t->page_size = db->page_size;
-	t->n_pages = db->n_pages;
-	t->checksum = db->checksum;
-	t->txid = db->txid;
-	t->page_ck = db->page_ck;
-	t->page_ck_cap = db->page_ck_cap;
-}
-
-void db_apply_target_taken(database *db, const apply_target *t)
-{
-	db->page_ck = t->page_ck;
-	db->page_ck_cap = t->page_ck_cap;
-}
-
-int64_t db_now_ms(void)
-{
-	return lx_wall_ms();
-}
-
-backing *backing_ref(backing *b)
-{
-	__atomic_add_fetch(&b->refs, 1, __ATOMIC_RELAXED);
-	return b;
-}
-
-void backing_unref(backing *b)
-{
-	if (b != NULL && __atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) {
-		if (b->fd >= 0)
-			close(b->fd);
-		free(b);
-	}
-}
-
-void db_fail_locked(database *db, const char *fmt, ...)
-{
-	va_list ap;
-	if (db->failed)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(db->failure, sizeof(db->failure), fmt, ap);
-	va_end(ap);
-	db->failed = 1;
-	lx_error(db->name, "database is no longer served: %s", db->failure);
-}
+/* ---- a full disk ------------------------------------------------------------ */
 
 void db_note_storage_error_locked(database *db, long rc, const lx_err *err)
 {
+	db_assert_locked(db);
 	if (rc >= 0 || !db_storage_errno((int)-rc))
 		return;
 	if (db->storage_error[0] == '\0') {
@@ -94,6 +44,7 @@ void db_note_storage_error_locked(database *db, long rc, const lx_err *err)
 
 int db_reserve_log_locked(database *db, uint64_t pending, lx_err *err)
 {
+	db_assert_locked(db);
 	int rc;
 	if (db->log == NULL)
 		return 0;
@@ -104,93 +55,7 @@ int db_reserve_log_locked(database *db, uint64_t pending, lx_err *err)
 	return rc;
 }
 
-int db_page_ck_reserve_locked(database *db, uint32_t n)
-{
-	uint64_t *v;
-	size_t cap;
-	if (n <= db->page_ck_cap)
-		return 0;
-	cap = db->page_ck_cap ? db->page_ck_cap : 64;
-	while (cap < n)
-		cap *= 2;
-	v = realloc(db->page_ck, cap * sizeof(*v));
-	if (v == NULL)
-		return -ENOMEM;
-	memset(v + db->page_ck_cap, 0, (cap - db->page_ck_cap) * sizeof(*v));
-	db->page_ck = v;
-	db->page_ck_cap = cap;
-	return 0;
-}
-
-int db_pread_page(int fd, uint8_t *buf, uint32_t len, uint64_t off)
-{
-	uint32_t done = 0;
-	while (done < len) {
-		ssize_t n = pread(fd, buf + done, len - done, (off_t)(off + done));
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0) {
-			memset(buf + done, 0, len - done);
-			break;
-		}
-		done += (uint32_t)n;
-	}
-	return 0;
-}
-
-int db_parse_header(const uint8_t *hdr, uint32_t *page_size, uint32_t *n_pages)
-{
-	uint32_t ps;
-	if (memcmp(hdr, "SQLite format 3", 16) != 0)
-		return -EBADMSG;
-	ps = (uint32_t)hdr[16] << 8 | hdr[17];
-	if (ps == 1)
-		ps = 65536;
-	if (!ltx_page_size_valid(ps))
-		return -EBADMSG;
-	*page_size = ps;
-	/* The in-header size is valid when "version-valid-for" matches the
-	 * change counter (SQLite >= 3.7.0 always keeps it so). */
-	*n_pages = lx_get_be32(hdr + 24) == lx_get_be32(hdr + 92) ? lx_get_be32(hdr + 28) : 0;
-	return 0;
-}
-
-int db_read_page_locked(database *db, uint32_t pgno, uint8_t *buf, lx_err *err)
-{
-	/* While a WAL is valid SQLite reads everything in its page size. */
-	uint32_t ps = db->wal.valid && db->wal.hdr.page_size ? db->wal.hdr.page_size : db->page_size;
-	int rc;
-	if (db->wal.valid && pgno <= db->wal.frame_of_len && db->wal.frame_of[pgno - 1] &&
-	    db->file[DBF_WAL] != NULL) {
-		uint64_t off = wal_frame_offset(db->wal.hdr.page_size, db->wal.frame_of[pgno - 1] - 1) +
-			       WAL_FRAME_HEADER_SIZE;
-		rc = db_pread_page(db->file[DBF_WAL]->fd, buf, db->wal.hdr.page_size, off);
-	} else if (db->file[DBF_DB] != NULL) {
-		rc = db_pread_page(db->file[DBF_DB]->fd, buf, ps, (uint64_t)(pgno - 1) * ps);
-	} else {
-		memset(buf, 0, ps);
-		rc = 0;
-	}
-	if (rc < 0)
-		return lx_err_sys(err, -rc, "db %s: read page %u", db->name, pgno);
-	return 0;
-}
-
-/* ---- dirty pages of a rollback transaction ------------------------------- */
-
-void db_dirty_clear_locked(database *db)
-{
-	for (size_t i = 0; i < db->n_dirty; i++) {
-		uint32_t p = db->dirty[i] - 1;
-		db->dirty_bits[p / 64] &= ~(1ULL << (p % 64));
-	}
-	db->n_dirty = 0;
-	db->dirty_full = 0;
-	db->txn_synced = 0;
-}
+/* ---- dirty pages of a rollback transaction (cleared in state.c) ------------ */
 
 static int dirty_add(database *db, uint32_t pgno)
 {
@@ -259,6 +124,7 @@ static int file_is_empty(const database *db, enum db_file f)
 static int refused_on_replica_locked(database *db, enum db_file f, enum replica_op op,
 				     lx_err *err)
 {
+	db_assert_locked(db);
 	int64_t until = __atomic_load_n(&db->write_until, __ATOMIC_ACQUIRE);
 	if (f == DBF_SHM)
 		return 0;
@@ -283,84 +149,6 @@ int db_writes_refused(database *db)
 	       (until != 0 && lx_mono_ms() >= until);
 }
 
-/* ---- descriptors of an idle database (db/handles.h) ------------------------ */
-
-static int open_backing_fd(database *db, enum db_file f, int flags, mode_t mode)
-{
-	int fd = openat(db->dirfd, db_file_names[f],
-			O_RDWR | O_CLOEXEC | (flags & (O_CREAT | O_EXCL)), mode);
-	if (fd < 0 && errno == EACCES)
-		fd = openat(db->dirfd, db_file_names[f], O_RDONLY | O_CLOEXEC);
-	return fd;
-}
-
-/* The descriptors it holds, and the log's first segment before the first
- * append creates it (counted ahead, so the operation that follows a use
- * cannot take the store past its bound unseen). */
-static size_t fd_count_locked(const database *db)
-{
-	size_t n = (db->dirfd >= 0) + (db->log ? txlog_fd_count(db->log) : 0);
-	if (db->log != NULL && db->log->nsegs == 0 && !db->log->fds_closed)
-		n++;
-	for (int f = 0; f < DBF_COUNT; f++)
-		n += db->file[f] != NULL && db->file[f]->fd >= 0;
-	return n;
-}
-
-void db_recount_files_locked(database *db)
-{
-	if (db->files_open && db->opt.handles != NULL)
-		handle_cache_use(db->opt.handles, db, fd_count_locked(db));
-}
-
-int db_use_files_locked(database *db, lx_err *err)
-{
-	if (db->retired)
-		return 0;
-	if (!db->files_open) {
-		int rc = 0;
-		if (db->dirfd < 0 &&
-		    (db->dirfd = open(db->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-			return lx_err_sys(err, errno, "db %s: open %s", db->name, db->dir);
-		if (db->log != NULL)
-			rc = txlog_open_fds(db->log, err);
-		for (int f = 0; rc == 0 && f < DBF_COUNT; f++) {
-			backing *b = db->file[f];
-			/* Only the database holds it (a FUSE handle's reference
-			 * keeps it open), so nobody reads fd meanwhile. */
-			if (b != NULL && b->fd < 0 && (b->fd = open_backing_fd(db, f, 0, 0)) < 0)
-				rc = lx_err_sys(err, errno, "db %s: open %s", db->name,
-						db_file_names[f]);
-		}
-		if (rc < 0)
-			return rc;
-		db->files_open = 1;
-	}
-	if (db->opt.handles != NULL)
-		handle_cache_use(db->opt.handles, db, fd_count_locked(db));
-	return 0;
-}
-
-int db_close_files_locked(database *db)
-{
-	if (!db->files_open)
-		return 0;
-	if (db->log != NULL && txlog_close_fds(db->log) < 0)
-		return -EBUSY;
-	for (int f = 0; f < DBF_COUNT; f++) {
-		backing *b = db->file[f];
-		if (b != NULL && b->fd >= 0 && __atomic_load_n(&b->refs, __ATOMIC_ACQUIRE) == 1) {
-			close(b->fd);
-			b->fd = -1;
-		}
-	}
-	if (db->dirfd >= 0)
-		close(db->dirfd);
-	db->dirfd = -1;
-	db->files_open = 0;
-	return 0;
-}
-
 /* ---- opening backing files ------------------------------------------------ */
 
 int db_file_exists(database *db, enum db_file f)
@@ -370,27 +158,6 @@ int db_file_exists(database *db, enum db_file f)
 	exists = db->file[f] != NULL;
 	pthread_mutex_unlock(&db->mu);
 	return exists;
-}
-
-int db_open_backing_locked(database *db, enum db_file f, int flags,
-			   mode_t mode, lx_err *err)
-{
-	backing *b;
-	int fd = open_backing_fd(db, f, flags, mode);
-	if (fd < 0)
-		return lx_err_sys(err, errno, "db %s: open %s", db->name, db_file_names[f]);
-	b = malloc(sizeof(*b));
-	if (b == NULL) {
-		close(fd);
-		return lx_err_set(err, ENOMEM, "out of memory");
-	}
-	b->fd = fd;
-	b->refs = 1;
-	db->file[f] = b;
-	if (flags & O_CREAT)
-		db->dir_dirty = 1;
-	db_recount_files_locked(db);
-	return 0;
 }
 
 int db_open_file(database *db, enum db_file f, int flags, mode_t mode,
@@ -455,6 +222,7 @@ static ssize_t pass_write(int fd, const void *buf, size_t len, off_t off)
 static ssize_t write_database_locked(database *db, backing *b, const uint8_t *buf,
 				     size_t len, off_t off, lx_err *err)
 {
+	db_assert_locked(db);
 	ssize_t n;
 	int aligned = db->page_size && off % db->page_size == 0 && len % db->page_size == 0;
 	if (db->wal_mode && !db->journal_hot && aligned) {
@@ -487,6 +255,7 @@ static ssize_t write_database_locked(database *db, backing *b, const uint8_t *bu
 /* The journal stops being hot: the commit point of a rollback transaction. */
 static int journal_finalized_locked(database *db, lx_err *err)
 {
+	db_assert_locked(db);
 	int rc;
 	if (!db->journal_hot)
 		return 0;
@@ -502,6 +271,7 @@ static int journal_finalized_locked(database *db, lx_err *err)
 static ssize_t write_journal_locked(database *db, backing *b, const uint8_t *buf,
 				    size_t len, off_t off, lx_err *err)
 {
+	db_assert_locked(db);
 	ssize_t n;
 	if (off == 0 && len >= sizeof(journal_magic)) {
 		int magic = memcmp(buf, journal_magic, sizeof(journal_magic)) == 0;
@@ -665,6 +435,7 @@ static int undo_restore(const write_undo *u, int fd, uint64_t keep_below)
 static ssize_t write_wal_commit_locked(database *db, backing *b, const uint8_t *buf,
 				       size_t len, off_t off, uint64_t commit_end, lx_err *err)
 {
+	db_assert_locked(db);
 	db_wal_state *w = &db->wal;
 	write_undo u;
 	ssize_t n;
@@ -698,6 +469,7 @@ static ssize_t write_wal_commit_locked(database *db, backing *b, const uint8_t *
 static ssize_t write_wal_locked(database *db, backing *b, const uint8_t *buf,
 				size_t len, off_t off, lx_err *err)
 {
+	db_assert_locked(db);
 	db_wal_state *w = &db->wal;
 	uint64_t commit_end;
 	int restart;
@@ -766,6 +538,7 @@ ssize_t db_write(database *db, enum db_file f, backing *b, const void *buf,
 static int truncate_locked(database *db, enum db_file f, backing *b, off_t size,
 			   lx_err *err)
 {
+	db_assert_locked(db);
 	int rc = 0;
 	if (f == DBF_JOURNAL && size == 0 && b == db->file[f])
 		rc = journal_finalized_locked(db, err);          /* TRUNCATE mode commit */
@@ -882,6 +655,7 @@ int db_fsync_dir(database *db, lx_err *err)
 /* Deleting the database file deletes the database: a transaction of its own. */
 static int delete_database_locked(database *db, lx_err *err)
 {
+	db_assert_locked(db);
 	txn_build t;
 	int rc;
 	db_dirty_clear_locked(db);
@@ -905,6 +679,7 @@ static int delete_database_locked(database *db, lx_err *err)
  */
 static int delete_failed_database_locked(database *db, lx_err *err)
 {
+	db_assert_locked(db);
 	const txlog_entry *tail = db->log ? txlog_last(db->log) : NULL;
 	int rc;
 	if (db->log == NULL)
@@ -976,6 +751,7 @@ int db_unlink(database *db, enum db_file f, lx_err *err)
 
 int db_retirable_locked(const database *db)
 {
+	db_assert_locked(db);
 	if (db->retired || db->failed || db->recovery_pending || db->untracked ||
 	    db->snapshots != NULL || db->log == NULL || db->log->appending || db->n_pages != 0 ||
 	    __atomic_load_n(&db->log_users, __ATOMIC_ACQUIRE) != 0)
@@ -988,6 +764,7 @@ int db_retirable_locked(const database *db)
 
 void db_retire_locked(database *db)
 {
+	db_assert_locked(db);
 	lx_err err;
 	if (txlog_unsynced(db->log) && txlog_sync(db->log, &err) < 0)
 		lx_warn(db->name, "retire: %s", err.msg);
@@ -1024,6 +801,7 @@ void db_retire_locked(database *db)
 
 int db_revive_locked(database *db, const db_options *opt, lx_err *err)
 {
+	db_assert_locked(db);
 	char logdir[4096];
 	int rc = 0;
 	if (mkdir(db->dir, 0755) < 0 && errno != EEXIST)
@@ -1069,6 +847,7 @@ static int exclusive_held(const database *db)
 static int after_lock_change_locked(database *db, enum db_file f,
 				    int held_wal_write, uint64_t owner, lx_err *err)
 {
+	db_assert_locked(db);
 	if (f == DBF_SHM && held_wal_write &&
 	    lock_table_held(&db->locks[DBF_SHM], owner, SHM_WRITE_LOCK) != LK_WRITE)
 		return db_capture_wal_locked(db, err);
@@ -1228,44 +1007,6 @@ void db_set_write_until(database *db, int64_t write_until)
 int db_is_readonly(database *db)
 {
 	return __atomic_load_n(&db->readonly, __ATOMIC_ACQUIRE);
-}
-
-void db_events_init(db_events *ev)
-{
-	pthread_condattr_t ca;
-	memset(ev, 0, sizeof(*ev));
-	pthread_mutex_init(&ev->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&ev->cond, &ca);
-	pthread_condattr_destroy(&ca);
-}
-
-void db_events_destroy(db_events *ev)
-{
-	pthread_cond_destroy(&ev->cond);
-	pthread_mutex_destroy(&ev->mu);
-}
-
-void db_events_notify(db_events *ev)
-{
-	if (ev == NULL)
-		return;
-	pthread_mutex_lock(&ev->mu);
-	ev->seq++;
-	pthread_cond_broadcast(&ev->cond);
-	pthread_mutex_unlock(&ev->mu);
-}
-
-void db_events_wait(db_events *ev, uint64_t *seen, int timeout_ms, const int *stop)
-{
-	struct timespec ts = lx_mono_deadline(timeout_ms);
-	pthread_mutex_lock(&ev->mu);
-	while (ev->seq == *seen && !(stop && __atomic_load_n(stop, __ATOMIC_ACQUIRE)))
-		if (pthread_cond_timedwait(&ev->cond, &ev->mu, &ts) != 0)
-			break;
-	*seen = ev->seq;
-	pthread_mutex_unlock(&ev->mu);
 }
 
 void db_enforce_retention(database *db, int64_t now_ms, uint64_t max_age_ms,

@@ -28,8 +28,10 @@
  *     state; they are verified, never captured.
  *
  * Threading: every field below `mu` is guarded by it.  Functions named
- * db_* lock it themselves unless their name ends in _locked.  fsyncs run
- * outside the mutex so readers taking locks never wait for the disk.
+ * db_* lock it themselves unless their name ends in _locked; those check,
+ * in debug builds, that the calling thread holds it (db_assert_locked,
+ * db/state.h).  fsyncs run outside the mutex so readers taking locks never
+ * wait for the disk.
  */
 #ifndef LTXFS_DB_DATABASE_H
 #define LTXFS_DB_DATABASE_H

@@ -58,6 +58,7 @@ static int keep_record(database *db, int dirfd, const txlog_entry *e)
 /* Copy the records after `common` into db->dir/<dir>; 0 or -errno. */
 static int keep_records_locked(database *db, uint64_t common, const char *dir)
 {
+	db_assert_locked(db);
 	int dirfd, rc = 0;
 	if (mkdirat(db->dirfd, dir, 0755) < 0 && errno != EEXIST)
 		return -errno;

@@ -6,7 +6,7 @@
 
 #include <sys/resource.h>
 
-#include "db/internal.h"
+#include "db/database.h"
 
 size_t handle_cache_default_cap(void)
 {
@@ -17,8 +17,9 @@ size_t handle_cache_default_cap(void)
 	return cap < 64 ? 64 : cap;
 }
 
-void handle_cache_init(handle_cache *c, size_t cap)
+void handle_cache_init(handle_cache *c, size_t cap, int (*close_files)(database *db))
 {
+	c->close_files = close_files;
 	pthread_mutex_init(&c->mu, NULL);
 	c->cap = cap ? cap : handle_cache_default_cap();
 	c->open = 0;
@@ -76,7 +77,7 @@ static void shrink_locked(handle_cache *c, database *keep)
 	while (c->open > c->cap && db != NULL) {
 		database *next = db->handles.next;
 		if (db != keep && pthread_mutex_trylock(&db->mu) == 0) {
-			if (db_close_files_locked(db) == 0) {
+			if (c->close_files(db) == 0) {
 				unlink_locked(c, db);
 				c->closes++;
 			}

@@ -6,7 +6,7 @@
  * each log segment, and its backing files (database, journal, WAL, shm).
  * Ten thousand databases would need 40-50 thousand of them, more than a
  * process may have.  So a database opens them when an operation needs
- * them (db_use_files_locked in db/internal.h) and this cache keeps the
+ * them (db_use_files_locked in db/state.h) and this cache keeps the
  * databases whose descriptors are open in least-recently-used order: when
  * the descriptors counted exceed the cap, the least recently used
  * databases close theirs.  What the applications hold open through the
@@ -50,6 +50,10 @@ typedef struct handle_cache {
 	database *lru, *mru;       /* list ends */
 	size_t listed;
 	uint64_t closes;           /* databases closed to stay under the cap */
+	/* closes a database's descriptors, its mutex held: 0, or -EBUSY
+	 * (db_close_files_locked; a pointer so this file stays below the
+	 * database's state, see db/internal.h) */
+	int (*close_files)(database *db);
 } handle_cache;
 
 /* The default cap when data.max-open-files is 0: half of the descriptor
@@ -57,7 +61,8 @@ typedef struct handle_cache {
  * applications' open files, HTTP connections and everything else. */
 size_t handle_cache_default_cap(void);
 
-void handle_cache_init(handle_cache *c, size_t cap);
+/* `close_files` closes an idle database's descriptors (see above). */
+void handle_cache_init(handle_cache *c, size_t cap, int (*close_files)(database *db));
 void handle_cache_destroy(handle_cache *c);
 
 /*

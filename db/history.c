@@ -42,6 +42,7 @@ static int whole_history_is_small(const database *db)
 static int next_locked(database *db, uint64_t txid, uint64_t checksum, int known,
 		       db_send *out, lx_err *err)
 {
+	db_assert_locked(db);
 	const txlog_entry *e;
 	int rc;
 	if (db->retired) {
@@ -144,6 +145,7 @@ size_t db_history_points(database *db, db_point *out, size_t max)
 
 int db_on_history_locked(const database *db, uint64_t txid, uint64_t checksum)
 {
+	db_assert_locked(db);
 	const txlog_entry *e;
 	uint64_t base_txid, base_ck;
 	if (txid == db->txid)

@@ -57,6 +57,7 @@ typedef struct state_header {
 
 int db_checksum_file_locked(database *db, lx_err *err)
 {
+	db_assert_locked(db);
 	uint8_t hdr[100], *chunk;
 	struct stat st;
 	uint32_t ps, n_in_header;
@@ -112,6 +113,7 @@ static uint64_t mtime_ns(const struct stat *st)
 
 static void save_state_locked(database *db)
 {
+	db_assert_locked(db);
 	state_header h;
 	struct stat st;
 	XXH64_hash_t sum;
@@ -150,6 +152,7 @@ static void save_state_locked(database *db)
  */
 static int load_state_locked(database *db)
 {
+	db_assert_locked(db);
 	state_header h;
 	struct stat st;
 	const txlog_entry *tail = txlog_last(db->log);
@@ -198,6 +201,7 @@ static int load_state_locked(database *db)
 
 static int open_existing_files_locked(database *db, lx_err *err)
 {
+	db_assert_locked(db);
 	for (int f = 0; f < DBF_COUNT; f++) {
 		struct stat st;
 		if (db->file[f] != NULL)
@@ -213,6 +217,7 @@ static int open_existing_files_locked(database *db, lx_err *err)
 
 static void close_file_locked(database *db, enum db_file f)
 {
+	db_assert_locked(db);
 	backing_unref(db->file[f]);
 	db->file[f] = NULL;
 }
@@ -229,6 +234,7 @@ static int journal_is_hot(database *db)
 /* Let SQLite roll back a hot journal (it knows every journal format detail). */
 static int rollback_hot_journal_locked(database *db, lx_err *err)
 {
+	db_assert_locked(db);
 	char path[4096];
 	sqlite3 *conn = NULL;
 	int rc;
@@ -270,6 +276,7 @@ static uint64_t logged_wal_end(const database *db)
 static int apply_wal_txn_locked(database *db, const txn_page *v, size_t n,
 				uint32_t commit)
 {
+	db_assert_locked(db);
 	uint32_t lock = ltx_lock_pgno(db->wal.hdr.page_size), top = db->n_pages;
 	for (size_t i = 0; i < n; i++) {
 		uint32_t pgno = v[i].pgno;
@@ -297,6 +304,7 @@ static int apply_wal_txn_locked(database *db, const txn_page *v, size_t n,
  */
 static int apply_logged_wal_prefix_locked(database *db, lx_err *err)
 {
+	db_assert_locked(db);
 	db_wal_state *w = &db->wal;
 	uint8_t hdr[WAL_HEADER_SIZE], *frame = NULL;
 	txn_page *txn = NULL;
@@ -359,6 +367,7 @@ static int apply_logged_wal_prefix_locked(database *db, lx_err *err)
  * the logical size and make it durable. */
 static int copy_wal_pages_locked(database *db, lx_err *err)
 {
+	db_assert_locked(db);
 	db_wal_state *w = &db->wal;
 	uint8_t *page;
 	int rc = 0;
@@ -404,6 +413,7 @@ static int copy_wal_pages_locked(database *db, lx_err *err)
  */
 int db_checkpoint_locked(database *db, lx_err *err)
 {
+	db_assert_locked(db);
 	int rc;
 
 	if (db->file[DBF_WAL] == NULL && db->file[DBF_SHM] == NULL)
@@ -430,6 +440,7 @@ int db_checkpoint_locked(database *db, lx_err *err)
 
 int db_absorb_wal_locked(database *db, int keep_pages, lx_err *err)
 {
+	db_assert_locked(db);
 	struct stat st;
 	int rc = 0;
 	if (db->file[DBF_WAL] == NULL ||
@@ -451,6 +462,7 @@ int db_absorb_wal_locked(database *db, int keep_pages, lx_err *err)
 /* Re-apply logged transactions after `index` to the database file. */
 static int reapply_log_locked(database *db, size_t index, lx_err *err)
 {
+	db_assert_locked(db);
 	apply_target t;
 	uint64_t base_ck;
 	int rc = db_checkpoint_locked(db, err);
@@ -489,6 +501,7 @@ static int reapply_log_locked(database *db, size_t index, lx_err *err)
 /* Match the computed state with the log: sets db->txid or fails the db. */
 static int reconcile_with_log_locked(database *db, lx_err *err)
 {
+	db_assert_locked(db);
 	const txlog_entry *tail = txlog_last(db->log);
 	uint64_t have = db->checksum, base_txid, base_checksum;
 
@@ -523,6 +536,7 @@ static int reconcile_with_log_locked(database *db, lx_err *err)
 /* A database file that exists without any history: log it as TXID 1. */
 static int import_unlogged_locked(database *db, lx_err *err)
 {
+	db_assert_locked(db);
 	int rc;
 	if (db->txid != 0 || db->n_pages == 0 || db->file[DBF_DB] == NULL || db->failed)
 		return 0;
@@ -540,6 +554,7 @@ static int import_unlogged_locked(database *db, lx_err *err)
 
 static int recover_locked(database *db, lx_err *err)
 {
+	db_assert_locked(db);
 	int rc = 0;
 	const txlog_entry *tail = txlog_last(db->log);
 
@@ -582,6 +597,7 @@ static int recover_locked(database *db, lx_err *err)
 
 int db_retry_recovery_locked(database *db, lx_err *err)
 {
+	db_assert_locked(db);
 	char was[sizeof(db->failure)];
 	int rc;
 	snprintf(was, sizeof(was), "%s", db->failure);
@@ -614,7 +630,7 @@ int db_open(database **out, const char *name, const char *dir,
 	*out = NULL;
 	if (db == NULL)
 		return lx_err_set(err, ENOMEM, "out of memory");
-	pthread_mutex_init(&db->mu, NULL);
+	db_mutex_init(&db->mu);
 	for (int f = 0; f < DBF_COUNT; f++)
 		lock_table_init(&db->locks[f]);
 	db->dirfd = -1;

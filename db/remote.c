@@ -76,6 +76,7 @@ enum apply_locks { LOCKS_WRITE, LOCKS_SHM, LOCKS_ALL };
 /* Take what is free now; returns 1 once everything is held. */
 static int take_locks_locked(database *db, enum apply_locks which, int prefer)
 {
+	db_assert_locked(db);
 	int all = 1;
 	uint64_t last = which == LOCKS_WRITE ? SHM_WRITE_LOCK : SHM_WRITE_LOCK + 7;
 	/* Writer preference: no new reader gets in where the applier waits. */
@@ -132,6 +133,7 @@ static void acquire_locks(database *db, enum apply_locks which)
  * maps the shm (replica_wal.h). */
 static void release_locks_locked(database *db)
 {
+	db_assert_locked(db);
 	lock_table_set(&db->locks[DBF_SHM], APPLY_OWNER, 0, SHM_WRITE_LOCK, SHM_WRITE_LOCK + 7,
 		       LK_UNLOCK);
 	lock_table_release_owner(&db->locks[DBF_DB], APPLY_OWNER);
@@ -314,6 +316,7 @@ static int check_continues(const database *db, const ltx_header *h, lx_err *err)
 /* The primary deleted the database: its files go, its history stays. */
 static void remove_files_locked(database *db)
 {
+	db_assert_locked(db);
 	for (int f = 0; f < DBF_COUNT; f++) {
 		if (db->file[f] == NULL)
 			continue;
@@ -329,6 +332,7 @@ static void remove_files_locked(database *db)
 
 static void take_position_locked(database *db, const apply_target *t, const ltx_header *h)
 {
+	db_assert_locked(db);
 	db->commits += t->txid - db->txid;
 	db->txid = t->txid;
 	db->checksum = t->checksum;
@@ -340,6 +344,7 @@ static void take_position_locked(database *db, const apply_target *t, const ltx_
 static int apply_locked(database *db, int fd, uint64_t len, const ltx_header *h,
 			page_set *changed, int *created, lx_err *err)
 {
+	db_assert_locked(db);
 	apply_target t;
 	int rc = check_continues(db, h, err);
 
@@ -556,6 +561,7 @@ int db_apply_remote(database *db, int fd, uint64_t len, lx_err *err)
 
 static int take_image_locked(database *db, int image_fd, lx_err *err)
 {
+	db_assert_locked(db);
 	backing *b;
 	if (renameat(db->dirfd, "snapshot.tmp", db->dirfd, db_file_names[DBF_DB]) < 0)
 		return lx_err_sys(err, errno, "db %s: install snapshot", db->name);
@@ -581,6 +587,7 @@ static int take_image_locked(database *db, int image_fd, lx_err *err)
 static int install_locked(database *db, int image_fd, const ltx_header *h, uint64_t post,
 			  uint64_t *page_ck, lx_err *err)
 {
+	db_assert_locked(db);
 	int rc = db_absorb_wal_locked(db, 0, err);
 	rwal_forget(db);
 	db_preserve_locked(db, DBF_DB, 0, UINT64_MAX);   /* the file is replaced */

@@ -262,6 +262,7 @@ static void new_generation(database *db, replica_wal *w, uint32_t ckpt_seq, uint
 /* db->wal is still what this applier wrote (no promotion in between). */
 static int capture_state_is_ours_locked(database *db, replica_wal *w)
 {
+	db_assert_locked(db);
 	const db_wal_state *s = &db->wal;
 	if (w->fresh)
 		return !s->valid || s->processed <= WAL_HEADER_SIZE || w->ih.mx_frame == 0;
@@ -271,6 +272,7 @@ static int capture_state_is_ours_locked(database *db, replica_wal *w)
 
 static int wal_is_empty_locked(database *db)
 {
+	db_assert_locked(db);
 	struct stat st;
 	if (db->file[DBF_WAL] == NULL)
 		return 1;
@@ -359,6 +361,7 @@ int rwal_prepare(database *db)
 static int write_frame_locked(rwal_txn *x, uint32_t commit, lx_err *err)
 {
 	database *db = x->db;
+	db_assert_locked(db);
 	replica_wal *w = db->rwal;
 	uint32_t ps = w->whdr.page_size;
 	uint64_t off = wal_frame_offset(ps, x->next - 1);
@@ -422,6 +425,7 @@ static int put_page(void *ctx, uint32_t pgno, const uint8_t *data, uint64_t ck, 
 
 int rwal_begin_locked(database *db, rwal_txn *x, apply_target *t, lx_err *err)
 {
+	db_assert_locked(db);
 	replica_wal *w = db->rwal;
 	memset(x, 0, sizeof(*x));
 	x->db = db;
@@ -451,6 +455,7 @@ txlog_anchor rwal_anchor(database *db, uint32_t n_pages)
 int rwal_commit_locked(rwal_txn *x, uint32_t commit, lx_err *err)
 {
 	database *db = x->db;
+	db_assert_locked(db);
 	replica_wal *w = db->rwal;
 	db_wal_state *s = &db->wal;
 	int rc;

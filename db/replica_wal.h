@@ -40,7 +40,9 @@
 #define LTXFS_DB_REPLICA_WAL_H
 
 #include "db/apply.h"
-#include "db/internal.h"
+#include "db/capture.h"
+#include "db/snapshot.h"
+#include "db/state.h"
 #include "ltx/ltx.h"
 
 /* The applier's lock owner: FUSE owners are kernel pointers, never this. */

@@ -13,7 +13,8 @@
 
 #include "base/bytes.h"
 #include "base/log.h"
-#include "db/internal.h"
+#include "db/capture.h"
+#include "db/state.h"
 
 struct db_snapshot {
 	database *db;
@@ -100,6 +101,7 @@ static void preserve_wal(db_snapshot *s, uint64_t off)
 void db_snapshot_preserve_locked(database *db, enum db_file f, uint64_t off,
 				 uint64_t len)
 {
+	db_assert_locked(db);
 	for (db_snapshot *s = db->snapshots; s != NULL; s = s->next) {
 		if (s->failed)
 			continue;
@@ -166,6 +168,7 @@ static int between_transactions(const database *db)
 static int begin_locked(database *db, db_snapshot *s, ltx_header *h, uint64_t *post,
 			lx_err *err)
 {
+	db_assert_locked(db);
 	int rc;
 	if (db->failed)
 		return lx_err_set(err, EIO, "db %s: not served: %s", db->name, db->failure);

@@ -25,6 +25,7 @@
 
 #include "base/err.h"
 #include "db/database.h"
+#include "db/state.h"
 #include "ltx/ltx.h"
 
 typedef struct db_snapshot db_snapshot;
@@ -57,5 +58,14 @@ void db_snapshot_end(db_snapshot *s);
  */
 void db_snapshot_preserve_locked(database *db, enum db_file f, uint64_t off,
 				 uint64_t len);
+
+/* The hook as the writers call it: free when no snapshot is being read. */
+static inline void db_preserve_locked(database *db, enum db_file f, uint64_t off,
+				      uint64_t len)
+{
+	db_assert_locked(db);
+	if (db->snapshots != NULL)
+		db_snapshot_preserve_locked(db, f, off, len);
+}
 
 #endif

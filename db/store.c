@@ -369,7 +369,7 @@ int store_open(store **out, const char *data_dir, const db_options *opt,
 	db_events_init(&s->events);
 	s->opt = *opt;
 	s->opt.events = &s->events;
-	handle_cache_init(&s->handles, opt->max_open_files);
+	handle_cache_init(&s->handles, opt->max_open_files, db_close_files_locked);
 	s->opt.handles = &s->handles;
 	if (retention != NULL)
 		s->retention = *retention;

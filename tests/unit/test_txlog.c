@@ -49,27 +49,9 @@ static void fixture_init(fixture *f)
 	snprintf(f->dir, sizeof(f->dir), "%s/dbs/t/log", f->root);
 }
 
-static void remove_dir(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *de;
-	if (d == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		char child[512];
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(child, sizeof(child), "%s/%s", path, de->d_name);
-		if (unlink(child) < 0)
-			remove_dir(child);
-	}
-	closedir(d);
-	rmdir(path);
-}
-
 static void fixture_free(fixture *f)
 {
-	remove_dir(f->root);
+	unit_remove_tree(f->root);
 }
 
 static txlog *open_log(const fixture *f)

@@ -3,8 +3,10 @@
  */
 #include "tests/unit/unit.h"
 
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 int unit_failures;
 
@@ -17,6 +19,25 @@ void unit_fail(const char *file, int line, const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	unit_failures++;
+}
+
+void unit_remove_tree(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	if (d == NULL) {
+		unlink(path);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		char child[512];
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(child, sizeof(child), "%s/%s", path, de->d_name);
+		unit_remove_tree(child);
+	}
+	closedir(d);
+	rmdir(path);
 }
 
 int main(int argc, char **argv)

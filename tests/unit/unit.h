@@ -26,6 +26,9 @@ extern int unit_failures;
 void unit_fail(const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Remove a file, or a directory and everything below it (test fixtures). */
+void unit_remove_tree(const char *path);
+
 #define TEST(fn) { #fn, fn }
 #define UNIT_TESTS(...) \
 	const struct unit_test unit_tests[] = { __VA_ARGS__, { NULL, NULL } };
