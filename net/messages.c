@@ -22,42 +22,50 @@ static int bad(lx_err *err, const char *at, const char *key, const char *what)
 	return lx_err_set(err, EPROTO, "%s%s%s: %s", at, *at ? "." : "", key, what);
 }
 
-/* The member `key` of `o`, or NULL; absent and required is an error. */
+/* 1 and the member `key` of `o` in *v when present; 0 when absent and
+ * optional; -EPROTO when absent and required. */
 static int member(json_t *o, const char *at, const char *key, int required, json_t **v,
 		  lx_err *err)
 {
 	*v = json_object_get(o, key);
-	if (*v == NULL && required)
-		return bad(err, at, key, "missing");
+	if (*v != NULL)
+		return 1;
+	return required ? bad(err, at, key, "missing") : 0;
+}
+
+/* An integer member; negative ones only when `is_signed`.  0 if absent. */
+static int rd_integer(json_t *o, const char *at, const char *key, int required, int is_signed,
+		      json_int_t *out, lx_err *err)
+{
+	json_t *v;
+	int rc = member(o, at, key, required, &v, err);
+	*out = 0;
+	if (rc <= 0)
+		return rc;
+	if (!json_is_integer(v))
+		return bad(err, at, key, "not an integer");
+	if (!is_signed && json_integer_value(v) < 0)
+		return bad(err, at, key, "negative");
+	*out = json_integer_value(v);
 	return 0;
 }
 
 static int rd_u64(json_t *o, const char *at, const char *key, int required, uint64_t *out,
 		  lx_err *err)
 {
-	json_t *v;
-	*out = 0;
-	if (member(o, at, key, required, &v, err) < 0 || v == NULL)
-		return v == NULL && required ? -EPROTO : 0;
-	if (!json_is_integer(v))
-		return bad(err, at, key, "not an integer");
-	if (json_integer_value(v) < 0)
-		return bad(err, at, key, "negative");
-	*out = (uint64_t)json_integer_value(v);
-	return 0;
+	json_int_t v;
+	int rc = rd_integer(o, at, key, required, 0, &v, err);
+	*out = (uint64_t)v;
+	return rc;
 }
 
 static int rd_i64(json_t *o, const char *at, const char *key, int required, int64_t *out,
 		  lx_err *err)
 {
-	json_t *v;
-	*out = 0;
-	if (member(o, at, key, required, &v, err) < 0 || v == NULL)
-		return v == NULL && required ? -EPROTO : 0;
-	if (!json_is_integer(v))
-		return bad(err, at, key, "not an integer");
-	*out = (int64_t)json_integer_value(v);
-	return 0;
+	json_int_t v;
+	int rc = rd_integer(o, at, key, required, 1, &v, err);
+	*out = (int64_t)v;
+	return rc;
 }
 
 static int rd_u32(json_t *o, const char *at, const char *key, int required, uint32_t *out,
@@ -77,26 +85,22 @@ static int rd_bool(json_t *o, const char *at, const char *key, int required, int
 		   lx_err *err)
 {
 	json_t *v;
-	*out = 0;
-	if (member(o, at, key, required, &v, err) < 0 || v == NULL)
-		return v == NULL && required ? -EPROTO : 0;
-	if (!json_is_boolean(v))
+	int rc = member(o, at, key, required, &v, err);
+	*out = rc > 0 && json_is_true(v);
+	if (rc > 0 && !json_is_boolean(v))
 		return bad(err, at, key, "not true or false");
-	*out = json_is_true(v);
-	return 0;
+	return rc < 0 ? rc : 0;
 }
 
 static int rd_str(json_t *o, const char *at, const char *key, int required, const char **out,
 		  lx_err *err)
 {
 	json_t *v;
-	*out = NULL;
-	if (member(o, at, key, required, &v, err) < 0 || v == NULL)
-		return v == NULL && required ? -EPROTO : 0;
-	if (!json_is_string(v))
+	int rc = member(o, at, key, required, &v, err);
+	*out = rc > 0 ? json_string_value(v) : NULL;
+	if (rc > 0 && *out == NULL)
 		return bad(err, at, key, "not a string");
-	*out = json_string_value(v);
-	return 0;
+	return rc < 0 ? rc : 0;
 }
 
 /* "%016x" as the encoders write IDs and checksums: 1 to 16 hex digits. */
