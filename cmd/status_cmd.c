@@ -8,23 +8,17 @@
 #include <string.h>
 
 #include <curl/curl.h>
-#include <jansson.h>
 
 #include "cmd/cli.h"
+#include "net/messages.h"
 
 static const char usage[] =
 	"usage: ltxfs status [-url URL | -config FILE] [--json]\n"
 	"  the node's role, primary, epoch, databases and replicas\n";
 
-static const char *str(json_t *o, const char *key)
+static const char *str(const char *s)
 {
-	const char *s = json_string_value(json_object_get(o, key));
 	return s ? s : "";
-}
-
-static json_int_t num(json_t *o, const char *key)
-{
-	return json_integer_value(json_object_get(o, key));
 }
 
 /* 1536 -> "1.5 KiB" */
@@ -40,56 +34,50 @@ static const char *human_size(double v, char *buf, size_t cap)
 	return buf;
 }
 
-static void print_node(json_t *o)
+static void print_node(const status_msg *m)
 {
-	int primary = strcmp(str(o, "role"), "primary") == 0;
-	printf("node      %s (%s)\n", str(o, "hostname"), str(o, "node_id"));
-	printf("role      %s%s\n", str(o, "role"),
-	       json_is_true(json_object_get(o, "ready")) ? ", ready" : ", NOT READY");
-	printf("primary   %s\n", *str(o, "primary") ? str(o, "primary") : "(none known)");
-	printf("lease     %s, epoch %" JSON_INTEGER_FORMAT "\n", str(o, "lease"), num(o, "epoch"));
-	if (*str(o, "cluster_id"))
-		printf("cluster   %s\n", str(o, "cluster_id"));
+	int primary = strcmp(str(m->role), "primary") == 0;
+	printf("node      %s (%016" PRIx64 ")\n", str(m->hostname), m->node_id);
+	printf("role      %s%s\n", str(m->role), m->ready ? ", ready" : ", NOT READY");
+	printf("primary   %s\n", *str(m->primary) ? m->primary : "(none known)");
+	printf("lease     %s, epoch %" PRIu64 "\n", str(m->lease), m->epoch);
+	if (*str(m->cluster_id))
+		printf("cluster   %s\n", m->cluster_id);
 	if (!primary)
 		printf("lag       %.3f s since the primary was last heard (it sends at least one "
 		       "message a second)\n",
-		       (double)num(o, "lag_ms") / 1000.0);
-	printf("uptime    %.0f s\n", (double)num(o, "uptime_ms") / 1000.0);
+		       (double)m->lag_ms / 1000.0);
+	printf("uptime    %.0f s\n", (double)m->uptime_ms / 1000.0);
 }
 
-static void print_databases(json_t *dbs)
+static void print_databases(const status_msg *m)
 {
-	size_t i;
-	json_t *d;
 	printf("\n%-24s %10s %12s %-9s %s\n", "DATABASE", "TXID", "SIZE", "JOURNAL", "STATE");
-	if (json_array_size(dbs) == 0)
+	if (m->n_dbs == 0)
 		printf("(none)\n");
-	json_array_foreach(dbs, i, d) {
+	for (size_t i = 0; i < m->n_dbs; i++) {
+		const status_msg_db *d = &m->dbs[i];
 		char size[32];
-		const char *state = json_is_true(json_object_get(d, "failed")) ? str(d, "failure") :
-				    !json_is_true(json_object_get(d, "exists")) ? "deleted" : "ok";
-		human_size((double)num(d, "page_count") * (double)num(d, "page_size"), size,
-			   sizeof(size));
-		printf("%-24s %10" JSON_INTEGER_FORMAT " %12s %-9s %s", str(d, "name"),
-		       num(d, "txid"), size, str(d, "journal"), state);
-		if (json_object_get(d, "lost") != NULL)
+		const char *state = d->failed ? str(d->failure) : !d->exists ? "deleted" : "ok";
+		human_size((double)d->page_count * (double)d->page_size, size, sizeof(size));
+		printf("%-24s %10" PRIu64 " %12s %-9s %s", d->name, d->txid, size,
+		       d->wal ? "wal" : "rollback", state);
+		if (d->has_lost)
 			printf(" (lost transactions reported: see /status)");
 		printf("\n");
 	}
 }
 
-static void print_replicas(json_t *reps)
+static void print_replicas(const status_msg *m)
 {
-	size_t i, k;
-	json_t *r, *d;
 	printf("\n%-18s %-22s %-6s %s\n", "REPLICA", "ADDRESS", "READY", "BEHIND (transactions)");
-	if (json_array_size(reps) == 0)
+	if (m->n_replicas == 0)
 		printf("(none connected)\n");
-	json_array_foreach(reps, i, r) {
-		printf("%-18s %-22s %-6s", str(r, "node_id"), str(r, "addr"),
-		       json_is_true(json_object_get(r, "ready")) ? "yes" : "no");
-		json_array_foreach(json_object_get(r, "databases"), k, d)
-			printf(" %s:%" JSON_INTEGER_FORMAT, str(d, "name"), num(d, "behind"));
+	for (size_t i = 0; i < m->n_replicas; i++) {
+		const status_msg_replica *r = &m->replicas[i];
+		printf("%016" PRIx64 "   %-22s %-6s", r->node_id, r->addr, r->ready ? "yes" : "no");
+		for (size_t k = 0; k < r->n_dbs; k++)
+			printf(" %s:%" PRIu64, r->dbs[k].name, r->dbs[k].behind);
 		printf("\n");
 	}
 }
@@ -99,7 +87,8 @@ int cmd_status(int argc, char **argv)
 	cli_target t;
 	cli_response r;
 	int as_json = 0, rc;
-	json_t *o;
+	status_msg m;
+	lx_err err;
 	memset(&t, 0, sizeof(t));
 	for (int i = 1; i < argc; i++) {
 		if (cli_is_help(argv[i])) {
@@ -128,18 +117,16 @@ int cmd_status(int argc, char **argv)
 		cli_response_free(&r);
 		return 0;
 	}
-	o = json_loads(r.body, 0, NULL);
+	rc = status_msg_decode(r.body, r.len, &m, &err);
 	cli_response_free(&r);
-	if (!json_is_object(o)) {
-		fprintf(stderr, "ltxfs status: %s: the answer is not JSON (is -url an ltxfs "
-			"node?)\n", t.url);
-		json_decref(o);
+	if (rc < 0) {
+		fprintf(stderr, "ltxfs status: %s: %s (is -url an ltxfs node?)\n", t.url, err.msg);
 		return 1;
 	}
-	print_node(o);
-	print_databases(json_object_get(o, "databases"));
-	if (strcmp(str(o, "role"), "primary") == 0)
-		print_replicas(json_object_get(o, "replicas"));
-	json_decref(o);
+	print_node(&m);
+	print_databases(&m);
+	if (strcmp(m.role, "primary") == 0)
+		print_replicas(&m);
+	status_msg_free(&m);
 	return 0;
 }

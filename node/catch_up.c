@@ -11,11 +11,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
 #include "base/clock.h"
 #include "base/log.h"
 #include "net/http_client.h"
+#include "net/messages.h"
 #include "replica/stream_client.h"
 
 static int is_self(const catch_up_options *o, size_t i)
@@ -24,10 +23,10 @@ static int is_self(const catch_up_options *o, size_t i)
 }
 
 /* Ask every member at once, so that silent ones (gone, or far away) cost
- * one timeout in all, not one each.  st[i] for o->peers[i]: its status
- * as JSON, or NULL (ours, unreachable, slow, refused, not JSON); the
- * reason is logged. */
-static void probe_all(const catch_up_options *o, json_t **st, long timeout_ms)
+ * one timeout in all, not one each.  st[i] for o->peers[i]: its status,
+ * or left empty (doc NULL: ours, unreachable, slow, refused, not a
+ * /status document); the reason is logged. */
+static void probe_all(const catch_up_options *o, status_msg *st, long timeout_ms)
 {
 	size_t n = o->n_peers ? o->n_peers : 1, k = 0;
 	http_request *q = calloc(n, sizeof(*q));
@@ -57,8 +56,8 @@ static void probe_all(const catch_up_options *o, json_t **st, long timeout_ms)
 		const lease_holder *p = &o->peers[peer[j]];
 		if (rc[j] == 0)
 			rc[j] = http_status_error(&q[j], &r[j], &err[j]);
-		if (rc[j] == 0 && (st[peer[j]] = json_loadb(r[j].body, r[j].len, 0, NULL)) == NULL)
-			rc[j] = lx_err_set(&err[j], EPROTO, "GET %s: the answer is not JSON", url[j]);
+		if (rc[j] == 0 && status_msg_decode(r[j].body, r[j].len, &st[peer[j]], &err[j]) < 0)
+			rc[j] = lx_err_wrap(&err[j], "GET %s: ", url[j]);
 		if (rc[j] < 0)
 			lx_info("node", "catch-up: member %s did not answer: %s", p->hostname,
 				err[j].msg);
@@ -74,23 +73,20 @@ out:
 }
 
 /* How many TXIDs the peer is ahead of us, summed over its databases. */
-static uint64_t txids_ahead(store *st, json_t *status)
+static uint64_t txids_ahead(store *st, const status_msg *status)
 {
-	json_t *dbs = json_object_get(status, "databases"), *d;
 	uint64_t ahead = 0;
-	size_t i;
-	json_array_foreach(dbs, i, d) {
-		const char *name = json_string_value(json_object_get(d, "name"));
-		json_t *t = json_object_get(d, "txid");
-		database *db = name ? store_find(st, name) : NULL;
-		uint64_t theirs = json_is_integer(t) ? (uint64_t)json_integer_value(t) : 0, ours = 0;
+	for (size_t i = 0; i < status->n_dbs; i++) {
+		const status_msg_db *d = &status->dbs[i];
+		database *db = store_find(st, d->name);
+		uint64_t ours = 0;
 		if (db != NULL) {
 			db_status s;
 			db_status_get(db, &s);
 			ours = s.txid;
 		}
-		if (theirs > ours)
-			ahead += theirs - ours;
+		if (d->txid > ours)
+			ahead += d->txid - ours;
 	}
 	return ahead;
 }
@@ -106,7 +102,7 @@ static long probe_timeout(int64_t budget_ms)
 /* The reachable peer furthest ahead of us, or -1. */
 static int furthest_ahead(store *st, const catch_up_options *o, uint64_t *ahead)
 {
-	json_t **v = calloc(o->n_peers ? o->n_peers : 1, sizeof(*v));
+	status_msg *v = calloc(o->n_peers ? o->n_peers : 1, sizeof(*v));
 	int best = -1;
 	*ahead = 0;
 	if (v == NULL)
@@ -114,10 +110,10 @@ static int furthest_ahead(store *st, const catch_up_options *o, uint64_t *ahead)
 	probe_all(o, v, probe_timeout(o->budget_ms));
 	for (size_t i = 0; i < o->n_peers; i++) {
 		uint64_t a;
-		if (v[i] == NULL)
+		if (v[i].doc == NULL)
 			continue;
-		a = txids_ahead(st, v[i]);
-		json_decref(v[i]);
+		a = txids_ahead(st, &v[i]);
+		status_msg_free(&v[i]);
 		if (a > *ahead) {
 			*ahead = a;
 			best = (int)i;

@@ -12,8 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
 #include "base/clock.h"
 #include "base/log.h"
 #include "node/catch_up.h"
@@ -23,6 +21,7 @@
 #include "lease/elector.h"
 #include "lease/etcd_lease.h"
 #include "net/http_client.h"
+#include "net/messages.h"
 #include "replica/stream_client.h"
 
 #define WATCH_WAIT_MS 30000
@@ -535,30 +534,33 @@ static int replica_has_everything(node *n, uint64_t id)
 	return ok;
 }
 
-/* {"token": T, "positions": {"a.db": ["<txid>", "<checksum hex>"], ...}} */
+/* The hand-off answer (net/messages.h): the token and our position in
+ * every database; NULL when out of memory. */
 static char *handoff_answer(node *n, const char *token)
 {
-	json_t *o = json_pack("{s:s, s:{}}", "token", token, "positions"), *pos;
+	handoff_msg m = { .token = token };
+	text_buf out = { 0 };
 	database **dbs;
+	db_status *st;
 	size_t nd;
-	char *text;
-	if (o == NULL || store_list(n->store, &dbs, &nd) < 0) {
-		json_decref(o);
+	if (store_list(n->store, &dbs, &nd) < 0)
 		return NULL;
+	st = calloc(nd ? nd : 1, sizeof(*st));
+	m.positions = calloc(nd ? nd : 1, sizeof(*m.positions));
+	if (st != NULL && m.positions != NULL) {
+		for (size_t i = 0; i < nd; i++) {
+			db_status_get(dbs[i], &st[i]);
+			m.positions[i] = (handoff_position){ dbs[i]->name, st[i].txid,
+							     st[i].checksum };
+		}
+		m.n_positions = nd;
+		if (handoff_msg_encode(&m, &out) < 0)
+			text_buf_free(&out);
 	}
-	pos = json_object_get(o, "positions");
-	for (size_t i = 0; i < nd; i++) {
-		db_status st;
-		char txid[24], ck[24];
-		db_status_get(dbs[i], &st);
-		snprintf(txid, sizeof(txid), "%" PRIu64, st.txid);
-		snprintf(ck, sizeof(ck), "%016" PRIx64, st.checksum);
-		json_object_set_new(pos, dbs[i]->name, json_pack("[s,s]", txid, ck));
-	}
+	free(m.positions);
+	free(st);
 	free(dbs);
-	text = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	return text;
+	return out.data;
 }
 
 static int node_handoff(void *arg, uint64_t target, const char *peer, char **json,
@@ -614,42 +616,26 @@ static int node_handoff(void *arg, uint64_t target, const char *peer, char **jso
 	return *json ? 0 : lx_err_set(err, ENOMEM, "out of memory");
 }
 
-/* A hand-off position's number: a JSON integer (as /status writes TXIDs),
- * or a string holding it in `base` (the older form, and checksums); 0 if
- * it is neither. */
-static uint64_t json_u64(json_t *v, int base)
-{
-	const char *s = json_string_value(v);
-	if (json_is_integer(v))
-		return json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
-	return s != NULL ? strtoull(s, NULL, base) : 0;
-}
-
 /* Wait until every database named in the primary's final positions is
  * at that position here (the last frames may still be in flight). */
-static int wait_positions(node *n, json_t *positions, lx_err *err)
+static int wait_positions(node *n, const handoff_msg *m, lx_err *err)
 {
 	int64_t deadline = lx_mono_ms() + HANDOFF_CATCHUP_MS;
 	for (;;) {
-		const char *name;
-		json_t *v;
 		int behind = 0;
-		json_object_foreach(positions, name, v) {
-			database *db = store_find(n->store, name);
-			uint64_t txid = json_u64(json_array_get(v, 0), 10);
-			uint64_t ck = json_u64(json_array_get(v, 1), 16);
+		for (size_t i = 0; i < m->n_positions && !behind; i++) {
+			const handoff_position *p = &m->positions[i];
+			database *db;
 			db_status st;
-			if (txid == 0)
+			if (p->txid == 0)
 				continue;
+			db = store_find(n->store, p->name);
 			if (db == NULL) {
 				behind = 1;
 				break;
 			}
 			db_status_get(db, &st);
-			if (st.txid != txid || st.checksum != ck) {
-				behind = 1;
-				break;
-			}
+			behind = st.txid != p->txid || st.checksum != p->checksum;
 		}
 		if (!behind)
 			return 0;
@@ -660,11 +646,11 @@ static int wait_positions(node *n, json_t *positions, lx_err *err)
 	}
 }
 
-/* Ask the primary to hand the lease over: its answer is
- * {"token": T, "positions": {...}} (a row per database: bounded as a
- * document, never cut). */
+/* Ask the primary to hand the lease over: its answer is a handoff_msg
+ * (a row per database: bounded as a document, never cut) into `m`, which
+ * the caller frees. */
 static int ask_handoff(node *n, const lease_holder *from, char *token, size_t cap,
-		       json_t **positions, lx_err *err)
+		       handoff_msg *m, lx_err *err)
 {
 	char url[LEASE_URL_MAX + 32], idh[64];
 	const char *headers[] = { idh, NULL };
@@ -672,8 +658,6 @@ static int ask_handoff(node *n, const lease_holder *from, char *token, size_t ca
 			   .timeout_ms = HANDOFF_CATCHUP_MS + 5000,
 			   .body_max = HTTP_BODY_MAX_DOCUMENT };
 	http_response r;
-	const char *t;
-	json_t *o = NULL;
 	lx_err e;
 	int rc;
 	snprintf(url, sizeof(url), "%s/handoff", from->advertise_url);
@@ -686,18 +670,13 @@ static int ask_handoff(node *n, const lease_holder *from, char *token, size_t ca
 	else if (r.status != 200 && (rc = http_status_error(&q, &r, &e)) < 0)
 		rc = lx_err_set(err, EAGAIN, "primary %s refused the hand-off: %s", from->hostname,
 				e.msg);
-	else if ((o = json_loadb(r.body, r.len, 0, NULL)) == NULL ||
-		 (t = json_string_value(json_object_get(o, "token"))) == NULL)
-		rc = lx_err_set(err, EPROTO, "primary %s: hand-off answer without a token",
-				from->hostname);
-	else if (strlen(t) >= cap)
+	else if (handoff_msg_decode(r.body, r.len, m, &e) < 0)
+		rc = lx_err_set(err, EPROTO, "primary %s: %s", from->hostname, e.msg);
+	else if (strlen(m->token) >= cap)
 		rc = lx_err_set(err, EPROTO, "primary %s: hand-off token longer than %zu bytes",
 				from->hostname, cap - 1);
-	else {
-		memcpy(token, t, strlen(t) + 1);
-		*positions = json_incref(json_object_get(o, "positions"));
-	}
-	json_decref(o);
+	else
+		memcpy(token, m->token, strlen(m->token) + 1);
 	http_response_free(&r);
 	return rc;
 }
@@ -722,15 +701,15 @@ static int node_promote(void *arg, lx_err *err)
 	if (from.hostname[0] == '\0')
 		return lx_err_set(err, EAGAIN, "no primary to take over from; a candidate "
 				  "becomes primary by itself when the lease is free");
-	json_t *positions = NULL;
-	rc = ask_handoff(n, &from, token, sizeof(token), &positions, err);
+	handoff_msg answer = { 0 };
+	rc = ask_handoff(n, &from, token, sizeof(token), &answer, err);
 	/* The lease is nobody's now: the old primary stopped writing and
 	 * renewing.  Take it once every transaction it had is here; if that
 	 * fails, the session expires and a candidate is elected as after a
 	 * crash. */
 	if (rc == 0)
-		rc = wait_positions(n, positions, err);
-	json_decref(positions);
+		rc = wait_positions(n, &answer, err);
+	handoff_msg_free(&answer);
 	if (rc == 0)
 		rc = elector_take(n->elector, token, err);
 	if (rc == 0)

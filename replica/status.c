@@ -5,128 +5,45 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-void text_buf_free(text_buf *b)
-{
-	free(b->data);
-	memset(b, 0, sizeof(*b));
-}
-
-static void put(text_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void put(text_buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-	if (b->oom)
-		return;
-	for (;;) {
-		size_t room = b->cap - b->len;
-		va_start(ap, fmt);
-		n = vsnprintf(b->data ? b->data + b->len : NULL, room, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			b->oom = 1;
-			return;
-		}
-		if ((size_t)n < room) {
-			b->len += (size_t)n;
-			return;
-		}
-		size_t cap = b->cap ? b->cap * 2 : 4096;
-		while (cap - b->len <= (size_t)n)
-			cap *= 2;
-		char *d = realloc(b->data, cap);
-		if (d == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->data = d;
-		b->cap = cap;
-	}
-}
-
-/* A JSON string literal (RFC 8259): quotes, backslashes and control
- * characters escaped; other bytes (UTF-8) as they are. */
-static void put_json_string(text_buf *b, const char *s)
-{
-	put(b, "\"");
-	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-		if (*p == '"' || *p == '\\')
-			put(b, "\\%c", *p);
-		else if (*p < 0x20)
-			put(b, "\\u%04x", *p);
-		else
-			put(b, "%c", *p);
-	}
-	put(b, "\"");
-}
+#include "net/messages.h"
 
 /* A Prometheus label value: backslash, double quote and newline escaped. */
 static void put_label_value(text_buf *b, const char *s)
 {
 	for (const char *p = s ? s : ""; *p; p++) {
 		if (*p == '\\' || *p == '"')
-			put(b, "\\%c", *p);
+			text_put(b, "\\%c", *p);
 		else if (*p == '\n')
-			put(b, "\\n");
+			text_put(b, "\\n");
 		else
-			put(b, "%c", *p);
+			text_put(b, "%c", *p);
 	}
 }
 
-/* Transactions committed here that the cluster's history lost (the last
- * report; "from": null when where the histories part is unknown). */
-static void put_json_lost(text_buf *b, const db_lost *l)
-{
-	put(b, ",\"lost\":{\"from\":");
-	if (l->from)
-		put(b, "%" PRIu64, l->from);
-	else
-		put(b, "null");
-	put(b, ",\"to\":%" PRIu64 ",\"count\":%" PRIu64 ",\"at_ms\":%" PRId64 ",\"kept\":",
-	    l->to, l->count, l->at_ms);
-	put_json_string(b, l->kept);
-	put(b, ",\"events\":%" PRIu64 ",\"total\":%" PRIu64 "}", l->events, l->total);
-}
-
-static void put_json_db(text_buf *b, const status_db *d)
+static void to_msg_db(const status_db *d, status_msg_db *m, char *why, size_t cap)
 {
 	const db_status *s = &d->st;
-	put(b, "{\"name\":");
-	put_json_string(b, d->name);
-	put(b, ",\"exists\":%s,\"txid\":%" PRIu64 ",\"checksum\":\"%016" PRIx64 "\""
-	       ",\"page_size\":%u,\"page_count\":%u,\"journal\":\"%s\""
-	       ",\"log_transactions\":%" PRIu64 ",\"log_bytes\":%" PRIu64
-	       ",\"last_commit_ms\":%" PRId64 ",\"failed\":%s",
-	    s->exists ? "true" : "false", s->txid, s->checksum, s->page_size,
-	    s->n_pages, s->wal_mode ? "wal" : "rollback", s->log_transactions,
-	    s->log_bytes, s->last_commit_ms, s->failed ? "true" : "false");
-	if (s->failed) {
-		put(b, ",\"failure\":");
-		put_json_string(b, s->failure);
-	}
-	put(b, ",\"commits_refused\":%" PRIu64, s->commits_refused);
-	if (s->storage_error[0]) {
-		put(b, ",\"storage_error\":");
-		put_json_string(b, s->storage_error);
-		put(b, ",\"storage_error_since_ms\":%" PRId64, s->storage_error_ms);
-	}
-	put(b, ",\"untracked\":%s", s->untracked ? "true" : "false");
+	*m = (status_msg_db){
+		.name = d->name, .exists = s->exists, .txid = s->txid, .checksum = s->checksum,
+		.page_size = s->page_size, .page_count = s->n_pages, .wal = s->wal_mode,
+		.log_transactions = s->log_transactions, .log_bytes = s->log_bytes,
+		.last_commit_ms = s->last_commit_ms, .failed = s->failed,
+		.failure = s->failure, .commits_refused = s->commits_refused,
+		.storage_error = s->storage_error,
+		.storage_error_since_ms = s->storage_error_ms, .untracked = s->untracked,
+		.has_lost = s->lost.events != 0,
+		.lost = { .from = s->lost.from, .to = s->lost.to, .count = s->lost.count,
+			  .at_ms = s->lost.at_ms, .kept = s->lost.kept,
+			  .events = s->lost.events, .total = s->lost.total },
+	};
 	if (s->untracked) {
-		char why[256];
-		status_untracked_reason(s, why, sizeof(why));
-		put(b, ",\"untracked_reason\":");
-		put_json_string(b, why);
+		status_untracked_reason(s, why, cap);
+		m->untracked_reason = why;
 	}
-	if (s->lost.events)
-		put_json_lost(b, &s->lost);
-	put(b, "}");
 }
 
 void status_untracked_reason(const db_status *s, char *out, size_t cap)
@@ -161,60 +78,74 @@ static const status_db *find_db(const status_db *const *sorted, size_t n, const 
 }
 
 /* A connected replica: its position per database and how far behind. */
-static void put_json_replica(text_buf *b, const stream_replica *r,
-			     const status_db *const *dbs, size_t n)
+static int to_msg_replica(const stream_replica *r, const status_db *const *dbs, size_t n,
+			  status_msg_replica *m)
 {
-	put(b, "{\"node_id\":\"%016" PRIx64 "\",\"addr\":", r->node_id);
-	put_json_string(b, r->addr);
-	put(b, ",\"connected_ms\":%" PRId64 ",\"ready\":%s,\"databases\":[",
-	    r->connected_ms, r->ready ? "true" : "false");
+	*m = (status_msg_replica){ .node_id = r->node_id, .addr = r->addr,
+				   .connected_ms = r->connected_ms, .ready = r->ready,
+				   .n_dbs = r->n };
+	m->dbs = r->n ? calloc(r->n, sizeof(*m->dbs)) : NULL;
+	if (r->n && m->dbs == NULL)
+		return -ENOMEM;
 	for (size_t i = 0; i < r->n; i++) {
 		const status_db *d = find_db(dbs, n, r->dbs[i].name);
-		uint64_t behind = d && d->st.txid > r->dbs[i].txid ? d->st.txid - r->dbs[i].txid : 0;
-		put(b, "%s{\"name\":", i ? "," : "");
-		put_json_string(b, r->dbs[i].name);
-		put(b, ",\"txid\":%" PRIu64 ",\"checksum\":\"%016" PRIx64 "\",\"behind\":%" PRIu64 "}",
-		    r->dbs[i].txid, r->dbs[i].checksum, behind);
+		m->dbs[i] = (status_msg_position){
+			.name = r->dbs[i].name, .txid = r->dbs[i].txid,
+			.checksum = r->dbs[i].checksum,
+			.behind = d && d->st.txid > r->dbs[i].txid ? d->st.txid - r->dbs[i].txid : 0,
+		};
 	}
-	put(b, "]}");
+	return 0;
 }
 
+/* The message's arrays borrow every string from the arguments; only the
+ * untracked databases' reasons are written, into `why`. */
 int status_render_json(text_buf *out, const node_status *node,
 		       const status_db *dbs, size_t n,
 		       const stream_replica *reps, size_t nreps)
 {
+	status_msg m = {
+		.node_id = node->node_id, .hostname = node->hostname, .role = node->role,
+		.primary = node->primary, .lease = node->lease_type, .epoch = node->epoch,
+		.cluster_id = node->cluster_id ? node->cluster_id : "",
+		.uptime_ms = node->now_ms - node->started_ms, .ready = node->ready,
+		.lag_ms = node->lag_ms, .n_dbs = n, .n_replicas = nreps,
+	};
 	const status_db **sorted = nreps && n ? malloc(n * sizeof(*sorted)) : NULL;
+	char (*why)[256] = NULL;
+	size_t n_untracked = 0, k = 0;
+	int rc = 0;
+	for (size_t i = 0; i < n; i++)
+		n_untracked += dbs[i].st.untracked != 0;
+	m.dbs = n ? calloc(n, sizeof(*m.dbs)) : NULL;
+	m.replicas = nreps ? calloc(nreps, sizeof(*m.replicas)) : NULL;
+	why = n_untracked ? calloc(n_untracked, sizeof(*why)) : NULL;
+	if ((n && m.dbs == NULL) || (nreps && m.replicas == NULL) ||
+	    (nreps && n && sorted == NULL) || (n_untracked && why == NULL)) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		int u = dbs[i].st.untracked != 0;
+		to_msg_db(&dbs[i], &m.dbs[i], u ? why[k] : NULL, sizeof(*why));
+		k += u;
+	}
 	for (size_t i = 0; sorted != NULL && i < n; i++)
 		sorted[i] = &dbs[i];
 	if (sorted != NULL)
 		qsort(sorted, n, sizeof(*sorted), by_name);
-	put(out, "{\"node_id\":\"%016" PRIx64 "\",\"hostname\":", node->node_id);
-	put_json_string(out, node->hostname);
-	put(out, ",\"role\":");
-	put_json_string(out, node->role);
-	put(out, ",\"primary\":");
-	put_json_string(out, node->primary);
-	put(out, ",\"lease\":");
-	put_json_string(out, node->lease_type);
-	put(out, ",\"epoch\":%" PRIu64, node->epoch);
-	put(out, ",\"cluster_id\":");
-	put_json_string(out, node->cluster_id ? node->cluster_id : "");
-	put(out, ",\"uptime_ms\":%" PRId64 ",\"ready\":%s,\"lag_ms\":%" PRId64 ",\"databases\":[",
-	    node->now_ms - node->started_ms, node->ready ? "true" : "false", node->lag_ms);
-	for (size_t i = 0; i < n; i++) {
-		if (i > 0)
-			put(out, ",");
-		put_json_db(out, &dbs[i]);
-	}
-	put(out, "],\"replicas\":[");
-	for (size_t i = 0; i < nreps; i++) {
-		if (i > 0)
-			put(out, ",");
-		put_json_replica(out, &reps[i], sorted, sorted ? n : 0);
-	}
+	for (size_t i = 0; i < nreps && rc == 0; i++)
+		rc = to_msg_replica(&reps[i], sorted, sorted ? n : 0, &m.replicas[i]);
+	if (rc == 0)
+		rc = status_msg_encode(&m, out);
+out:
+	for (size_t i = 0; m.replicas != NULL && i < nreps; i++)
+		free(m.replicas[i].dbs);
+	free(m.replicas);
+	free(m.dbs);
+	free(why);
 	free(sorted);
-	put(out, "]}\n");
-	return out->oom ? -ENOMEM : 0;
+	return rc;
 }
 
 /* One metric family: HELP, TYPE, then a sample per database. */
@@ -222,11 +153,11 @@ static void put_db_family(text_buf *b, const char *name, const char *type,
 			  const char *help, const status_db *dbs, size_t n,
 			  uint64_t (*value)(const db_status *))
 {
-	put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	text_put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 	for (size_t i = 0; i < n; i++) {
-		put(b, "%s{db=\"", name);
+		text_put(b, "%s{db=\"", name);
 		put_label_value(b, dbs[i].name);
-		put(b, "\"} %" PRIu64 "\n", value(&dbs[i].st));
+		text_put(b, "\"} %" PRIu64 "\n", value(&dbs[i].st));
 	}
 }
 
@@ -246,38 +177,38 @@ static uint64_t v_refused(const db_status *s) { return s->commits_refused; }
 
 static void put_counter(text_buf *b, const char *name, const char *help, uint64_t v)
 {
-	put(b, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n", name, help, name, name, v);
+	text_put(b, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n", name, help, name, name, v);
 }
 
 int status_render_metrics(text_buf *out, const node_status *node,
 			  const status_db *dbs, size_t n,
 			  const stream_replica *reps, size_t nreps)
 {
-	put(out, "# HELP ltxfs_info The node (value 1).\n# TYPE ltxfs_info gauge\n"
+	text_put(out, "# HELP ltxfs_info The node (value 1).\n# TYPE ltxfs_info gauge\n"
 		 "ltxfs_info{node_id=\"%016" PRIx64 "\",hostname=\"", node->node_id);
 	put_label_value(out, node->hostname);
-	put(out, "\",role=\"");
+	text_put(out, "\",role=\"");
 	put_label_value(out, node->role);
-	put(out, "\"} 1\n");
-	put(out, "# HELP ltxfs_primary 1 if this node holds the lease.\n# TYPE ltxfs_primary gauge\n"
+	text_put(out, "\"} 1\n");
+	text_put(out, "# HELP ltxfs_primary 1 if this node holds the lease.\n# TYPE ltxfs_primary gauge\n"
 		 "ltxfs_primary %d\n", strcmp(node->role, "primary") == 0);
-	put(out, "# HELP ltxfs_lease_epoch The primary's lease epoch as this node knows it.\n"
+	text_put(out, "# HELP ltxfs_lease_epoch The primary's lease epoch as this node knows it.\n"
 		 "# TYPE ltxfs_lease_epoch gauge\nltxfs_lease_epoch %" PRIu64 "\n", node->epoch);
-	put(out, "# HELP ltxfs_uptime_seconds Seconds since the daemon started.\n"
+	text_put(out, "# HELP ltxfs_uptime_seconds Seconds since the daemon started.\n"
 		 "# TYPE ltxfs_uptime_seconds gauge\nltxfs_uptime_seconds %.3f\n",
 	    (double)(node->now_ms - node->started_ms) / 1000.0);
 	(void)reps;
-	put(out, "# HELP ltxfs_lag_seconds Replica: seconds since the primary was last heard.\n"
+	text_put(out, "# HELP ltxfs_lag_seconds Replica: seconds since the primary was last heard.\n"
 		 "# TYPE ltxfs_lag_seconds gauge\nltxfs_lag_seconds %.3f\n",
 	    (double)node->lag_ms / 1000.0);
 	if (node->renew_ms >= 0)
-		put(out, "# HELP ltxfs_lease_renew_seconds How long the last lease renewal took.\n"
+		text_put(out, "# HELP ltxfs_lease_renew_seconds How long the last lease renewal took.\n"
 			 "# TYPE ltxfs_lease_renew_seconds gauge\nltxfs_lease_renew_seconds %.3f\n",
 		    (double)node->renew_ms / 1000.0);
 	put_counter(out, "ltxfs_lease_renews_total", "Successful lease renewals.", node->renews);
 	put_counter(out, "ltxfs_lease_renew_failures_total",
 		    "Lease renewals that failed (and were retried).", node->renew_failures);
-	put(out, "# HELP ltxfs_replicas Replicas streaming from this node.\n"
+	text_put(out, "# HELP ltxfs_replicas Replicas streaming from this node.\n"
 		 "# TYPE ltxfs_replicas gauge\nltxfs_replicas %zu\n", nreps);
 	put_counter(out, "ltxfs_snapshots_sent_total", "Snapshots sent to replicas.",
 		    node->snapshots_sent);
@@ -287,18 +218,18 @@ int status_render_metrics(text_buf *out, const node_status *node,
 		    node->snapshots_received);
 	put_counter(out, "ltxfs_transactions_received_total",
 		    "Transactions applied from the primary.", node->transactions_received);
-	put(out, "# HELP ltxfs_databases Databases known to the node.\n"
+	text_put(out, "# HELP ltxfs_databases Databases known to the node.\n"
 		 "# TYPE ltxfs_databases gauge\nltxfs_databases %zu\n", n);
 	put_counter(out, "ltxfs_databases_retired_total",
 		    "Deleted databases whose directory, log and descriptors were given back.",
 		    node->databases_retired);
-	put(out, "# HELP ltxfs_open_files Descriptors the databases keep open (bounded by "
+	text_put(out, "# HELP ltxfs_open_files Descriptors the databases keep open (bounded by "
 		 "data.max-open-files; files held by applications are not counted).\n"
 		 "# TYPE ltxfs_open_files gauge\nltxfs_open_files %" PRIu64 "\n", node->open_files);
-	put(out, "# HELP ltxfs_open_files_max data.max-open-files.\n"
+	text_put(out, "# HELP ltxfs_open_files_max data.max-open-files.\n"
 		 "# TYPE ltxfs_open_files_max gauge\nltxfs_open_files_max %" PRIu64 "\n",
 	    node->open_files_max);
-	put(out, "# HELP ltxfs_open_files_databases Databases whose descriptors are open.\n"
+	text_put(out, "# HELP ltxfs_open_files_databases Databases whose descriptors are open.\n"
 		 "# TYPE ltxfs_open_files_databases gauge\nltxfs_open_files_databases %" PRIu64 "\n",
 	    node->open_files_dbs);
 	put_counter(out, "ltxfs_open_files_closes_total",

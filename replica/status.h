@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/text_buf.h"
 #include "db/database.h"
 #include "replica/stream_server.h"
 
@@ -42,15 +43,6 @@ typedef struct status_db {
 	const char *name;
 	db_status st;
 } status_db;
-
-/* A growable text buffer; `oom` records a failed allocation. */
-typedef struct text_buf {
-	char *data;
-	size_t len, cap;
-	int oom;
-} text_buf;
-
-void text_buf_free(text_buf *b);
 
 /* Render into `out` (appending).  `reps` are the replicas connected to a
  * primary (may be NULL).  Return 0, or -ENOMEM. */
