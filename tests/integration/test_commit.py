@@ -10,6 +10,7 @@ to and from WAL is one transaction each (SQLite rewrites page 1).
 """
 
 import os
+import sqlite3
 
 import pytest
 
@@ -262,3 +263,43 @@ def test_restart_continues_txids(node, track_conn):
         con.close()
         node.check_replay(name)
     assert os.path.exists(node.path("rc-wal.db"))
+
+
+def test_a_wal_written_by_a_tool_can_be_patched(node, tmp_path):
+    """A WAL written whole by a tool (not SQLite's header-then-page writes),
+    then patched in place, as SQLite's own tests do (wal.test 18.x,
+    walcksum.test): the writes pass and SQLite's WAL recovery judges the
+    frames as it does natively (up to the first bad checksum).  Before, the
+    whole-frame write was taken for a commit and logged at once, and the
+    patch was refused with EIO as a change to committed frames."""
+    src = str(tmp_path / "native.db")
+    keep = sqlite3.connect(src, isolation_level=None)
+    keep.execute("PRAGMA journal_mode=wal")
+    keep.execute("PRAGMA wal_autocheckpoint=0")
+    keep.execute("CREATE TABLE t(x)")
+    keep.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for i in range(4):
+        keep.execute("INSERT INTO t VALUES (?)", (i,))      # one commit frame each
+    with open(src, "rb") as f:
+        db_bytes = f.read()
+    with open(src + "-wal", "rb") as f:
+        wal = f.read()
+    keep.close()
+    page = int.from_bytes(wal[8:12], "big")
+    frame = 24 + page
+    assert len(wal) == 32 + 4 * frame
+    with open(node.path("w.db"), "wb") as f:
+        f.write(db_bytes)
+    with open(node.path("w.db-wal"), "wb", buffering=0) as f:
+        f.write(wal[:32])                                    # the header,
+        f.write(wal[32:])                                    # then whole frames at once
+    with open(node.path("w.db-wal"), "r+b") as f:
+        f.seek(32 + 2 * frame + 16)                          # frame 3's checksum
+        f.write(b"\xff" * 8)
+        f.flush()
+        os.fsync(f.fileno())
+    c = sqlite3.connect(node.path("w.db"))
+    try:
+        assert [r[0] for r in c.execute("SELECT x FROM t")] == [0, 1]
+    finally:
+        c.close()
