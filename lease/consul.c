@@ -241,12 +241,9 @@ int consul_open(consul **out, const consul_options *o, lx_err *err)
 		c->url[--ulen] = '\0';
 	if (c->opt.timeout_ms <= 0)
 		c->opt.timeout_ms = 5000;
-	/* The node's TLS options; this handle's own cancel flag and timeout.
-	 * Never the node's bearer token: it is for ltxfs nodes, and Consul
-	 * would take it for an ACL token (that is lease.consul.token). */
-	if (o->http != NULL)
-		ho = *o->http;
-	ho.token = NULL;
+	/* Consul is not an ltxfs node: none of the node's bearer token (Consul
+	 * would take it for an ACL token: that is lease.consul.token) nor its
+	 * http.tls.* (an https:// Consul is checked against the system's CAs). */
 	ho.cancel = o->abort;
 	ho.connect_timeout_ms = c->opt.timeout_ms;
 	if (http_client_open(&c->http, &ho, err) < 0) {

@@ -20,7 +20,6 @@
 #include <stdint.h>
 
 #include "base/err.h"
-#include "net/http_client.h"
 
 typedef struct consul consul;
 
@@ -34,9 +33,6 @@ typedef struct consul_options {
 	int64_t timeout_ms;             /* per request; blocking reads add their wait */
 	const int *abort;               /* optional: when *abort is set (atomically, by
 					 * another thread) a call in progress fails EINTR */
-	const http_client_options *http;  /* TLS trust and identity for Consul's API
-					 * (copied; its token, cancel and timeout are
-					 * not used); NULL: none */
 } consul_options;
 
 /* One KV entry as GET /v1/kv/KEY returns it. */

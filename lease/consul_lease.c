@@ -273,7 +273,6 @@ int consul_lease_open(lease **out, const consul_lease_options *o, lx_err *err)
 	co.lock_delay_ms = o->lock_delay_ms;
 	co.timeout_ms = o->ttl_ms / 3 > 100 ? o->ttl_ms / 3 : 100;
 	co.abort = &cl->abort;
-	co.http = o->http;
 	rc = consul_open(&cl->c, &co, err);
 	if (rc < 0) {
 		free(cl);

@@ -8,7 +8,6 @@
 #define LTXFS_LEASE_CONSUL_LEASE_H
 
 #include "lease/lease.h"
-#include "net/http_client.h"
 
 typedef struct consul_lease_options {
 	const char *url;
@@ -17,7 +16,6 @@ typedef struct consul_lease_options {
 	const char *session_name;
 	int64_t ttl_ms;
 	int64_t lock_delay_ms;
-	const http_client_options *http;  /* TLS for the service's API; NULL: none */
 } consul_lease_options;
 
 int consul_lease_open(lease **out, const consul_lease_options *o, lx_err *err);

@@ -193,11 +193,7 @@ int etcd_open(etcd **out, const etcd_options *o, lx_err *err)
 	n = strlen(e->url);
 	while (n > 0 && e->url[n - 1] == '/')
 		e->url[--n] = '\0';
-	/* The node's TLS options; this handle's own cancel flag and timeout;
-	 * never the node's bearer token (it is for ltxfs nodes). */
-	if (o->http != NULL)
-		ho = *o->http;
-	ho.token = NULL;
+	/* Not an ltxfs node: no token, no http.tls.* (as for Consul). */
 	ho.cancel = o->abort;
 	ho.connect_timeout_ms = e->opt.timeout_ms;
 	if (http_client_open(&e->http, &ho, err) < 0) {

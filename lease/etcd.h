@@ -21,7 +21,6 @@
 #include <stdint.h>
 
 #include "base/err.h"
-#include "net/http_client.h"
 
 typedef struct etcd etcd;
 
@@ -29,7 +28,6 @@ typedef struct etcd_options {
 	const char *url;                /* e.g. http://127.0.0.1:2379 */
 	int64_t timeout_ms;             /* per request; a watch adds its wait */
 	const int *abort;               /* optional, as in consul_options */
-	const http_client_options *http;  /* optional, as in consul_options */
 } etcd_options;
 
 /* One key as etcd holds it. */

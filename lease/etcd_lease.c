@@ -238,7 +238,6 @@ int etcd_lease_open(lease **out, const etcd_lease_options *o, lx_err *err)
 	eo.url = o->url;
 	eo.timeout_ms = o->ttl_ms / 3 > 100 ? o->ttl_ms / 3 : 100;
 	eo.abort = &el->abort;
-	eo.http = o->http;
 	rc = etcd_open(&el->e, &eo, err);
 	if (rc < 0) {
 		free(el->key);

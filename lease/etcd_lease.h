@@ -11,13 +11,11 @@
 #define LTXFS_LEASE_ETCD_LEASE_H
 
 #include "lease/lease.h"
-#include "net/http_client.h"
 
 typedef struct etcd_lease_options {
 	const char *url;
 	const char *key;
 	int64_t ttl_ms;                 /* rounded up to whole seconds */
-	const http_client_options *http;  /* TLS for the service's API; NULL: none */
 } etcd_lease_options;
 
 int etcd_lease_open(lease **out, const etcd_lease_options *o, lx_err *err);

@@ -306,9 +306,6 @@ static int start_consul(node *n, lx_err *err)
 	lo.session_name = name;
 	lo.ttl_ms = (int64_t)(c->lease.consul.ttl_ns / 1000000);
 	lo.lock_delay_ms = (int64_t)(c->lease.consul.lock_delay_ns / 1000000);
-	/* The lease service is not a node: none of http.token or http.tls.*
-	 * (an https:// service is checked against the system's CAs). */
-	lo.http = NULL;
 	rc = consul_lease_open(&l, &lo, err);
 	return rc < 0 ? rc : start_elected(n, l, lo.ttl_ms, err);
 }
@@ -325,7 +322,6 @@ static int start_etcd(node *n, lx_err *err)
 	lo.url = c->lease.etcd.url;
 	lo.key = c->lease.etcd.key;
 	lo.ttl_ms = (int64_t)(c->lease.etcd.ttl_ns / 1000000);
-	lo.http = NULL;                 /* as for Consul: not a node */
 	rc = etcd_lease_open(&l, &lo, err);
 	return rc < 0 ? rc : start_elected(n, l, lo.ttl_ms, err);
 }

@@ -22,7 +22,7 @@ import cluster as C
 import ltxfs_helpers as H
 import test_failover as F
 from test_failover import coord  # noqa: F401 (the Consul / etcd fixture)
-from tls_pki import make_ca, make_cert
+from tls_pki import make_pki
 
 pytestmark = H.LTXFS_LOCKS_PASS_ONLY
 
@@ -32,14 +32,8 @@ NAMES = ("primary", "replica1", "replica2", "node1", "node2", "node3")
 
 @pytest.fixture
 def pki(tmp_path):
-    d = str(tmp_path / "pki")
-    os.makedirs(d)
-    make_ca(d, "ca")
-    make_ca(d, "other-ca")
-    for name in NAMES:
-        make_cert(d, "ca", name)
-    make_cert(d, "other-ca", "intruder")
-    return lambda name: os.path.join(d, name)
+    return make_pki(str(tmp_path / "pki"), [("ca", name, None) for name in NAMES] +
+                    [("other-ca", "intruder", None)])
 
 
 def secure(node, pki, cert=None, token=TOKEN):

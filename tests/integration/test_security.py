@@ -28,7 +28,7 @@ import pytest
 
 import cluster as C
 import ltxfs_helpers as H
-from tls_pki import make_ca, make_cert
+from tls_pki import make_pki
 
 TOKEN = "t0ken-" + "a" * 26
 READ_TOKEN = "r3ad-" + "b" * 27
@@ -196,15 +196,11 @@ def test_non_loopback_address_needs_a_token(node_factory):
 
 @pytest.fixture
 def pki(tmp_path):
-    d = str(tmp_path / "pki")
-    os.makedirs(d)
-    make_ca(d, "ca")
-    make_ca(d, "other-ca")
-    make_cert(d, "ca", "server", "subjectAltName=IP:127.0.0.1")
-    make_cert(d, "ca", "server2", "subjectAltName=IP:127.0.0.1")
-    make_cert(d, "ca", "client", "extendedKeyUsage=clientAuth")
-    make_cert(d, "other-ca", "intruder", "extendedKeyUsage=clientAuth")
-    return lambda name: os.path.join(d, name)
+    return make_pki(str(tmp_path / "pki"), [
+        ("ca", "server", "subjectAltName=IP:127.0.0.1"),
+        ("ca", "server2", "subjectAltName=IP:127.0.0.1"),
+        ("ca", "client", "extendedKeyUsage=clientAuth"),
+        ("other-ca", "intruder", "extendedKeyUsage=clientAuth")])
 
 
 def client_tls(pki, ca="ca", cert=None):

@@ -34,3 +34,14 @@ def make_cert(d, ca, name, ext=NODE_EXT):
     openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".crt", "-CAkey", ca + ".key",
             "-CAcreateserial", "-out", name + ".crt", "-days", "2", "-extfile", name + ".ext",
             cwd=d)
+
+
+def make_pki(d, certs):
+    """Two CAs in new directory d, "ca" and "other-ca", and `certs`: (CA,
+    NAME, EXT) each (EXT None: a node's).  Returns name -> path in d."""
+    os.makedirs(d)
+    make_ca(d, "ca")
+    make_ca(d, "other-ca")
+    for ca, name, ext in certs:
+        make_cert(d, ca, name, ext or NODE_EXT)
+    return lambda name: os.path.join(d, name)

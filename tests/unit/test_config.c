@@ -423,6 +423,8 @@ static void test_http_tls(void)
 	CHECK(c.http.tls.key && strcmp(c.http.tls.key, "/etc/ltxfs/node.key") == 0);
 	CHECK(c.http.tls.ca && strcmp(c.http.tls.ca, "/etc/ltxfs/ca.crt") == 0);
 	CHECK(c.http.tls.client_auth);
+	/* A node serving HTTPS is reached over HTTPS by default. */
+	CHECK(c.lease.advertise_url && strncmp(c.lease.advertise_url, "https://", 8) == 0);
 	text = dump_to_string(&c);
 	CHECK_STR_CONTAINS(text, "  tls:\n    cert: \"/etc/ltxfs/node.crt\"\n"
 			   "    key: \"/etc/ltxfs/node.key\"\n    ca: \"/etc/ltxfs/ca.crt\"\n"
