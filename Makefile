@@ -23,7 +23,7 @@ LDLIBS_ALL = $(SANITIZE) $(PKG_LIBS) -lpthread $(LDFLAGS)
 
 # Every module is a folder; cmd/main.c is the only file not in the library.
 LIB_SRCS := $(sort $(wildcard base/*.c ltx/*.c config/*.c db/*.c fs/*.c \
-	lease/*.c replica/*.c net/*.c node/*.c cmd/*.c))
+	lease/*.c replica/*.c net/*.c node/*.c backup/*.c cmd/*.c))
 LIB_SRCS := $(filter-out cmd/main.c,$(LIB_SRCS))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
