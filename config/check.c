@@ -269,6 +269,55 @@ static int check_http_limits(const ltxfs_config *c, lx_err *err)
 }
 
 /* Range checks of values a program (not the parser) may have set. */
+/* The scheme of backup.url: "s3" (a bucket follows), "file" (an
+ * absolute directory follows), or NULL. */
+static const char *backup_scheme(const char *url)
+{
+	if (strncmp(url, "s3://", 5) == 0 && url[5] != '\0' && url[5] != '/')
+		return "s3";
+	if (strncmp(url, "file:///", 8) == 0)
+		return "file";
+	return NULL;
+}
+
+static bool backup_keys_set(const ltxfs_config *c)
+{
+	return c->backup.endpoint || c->backup.region || c->backup.access_key_id ||
+	       c->backup.secret_access_key || c->backup.force_path_style ||
+	       c->backup.restore_if_empty || c->backup.encryption.key_file;
+}
+
+/* backup.*: a usable URL, keys that fit its scheme, sane intervals. */
+static int check_backup(const ltxfs_config *c, lx_err *err)
+{
+	const char *scheme;
+	if (c->backup.url == NULL)
+		return backup_keys_set(c)
+			? cfg_err(c, err, "backup.* keys are set but backup.url "
+				  "is not (no backup would be made)") : 0;
+	scheme = backup_scheme(c->backup.url);
+	if (scheme == NULL)
+		return cfg_err(c, err, "backup.url must be s3://BUCKET[/PREFIX] "
+			       "or file:///DIRECTORY");
+	if (strcmp(scheme, "file") == 0 &&
+	    (c->backup.endpoint || c->backup.region || c->backup.access_key_id ||
+	     c->backup.secret_access_key || c->backup.force_path_style))
+		return cfg_err(c, err, "backup.endpoint, backup.region, backup.*-key* "
+			       "and backup.force-path-style are for s3:// URLs only");
+	if (c->backup.sync_interval_ns == 0 ||
+	    c->backup.sync_interval_ns > 3600ULL * 1000000000ULL)
+		return cfg_err(c, err, "backup.sync-interval must be greater than 0 "
+			       "and at most 1h");
+	if (c->backup.snapshot_interval_ns < c->backup.sync_interval_ns)
+		return cfg_err(c, err, "backup.snapshot-interval must be at least "
+			       "backup.sync-interval");
+	if (c->backup.retention_ns == 0 || c->backup.retention_ns > (uint64_t)INT64_MAX)
+		return cfg_err(c, err, "backup.retention must be greater than 0");
+	if (c->backup.max_lag_ns == 0 || c->backup.max_lag_ns > (uint64_t)INT64_MAX)
+		return cfg_err(c, err, "backup.max-lag must be greater than 0");
+	return 0;
+}
+
 static int check_values(const ltxfs_config *c, lx_err *err)
 {
 	if (c->http.addr != NULL && config_addr_port(c->http.addr) < 0)
@@ -292,7 +341,7 @@ static int check_values(const ltxfs_config *c, lx_err *err)
 	for (size_t i = 0; i < c->exec.n; i++)
 		if (c->exec.cmds[i].cmd == NULL || c->exec.cmds[i].cmd[0] == '\0')
 			return cfg_err(c, err, "exec[%zu] is empty", i);
-	if (check_auth(c, err) < 0 || check_tls(c, err) < 0)
+	if (check_auth(c, err) < 0 || check_tls(c, err) < 0 || check_backup(c, err) < 0)
 		return -EINVAL;
 	return check_lease(c, err);
 }
@@ -406,11 +455,43 @@ static int resolve_advertise_url(ltxfs_config *c, lx_err *err)
 	return 0;
 }
 
+/* S3 credentials the file leaves unset come from the environment, as
+ * every AWS tool takes them; an s3:// backup without any is refused here,
+ * not at the first upload. */
+static int resolve_backup(ltxfs_config *c, lx_err *err)
+{
+	const char *id = getenv("AWS_ACCESS_KEY_ID");
+	const char *secret = getenv("AWS_SECRET_ACCESS_KEY");
+	const char *region = getenv("AWS_REGION");
+	int rc = 0;
+
+	if (c->backup.url == NULL || strcmp(backup_scheme(c->backup.url), "s3") != 0)
+		return 0;
+	if (c->backup.access_key_id == NULL && id != NULL && id[0] != '\0')
+		rc = set_default(&c->backup.access_key_id, id, err);
+	if (rc == 0 && c->backup.secret_access_key == NULL && secret != NULL &&
+	    secret[0] != '\0')
+		rc = set_default(&c->backup.secret_access_key, secret, err);
+	if (rc == 0)
+		rc = set_default(&c->backup.region,
+				 region != NULL && region[0] != '\0' ? region : "us-east-1",
+				 err);
+	if (rc != 0)
+		return rc;
+	if (c->backup.access_key_id == NULL || c->backup.secret_access_key == NULL)
+		return cfg_err(c, err, "backup.url is s3:// but no credentials are set: "
+			       "backup.access-key-id and backup.secret-access-key, "
+			       "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
+	return 0;
+}
+
 int config_resolve(ltxfs_config *c, lx_err *err)
 {
 	int rc = config_validate(c, err);
 	if (rc == 0)
 		rc = resolve_tokens(c, err);
+	if (rc == 0)
+		rc = resolve_backup(c, err);
 	if (rc == 0)
 		rc = set_default(&c->http.addr, CONFIG_DEFAULT_HTTP_ADDR, err);
 	if (rc == 0)

@@ -149,6 +149,28 @@ typedef struct ltxfs_config {
 			uint64_t ttl_ns;        /* lease TTL, default 10 s, whole seconds */
 		} etcd;
 	} lease;
+	/* Continuous backup (backup/backup.h; docs/backup.md).  Off while
+	 * url is NULL.  After config_resolve(), access_key_id and
+	 * secret_access_key hold AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+	 * when the file left them unset (an s3:// url). */
+	struct {
+		char *url;              /* s3://BUCKET[/PREFIX] or file:///DIR */
+		char *endpoint;         /* S3-compatible service; NULL: AWS */
+		char *region;           /* NULL: AWS_REGION, else us-east-1 */
+		char *access_key_id;
+		char *secret_access_key;
+		bool force_path_style;  /* ENDPOINT/BUCKET/KEY addressing */
+		uint64_t sync_interval_ns;     /* ship within this of a commit; 1 s */
+		uint64_t snapshot_interval_ns; /* a snapshot at least this often; 24 h */
+		uint64_t retention_ns;  /* restorable to any point this old; 72 h */
+		uint64_t max_lag_ns;    /* GET /health: 503 when shipping is behind
+					   by more than this; 60 s */
+		bool restore_if_empty;  /* an empty data.dir restores every database
+					   before serving */
+		struct {
+			char *key_file; /* 32-byte key (64 hex digits); NULL: plain */
+		} encryption;
+	} backup;
 	struct {
 		enum lx_log_level level;
 	} log;

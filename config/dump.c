@@ -94,6 +94,8 @@ static bool dump_has(const ltxfs_config *c, enum key_id id)
 		return false;
 	if (strncmp(config_keys[id], "lease.etcd.", 11) == 0 && c->lease.type != CONFIG_LEASE_ETCD)
 		return false;
+	if (strncmp(config_keys[id], "backup.", 7) == 0 && c->backup.url == NULL)
+		return false;
 	/* a token read from its file shows as the file */
 	if ((id == KEY_HTTP_TOKEN && c->http.token_from_file) ||
 	    (id == KEY_HTTP_READ_TOKEN && c->http.read_token_from_file))

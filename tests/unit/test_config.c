@@ -293,7 +293,7 @@ static void test_known_keys(void)
 		CHECK(strstr(err.msg, "unknown key") == NULL);
 		config_free(&c);
 	}
-	CHECK_EQ_INT(41, n);
+	CHECK_EQ_INT(53, n);
 	CHECK(strcmp(keys[0], "fuse.dir") == 0);
 	CHECK(strcmp(keys[n - 1], "exec") == 0);
 }
@@ -1052,7 +1052,8 @@ static void test_dump(void)
 		char needle[80];
 		/* secrets print as comments; tokens and TLS are in test_http_security */
 		if (strcmp(*k, "lease.consul.token") == 0 ||
-		    (strncmp(*k, "http.", 5) == 0 && (strstr(*k, "token") || strstr(*k, "tls."))))
+		    (strncmp(*k, "http.", 5) == 0 && (strstr(*k, "token") || strstr(*k, "tls."))) ||
+		    strncmp(*k, "backup.", 7) == 0)   /* test_backup_config */
 			continue;
 		dumped_key(*k, needle, sizeof(needle));
 		CHECK_STR_CONTAINS(text, needle);
@@ -1269,6 +1270,9 @@ static void config_with(const char *key, const char *value, char *out, size_t ca
 			 "    url: \"http://127.0.0.1:2379\"\n%s", line);
 	else if (strncmp(key, "http.tls.", 9) == 0)
 		snprintf(out, cap, MIN_CFG "%s%s", value ? "http:\n  tls:\n  " : "", line);
+	else if (strncmp(key, "backup.", 7) == 0)   /* the section is off without a url */
+		snprintf(out, cap, MIN_CFG "backup:\n  url: \"s3://bucket/prefix\"\n"
+			 "  access-key-id: \"id\"\n  secret-access-key: \"secret\"\n%s", line);
 	else
 		snprintf(out, cap, MIN_CFG "%.*s:\n%s", (int)(leaf - key - 1), key, line);
 }
@@ -1328,6 +1332,90 @@ static void test_reference_matches_parser(void)
 	CHECK(checked >= 15);
 }
 
+/* backup.*: a URL of either scheme, keys that fit it, credentials from the
+ * environment, the secret never printed, a dump that loads back. */
+static void test_backup_config(void)
+{
+	static const char full[] = MIN_CFG
+		"backup:\n  url: \"s3://bucket/some/prefix\"\n"
+		"  endpoint: \"http://127.0.0.1:9000\"\n  region: eu-west-3\n"
+		"  access-key-id: AKID\n  secret-access-key: \"sup3rsecret\"\n"
+		"  force-path-style: true\n  sync-interval: 250ms\n"
+		"  snapshot-interval: 1h\n  retention: 24h\n  max-lag: 30s\n"
+		"  restore-if-empty: true\n  encryption:\n    key-file: /etc/ltxfs/backup.key\n";
+	ltxfs_config c, again;
+	lx_err err;
+	char *text, *text2;
+
+	CHECK_EQ_INT(0, load(&c, full, &err));
+	CHECK(strcmp(c.backup.url, "s3://bucket/some/prefix") == 0);
+	CHECK_EQ_U64(250000000ULL, c.backup.sync_interval_ns);
+	CHECK(c.backup.force_path_style && c.backup.restore_if_empty);
+	CHECK(strcmp(c.backup.encryption.key_file, "/etc/ltxfs/backup.key") == 0);
+	text = dump_to_string(&c);
+	CHECK(strstr(text, "sup3rsecret") == NULL);
+	for (const char *const *k = config_known_keys(); *k != NULL; k++) {
+		char needle[80];
+		if (strncmp(*k, "backup.", 7) != 0 || strcmp(*k, "backup.secret-access-key") == 0)
+			continue;
+		dumped_key(*k, needle, sizeof(needle));
+		CHECK_STR_CONTAINS(text, needle);
+	}
+	/* the dump loads back (the secret, a comment, comes from the env) */
+	setenv("AWS_SECRET_ACCESS_KEY", "fromenv", 1);
+	CHECK_EQ_INT(0, load(&again, text, &err));
+	CHECK(strcmp(again.backup.secret_access_key, "fromenv") == 0);
+	text2 = dump_to_string(&again);
+	CHECK(strcmp(text, text2) == 0);
+	free(text);
+	free(text2);
+	config_free(&again);
+	config_free(&c);
+
+	/* defaults; credentials and region from the environment */
+	setenv("AWS_ACCESS_KEY_ID", "envid", 1);
+	unsetenv("AWS_REGION");
+	CHECK_EQ_INT(0, load(&c, MIN_CFG "backup:\n  url: s3://b\n", &err));
+	CHECK(strcmp(c.backup.access_key_id, "envid") == 0);
+	CHECK(strcmp(c.backup.region, "us-east-1") == 0);
+	CHECK_EQ_U64(1000000000ULL, c.backup.sync_interval_ns);
+	CHECK_EQ_U64(24ULL * 3600 * 1000000000ULL, c.backup.snapshot_interval_ns);
+	CHECK_EQ_U64(72ULL * 3600 * 1000000000ULL, c.backup.retention_ns);
+	config_free(&c);
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	CHECK_EQ_INT(-EINVAL, load(&c, MIN_CFG "backup:\n  url: s3://b\n", &err));
+	CHECK_STR_CONTAINS(err.msg, "no credentials");
+	config_free(&c);
+	/* file:// needs none, and takes no S3 key */
+	CHECK_EQ_INT(0, load(&c, MIN_CFG "backup:\n  url: file:///srv/backup\n", &err));
+	config_free(&c);
+	CHECK_EQ_INT(-EINVAL, load(&c, MIN_CFG "backup:\n  url: file:///srv/b\n"
+				   "  region: x\n", &err));
+	CHECK_STR_CONTAINS(err.msg, "s3:// URLs only");
+	config_free(&c);
+	/* bad URLs, a key without a URL, intervals */
+	static const char *const bad[][2] = {
+		{ "  url: http://x/y\n", "backup.url must be" },
+		{ "  url: s3://\n", "backup.url must be" },
+		{ "  url: file://relative\n", "backup.url must be" },
+		{ "  restore-if-empty: true\n", "backup.url is not" },
+		{ "  url: file:///b\n  sync-interval: 0s\n", "sync-interval" },
+		{ "  url: file:///b\n  sync-interval: 2h\n", "sync-interval" },
+		{ "  url: file:///b\n  sync-interval: 10s\n  snapshot-interval: 1s\n",
+		  "snapshot-interval" },
+		{ "  url: file:///b\n  retention: 0s\n", "retention" },
+		{ "  url: file:///b\n  endpoint: ftp://x\n", "endpoint" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char yaml[512];
+		snprintf(yaml, sizeof(yaml), MIN_CFG "backup:\n%s", bad[i][0]);
+		CHECK_EQ_INT(-EINVAL, load(&c, yaml, &err));
+		CHECK_STR_CONTAINS(err.msg, bad[i][1]);
+		config_free(&c);
+	}
+}
+
 UNIT_TESTS(
 	TEST(test_full_config),
 	TEST(test_defaults),
@@ -1352,6 +1440,7 @@ UNIT_TESTS(
 	TEST(test_sizes),
 	TEST(test_bools),
 	TEST(test_dump),
+	TEST(test_backup_config),
 	TEST(test_truncations_and_mutations),
 	TEST(test_hostile_yaml),
 	TEST(test_reference_matches_parser)
