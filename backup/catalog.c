@@ -199,18 +199,32 @@ void bk_marker_key(char out[BK_KEY_MAX], uint64_t epoch, uint64_t txid, uint64_t
 
 /* ---- planning ---------------------------------------------------------------- */
 
-/* The snapshot a plan to `t` starts from: the newest usable one at or
- * before the target, the newest epoch on a tie. */
+/* Where a chain can start: a snapshot, or an l0 object from TXID 1 (a new
+ * database's whole history: its first LTX file is a snapshot). */
+static int is_start(const bk_object *o)
+{
+	return !o->superseded && (o->level == BK_LEVEL_SNAPSHOT || (o->level == 0 && o->min_txid == 1));
+}
+
+/* How far towards `t` a start object gets on its own. */
+static uint64_t start_reach(const bk_object *o, const bk_target *t)
+{
+	return o->max_txid < t->txid ? o->max_txid : t->txid;
+}
+
+/* The start of a plan to `t`: the usable start that gets closest to the
+ * target (a snapshot at or before it, or an l0 object from TXID 1, cut
+ * if it passes the target), the newest epoch on a tie. */
 static const bk_object *pick_snapshot(const bk_catalog *c, const bk_target *t)
 {
 	const bk_object *best = NULL;
 	for (size_t i = 0; i < c->n; i++) {
 		const bk_object *o = &c->obj[i];
-		if (o->level != BK_LEVEL_SNAPSHOT || o->superseded || o->max_txid > t->txid ||
-		    o->time_ms > t->time_ms)
+		if (!is_start(o) || (o->level == BK_LEVEL_SNAPSHOT &&
+				     (o->max_txid > t->txid || o->time_ms > t->time_ms)))
 			continue;
-		if (best == NULL || o->max_txid > best->max_txid ||
-		    (o->max_txid == best->max_txid && o->epoch > best->epoch))
+		if (best == NULL || start_reach(o, t) > start_reach(best, t) ||
+		    (start_reach(o, t) == start_reach(best, t) && o->epoch > best->epoch))
 			best = o;
 	}
 	return best;
@@ -291,6 +305,7 @@ int bk_catalog_plan(const bk_catalog *c, const bk_target *t, bk_plan *out, lx_er
 				  "(the backup holds %zu objects)", c->n);
 	if (plan_push(out, &cap, snap) < 0)
 		goto nomem;
+	out->cut = snap->level == 0 && (snap->max_txid > t->txid || snap->time_ms > t->time_ms);
 	while (!out->cut && o->max_txid < t->txid) {
 		const bk_object *next = pick_step(c, o->max_txid, o->post, t, &out->cut);
 		if (next == NULL)
@@ -353,17 +368,18 @@ int bk_catalog_range(const bk_catalog *c, bk_range *out)
 	for (size_t i = 0; i < c->n; i++) {
 		const bk_object *o = &c->obj[i];
 		out->superseded += o->superseded != 0;
-		if (o->level == BK_LEVEL_SNAPSHOT) {
+		if (o->level == BK_LEVEL_SNAPSHOT)
 			out->snapshots++;
-			if (!o->superseded && (oldest == NULL || o->max_txid < oldest->max_txid))
-				oldest = o;
-		} else {
+		else
 			out->objects++;
-		}
+		if (is_start(o) && (oldest == NULL || o->min_txid < oldest->min_txid ||
+				    (o->min_txid == oldest->min_txid && o->max_txid < oldest->max_txid)))
+			oldest = o;
 	}
 	if (oldest == NULL || bk_catalog_plan(c, &newest, &p, NULL) < 0)
 		return -ENOENT;
-	out->first_txid = oldest->max_txid;
+	/* an l0 start is restorable from its first transaction on */
+	out->first_txid = oldest->level == 0 ? oldest->min_txid : oldest->max_txid;
 	out->first_ms = oldest->time_ms;
 	out->last_txid = p.step[p.n - 1]->max_txid;
 	out->last_ms = p.step[p.n - 1]->time_ms;

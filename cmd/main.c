@@ -6,6 +6,8 @@
  *   ltxfs import -name DB FILE   FILE becomes database DB (on the primary)
  *   ltxfs export -name DB FILE   a consistent copy of DB from any node
  *   ltxfs promote                move the primary role to that node
+ *   ltxfs restore ...            rebuild a database from its backup
+ *   ltxfs backup list|keygen     what a backup holds; a new encryption key
  *   ltxfs ltx dump|verify FILE   inspect one LTX file
  *   ltxfs log list|verify|replay inspect a database's transaction log
  *   ltxfs version
@@ -16,7 +18,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "backup/crypt.h"
 #include "base/failpoint.h"
+#include "cmd/backup_cmd.h"
 #include "cmd/log_cmd.h"
 #include "cmd/ltx_cmd.h"
 #include "cmd/mount_cmd.h"
@@ -37,6 +41,10 @@ static const char usage[] =
 	"  import -name DB FILE              the SQLite file FILE becomes database DB\n"
 	"  export -name DB FILE              a consistent copy of database DB into FILE\n"
 	"  promote                           make that node (a caught-up candidate) the primary\n"
+	"  restore -config FILE -name DB [-timestamp T | -txid N] -o OUT\n"
+	"                                    rebuild database DB from its backup\n"
+	"  backup list -config FILE [-name DB] | backup keygen\n"
+	"                                    what the backup holds; a new encryption key\n"
 	"  ltx dump FILE | ltx verify FILE   inspect or check one LTX file\n"
 	"  log list|verify|replay ...        inspect a database's transaction log\n"
 	"  version                           print the version\n"
@@ -50,10 +58,18 @@ int main(int argc, char **argv)
 		fputs(usage, stderr);
 		return 2;
 	}
+	if (backup_crypto_init() < 0) {    /* libsodium, before any thread */
+		fputs("ltxfs: libsodium failed to initialise\n", stderr);
+		return 1;
+	}
 	if (strcmp(argv[1], "mount") == 0) {
 		lx_failpoints_init();      /* fault tests only (base/failpoint.h) */
 		return cmd_mount(argc - 1, argv + 1);
 	}
+	if (strcmp(argv[1], "restore") == 0)
+		return cmd_restore(argc - 1, argv + 1);
+	if (strcmp(argv[1], "backup") == 0)
+		return cmd_backup(argc - 1, argv + 1);
 	if (strcmp(argv[1], "ltx") == 0)
 		return cmd_ltx(argc - 1, argv + 1);
 	if (strcmp(argv[1], "log") == 0)

@@ -26,6 +26,8 @@
 
 #include <curl/curl.h>
 
+#include "backup/bootstrap.h"
+#include "backup/shipper.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "config/config.h"
@@ -141,9 +143,55 @@ static int check_role(const ltxfs_config *c)
 	return 0;
 }
 
-/* Open the store and start the node and its HTTP API. */
+/* Continuous backup (backup.url): the shipper runs on every node and ships
+ * while the node is primary (backup/shipper.h). */
+static int start_backup(const ltxfs_config *c, store *st, bk_codec *codec,
+			backup_shipper **out, lx_err *err)
+{
+	backup_shipper_options o;
+	int loose, rc;
+	*out = NULL;
+	if (c->backup.url == NULL)
+		return 0;
+	rc = bk_codec_init(codec, c->backup.encryption.key_file, &loose, err);
+	if (rc < 0)
+		return rc;
+	if (loose)
+		lx_warn("ltxfs", "%s: backup.encryption.key-file %s is readable by other users",
+			c->origin, c->backup.encryption.key_file);
+	memset(&o, 0, sizeof(o));
+	o.storage.url = c->backup.url;
+	o.storage.endpoint = c->backup.endpoint;
+	o.storage.region = c->backup.region;
+	o.storage.access_key_id = c->backup.access_key_id;
+	o.storage.secret_access_key = c->backup.secret_access_key;
+	o.storage.force_path_style = c->backup.force_path_style;
+	o.codec = codec;
+	o.dbs = st;
+	if (c->backup.restore_if_empty) {   /* the whole cluster was lost */
+		size_t restored;
+		rc = backup_bootstrap(st, &o.storage, codec, &restored, err);
+		if (rc < 0)
+			return lx_err_wrap(err, "backup.restore-if-empty");
+		if (restored > 0)
+			lx_info("ltxfs", "restored %zu databases from %s", restored, c->backup.url);
+	}
+	o.sync_interval_ms = (int64_t)(c->backup.sync_interval_ns / 1000000);
+	o.snapshot_interval_ms = (int64_t)(c->backup.snapshot_interval_ns / 1000000);
+	o.retention_ms = (int64_t)(c->backup.retention_ns / 1000000);
+	o.max_lag_ms = (int64_t)(c->backup.max_lag_ns / 1000000);
+	if (o.sync_interval_ms < 1)
+		o.sync_interval_ms = 1;
+	rc = backup_shipper_start(out, &o, err);
+	if (rc == 0)
+		lx_info("ltxfs", "backup to %s every %" PRId64 " ms%s", c->backup.url,
+			o.sync_interval_ms, codec->encrypted ? ", encrypted" : "");
+	return rc;
+}
+
+/* Open the store and start the backup, the node and its HTTP API. */
 static int start_node(const ltxfs_config *c, store **st, node **nd, http_server **http,
-		      node_status *status, lx_err *err)
+		      node_status *status, bk_codec *codec, backup_shipper **shipper, lx_err *err)
 {
 	db_options dopt;
 	store_retention ret;
@@ -163,9 +211,12 @@ static int start_node(const ltxfs_config *c, store **st, node **nd, http_server 
 	if (rc < 0)
 		return rc;
 	*status = node_of(c, dopt.node_id);
-	rc = node_start(nd, c, *st, dopt.node_id, err);
+	rc = start_backup(c, *st, codec, shipper, err);
+	if (rc == 0)
+		rc = node_start(nd, c, *st, dopt.node_id, err);
 	if (rc == 0) {
 		http_hooks hooks = node_http_hooks(*nd);
+		hooks.backup = *shipper;
 		http_limits lim = { c->http.max_connections, c->http.max_connections_per_ip,
 				    c->http.max_event_streams, c->http.max_transfers,
 				    c->http.max_import_size };
@@ -201,6 +252,8 @@ static int run(const ltxfs_config *c, char *const *app_argv)
 	supervisor *sup = NULL;
 	supervisor_options so;
 	supervisor_hooks sh;
+	backup_shipper *shipper = NULL;
+	bk_codec codec;
 	lx_err err;
 	int rc, exit_status;
 
@@ -216,7 +269,8 @@ static int run(const ltxfs_config *c, char *const *app_argv)
 		lx_error("ltxfs", "out of memory");
 		return 1;
 	}
-	rc = start_node(c, &st, &nd, &http, &status, &err);
+	memset(&codec, 0, sizeof(codec));
+	rc = start_node(c, &st, &nd, &http, &status, &codec, &shipper, &err);
 	if (rc == 0) {
 		memset(&so, 0, sizeof(so));
 		so.cmds = c->exec.cmds;
@@ -240,6 +294,8 @@ static int run(const ltxfs_config *c, char *const *app_argv)
 	if (node_failed(nd))
 		exit_status = 1;
 	node_stop(nd);                /* a primary fences, then releases its lease */
+	backup_shipper_stop(shipper); /* after fencing: nothing more is shipped */
+	bk_codec_wipe(&codec);
 	http_server_stop(http);       /* ends the primary's streams */
 	node_free(nd);
 	store_close(st);

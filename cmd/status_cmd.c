@@ -64,6 +64,13 @@ static void print_databases(const status_msg *m)
 		       d->wal ? "wal" : "rollback", state);
 		if (d->has_lost)
 			printf(" (lost transactions reported: see /status)");
+		if (d->has_backup) {
+			printf("; backup at TXID %" PRIu64, d->backup.txid);
+			if (d->backup.lag_ms > 0)
+				printf(", %.1f s behind", (double)d->backup.lag_ms / 1000.0);
+			if (d->backup.error != NULL && d->backup.error[0])
+				printf(", failing: %s", d->backup.error);
+		}
 		printf("\n");
 	}
 }

@@ -746,6 +746,21 @@ int db_unlink(database *db, enum db_file f, lx_err *err)
 	return rc;
 }
 
+int db_sync_log(database *db, lx_err *err)
+{
+	int rc = 0, sync;
+	pthread_mutex_lock(&db->mu);
+	sync = db->log != NULL && txlog_unsynced(db->log);
+	if (sync)
+		__atomic_add_fetch(&db->log_users, 1, __ATOMIC_ACQ_REL);  /* db->log outlives the unlock */
+	pthread_mutex_unlock(&db->mu);
+	if (sync) {
+		rc = txlog_sync(db->log, err);
+		__atomic_sub_fetch(&db->log_users, 1, __ATOMIC_ACQ_REL);
+	}
+	return rc;
+}
+
 /* ---- a deleted database gives everything back ------------------------------- */
 
 int db_retirable_locked(const database *db)

@@ -418,6 +418,12 @@ typedef struct db_send {
 int db_next_send(database *db, uint64_t txid, uint64_t checksum, int known,
 		 db_send *out, lx_err *err);
 
+/* As db_next_send for a reader that keeps every transaction (the
+ * backup): from TXID 0 the whole retained history is sent record by
+ * record, never a snapshot for being long. */
+int db_next_record(database *db, uint64_t txid, uint64_t checksum, db_send *out,
+		   lx_err *err);
+
 /* A position on a database's history: the state after `txid`. */
 typedef struct db_point {
 	uint64_t txid;
@@ -431,6 +437,14 @@ typedef struct db_point {
  * can tell where a diverged replica left the primary's history.
  */
 size_t db_history_points(database *db, db_point *out, size_t max);
+
+/* 1 and *checksum if `txid` is a position of this database's retained
+ * history (the current one, the log's base, or a record's end); else 0. */
+int db_checksum_at(database *db, uint64_t txid, uint64_t *checksum);
+
+/* Make every logged transaction durable now (a backup ships only what a
+ * crash cannot take back), whatever data.sync says. */
+int db_sync_log(database *db, lx_err *err);
 
 /* The TXID of the newest of `v` that lies on this database's retained
  * history; 0 when none does. */

@@ -40,7 +40,7 @@ static int whole_history_is_small(const database *db)
 }
 
 static int next_locked(database *db, uint64_t txid, uint64_t checksum, int known,
-		       db_send *out, lx_err *err)
+		       int whole_history, db_send *out, lx_err *err)
 {
 	db_assert_locked(db);
 	const txlog_entry *e;
@@ -65,7 +65,7 @@ static int next_locked(database *db, uint64_t txid, uint64_t checksum, int known
 			want_snapshot(db, out, "same TXID, different checksum", 1);
 		return 0;
 	}
-	if (txid == 0 && !whole_history_is_small(db)) {
+	if (txid == 0 && !whole_history && !whole_history_is_small(db)) {
 		want_snapshot(db, out, "new database", 0);
 		return 0;
 	}
@@ -100,7 +100,19 @@ int db_next_send(database *db, uint64_t txid, uint64_t checksum, int known,
 	memset(out, 0, sizeof(*out));
 	out->fd = -1;
 	pthread_mutex_lock(&db->mu);
-	rc = next_locked(db, txid, checksum, known, out, err);
+	rc = next_locked(db, txid, checksum, known, 0, out, err);
+	pthread_mutex_unlock(&db->mu);
+	return rc;
+}
+
+int db_next_record(database *db, uint64_t txid, uint64_t checksum, db_send *out,
+		   lx_err *err)
+{
+	int rc;
+	memset(out, 0, sizeof(*out));
+	out->fd = -1;
+	pthread_mutex_lock(&db->mu);
+	rc = next_locked(db, txid, checksum, 1, 1, out, err);
 	pthread_mutex_unlock(&db->mu);
 	return rc;
 }
@@ -160,6 +172,33 @@ int db_on_history_locked(const database *db, uint64_t txid, uint64_t checksum)
 		return checksum == e->post_checksum;
 	e = txlog_find(db->log, txid + 1);
 	return e != NULL && e->hdr.min_txid == txid + 1 && checksum == e->hdr.pre_checksum;
+}
+
+int db_checksum_at(database *db, uint64_t txid, uint64_t *checksum)
+{
+	const txlog_entry *e;
+	uint64_t base_txid, base_ck;
+	int found = 0;
+	pthread_mutex_lock(&db->mu);
+	if (txid == db->txid) {
+		*checksum = db->checksum;
+		found = 1;
+	} else if (db->log != NULL && txid < db->txid) {
+		txlog_base(db->log, &base_txid, &base_ck);
+		if (txid == base_txid) {        /* 0/0: the log holds TXID 1 on */
+			*checksum = base_ck;
+			found = 1;
+		} else if ((e = txlog_find(db->log, txid)) != NULL && e->hdr.max_txid == txid) {
+			*checksum = e->post_checksum;
+			found = 1;
+		} else if ((e = txlog_find(db->log, txid + 1)) != NULL &&
+			   e->hdr.min_txid == txid + 1) {
+			*checksum = e->hdr.pre_checksum;
+			found = 1;
+		}
+	}
+	pthread_mutex_unlock(&db->mu);
+	return found;
 }
 
 size_t db_history_after(database *db, uint64_t after, uint64_t upto, db_point *out,

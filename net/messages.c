@@ -193,6 +193,18 @@ static void put_lost(text_buf *b, const status_msg_lost *l)
 	text_put(b, ",\"events\":%" PRIu64 ",\"total\":%" PRIu64 "}", l->events, l->total);
 }
 
+static void put_backup(text_buf *b, const status_msg_backup *k)
+{
+	text_put(b, ",\"backup\":{\"shipping\":%s,\"txid\":%" PRIu64 ",\"shipped_ms\":%" PRId64
+		 ",\"lag_ms\":%" PRId64 ",\"snapshot_ms\":%" PRId64,
+		 k->shipping ? "true" : "false", k->txid, k->shipped_ms, k->lag_ms, k->snapshot_ms);
+	if (k->error != NULL && k->error[0]) {
+		text_put(b, ",\"error\":");
+		text_put_json_string(b, k->error);
+	}
+	text_put(b, "}");
+}
+
 static void put_db(text_buf *b, const status_msg_db *d)
 {
 	text_put(b, "{\"name\":");
@@ -221,6 +233,8 @@ static void put_db(text_buf *b, const status_msg_db *d)
 	}
 	if (d->has_lost)
 		put_lost(b, &d->lost);
+	if (d->has_backup)
+		put_backup(b, &d->backup);
 	text_put(b, "}");
 }
 
@@ -293,6 +307,26 @@ static int rd_lost(json_t *d, const char *at, status_msg_db *db, lx_err *err)
 	return 0;
 }
 
+static int rd_backup(json_t *d, const char *at, status_msg_db *db, lx_err *err)
+{
+	json_t *k = json_object_get(d, "backup");
+	char here[AT_MAX * 2];
+	if (k == NULL)
+		return 0;
+	snprintf(here, sizeof(here), "%s.backup", at);
+	if (need_object(k, here, err) < 0)
+		return -EPROTO;
+	db->has_backup = 1;
+	if (rd_bool(k, here, "shipping", 0, &db->backup.shipping, err) < 0 ||
+	    rd_u64(k, here, "txid", 0, &db->backup.txid, err) < 0 ||
+	    rd_i64(k, here, "shipped_ms", 0, &db->backup.shipped_ms, err) < 0 ||
+	    rd_i64(k, here, "lag_ms", 0, &db->backup.lag_ms, err) < 0 ||
+	    rd_i64(k, here, "snapshot_ms", 0, &db->backup.snapshot_ms, err) < 0 ||
+	    rd_str(k, here, "error", 0, &db->backup.error, err) < 0)
+		return -EPROTO;
+	return 0;
+}
+
 static int rd_db(json_t *d, const char *at, status_msg_db *db, lx_err *err)
 {
 	const char *journal;
@@ -319,7 +353,9 @@ static int rd_db(json_t *d, const char *at, status_msg_db *db, lx_err *err)
 	if (journal != NULL && strcmp(journal, "wal") != 0 && strcmp(journal, "rollback") != 0)
 		return bad(err, at, "journal", "neither \"wal\" nor \"rollback\"");
 	db->wal = journal != NULL && strcmp(journal, "wal") == 0;
-	return rd_lost(d, at, db, err);
+	if (rd_lost(d, at, db, err) < 0)
+		return -EPROTO;
+	return rd_backup(d, at, db, err);
 }
 
 static int rd_replica(json_t *r, const char *at, status_msg_replica *rep, lx_err *err)

@@ -45,6 +45,16 @@ typedef struct status_msg_lost {
 	uint64_t events, total;
 } status_msg_lost;
 
+/* A database's continuous backup as this node knows it (docs/backup.md). */
+typedef struct status_msg_backup {
+	int shipping;               /* this node ships it (the primary) */
+	uint64_t txid;              /* the newest TXID known in storage */
+	int64_t shipped_ms;         /* wall clock of that upload; 0: none */
+	int64_t lag_ms;             /* age of the oldest transaction not yet shipped */
+	int64_t snapshot_ms;        /* the newest snapshot's time; 0: none */
+	const char *error;          /* the last failure; NULL or "": none */
+} status_msg_backup;
+
 typedef struct status_msg_db {
 	const char *name;
 	int exists;
@@ -62,6 +72,8 @@ typedef struct status_msg_db {
 	const char *untracked_reason;   /* when untracked */
 	int has_lost;
 	status_msg_lost lost;       /* when has_lost */
+	int has_backup;
+	status_msg_backup backup;   /* when has_backup (backup.url set) */
 } status_msg_db;
 
 /* A replica's position in one database, as its primary sees it. */

@@ -754,7 +754,7 @@ static int node_import(void *arg, const char *name, const char *path, lx_err *er
 
 http_hooks node_http_hooks(node *n)
 {
-	return (http_hooks){ n, node_refresh, node_promote, node_handoff, node_import };
+	return (http_hooks){ n, node_refresh, node_promote, node_handoff, node_import, NULL };
 }
 
 fs_role node_fs_role(node *n)

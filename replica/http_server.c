@@ -194,6 +194,9 @@ static enum MHD_Result reply_health(http_server *s, struct MHD_Connection *c)
 			 " ms ago (http.health-max-lag is %" PRId64 " ms)", node.lag_ms,
 			 node.health_max_lag_ms);
 		why = msg;
+	} else if (s->hooks.backup != NULL &&
+		   backup_shipper_lagging(s->hooks.backup, msg, sizeof(msg))) {
+		why = msg;
 	} else if (http_gather(s->store, &dbs, &n) == 0) {
 		for (size_t i = 0; i < n && why == NULL; i++)
 			if (dbs[i].st.failed) {
@@ -238,6 +241,14 @@ static enum MHD_Result reply_status(http_server *s, struct MHD_Connection *c, in
 		node.databases_retired = __atomic_load_n(&s->store->retired, __ATOMIC_RELAXED);
 	}
 	rc = http_gather(s->store, &dbs, &n);
+	if (rc == 0 && s->hooks.backup != NULL) {
+		node.backup_on = 1;
+		backup_shipper_totals(s->hooks.backup, &node.backup);
+		for (size_t i = 0; i < n; i++) {
+			dbs[i].has_backup = 1;
+			backup_shipper_db_status(s->hooks.backup, dbs[i].name, &dbs[i].backup);
+		}
+	}
 	if (rc == 0 && s->hub != NULL)
 		rc = stream_hub_replicas(s->hub, &reps, &nreps);
 	if (rc == 0)

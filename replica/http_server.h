@@ -39,6 +39,7 @@
 #ifndef LTXFS_REPLICA_HTTP_SERVER_H
 #define LTXFS_REPLICA_HTTP_SERVER_H
 
+#include "backup/shipper.h"
 #include "base/err.h"
 #include "db/store.h"
 #include "replica/status.h"
@@ -91,6 +92,9 @@ typedef struct http_hooks {
 	 * primary's URL in the message; EINVAL for a file that is not a sound
 	 * database). */
 	int (*import_db)(void *ctx, const char *name, const char *path, lx_err *err);
+	/* The continuous backup (backup.url), or NULL: its position per
+	 * database in /status and /metrics, its lag in /health. */
+	backup_shipper *backup;
 } http_hooks;
 
 /*

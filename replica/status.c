@@ -44,6 +44,13 @@ static void to_msg_db(const status_db *d, status_msg_db *m, char *why, size_t ca
 		status_untracked_reason(s, why, cap);
 		m->untracked_reason = why;
 	}
+	if (d->has_backup) {
+		const backup_db_status *k = &d->backup;
+		m->has_backup = 1;
+		m->backup = (status_msg_backup){ .shipping = k->shipping, .txid = k->txid,
+			.shipped_ms = k->shipped_ms, .lag_ms = k->lag_ms,
+			.snapshot_ms = k->snapshot_ms, .error = k->error };
+	}
 }
 
 void status_untracked_reason(const db_status *s, char *out, size_t cap)
@@ -180,6 +187,40 @@ static void put_counter(text_buf *b, const char *name, const char *help, uint64_
 	text_put(b, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n", name, help, name, name, v);
 }
 
+/* The backup's metrics: totals, and per database its stored TXID and the
+ * age of its oldest unshipped transaction. */
+static void put_backup_metrics(text_buf *b, const node_status *node, const status_db *dbs,
+			       size_t n)
+{
+	if (!node->backup_on)
+		return;
+	put_counter(b, "ltxfs_backup_objects_uploaded_total", "Objects uploaded to the backup.",
+		    node->backup.objects_uploaded);
+	put_counter(b, "ltxfs_backup_bytes_uploaded_total", "Bytes uploaded to the backup.",
+		    node->backup.bytes_uploaded);
+	put_counter(b, "ltxfs_backup_upload_errors_total",
+		    "Backup uploads, lists and deletes that failed (retried).",
+		    node->backup.upload_errors);
+	put_counter(b, "ltxfs_backup_snapshots_total", "Snapshots uploaded to the backup.",
+		    node->backup.snapshots);
+	put_counter(b, "ltxfs_backup_objects_deleted_total",
+		    "Backup objects deleted by backup.retention.", node->backup.deleted);
+	text_put(b, "# HELP ltxfs_backup_txid The newest TXID of the database in the backup.\n"
+		 "# TYPE ltxfs_backup_txid gauge\n");
+	for (size_t i = 0; i < n; i++) {
+		text_put(b, "ltxfs_backup_txid{db=\"");
+		put_label_value(b, dbs[i].name);
+		text_put(b, "\"} %" PRIu64 "\n", dbs[i].backup.txid);
+	}
+	text_put(b, "# HELP ltxfs_backup_lag_seconds Age of the database's oldest transaction "
+		 "not yet in the backup (0: all shipped).\n# TYPE ltxfs_backup_lag_seconds gauge\n");
+	for (size_t i = 0; i < n; i++) {
+		text_put(b, "ltxfs_backup_lag_seconds{db=\"");
+		put_label_value(b, dbs[i].name);
+		text_put(b, "\"} %.3f\n", (double)dbs[i].backup.lag_ms / 1000.0);
+	}
+}
+
 int status_render_metrics(text_buf *out, const node_status *node,
 			  const status_db *dbs, size_t n,
 			  const stream_replica *reps, size_t nreps)
@@ -269,5 +310,6 @@ int status_render_metrics(text_buf *out, const node_status *node,
 	put_db_family(out, "ltxfs_db_commits_refused_total", "counter",
 		      "Writes of transactions refused since start because the log could not "
 		      "take them.", dbs, n, v_refused);
+	put_backup_metrics(out, node, dbs, n);
 	return out->oom ? -ENOMEM : 0;
 }

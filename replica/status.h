@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backup/shipper.h"
 #include "base/text_buf.h"
 #include "db/database.h"
 #include "replica/stream_server.h"
@@ -37,11 +38,15 @@ typedef struct node_status {
 	/* descriptors the databases keep open (db/handles.h) */
 	uint64_t open_files, open_files_max, open_files_dbs, open_files_closes;
 	uint64_t databases_retired;  /* deleted databases given back since start */
+	int backup_on;               /* backup.url is set: backup totals below */
+	backup_totals backup;
 } node_status;
 
 typedef struct status_db {
 	const char *name;
 	db_status st;
+	int has_backup;             /* backup.url is set */
+	backup_db_status backup;
 } status_db;
 
 /* Render into `out` (appending).  `reps` are the replicas connected to a

@@ -1,6 +1,7 @@
 /*
  * test_status.c - the /status JSON and /metrics text renderings.
  */
+#include "net/messages.h"
 #include "replica/status.h"
 #include "tests/unit/unit.h"
 
@@ -66,11 +67,50 @@ static void test_json_no_databases(void)
 	text_buf_free(&b);
 }
 
+/* With backup.url, each database shows its backup position in /status
+ * (which `ltxfs status` decodes) and /metrics. */
+static void test_backup_position(void)
+{
+	text_buf b = { 0 }, m = { 0 };
+	status_msg msg;
+	lx_err err;
+	node_status nb = node;
+	status_db db = { .name = "a.db", .st = { .txid = 12, .checksum = 0x8000000000000001ULL },
+			 .has_backup = 1,
+			 .backup = { .shipping = 1, .txid = 11, .shipped_ms = 5, .lag_ms = 1500,
+				     .snapshot_ms = 4, .error = "PUT x: HTTP 503" } };
+	nb.backup_on = 1;
+	nb.backup.bytes_uploaded = 4096;
+	CHECK_EQ_INT(0, status_render_json(&b, &nb, &db, 1, NULL, 0));
+	CHECK_STR_CONTAINS(b.data, "\"backup\":{\"shipping\":true,\"txid\":11,\"shipped_ms\":5,"
+			   "\"lag_ms\":1500,\"snapshot_ms\":4,\"error\":\"PUT x: HTTP 503\"}");
+	CHECK_EQ_INT(0, status_msg_decode(b.data, b.len, &msg, &err));
+	CHECK(msg.n_dbs == 1 && msg.dbs[0].has_backup);
+	CHECK_EQ_U64(11, msg.dbs[0].backup.txid);
+	CHECK_EQ_U64(1500, (uint64_t)msg.dbs[0].backup.lag_ms);
+	CHECK(strcmp(msg.dbs[0].backup.error, "PUT x: HTTP 503") == 0);
+	status_msg_free(&msg);
+	CHECK_EQ_INT(0, status_render_metrics(&m, &nb, &db, 1, NULL, 0));
+	CHECK_STR_CONTAINS(m.data, "ltxfs_backup_txid{db=\"a.db\"} 11\n");
+	CHECK_STR_CONTAINS(m.data, "ltxfs_backup_lag_seconds{db=\"a.db\"} 1.500\n");
+	CHECK_STR_CONTAINS(m.data, "ltxfs_backup_bytes_uploaded_total 4096\n");
+	text_buf_free(&b);
+	text_buf_free(&m);
+	/* without backup.url: no backup member, no backup metric */
+	db.has_backup = 0;
+	CHECK_EQ_INT(0, status_render_json(&b, &node, &db, 1, NULL, 0));
+	CHECK(strstr(b.data, "backup") == NULL);
+	CHECK_EQ_INT(0, status_render_metrics(&m, &node, &db, 1, NULL, 0));
+	CHECK(strstr(m.data, "ltxfs_backup") == NULL);
+	text_buf_free(&b);
+	text_buf_free(&m);
+}
+
 /* A primary shows each replica's position and how far behind it is. */
 static void test_json_replicas(void)
 {
 	text_buf b = { 0 };
-	status_db db = { "a.db", { .txid = 10, .checksum = 0x8000000000000001ULL } };
+	status_db db = { .name = "a.db", .st = { .txid = 10, .checksum = 0x8000000000000001ULL } };
 	stream_replica_db rdb = { "a.db", 7, 0x8000000000000002ULL };
 	stream_replica r = { 0x42, "10.0.0.2", 1000, 1, &rdb, 1 };
 	CHECK_EQ_INT(0, status_render_json(&b, &node, &db, 1, &r, 1));
@@ -123,6 +163,7 @@ static void test_large_output_grows(void)
 	free(dbs);
 }
 
-UNIT_TESTS(TEST(test_json_fields), TEST(test_json_escapes_names_and_failures),
+UNIT_TESTS(
+	TEST(test_backup_position),TEST(test_json_fields), TEST(test_json_escapes_names_and_failures),
 	   TEST(test_json_no_databases), TEST(test_json_replicas), TEST(test_metrics),
 	   TEST(test_large_output_grows))
