@@ -199,11 +199,11 @@ void bk_marker_key(char out[BK_KEY_MAX], uint64_t epoch, uint64_t txid, uint64_t
 
 /* ---- planning ---------------------------------------------------------------- */
 
-/* Where a chain can start: a snapshot, or an l0 object from TXID 1 (a new
+/* Where a chain can start: a snapshot, or an object from TXID 1 (a new
  * database's whole history: its first LTX file is a snapshot). */
 static int is_start(const bk_object *o)
 {
-	return !o->superseded && (o->level == BK_LEVEL_SNAPSHOT || (o->level == 0 && o->min_txid == 1));
+	return !o->superseded && (o->level == BK_LEVEL_SNAPSHOT || o->min_txid == 1);
 }
 
 /* How far towards `t` a start object gets on its own. */
@@ -220,7 +220,8 @@ static const bk_object *pick_snapshot(const bk_catalog *c, const bk_target *t)
 	const bk_object *best = NULL;
 	for (size_t i = 0; i < c->n; i++) {
 		const bk_object *o = &c->obj[i];
-		if (!is_start(o) || (o->level == BK_LEVEL_SNAPSHOT &&
+		/* only an l0 object can be cut short of its end */
+		if (!is_start(o) || (o->level != 0 &&
 				     (o->max_txid > t->txid || o->time_ms > t->time_ms)))
 			continue;
 		if (best == NULL || start_reach(o, t) > start_reach(best, t) ||
@@ -241,8 +242,7 @@ static int better_step(const bk_object *o, const bk_object *best)
 	return o->epoch > best->epoch;
 }
 
-/* The first object whose min_txid is `min` (objects are sorted by it). */
-static size_t first_with_min(const bk_catalog *c, uint64_t min)
+size_t bk_catalog_find_min(const bk_catalog *c, uint64_t min)
 {
 	size_t lo = 0, hi = c->n;
 	while (lo < hi) {
@@ -264,7 +264,7 @@ static const bk_object *pick_step(const bk_catalog *c, uint64_t txid, uint64_t p
 				  const bk_target *t, int *passes)
 {
 	const bk_object *within = NULL, *over = NULL;
-	for (size_t i = first_with_min(c, txid + 1); i < c->n; i++) {
+	for (size_t i = bk_catalog_find_min(c, txid + 1); i < c->n; i++) {
 		const bk_object *o = &c->obj[i];
 		if (o->min_txid != txid + 1)
 			break;

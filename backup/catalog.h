@@ -84,6 +84,10 @@ int bk_catalog_add(bk_catalog *c, const char *key, uint64_t size);
  * last add, before any query. */
 void bk_catalog_finish(bk_catalog *c);
 
+/* The index of the first object whose min_txid is at least `min` (they
+ * are sorted by it), c->n if none. */
+size_t bk_catalog_find_min(const bk_catalog *c, uint64_t min);
+
 /* The highest epoch of any object or marker (0 for an empty catalog). */
 uint64_t bk_catalog_max_epoch(const bk_catalog *c);
 

@@ -211,9 +211,8 @@ static int apply_object(image *im, const uint8_t *buf, size_t len, const bk_targ
 		ltx_header h;
 		uint64_t size;
 		int rc;
-		if (len - off < LTX_HEADER_SIZE || ltx_header_decode(buf + off, &h, im->err) < 0 ||
-		    (size = ltx_file_size(&h)) == 0 || size > len - off)
-			return lx_err_set(im->err, EBADMSG, "%s: damaged at byte %zu", key, off);
+		if (ltx_file_at(buf + off, len - off, &h, &size, im->err) < 0)
+			return lx_err_wrap(im->err, "%s: damaged at byte %zu", key, off);
 		if (h.max_txid > t->txid || h.timestamp_ms > t->time_ms) {
 			*reached = 1;
 			break;

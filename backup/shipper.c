@@ -3,7 +3,7 @@
  * snapshot), ship durable log records as l0 objects, snapshot when due,
  * apply retention (shipper.h).
  */
-#include "backup/shipper.h"
+#include "backup/shipper_internal.h"
 
 #include "backup/catalog.h"
 #include "base/clock.h"
@@ -21,44 +21,10 @@
 
 #define BATCH_MAX (16u << 20)        /* bytes of records in one l0 object */
 #define SNAPSHOT_READ_PAGES 256
-#define RETENTION_EVERY_MS 60000     /* how often retention runs per database */
+#define MAINTAIN_EVERY_MS 30000      /* compaction and retention, per database */
 #define BACKOFF_MAX_MS 30000
 #define OBSERVE_EVERY_MS 10000       /* a replica reads each database's position */
 #define OBSERVE_PER_DB_MS 100        /* ... but lists at most 10 databases a second */
-
-/* One database as the shipper sees it.  Guarded by the shipper's mu for
- * what status readers see; the backup thread alone changes it. */
-typedef struct ship_db {
-	char *name;
-	database *db;
-	char dir[BK_DIR_MAX];          /* its directory in the storage */
-	int started;                   /* marker written: shipping in `epoch` */
-	uint64_t lease_epoch;          /* the lease epoch it started under */
-	uint64_t epoch;                /* the shipping epoch */
-	uint64_t txid, checksum;       /* the stored position, on our history */
-	int64_t shipped_ms;            /* wall clock of the last upload */
-	int64_t snapshot_ms;           /* wall clock of the newest stored snapshot */
-	int64_t pending_since_ms;      /* monotonic: an unshipped TXID was first seen */
-	int64_t retention_at_ms;       /* monotonic: next retention pass */
-	int64_t retry_at_ms;           /* monotonic: after a failure */
-	int64_t observe_at_ms;         /* monotonic: a replica's next look at the storage */
-	int64_t backoff_ms;
-	char error[LX_ERR_MSG_MAX];
-} ship_db;
-
-struct backup_shipper {
-	backup_shipper_options o;
-	backup_store *st;
-	pthread_t thread;
-	int running;
-	int cancel;                    /* atomic: ends storage calls at stop */
-	pthread_mutex_t mu;            /* dbs[] for status readers; totals; stop */
-	pthread_cond_t cond;
-	int stop;
-	ship_db *dbs;
-	size_t n, cap;
-	backup_totals totals;
-};
 
 /* ---- bookkeeping ------------------------------------------------------------ */
 
@@ -137,15 +103,15 @@ static void succeeded(backup_shipper *s, ship_db *d)
 
 /* Fencing: every upload and delete is made only while the database takes
  * writes, i.e. while this node holds the lease within its deadline. */
-static int still_primary(ship_db *d, lx_err *err)
+int ship_still_primary(ship_db *d, lx_err *err)
 {
 	if (db_writes_refused(d->db))
 		return lx_err_set(err, EPERM, "no longer the primary: shipping stops");
 	return 0;
 }
 
-static int put_object(backup_shipper *s, ship_db *d, const char *rel, const uint8_t *buf,
-		      size_t len, lx_err *err)
+int ship_put(backup_shipper *s, ship_db *d, const char *rel, const uint8_t *buf,
+	     size_t len, lx_err *err)
 {
 	char key[BK_DIR_MAX + BK_KEY_MAX];
 	uint8_t *sealed = NULL;
@@ -153,7 +119,7 @@ static int put_object(backup_shipper *s, ship_db *d, const char *rel, const uint
 	int rc;
 	snprintf(key, sizeof(key), "%s%s", d->dir, rel);
 	rc = bk_codec_seal(s->o.codec, key, buf, len, &sealed, &sealed_len, err);
-	if (rc == 0 && (rc = still_primary(d, err)) == 0)
+	if (rc == 0 && (rc = ship_still_primary(d, err)) == 0)
 		rc = backup_store_put(s->st, key, sealed, sealed_len, err);
 	if (rc == 0) {
 		pthread_mutex_lock(&s->mu);
@@ -167,14 +133,11 @@ static int put_object(backup_shipper *s, ship_db *d, const char *rel, const uint
 
 /* ---- snapshots --------------------------------------------------------------- */
 
-typedef struct membuf {
-	uint8_t *p;
-	size_t len, cap;
-} membuf;
-
-static int membuf_write(void *ctx, const void *buf, size_t len)
+int membuf_write(void *ctx, const void *buf, size_t len)
 {
 	membuf *m = ctx;
+	if (len == 0)
+		return 0;
 	if (m->len + len > m->cap) {
 		size_t cap = m->cap ? m->cap : 1 << 20;
 		while (cap < m->len + len)
@@ -235,12 +198,12 @@ static int ship_snapshot(backup_shipper *s, ship_db *d, int marker, lx_err *err)
 	db_snapshot_end(snap);
 	if (rc == 0 && marker) {
 		bk_marker_key(rel, d->epoch, h.max_txid, bk_codec_checksum(s->o.codec, post));
-		rc = put_object(s, d, rel, (const uint8_t *)"", 0, err);
+		rc = ship_put(s, d, rel, (const uint8_t *)"", 0, err);
 	}
 	if (rc == 0) {
 		bk_object_key(rel, BK_LEVEL_SNAPSHOT, d->epoch, 1, h.max_txid, 0,
 			      bk_codec_checksum(s->o.codec, post), h.timestamp_ms);
-		rc = put_object(s, d, rel, m.p, m.len, err);
+		rc = ship_put(s, d, rel, m.p, m.len, err);
 	}
 	free(m.p);
 	if (rc < 0)
@@ -296,7 +259,7 @@ static int put_name(backup_shipper *s, ship_db *d, lx_err *err)
 {
 	if (!s->o.codec->encrypted)
 		return 0;
-	return put_object(s, d, "name", (const uint8_t *)d->name, strlen(d->name), err);
+	return ship_put(s, d, "name", (const uint8_t *)d->name, strlen(d->name), err);
 }
 
 static int start_db(backup_shipper *s, ship_db *d, uint64_t lease_epoch, lx_err *err)
@@ -318,7 +281,7 @@ static int start_db(backup_shipper *s, ship_db *d, uint64_t lease_epoch, lx_err 
 		rc = put_name(s, d, err);
 	if (rc == 0 && common) {
 		bk_marker_key(rel, d->epoch, txid, bk_codec_checksum(s->o.codec, ck));
-		rc = put_object(s, d, rel, (const uint8_t *)"", 0, err);
+		rc = ship_put(s, d, rel, (const uint8_t *)"", 0, err);
 		if (rc == 0) {
 			d->txid = txid;
 			d->checksum = ck;
@@ -329,7 +292,7 @@ static int start_db(backup_shipper *s, ship_db *d, uint64_t lease_epoch, lx_err 
 		/* nothing stored, and the log holds the whole history: ship it
 		 * all, from TXID 1 (a snapshot of the new database) on */
 		bk_marker_key(rel, d->epoch, 0, 0);
-		rc = put_object(s, d, rel, (const uint8_t *)"", 0, err);
+		rc = ship_put(s, d, rel, (const uint8_t *)"", 0, err);
 		d->txid = d->checksum = 0;
 	} else if (rc == 0) {
 		rc = ship_snapshot(s, d, 1, err);
@@ -347,8 +310,8 @@ static int read_record(const db_send *snd, membuf *m, ltx_header *h, ltx_trailer
 		       lx_err *err)
 {
 	size_t at = m->len;
-	int rc = membuf_write(m, "", 0);
-	if (rc == 0 && m->len + snd->length > m->cap) {
+	int rc;
+	if (m->len + snd->length > m->cap) {
 		uint8_t *p = realloc(m->p, m->len + snd->length);
 		if (p == NULL)
 			return lx_err_set(err, ENOMEM, "out of memory");
@@ -411,7 +374,7 @@ static int ship_records(backup_shipper *s, ship_db *d, uint64_t upto, int *need_
 		bk_object_key(rel, 0, d->epoch, first.min_txid, last.max_txid,
 			      bk_codec_checksum(s->o.codec, first.pre_checksum),
 			      bk_codec_checksum(s->o.codec, tail.post_checksum), last.timestamp_ms);
-		rc = put_object(s, d, rel, m.p, m.len, err);
+		rc = ship_put(s, d, rel, m.p, m.len, err);
 		if (rc < 0)
 			lx_err_wrap(err, "TXIDs %" PRIu64 "-%" PRIu64, first.min_txid, last.max_txid);
 	}
@@ -423,58 +386,6 @@ static int ship_records(backup_shipper *s, ship_db *d, uint64_t upto, int *need_
 		d->shipped_ms = lx_wall_ms();
 		pthread_mutex_unlock(&s->mu);
 	}
-	return rc;
-}
-
-/* ---- retention ---------------------------------------------------------------- */
-
-/* Delete what no restore inside the retention window needs: everything
- * that ends at or before the newest snapshot older than the window (that
- * snapshot stays: it is where the oldest restorable point starts). */
-static int apply_retention(backup_shipper *s, ship_db *d, lx_err *err)
-{
-	bk_catalog c;
-	const bk_object *keep = NULL;
-	const char **del = NULL;
-	char (*keys)[BK_DIR_MAX + BK_KEY_MAX] = NULL;
-	size_t n = 0;
-	int64_t cutoff = lx_wall_ms() - s->o.retention_ms;
-	int rc = backup_store_read_catalog(s->st, d->dir, &c, err);
-	for (size_t i = 0; rc == 0 && i < c.n; i++) {
-		const bk_object *o = &c.obj[i];
-		if (o->level == BK_LEVEL_SNAPSHOT && !o->superseded && o->time_ms <= cutoff &&
-		    (keep == NULL || o->max_txid > keep->max_txid))
-			keep = o;
-	}
-	if (rc == 0 && keep != NULL && c.n > 0) {
-		del = calloc(c.n, sizeof(*del));
-		keys = calloc(c.n, sizeof(*keys));
-		if (del == NULL || keys == NULL)
-			rc = lx_err_set(err, ENOMEM, "out of memory");
-	}
-	for (size_t i = 0; rc == 0 && keep != NULL && i < c.n; i++) {
-		const bk_object *o = &c.obj[i];
-		int old = o->time_ms <= cutoff &&
-			  (o->max_txid < keep->max_txid || o->superseded ||
-			   (o->max_txid == keep->max_txid && o != keep &&
-			    o->level != BK_LEVEL_SNAPSHOT));
-		if (!old || o == keep)
-			continue;
-		snprintf(keys[n], sizeof(keys[n]), "%s%s", d->dir, o->key);
-		del[n] = keys[n];
-		n++;
-	}
-	if (rc == 0 && n > 0 && (rc = still_primary(d, err)) == 0)
-		rc = backup_store_delete(s->st, del, n, err);
-	if (rc == 0 && n > 0) {
-		pthread_mutex_lock(&s->mu);
-		s->totals.deleted += n;
-		pthread_mutex_unlock(&s->mu);
-		lx_debug(d->name, "backup: retention deleted %zu objects", n);
-	}
-	free(del);
-	free(keys);
-	bk_catalog_free(&c);
 	return rc;
 }
 
@@ -548,10 +459,14 @@ static int serve_db(backup_shipper *s, ship_db *d, lx_err *err)
 		d->pending_since_ms = 0;
 		pthread_mutex_unlock(&s->mu);
 	}
-	if (rc == 0 && now >= d->retention_at_ms) {
-		d->retention_at_ms = now + (s->o.retention_ms / 4 < RETENTION_EVERY_MS
-					    ? s->o.retention_ms / 4 : RETENTION_EVERY_MS);
-		rc = apply_retention(s, d, err);
+	if (rc == 0 && now >= d->maintain_at_ms) {
+		int64_t every = MAINTAIN_EVERY_MS;
+		if (s->o.retention_ms / 4 < every)
+			every = s->o.retention_ms / 4;
+		if (s->o.level_interval_ms[1] < every)
+			every = s->o.level_interval_ms[1];
+		d->maintain_at_ms = now + every;
+		rc = ship_maintain(s, d, err);
 	}
 	return rc;
 }

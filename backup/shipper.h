@@ -46,6 +46,7 @@ typedef struct backup_shipper_options {
 	int64_t snapshot_interval_ms;
 	int64_t retention_ms;
 	int64_t max_lag_ms;             /* /health: shipping behind by more is unhealthy */
+	int64_t level_interval_ms[4];   /* compaction: [k] for level k (1..3) */
 } backup_shipper_options;
 
 int backup_shipper_start(backup_shipper **out, const backup_shipper_options *o, lx_err *err);

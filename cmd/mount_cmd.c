@@ -180,6 +180,8 @@ static int start_backup(const ltxfs_config *c, store *st, bk_codec *codec,
 	o.snapshot_interval_ms = (int64_t)(c->backup.snapshot_interval_ns / 1000000);
 	o.retention_ms = (int64_t)(c->backup.retention_ns / 1000000);
 	o.max_lag_ms = (int64_t)(c->backup.max_lag_ns / 1000000);
+	for (int k = 1; k < 4; k++)
+		o.level_interval_ms[k] = (int64_t)(c->backup.level_interval_ns[k] / 1000000);
 	if (o.sync_interval_ms < 1)
 		o.sync_interval_ms = 1;
 	rc = backup_shipper_start(out, &o, err);

@@ -315,6 +315,12 @@ static int check_backup(const ltxfs_config *c, lx_err *err)
 		return cfg_err(c, err, "backup.retention must be greater than 0");
 	if (c->backup.max_lag_ns == 0 || c->backup.max_lag_ns > (uint64_t)INT64_MAX)
 		return cfg_err(c, err, "backup.max-lag must be greater than 0");
+	for (int k = 1; k <= 3; k++)
+		if (c->backup.level_interval_ns[k] < c->backup.level_interval_ns[k - 1] ||
+		    c->backup.level_interval_ns[k] == 0 ||
+		    c->backup.level_interval_ns[k] > (uint64_t)INT64_MAX)
+			return cfg_err(c, err, "backup.l%d-interval must be greater than 0%s", k,
+				       k > 1 ? " and at least the level below's" : "");
 	return 0;
 }
 

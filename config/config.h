@@ -163,6 +163,9 @@ typedef struct ltxfs_config {
 		uint64_t sync_interval_ns;     /* ship within this of a commit; 1 s */
 		uint64_t snapshot_interval_ns; /* a snapshot at least this often; 24 h */
 		uint64_t retention_ns;  /* restorable to any point this old; 72 h */
+		uint64_t level_interval_ns[4]; /* [k]: level k merges level k-1's
+						  objects this old; [0] unused;
+						  30 s, 5 min, 1 h */
 		uint64_t max_lag_ns;    /* GET /health: 503 when shipping is behind
 					   by more than this; 60 s */
 		bool restore_if_empty;  /* an empty data.dir restores every database

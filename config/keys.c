@@ -96,6 +96,9 @@ const char *const config_keys[KEY_COUNT + 1] = {
 	[KEY_BACKUP_SYNC_INTERVAL] = "backup.sync-interval",
 	[KEY_BACKUP_SNAPSHOT_INTERVAL] = "backup.snapshot-interval",
 	[KEY_BACKUP_RETENTION] = "backup.retention",
+	[KEY_BACKUP_L1_INTERVAL] = "backup.l1-interval",
+	[KEY_BACKUP_L2_INTERVAL] = "backup.l2-interval",
+	[KEY_BACKUP_L3_INTERVAL] = "backup.l3-interval",
 	[KEY_BACKUP_MAX_LAG] = "backup.max-lag",
 	[KEY_BACKUP_RESTORE_IF_EMPTY] = "backup.restore-if-empty",
 	[KEY_BACKUP_ENCRYPTION_KEY_FILE] = "backup.encryption.key-file",
@@ -155,6 +158,9 @@ const key_spec config_specs[KEY_COUNT] = {
 	[KEY_BACKUP_SYNC_INTERVAL] = { K_DURATION, OFF(backup.sync_interval_ns), NULL },
 	[KEY_BACKUP_SNAPSHOT_INTERVAL] = { K_DURATION, OFF(backup.snapshot_interval_ns), NULL },
 	[KEY_BACKUP_RETENTION] = { K_DURATION, OFF(backup.retention_ns), NULL },
+	[KEY_BACKUP_L1_INTERVAL] = { K_DURATION, OFF(backup.level_interval_ns[1]), NULL },
+	[KEY_BACKUP_L2_INTERVAL] = { K_DURATION, OFF(backup.level_interval_ns[2]), NULL },
+	[KEY_BACKUP_L3_INTERVAL] = { K_DURATION, OFF(backup.level_interval_ns[3]), NULL },
 	[KEY_BACKUP_MAX_LAG] = { K_DURATION, OFF(backup.max_lag_ns), NULL },
 	[KEY_BACKUP_RESTORE_IF_EMPTY] = { K_BOOL, OFF(backup.restore_if_empty), NULL },
 	[KEY_BACKUP_ENCRYPTION_KEY_FILE] = { K_STRING, OFF(backup.encryption.key_file), NULL },
@@ -201,6 +207,9 @@ void config_init_defaults(ltxfs_config *c)
 	c->backup.snapshot_interval_ns = 24ULL * 3600 * 1000000000ULL;
 	c->backup.retention_ns = 72ULL * 3600 * 1000000000ULL;
 	c->backup.max_lag_ns = 60ULL * 1000000000ULL;
+	c->backup.level_interval_ns[1] = 30ULL * 1000000000ULL;
+	c->backup.level_interval_ns[2] = 5ULL * 60 * 1000000000ULL;
+	c->backup.level_interval_ns[3] = 3600ULL * 1000000000ULL;
 	c->log.level = LX_INFO;
 }
 

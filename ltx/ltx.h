@@ -247,6 +247,13 @@ int ltx_verify_buffer(const void *buf, size_t len, ltx_header *h,
 int ltx_verify_fd(int fd, uint64_t offset, uint64_t len, ltx_header *h,
 		  ltx_trailer *t, lx_err *err);
 
+/*
+ * LTX files stored one after another (a backup's l0 object): the header of
+ * the file that starts at buf and its encoded size, which must fit in
+ * `len`.  Only the header is checked; decode or verify the file itself.
+ */
+int ltx_file_at(const uint8_t *buf, size_t len, ltx_header *h, uint64_t *size, lx_err *err);
+
 /* ---- compaction --------------------------------------------------------- */
 
 /* One complete LTX file held in memory. */

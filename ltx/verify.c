@@ -8,6 +8,7 @@
 #include "ltx/ltx.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -130,4 +131,19 @@ int ltx_verify_fd(int fd, uint64_t offset, uint64_t len, ltx_header *h,
 		rc = ltx_decoder_finish(&dec, err);
 	ltx_decoder_free(&dec);
 	return rc;
+}
+
+int ltx_file_at(const uint8_t *buf, size_t len, ltx_header *h, uint64_t *size, lx_err *err)
+{
+	int rc;
+	if (len < LTX_HEADER_SIZE)
+		return lx_err_set(err, EBADMSG, "%zu bytes left: too short for an LTX header", len);
+	rc = ltx_header_decode(buf, h, err);
+	if (rc < 0)
+		return rc;
+	*size = ltx_file_size(h);
+	if (*size == 0 || *size > len)
+		return lx_err_set(err, EBADMSG, "an LTX file of %" PRIu64 " bytes in %zu bytes: "
+				  "truncated", *size, len);
+	return 0;
 }

@@ -362,3 +362,38 @@ def test_a_node_with_an_empty_data_directory_restores_everything_first(node_fact
     b.stop()
     b.start()
     assert b.log_text().count("restored 2 databases") == 1
+
+
+def test_compaction_makes_restores_read_few_objects(node_factory, tmp_path):
+    """Levels 1 to 3 merge the transaction objects: a restore of the newest
+    point reads a handful of objects, and every transaction stays
+    restorable (the finer objects stay)."""
+    n = backup_node(node_factory, tmp_path, extra=(
+        "  l1-interval: 300ms\n  l2-interval: 900ms\n  l3-interval: 2s\n")).start()
+    c = sqlite3.connect(n.path("a.db"), isolation_level=None)
+    c.execute("PRAGMA journal_mode=wal")
+    c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+    seen = []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        c.execute("INSERT INTO t(v) VALUES (?)", ("v%d" % len(seen),))
+        seen.append((n.pos("a.db")[0], content(n.path("a.db"))))
+        time.sleep(0.02)
+    c.close()
+    wait_shipped(n, "a.db", seen[-1][0])
+    levels = lambda: {d: len(os.listdir(os.path.join(n.store, "a.db", d)))
+                      for d in os.listdir(os.path.join(n.store, "a.db"))}
+    deadline = time.monotonic() + 20
+    while levels().get("l3", 0) == 0:
+        assert time.monotonic() < deadline, levels()
+        time.sleep(0.2)
+    assert levels()["l0"] >= 20, levels()
+    p = str(tmp_path / "newest.db")
+    cp = restore(n, "a.db", p)
+    used = int(cp.stdout.split(" objects")[0].split("; ")[-1])
+    assert used <= 12, (cp.stdout, levels())
+    assert content(p) == seen[-1][1]
+    for txid, want in seen[::17]:
+        p = str(tmp_path / ("tx%d.db" % txid))
+        restore(n, "a.db", p, txid=txid)
+        assert content(p) == want, txid

@@ -184,7 +184,48 @@ static void test_chain_needs_matching_checksums(void)
 	bk_catalog_free(&c);
 }
 
+/* A new database's backup starts with its whole history (l0 from TXID 1);
+ * compacted objects from TXID 1 start a plan too, but cannot be cut. */
+static void test_history_from_txid_1(void)
+{
+	bk_catalog c;
+	bk_plan p;
+	lx_err err;
+	bk_target t = { UINT64_MAX, INT64_MAX };
+	bk_catalog_init(&c);
+	mark(&c, 1, 0);
+	add(&c, 0, 1, 1, 5, 100);
+	add(&c, 0, 1, 6, 9, 200);
+	add(&c, 0, 1, 10, 12, 300);
+	add(&c, 1, 1, 1, 9, 200);
+	add(&c, 2, 1, 1, 12, 300);
+	bk_catalog_finish(&c);
+	CHECK_EQ_INT(0, bk_catalog_plan(&c, &t, &p, &err));
+	CHECK_EQ_U64(1, p.n);                  /* l2 1..12 alone */
+	CHECK_EQ_INT(2, p.step[0]->level);
+	bk_plan_free(&p);
+	t.txid = 11;                           /* l1 1..9, then l0 10..12 cut */
+	CHECK_EQ_INT(0, bk_catalog_plan(&c, &t, &p, &err));
+	CHECK_EQ_U64(2, p.n);
+	CHECK_EQ_INT(1, p.step[0]->level);
+	CHECK(p.cut);
+	CHECK_EQ_U64(11, p.txid);
+	bk_plan_free(&p);
+	t.txid = 3;                            /* inside the first l0: cut */
+	CHECK_EQ_INT(0, bk_catalog_plan(&c, &t, &p, &err));
+	CHECK_EQ_U64(1, p.n);
+	CHECK_EQ_INT(0, p.step[0]->level);
+	CHECK(p.cut);
+	bk_plan_free(&p);
+	bk_range r;
+	CHECK_EQ_INT(0, bk_catalog_range(&c, &r));
+	CHECK_EQ_U64(1, r.first_txid);
+	CHECK_EQ_U64(12, r.last_txid);
+	bk_catalog_free(&c);
+}
+
 UNIT_TESTS(
+	TEST(test_history_from_txid_1),
 	TEST(test_keys_round_trip),
 	TEST(test_plan_by_txid_and_time),
 	TEST(test_deposed_epoch_is_superseded),

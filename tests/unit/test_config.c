@@ -293,7 +293,7 @@ static void test_known_keys(void)
 		CHECK(strstr(err.msg, "unknown key") == NULL);
 		config_free(&c);
 	}
-	CHECK_EQ_INT(53, n);
+	CHECK_EQ_INT(56, n);
 	CHECK(strcmp(keys[0], "fuse.dir") == 0);
 	CHECK(strcmp(keys[n - 1], "exec") == 0);
 }
@@ -1341,7 +1341,8 @@ static void test_backup_config(void)
 		"  endpoint: \"http://127.0.0.1:9000\"\n  region: eu-west-3\n"
 		"  access-key-id: AKID\n  secret-access-key: \"sup3rsecret\"\n"
 		"  force-path-style: true\n  sync-interval: 250ms\n"
-		"  snapshot-interval: 1h\n  retention: 24h\n  max-lag: 30s\n"
+		"  snapshot-interval: 1h\n  retention: 24h\n  l1-interval: 10s\n"
+		"  l2-interval: 1m\n  l3-interval: 2h\n  max-lag: 30s\n"
 		"  restore-if-empty: true\n  encryption:\n    key-file: /etc/ltxfs/backup.key\n";
 	ltxfs_config c, again;
 	lx_err err;
@@ -1405,6 +1406,7 @@ static void test_backup_config(void)
 		{ "  url: file:///b\n  sync-interval: 10s\n  snapshot-interval: 1s\n",
 		  "snapshot-interval" },
 		{ "  url: file:///b\n  retention: 0s\n", "retention" },
+		{ "  url: file:///b\n  l2-interval: 10s\n", "backup.l2-interval" },
 		{ "  url: file:///b\n  endpoint: ftp://x\n", "endpoint" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
