@@ -36,6 +36,7 @@
 typedef struct seen_db {
 	const char *name;          /* the database object's: lives until store_close */
 	uint64_t txid;
+	uint64_t backup_txid;      /* the newest TXID in the backup (backup.url) */
 } seen_db;
 
 typedef struct events_session {
@@ -146,8 +147,23 @@ static void emit_transactions(events_session *e, const status_db *d, uint64_t fr
 	emit(e, o);
 }
 
+/* "backup" when the newest TXID of a database in the backup moved: the
+ * range shipped since the last line (backup/shipper.h). */
+static void look_at_backup(events_session *e, seen_db *seen)
+{
+	backup_db_status b;
+	backup_shipper *sh = e->server->hooks.backup;
+	if (sh == NULL || backup_shipper_db_status(sh, seen->name, &b) < 0 ||
+	    b.txid == seen->backup_txid)
+		return;
+	emit(e, json_pack("{s:s, s:s, s:I, s:I, s:b, s:I}", "type", "backup", "db", seen->name,
+			  "from", (json_int_t)seen->backup_txid, "txid", (json_int_t)b.txid,
+			  "shipping", b.shipping, "at_ms", (json_int_t)lx_wall_ms()));
+	seen->backup_txid = b.txid;
+}
+
 /* "db" for a database not seen before (all of them at the start), "tx"
- * for one whose TXID moved. */
+ * for one whose TXID moved, "backup" for one whose backup moved. */
 static void look_at_dbs(events_session *e)
 {
 	status_db *dbs = NULL;
@@ -164,12 +180,14 @@ static void look_at_dbs(events_session *e)
 			seen = &e->dbs[e->n_dbs++];
 			seen->name = dbs[i].name;
 			seen->txid = dbs[i].st.txid;
+			seen->backup_txid = 0;
 			emit(e, db_line("db", &dbs[i]));
 		} else if (seen->txid != dbs[i].st.txid) {
 			uint64_t from = seen->txid;
 			seen->txid = dbs[i].st.txid;
 			emit_transactions(e, &dbs[i], from);
 		}
+		look_at_backup(e, seen);
 	}
 	free(dbs);
 }

@@ -12,11 +12,12 @@ content.  Across a failover, what a deposed primary shipped but the cluster
 lost is superseded: never restored, and counted as lost by `backup list`.
 """
 
-import hashlib
+import json
 import os
 import sqlite3
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
@@ -132,6 +133,11 @@ def test_restore_reaches_every_acknowledged_point(node_factory, tmp_path, mode):
     assert db["backup"]["txid"] == last and db["backup"]["shipping"], db
     assert C.metrics(n)["ltxfs_backup_txid{db=\"app.db\"}"] == last
     assert "backup at TXID %d" % last in n.ltxfs("status", "-config", n.config_path).stdout
+    # /events has a line per shipped range (here: the position at connect)
+    with urllib.request.urlopen("http://127.0.0.1:%d/events" % n.port, timeout=10) as r:
+        lines = [json.loads(r.readline()) for _ in range(3)]
+    backup_line = [line for line in lines if line["type"] == "backup"][0]
+    assert (backup_line["db"], backup_line["from"], backup_line["txid"]) == ("app.db", 0, last)
     cp = restore(n, "app.db", os.path.join(out, "far.db"), txid=last + 100, check=False)
     assert cp.returncode == 1 and "reaches TXID %d" % last in cp.stderr, cp.stderr
     cp = restore(n, "app.db", p, check=False)          # never overwrites
