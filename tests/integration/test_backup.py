@@ -14,6 +14,7 @@ lost is superseded: never restored, and counted as lost by `backup list`.
 
 import json
 import os
+import random
 import sqlite3
 import subprocess
 import time
@@ -403,3 +404,68 @@ def test_compaction_makes_restores_read_few_objects(node_factory, tmp_path):
         p = str(tmp_path / ("tx%d.db" % txid))
         restore(n, "a.db", p, txid=txid)
         assert content(p) == want, txid
+
+
+def full_content(path):
+    """Every table's rows and the schema: what a restore must reproduce."""
+    c = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    try:
+        out = [tuple(r) for r in c.execute("SELECT type, name, sql FROM sqlite_schema ORDER BY name")]
+        for (name,) in c.execute("SELECT name FROM sqlite_schema WHERE type='table' ORDER BY name"):
+            out.append((name, [tuple(r) for r in c.execute('SELECT * FROM "%s" ORDER BY 1' % name)]))
+        return out
+    finally:
+        c.close()
+
+
+@pytest.mark.deadline(300)
+@pytest.mark.parametrize("mode", ["wal", "delete"])
+def test_point_in_time_under_a_mixed_workload(node_factory, tmp_path, mode):
+    """Inserts, updates, deletes, schema changes and VACUUM run; the content
+    is recorded at 100 random moments; a restore to each moment's time and
+    to its TXID gives exactly that content."""
+    rnd = random.Random(14)
+    n = backup_node(node_factory, tmp_path, extra=(
+        "  l1-interval: 500ms\n  l2-interval: 1s\n  l3-interval: 2s\n")).start()
+    c = sqlite3.connect(n.path("w.db"), isolation_level=None)
+    c.execute("PRAGMA journal_mode=%s" % mode)
+    c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, n INTEGER)")
+    moments = []
+    for step in range(600):
+        op = rnd.random()
+        if op < 0.45:
+            c.execute("INSERT INTO t(v, n) VALUES (?, ?)", ("x" * rnd.randint(1, 3000), step))
+        elif op < 0.65:
+            c.execute("UPDATE t SET v = ?, n = n + 1 WHERE id % 7 = ?",
+                      ("u" * rnd.randint(1, 500), rnd.randint(0, 6)))
+        elif op < 0.8:
+            c.execute("DELETE FROM t WHERE id % 11 = ?", (rnd.randint(0, 10),))
+        elif op < 0.85:
+            c.execute("CREATE TABLE IF NOT EXISTS s%d(a, b)" % (step % 5))
+            c.execute("INSERT INTO s%d VALUES (?, ?)" % (step % 5), (step, "y" * 100))
+        elif op < 0.88:
+            c.execute("DROP TABLE IF EXISTS s%d" % rnd.randint(0, 4))
+        elif op < 0.9:
+            c.execute("CREATE INDEX IF NOT EXISTS i%d ON t(n)" % (step % 3))
+        elif op < 0.92:
+            c.execute("VACUUM")
+        else:
+            c.execute("BEGIN")
+            for _ in range(rnd.randint(2, 20)):
+                c.execute("INSERT INTO t(v, n) VALUES (?, ?)", ("b" * 200, -step))
+            c.execute("COMMIT")
+        if step % 6 == 0 and len(moments) < 100:
+            moments.append((n.pos("w.db")[0], time.time(), full_content(n.path("w.db"))))
+            time.sleep(0.003)
+        if step % 100 == 99:
+            time.sleep(0.6)                 # let compaction run in between
+    c.close()
+    wait_shipped(n, "w.db", n.pos("w.db")[0])
+    assert len(moments) == 100
+    for k, (txid, when, want) in enumerate(moments):
+        p = str(tmp_path / ("tx%d.db" % k))
+        restore(n, "w.db", p, txid=txid)
+        assert full_content(p) == want, "TXID %d (moment %d)" % (txid, k)
+        p = str(tmp_path / ("t%d.db" % k))
+        restore(n, "w.db", p, timestamp=rfc3339(when))
+        assert full_content(p) == want, "time %s (moment %d)" % (rfc3339(when), k)
