@@ -15,6 +15,7 @@ lost is superseded: never restored, and counted as lost by `backup list`.
 import json
 import os
 import random
+import shutil
 import sqlite3
 import subprocess
 import time
@@ -469,3 +470,68 @@ def test_point_in_time_under_a_mixed_workload(node_factory, tmp_path, mode):
         p = str(tmp_path / ("t%d.db" % k))
         restore(n, "w.db", p, timestamp=rfc3339(when))
         assert full_content(p) == want, "time %s (moment %d)" % (rfc3339(when), k)
+
+
+def test_sigkill_of_the_primary_while_shipping_leaves_no_gap(node_factory, tmp_path, consul):
+    """Writers run; the primary is killed while it ships; the new primary
+    continues the backup.  Every TXID of the surviving history is
+    restorable (no gap), and the newest point is the new primary's
+    database, holding every acknowledged row it kept."""
+    store = str(tmp_path / "store")
+    os.makedirs(store)
+    _, nodes = make_nodes(node_factory, consul, n=3)
+    for nd in nodes:
+        nd.extra_config = backup_config(store, sync="50ms")
+        nd.start()
+    p = wait_primary(nodes)
+    c = sqlite3.connect(p.path("a.db"), timeout=10, isolation_level=None)
+    c.execute("PRAGMA journal_mode=wal")
+    c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+    for i in range(200):
+        c.execute("INSERT INTO t(v) VALUES (?)", ("before%d" % i,))
+    c.close()
+    p.kill()                                  # while it ships the last of them
+    survivors = [nd for nd in nodes if nd is not p]
+    q = wait_primary(survivors, timeout=30)
+    c = sqlite3.connect(q.path("a.db"), timeout=10, isolation_level=None)
+    for i in range(50):
+        c.execute("INSERT INTO t(v) VALUES (?)", ("after%d" % i,))
+    c.close()
+    want = content(q.path("a.db"))
+    last = q.pos("a.db")[0]
+    wait_shipped(q, "a.db", last)
+    out = str(tmp_path / "newest.db")
+    restore(q, "a.db", out)
+    assert content(out) == want
+    for txid in range(1, last + 1, 7):       # no gap anywhere in the history
+        restore(q, "a.db", str(tmp_path / ("tx%d.db" % txid)), txid=txid)
+
+
+def test_whole_cluster_lost_one_node_restores_the_others_follow(node_factory, tmp_path,
+                                                               consul):
+    store = str(tmp_path / "store")
+    os.makedirs(store)
+    key, nodes = make_nodes(node_factory, consul, n=2)
+    for nd in nodes:
+        nd.extra_config = backup_config(store)
+        nd.start()
+    p = wait_primary(nodes)
+    c = sqlite3.connect(p.path("a.db"), timeout=10, isolation_level=None)
+    c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+    for i in range(30):
+        c.execute("INSERT INTO t(v) VALUES (?)", ("row%d" % i,))
+    c.close()
+    want, pos = content(p.path("a.db")), p.pos("a.db")
+    wait_shipped(p, "a.db", pos[0])
+    for nd in nodes:                          # every node and its disk are gone
+        nd.kill()
+        shutil.rmtree(nd.data)
+        os.makedirs(nd.data)
+    first, second = nodes
+    first.extra_config = backup_config(store, extra="  restore-if-empty: true\n")
+    first.start()
+    assert wait_primary([first], timeout=30) is first
+    assert first.pos("a.db") == pos and content(first.path("a.db")) == want
+    second.start()
+    C.wait_converged(first, [second], ["a.db"])
+    assert content(second.path("a.db")) == want
