@@ -11,7 +11,7 @@
 INSERT_BENCH := $(BUILD)/bench/insert_bench
 BENCH_ARGS ?=
 
-.PHONY: bench-native bench-replication bench-failover bench-transfer
+.PHONY: bench-native bench-replication bench-failover bench-transfer bench-backup
 
 $(INSERT_BENCH): tests/bench/insert_bench.c $(BUILD)/config.mk
 	@mkdir -p $(dir $@)
@@ -26,6 +26,7 @@ bench: $(SPEEDTEST1) $(INSERT_BENCH) $(BUILD)/ltxfs
 	$(MAKE) bench-replication
 	$(MAKE) bench-failover
 	$(MAKE) bench-transfer
+	$(MAKE) bench-backup
 
 # Lag, snapshot speed, primary speed with replicas (tests/bench/replication_bench.py);
 # lag and snapshot side by side over plain HTTP and over HTTPS + token
@@ -53,6 +54,15 @@ bench-transfer: $(BUILD)/ltxfs $(TEST_DEPS)
 	$(PYTHON) tests/bench/transfer_bench.py --ltxfs $(abspath $(BUILD)/ltxfs) \
 		--workdir $(BUILD)/bench-run/transfer --out $(BUILD)/bench-transfer.md \
 		$(TRANSFER_BENCH_ARGS)
+
+# Continuous backup: lag at 100 and 1,000 tx/s, restore against a plain
+# download, objects per hour (tests/bench/backup_bench.py).
+# BACKUP_BENCH_ARGS='--mib 256 --seconds 10'
+BACKUP_BENCH_ARGS ?=
+bench-backup: $(BUILD)/ltxfs $(TEST_DEPS)
+	$(PYTHON) tests/bench/backup_bench.py --ltxfs $(abspath $(BUILD)/ltxfs) \
+		--workdir $(BUILD)/bench-run/backup --out $(BUILD)/bench-backup.md \
+		$(BACKUP_BENCH_ARGS)
 
 bench-native: $(SPEEDTEST1) $(INSERT_BENCH)
 	$(BENCH_RUN) --native-only
