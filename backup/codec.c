@@ -84,3 +84,18 @@ int bk_codec_open(const bk_codec *c, const char *key, const uint8_t *obj, size_t
 	}
 	return backup_open(&c->key, key, obj, len, out, out_len, err);
 }
+
+int bk_codec_open_owned(const bk_codec *c, const char *key, uint8_t **obj, size_t *len,
+			lx_err *err)
+{
+	uint8_t *plain;
+	size_t plen;
+	int rc;
+	if (!c->encrypted && !(*len >= 4 && memcmp(*obj, "LTXE", 4) == 0))
+		return 0;                       /* plain: the bytes are the object's */
+	rc = bk_codec_open(c, key, *obj, *len, &plain, &plen, err);
+	free(*obj);
+	*obj = rc == 0 ? plain : NULL;
+	*len = rc == 0 ? plen : 0;
+	return rc;
+}

@@ -42,6 +42,12 @@ uint64_t bk_codec_checksum(const bk_codec *c, uint64_t checksum);
 /* The bytes to store under `key` for `plain`: *out is malloc'd. */
 int bk_codec_seal(const bk_codec *c, const char *key, const uint8_t *plain, size_t len,
 		  uint8_t **out, size_t *out_len, lx_err *err);
+/* The plain bytes of an object read from `key`, in place: *obj (malloc'd)
+ * is replaced by its plaintext (verified and decrypted; unchanged when
+ * plain).  On failure *obj is freed and NULL. */
+int bk_codec_open_owned(const bk_codec *c, const char *key, uint8_t **obj, size_t *len,
+			lx_err *err);
+
 /* The plain bytes of an object read from `key`: verified and decrypted. */
 int bk_codec_open(const bk_codec *c, const char *key, const uint8_t *obj, size_t len,
 		  uint8_t **out, size_t *out_len, lx_err *err);

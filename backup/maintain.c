@@ -100,12 +100,12 @@ static int fetch_run(backup_shipper *s, ship_db *d, const bk_object **run, size_
 		}
 		snprintf(key, sizeof(key), "%s%s", d->dir, run[i]->key);
 		rc = backup_store_get(s->st, key, &obj, &len, err);
-		if (rc == 0) {
-			rc = bk_codec_open(s->o.codec, key, obj, len, &bufs[i], &plen, err);
-			free(obj);
-		}
+		if (rc == 0)
+			rc = bk_codec_open_owned(s->o.codec, key, &obj, &len, err);
 		if (rc < 0)
 			return rc;
+		bufs[i] = obj;
+		plen = len;
 		total += plen;
 		for (size_t off = 0; off < plen;) {
 			ltx_header h;

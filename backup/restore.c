@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* ---- downloading ------------------------------------------------------------- */
@@ -44,11 +45,12 @@ static int fetch_one(download *d, backup_store *st, size_t i, lx_err *err)
 	rc = backup_store_get(st, key, &obj, &len, err);
 	if (rc < 0)
 		return rc;
-	rc = bk_codec_open(d->o->codec, key, obj, len, &d->data[i], &d->len[i], err);
-	free(obj);
 	pthread_mutex_lock(&d->mu);
 	d->bytes += len;
 	pthread_mutex_unlock(&d->mu);
+	rc = bk_codec_open_owned(d->o->codec, key, &obj, &len, err);
+	d->data[i] = obj;
+	d->len[i] = len;
 	return rc;
 }
 
@@ -102,6 +104,8 @@ static int download_plan(download *d, lx_err *err)
 
 /* ---- applying ---------------------------------------------------------------- */
 
+#define RUN_PAGES 256
+
 typedef struct image {
 	int fd;
 	const char *path;
@@ -114,50 +118,61 @@ typedef struct image {
 	uint64_t applied;              /* LTX files after the snapshot */
 	const ltx_header *hdr;         /* of the file being applied */
 	lx_err *err;
-	/* consecutive pages gathered for one pwrite (a page per call made
-	 * 262,144 system calls for a 1 GiB snapshot) */
-	uint8_t *run;
-	size_t run_len, run_cap;
+	/* consecutive pages gathered for one pwritev, pointing into the object
+	 * being applied (a pwrite per page made 262,144 system calls per GiB,
+	 * and copying them into one buffer cost as much again) */
+	const uint8_t *obj;            /* the LTX file being applied */
+	size_t obj_len;
+	struct iovec run[RUN_PAGES];
+	int run_n;
 	off_t run_off;
 } image;
-
-#define RUN_MAX (1u << 20)
 
 /* Write the gathered pages. */
 static int flush_run(image *im)
 {
-	for (size_t done = 0; done < im->run_len;) {
-		ssize_t w = pwrite(im->fd, im->run + done, im->run_len - done,
-				   im->run_off + (off_t)done);
+	struct iovec *v = im->run;
+	int n = im->run_n;
+	off_t off = im->run_off;
+	while (n > 0) {
+		ssize_t w = pwritev(im->fd, v, n, off);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0)
 			return lx_err_sys(im->err, errno, "%s: write", im->path);
-		done += (size_t)w;
+		off += w;
+		while (n > 0 && (size_t)w >= v->iov_len) {
+			w -= (ssize_t)v->iov_len;
+			v++;
+			n--;
+		}
+		if (n > 0) {                   /* a short write inside a page */
+			v->iov_base = (uint8_t *)v->iov_base + w;
+			v->iov_len -= (size_t)w;
+		}
 	}
-	im->run_len = 0;
+	im->run_n = 0;
 	return 0;
 }
 
-/* Add one page at `off` to the run (flushing it first if not adjacent). */
+/* Add one page at `off` to the run (flushing it first if not adjacent).
+ * Pages outside the object's buffer (none, with one-buffer decoding) are
+ * written at once, since the decoder reuses its own buffer. */
 static int write_page(image *im, off_t off, const uint8_t *data)
 {
 	int rc = 0;
-	if (im->run_len > 0 && (im->run_off + (off_t)im->run_len != off ||
-				im->run_len + im->page_size > im->run_cap))
+	int in_obj = data >= im->obj && data + im->page_size <= im->obj + im->obj_len;
+	off_t end = im->run_n ? im->run_off + (off_t)im->run_n * im->page_size : -1;
+	if (im->run_n > 0 && (end != off || im->run_n == RUN_PAGES || !in_obj))
 		rc = flush_run(im);
 	if (rc < 0)
 		return rc;
-	if (im->run == NULL) {
-		im->run_cap = RUN_MAX > im->page_size ? RUN_MAX : im->page_size;
-		if ((im->run = malloc(im->run_cap)) == NULL)
-			return lx_err_set(im->err, ENOMEM, "out of memory");
-	}
-	if (im->run_len == 0)
+	if (im->run_n == 0)
 		im->run_off = off;
-	memcpy(im->run + im->run_len, data, im->page_size);
-	im->run_len += im->page_size;
-	return 0;
+	im->run[im->run_n].iov_base = (void *)data;
+	im->run[im->run_n].iov_len = im->page_size;
+	im->run_n++;
+	return in_obj ? 0 : flush_run(im);
 }
 
 static int image_grow(image *im, uint32_t pgno)
@@ -259,6 +274,8 @@ static int apply_object(image *im, const uint8_t *buf, size_t len, const bk_targ
 			*reached = 1;
 			break;
 		}
+		im->obj = buf + off;
+		im->obj_len = (size_t)size;
 		rc = ltx_decode_buffer(buf + off, (size_t)size, &cb, im->err);
 		if (rc < 0)
 			return lx_err_wrap(im->err, "%s", key);
@@ -392,7 +409,6 @@ int backup_restore(const backup_restore_options *o, backup_restore_result *res, 
 	free(d.data);
 	free(d.len);
 	free(im.page_ck);
-	free(im.run);
 	free(tmp);
 	bk_plan_free(&plan);
 	bk_catalog_free(&cat);
