@@ -304,6 +304,9 @@ def test_encrypted_backup_shows_the_storage_nothing_and_refuses_a_wrong_key(
             assert b"PLAINTEXT-MARKER" not in data and b"SQLite format 3" not in data, name
             assert b"secret.db" not in data, name
     assert "secret.db" in backup_list(n)                  # the sealed name is readable
+    with open(key) as f:
+        key_text = f.read().strip()
+    assert key_text not in n.log_text() and key_text not in json.dumps(C.status(n))
     p = str(tmp_path / "r.db")
     restore(n, "secret.db", p)
     assert content(p) == want
