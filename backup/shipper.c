@@ -62,6 +62,14 @@ static ship_db *entry_of(backup_shipper *s, database *db)
 	return d;
 }
 
+/* Status readers see `started` under mu; only the backup thread sets it. */
+static void set_started(backup_shipper *s, ship_db *d, int started)
+{
+	pthread_mutex_lock(&s->mu);
+	d->started = started;
+	pthread_mutex_unlock(&s->mu);
+}
+
 static uint64_t lease_epoch_of(store *st)
 {
 	uint64_t e;
@@ -270,7 +278,9 @@ static int start_db(backup_shipper *s, ship_db *d, uint64_t lease_epoch, lx_err 
 	int rc = backup_store_read_catalog(s->st, d->dir, &c, err), common = 0;
 	if (rc == 0) {
 		uint64_t e = bk_catalog_max_epoch(&c) + 1;
+		pthread_mutex_lock(&s->mu);
 		d->epoch = e > lease_epoch ? e : lease_epoch;
+		pthread_mutex_unlock(&s->mu);
 		d->snapshot_ms = newest_snapshot_ms(&c);
 		common = common_position(s, d, &c, &txid, &ck);
 		if (common < 0)
@@ -283,8 +293,10 @@ static int start_db(backup_shipper *s, ship_db *d, uint64_t lease_epoch, lx_err 
 		bk_marker_key(rel, d->epoch, txid, bk_codec_checksum(s->o.codec, ck));
 		rc = ship_put(s, d, rel, (const uint8_t *)"", 0, err);
 		if (rc == 0) {
+			pthread_mutex_lock(&s->mu);
 			d->txid = txid;
 			d->checksum = ck;
+			pthread_mutex_unlock(&s->mu);
 			lx_info(d->name, "backup: shipping from TXID %" PRIu64 " (epoch %" PRIu64 ")",
 				txid, d->epoch);
 		}
@@ -293,12 +305,14 @@ static int start_db(backup_shipper *s, ship_db *d, uint64_t lease_epoch, lx_err 
 		 * all, from TXID 1 (a snapshot of the new database) on */
 		bk_marker_key(rel, d->epoch, 0, 0);
 		rc = ship_put(s, d, rel, (const uint8_t *)"", 0, err);
+		pthread_mutex_lock(&s->mu);
 		d->txid = d->checksum = 0;
+		pthread_mutex_unlock(&s->mu);
 	} else if (rc == 0) {
 		rc = ship_snapshot(s, d, 1, err);
 	}
 	if (rc == 0) {
-		d->started = 1;
+		set_started(s, d, 1);
 		d->lease_epoch = lease_epoch;
 	}
 	return rc;
@@ -424,11 +438,11 @@ static int serve_db(backup_shipper *s, ship_db *d, lx_err *err)
 	int need_snapshot = 0, rc = 0;
 
 	if (db_writes_refused(d->db)) {        /* a replica, or fenced */
-		d->started = 0;
+		set_started(s, d, 0);
 		return observe(s, d, now, err);
 	}
 	if (d->started && d->lease_epoch != lease_epoch)
-		d->started = 0;                /* promoted again: a new epoch */
+		set_started(s, d, 0);          /* promoted again: a new epoch */
 	if (d->retry_at_ms > now)
 		return 0;
 	db_position(d->db, &txid, &ck);
@@ -447,8 +461,12 @@ static int serve_db(backup_shipper *s, ship_db *d, lx_err *err)
 	if (txid > d->txid && d->pending_since_ms == 0)
 		d->pending_since_ms = now;
 	pthread_mutex_unlock(&s->mu);
-	while (rc == 0 && d->txid < txid && !need_snapshot)
+	while (rc == 0 && d->txid < txid && !need_snapshot) {
+		uint64_t before = d->txid;
 		rc = ship_records(s, d, txid, &need_snapshot, err);
+		if (rc == 0 && d->txid == before && !need_snapshot)
+			break;         /* nothing to send (a failed or untracked database) */
+	}
 	if (rc == 0 && (need_snapshot ||
 			lx_wall_ms() - d->snapshot_ms >= s->o.snapshot_interval_ms))
 		rc = ship_snapshot(s, d, 0, err);
@@ -487,7 +505,7 @@ static void one_round(backup_shipper *s)
 			break;
 		if (serve_db(s, d, &err) < 0) {
 			if (err.code == EPERM)
-				d->started = 0;
+				set_started(s, d, 0);
 			else if (err.code != EINTR)
 				failed(s, d, &err);
 		} else {
