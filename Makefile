@@ -12,7 +12,8 @@ SANITIZE ?=
 CC ?= cc
 PYTHON ?= /usr/bin/python3
 
-PKGS := fuse3 sqlite3 libcurl libmicrohttpd libxxhash yaml-0.1 jansson libsystemd libsodium gnutls
+PKGS := fuse3 sqlite3 libcurl libmicrohttpd libxxhash yaml-0.1 jansson libsystemd libsodium gnutls \
+	libxml-2.0
 
 -include $(BUILD)/config.mk
 

@@ -19,7 +19,7 @@ set -eu
 # the Makefile's PKGS.
 BUILD_PACKAGES="build-essential pkg-config libfuse3-dev libsqlite3-dev
 libcurl4-openssl-dev libmicrohttpd-dev libgnutls28-dev libsodium-dev
-libxxhash-dev libyaml-dev libjansson-dev libsystemd-dev"
+libxxhash-dev libyaml-dev libjansson-dev libsystemd-dev libxml2-dev"
 
 # Running: fusermount3 (fuse3); deploy/local-cluster.sh's network
 # namespaces (ip: iproute2) and latency proxy (python3).
