@@ -18,7 +18,8 @@
  * Options from the environment: S3_ENDPOINT, S3_REGION, S3_BUCKET,
  * S3_ACCESS_KEY, S3_SECRET_KEY, S3_PATH_STYLE (default 1), S3_PART_SIZE,
  * S3_PAGE_SIZE, S3_MAX_ATTEMPTS, S3_TIMEOUT_MS, S3_CONNECT_TIMEOUT_MS,
- * S3_BACKOFF_MS.
+ * S3_BACKOFF_MS, S3_TLS_CA; S3_CANCEL_AFTER_MS sets the cancel flag from
+ * another thread that long after the start.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +37,15 @@
 
 #define THREADS_MAX 16
 
+static int cancel_flag;
+
+static void *cancel_later(void *arg)
+{
+	usleep((useconds_t)(*(int64_t *)arg * 1000));
+	__atomic_store_n(&cancel_flag, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
 static const char *errname(int code)
 {
 	switch (code) {
@@ -48,6 +58,7 @@ static const char *errname(int code)
 	case ERANGE: return "ERANGE";
 	case EINTR: return "EINTR";
 	case EMSGSIZE: return "EMSGSIZE";
+	case EFBIG: return "EFBIG";
 	default: return "OTHER";
 	}
 }
@@ -79,6 +90,8 @@ static void options(s3_options *o)
 	o->timeout_ms = env_int("S3_TIMEOUT_MS", 0);
 	o->connect_timeout_ms = env_int("S3_CONNECT_TIMEOUT_MS", 0);
 	o->backoff_ms = env_int("S3_BACKOFF_MS", 0);
+	o->tls_ca = getenv("S3_TLS_CA");
+	o->cancel = &cancel_flag;
 }
 
 static void print_stats(s3_client *const *c, int n)
@@ -255,6 +268,8 @@ int main(int argc, char **argv)
 	s3_options o;
 	lx_err err;
 	int nclients = 1, rc;
+	int64_t cancel_after = 0;
+	pthread_t canceller;
 	const char *cmd;
 	if (argc < 2) {
 		fprintf(stderr, "usage: s3_driver put|put-file|put-many|get|list|delete ARGS...\n");
@@ -276,6 +291,10 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nclients; i++)
 		if (s3_open(&c[i], &o, &err) < 0)
 			return fail(&err);
+	if ((cancel_after = env_int("S3_CANCEL_AFTER_MS", 0)) > 0) {
+		pthread_create(&canceller, NULL, cancel_later, &cancel_after);
+		pthread_detach(canceller);
+	}
 	if (strcmp(cmd, "put") == 0 || strcmp(cmd, "put-file") == 0)
 		rc = cmd_put(c[0], argc, argv, strcmp(cmd, "put-file") == 0);
 	else if (strcmp(cmd, "put-many") == 0)

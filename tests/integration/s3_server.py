@@ -30,6 +30,7 @@ import os
 import select
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import threading
@@ -69,9 +70,11 @@ class S3Server:
     secret_key = "S3RVER"
     region = "us-east-1"
 
-    def __init__(self, work_dir, bucket="ltxfs-test"):
+    def __init__(self, work_dir, bucket="ltxfs-test", tls=None):
+        """tls: (key, cert) PEM files: HTTPS."""
         self.work_dir = work_dir
         self.bucket = bucket
+        self.tls = tls
         self.data_dir = os.path.join(work_dir, "data")
         self.log_path = os.path.join(work_dir, "s3rver.log")
         self.requests_path = os.path.join(work_dir, "requests.jsonl")
@@ -80,7 +83,7 @@ class S3Server:
 
     @property
     def url(self):
-        return "http://127.0.0.1:%d" % self.port
+        return "%s://127.0.0.1:%d" % ("https" if self.tls else "http", self.port)
 
     def start(self):
         module = s3rver_module()
@@ -95,7 +98,8 @@ class S3Server:
             [node_bin(), "--openssl-legacy-provider", os.path.join(HERE, "s3rver_main.js"),
              "--module", module,
              "--directory", self.data_dir, "--bucket", self.bucket, "--port", "0",
-             "--log", self.requests_path],
+             "--log", self.requests_path]
+            + (["--key", self.tls[0], "--cert", self.tls[1]] if self.tls else []),
             stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
             start_new_session=True)
         log.close()
@@ -129,9 +133,11 @@ class S3Server:
     def _wait_answers(self):
         """Until an HTTP answer comes (an unsigned request: 403)."""
         deadline = time.monotonic() + START_TIMEOUT
+        ctx = ssl._create_unverified_context() if self.tls else None
         while True:
             try:
-                urllib.request.urlopen(self.url + "/" + self.bucket, timeout=2).close()
+                urllib.request.urlopen(self.url + "/" + self.bucket, timeout=2,
+                                       context=ctx).close()
                 return
             except urllib.error.HTTPError:
                 return

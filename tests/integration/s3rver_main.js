@@ -4,9 +4,10 @@
  * real S3 that s3rver 3 leaves out.
  *
  *   node s3rver_main.js --module DIR/node_modules/s3rver --directory D \
- *        --bucket NAME [--port 0] [--log FILE]
+ *        --bucket NAME [--port 0] [--log FILE] [--key KEY.pem --cert CERT.pem]
  *
- * prints "listening 127.0.0.1:PORT" once it answers.  s3rver 3.7 checks that
+ * prints "listening 127.0.0.1:PORT" once it answers (HTTPS with --key and
+ * --cert).  s3rver 3.7 checks that
  * the access key id exists, that x-amz-date is within 15 minutes and that
  * x-amz-content-sha256 is there, but it never computes a SigV4 signature
  * ("Signature version 4 calculation is unimplemented") and checks neither
@@ -40,7 +41,8 @@ function parseArgs(argv) {
   const a = { port: '0' };
   for (let i = 0; i < argv.length; i += 2) {
     if (!argv[i].startsWith('--') || argv[i + 1] === undefined) {
-      throw new Error('usage: s3rver_main.js --module M --directory D --bucket B [--port P] [--log F]');
+      throw new Error('usage: s3rver_main.js --module M --directory D --bucket B [--port P] ' +
+        '[--log F] [--key K --cert C]');
     }
     a[argv[i].slice(2)] = argv[i + 1];
   }
@@ -286,6 +288,8 @@ async function main() {
     silent: true,
     vhostBuckets: false,
     configureBuckets: [{ name: args.bucket, configs: [] }],
+    key: args.key ? fs.readFileSync(args.key) : undefined,
+    cert: args.cert ? fs.readFileSync(args.cert) : undefined,
   });
   app.middleware.unshift(checks(app));
   const { address, port } = await app.run();

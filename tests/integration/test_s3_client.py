@@ -9,7 +9,8 @@ signature); listings over many pages (continuation tokens) and after a
 key; deletes in batches of 1000; multipart uploads, aborted when they fail;
 a wrong secret refused at once with S3's words; a missing key -ENOENT; 503s
 and resets retried, and an error after max_attempts when they persist;
-timeouts; and corrupted bodies, both ways, refused and retried.
+timeouts; corrupted bodies, both ways, refused and retried; the cancel
+flag; and an https endpoint trusted through tls_ca.
 """
 
 import hashlib
@@ -20,8 +21,9 @@ import time
 import pytest
 
 from fault_proxy import FaultProxy
-from s3_server import S3FaultProxy
+from s3_server import S3FaultProxy, S3Server
 import ltxfs_helpers as H
+import tls_pki
 
 pytestmark = H.LTXFS_LOCKS_PASS_ONLY
 
@@ -159,17 +161,17 @@ def test_a_wrong_secret_or_key_is_refused_at_once(s3_server, tmp_path):
 
 
 def test_listing_and_deleting_thousands_of_keys_page_by_page(s3_server, tmp_path):
-    n = 1500
+    n = 1100
     ok(drive(s3_server, "put-many", "pg/", str(n), "4"))
     ok(drive(s3_server, "put", "pg-other", "/dev/null"))
     keys = ["pg/%06d" % i for i in range(n)]
     r = ok(drive(s3_server, "list", "pg/", S3_PAGE_SIZE=1000))
     assert listing(r) == keys
-    assert r.stats["requests"] == 2, r            # 1000 + 500
+    assert r.stats["requests"] == 2, r            # 1000 + 100
     sizes = {line.split()[0]: int(line.split()[1]) for line in r.lines}
     assert sizes["pg/000007"] == len("value 7")
-    r = ok(drive(s3_server, "list", "pg/", "pg/000100", S3_PAGE_SIZE=600))
-    assert listing(r) == keys[101:] and r.stats["requests"] == 3, r     # 600, 600, 199
+    r = ok(drive(s3_server, "list", "pg/", "pg/000100", S3_PAGE_SIZE=400))
+    assert listing(r) == keys[101:] and r.stats["requests"] == 3, r     # 400, 400, 199
     assert listing(ok(drive(s3_server, "list", "pg/9"))) == []
     # delete all, and two that never were: 2 batches
     stdin = "\n".join(keys + ["pg/missing-1", "pg/missing-2"]).encode() + b"\n"
@@ -310,3 +312,28 @@ def test_a_corrupted_download_is_detected(s3_server, tmp_path):
         proxy.set_mode("pass")
         got, r = get_bytes(s3_server, tmp_path, "flip/d", endpoint=url)
         assert ok(r) and got == data
+
+
+def test_cancel_ends_a_call_at_once(s3_server, tmp_path):
+    """The cancel flag, set from another thread, ends a call waiting out a
+    backoff: -EINTR, without the remaining attempts."""
+    with S3FaultProxy(s3_server.port) as proxy:
+        proxy.fail(100, status=503, code="SlowDown")
+        t0 = time.monotonic()
+        r = put_bytes(s3_server, tmp_path, "cancel/x", b"x", endpoint=proxy.url,
+                      S3_BACKOFF_MS=10000, S3_MAX_ATTEMPTS=10, S3_CANCEL_AFTER_MS=300)
+        assert r.last.startswith("err EINTR PUT %s/%s/cancel/x: cancelled"
+                                 % (proxy.url, s3_server.bucket)), r
+        assert time.monotonic() - t0 < 3 and proxy.requests == 1, r
+
+
+def test_https_with_the_endpoints_ca(tmp_path):
+    pki = tls_pki.make_pki(str(tmp_path / "pki"), [("ca", "s3", None)])
+    with S3Server(str(tmp_path / "s3"), tls=(pki("s3.key"), pki("s3.crt"))) as s3:
+        assert s3.url.startswith("https://")
+        ok(put_bytes(s3, tmp_path, "tls/x", b"over tls", S3_TLS_CA=pki("ca.crt")))
+        got, r = get_bytes(s3, tmp_path, "tls/x", S3_TLS_CA=pki("ca.crt"))
+        assert ok(r) and got == b"over tls"
+        got, r = get_bytes(s3, tmp_path, "tls/x", S3_TLS_CA=pki("other-ca.crt"),
+                           S3_MAX_ATTEMPTS=1)
+        assert r.last.startswith("err EAGAIN GET %s/" % s3.url) and "certificate" in r.last, r
