@@ -679,7 +679,7 @@ int s3_get(s3_client *c, const char *key, uint64_t off, uint64_t len, uint8_t **
 	k.body_max = len > 0 ? (size_t)len + 65536 : c->get_max;
 	k.check_body_md5 = off == 0 && len == 0;
 	rc = call(c, &k, err);
-	if (rc == -ERANGE && len == 0 && range_size(k.content_range, &size) == 0 && off == size) {
+	if (rc == -ERANGE && range_size(k.content_range, &size) == 0 && off == size) {
 		/* from the very end: nothing, as a read at EOF */
 		rc = 0;
 		http_response_free(&k.r);
