@@ -12,7 +12,8 @@ SANITIZE ?=
 CC ?= cc
 PYTHON ?= /usr/bin/python3
 
-PKGS := fuse3 sqlite3 libcurl libmicrohttpd libxxhash yaml-0.1 jansson libsystemd libsodium gnutls
+PKGS := fuse3 sqlite3 libcurl libmicrohttpd libxxhash yaml-0.1 jansson libsystemd libsodium gnutls \
+	libxml-2.0
 
 -include $(BUILD)/config.mk
 
@@ -78,15 +79,24 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/unit/unit.o \
 	$(CC) -o $@ $^ $(LDLIBS_ALL)
 
 # Programs the integration tests drive (tests/integration/*.c).
-ITEST_BINS := $(BUILD)/tests/lease_driver
+ITEST_BINS := $(BUILD)/tests/lease_driver $(BUILD)/tests/s3_driver
 
 $(BUILD)/tests/lease_driver: $(BUILD)/obj/tests/integration/lease_driver.o $(BUILD)/libltxfs.a
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/tests/s3_driver: $(BUILD)/obj/tests/integration/s3_driver.o $(BUILD)/libltxfs.a
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LDLIBS_ALL)
 
 # The real Consul, from Debian 11's archive (tests/tools/fetch-consul.sh).
 $(BUILD)/tools/bin/consul: tests/tools/fetch-consul.sh | $(TEST_DEPS)
 	./tests/tools/fetch-consul.sh $(abspath $(BUILD)/tools)
+
+# s3rver, an S3 server in Node.js, from the npm registry (tests/tools/fetch-s3rver.sh).
+S3RVER := $(BUILD)/tools/s3rver/node_modules/.bin/s3rver
+$(S3RVER): tests/tools/fetch-s3rver.sh | $(TEST_DEPS)
+	./tests/tools/fetch-s3rver.sh $(abspath $(BUILD)/tools/s3rver)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
@@ -106,16 +116,16 @@ check-unit: $(UNIT_BINS)
 # The whole suite runs twice: locks kept by ltxfs (the default) and by the
 # kernel (fuse.locks: kernel), whose commit capture has no lock events.
 ITEST_ENV = LTXFS_BIN=$(abspath $(BUILD)/ltxfs) LTXFS_TEST_BINS=$(abspath $(BUILD)/tests) \
-	LTXFS_CONSUL_BIN=$(abspath $(BUILD)/tools/bin/consul)
+	LTXFS_CONSUL_BIN=$(abspath $(BUILD)/tools/bin/consul) LTXFS_S3RVER=$(abspath $(S3RVER))
 
-check-integration: $(BUILD)/ltxfs $(ITEST_BINS) $(BUILD)/tools/bin/consul $(TEST_DEPS)
+check-integration: $(BUILD)/ltxfs $(ITEST_BINS) $(BUILD)/tools/bin/consul $(S3RVER) $(TEST_DEPS)
 	$(ITEST_ENV) $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
 	LTXFS_ITEST_LOCKS=kernel $(ITEST_ENV) $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
 
 # Faults and scale (tests/faults/): full disks, SIGKILL at each step of the
 # write path, exhausted descriptors, oversized requests, each with a checker
 # that every acknowledged write is still there.  Root (tmpfs mounts).
-check-faults: $(BUILD)/ltxfs $(ITEST_BINS) $(BUILD)/tools/bin/consul $(TEST_DEPS)
+check-faults: $(BUILD)/ltxfs $(ITEST_BINS) $(BUILD)/tools/bin/consul $(S3RVER) $(TEST_DEPS)
 	$(ITEST_ENV) $(PYTHON) -m pytest -q tests/faults $(PYTEST_ARGS)
 
 check-asan:

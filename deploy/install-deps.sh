@@ -19,7 +19,7 @@ set -eu
 # the Makefile's PKGS.
 BUILD_PACKAGES="build-essential pkg-config libfuse3-dev libsqlite3-dev
 libcurl4-openssl-dev libmicrohttpd-dev libgnutls28-dev libsodium-dev
-libxxhash-dev libyaml-dev libjansson-dev libsystemd-dev"
+libxxhash-dev libyaml-dev libjansson-dev libsystemd-dev libxml2-dev"
 
 # Running: fusermount3 (fuse3); deploy/local-cluster.sh's network
 # namespaces (ip: iproute2) and latency proxy (python3).
@@ -38,8 +38,10 @@ RUN_PACKAGES="fuse3 iproute2 python3"
 #   valgrind                       make check-valgrind
 #   clang libclang-rt-14-dev       make fuzz (libFuzzer)
 #   curl                           the README's tour and the docs' examples
+#   nodejs npm                     s3rver, the S3 server of the S3 client's tests
+#                                  (tests/tools/fetch-s3rver.sh installs it with npm)
 TEST_PACKAGES="python3-pytest sqlite3 openssl strace etcd-server ca-certificates
-dpkg-dev tcl-dev zlib1g-dev valgrind clang libclang-rt-14-dev curl"
+dpkg-dev tcl-dev zlib1g-dev valgrind clang libclang-rt-14-dev curl nodejs npm"
 
 case "${1:-}" in
 "") PACKAGES="$BUILD_PACKAGES $RUN_PACKAGES" ;;
@@ -52,6 +54,11 @@ esac
 
 missing=""
 for p in $PACKAGES; do
+	# A Node.js packaged elsewhere (NodeSource's nodejs) bundles npm and
+	# conflicts with Debian's npm package: a working npm is enough.
+	if [ "$p" = npm ] && command -v npm >/dev/null 2>&1; then
+		continue
+	fi
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
 		missing="$missing $p"
 	fi

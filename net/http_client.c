@@ -9,6 +9,7 @@
 #include "net/http_client.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,8 @@ typedef struct xfer {
 	CURL *curl;
 	size_t max, cap;
 	int overflow, sink_failed, sink_ended;
+	uint64_t up_pos;                /* next byte of a descriptor body to send */
+	int up_errno;                   /* its read failed (or the file ended early) */
 	struct curl_slist *headers;
 	char cerr[CURL_ERROR_SIZE];
 } xfer;
@@ -101,6 +104,37 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 	return size * n;
 }
 
+/* A descriptor body, read where it lies (pread): the descriptor may be
+ * shared, and libcurl may rewind (on_seek) to send it again. */
+static size_t on_read_fd(char *p, size_t size, size_t n, void *arg)
+{
+	xfer *x = arg;
+	const http_request *q = x->q;
+	uint64_t left = q->upload_len - x->up_pos;
+	size_t want = size * n < left ? size * n : (size_t)left;
+	ssize_t got;
+	if (want == 0)
+		return 0;
+	do
+		got = pread(q->upload_fd, p, want, (off_t)(q->upload_off + x->up_pos));
+	while (got < 0 && errno == EINTR);
+	if (got <= 0) {
+		x->up_errno = got < 0 ? errno : ENODATA;
+		return CURL_READFUNC_ABORT;
+	}
+	x->up_pos += (uint64_t)got;
+	return (size_t)got;
+}
+
+static int on_seek(void *arg, curl_off_t off, int origin)
+{
+	xfer *x = arg;
+	if (origin != SEEK_SET || off < 0 || (uint64_t)off > x->q->upload_len)
+		return CURL_SEEKFUNC_CANTSEEK;
+	x->up_pos = (uint64_t)off;
+	return CURL_SEEKFUNC_OK;
+}
+
 static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
 	(void)dt, (void)dn, (void)ut, (void)un;
@@ -153,10 +187,18 @@ static int configure(CURL *c, const http_client_options *o, xfer *x)
 		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
 	else
 		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, q->method);
-	if (q->body != NULL || (q->upload == NULL && strcmp(q->method, "GET") != 0)) {
+	if (q->body != NULL || (q->upload == NULL && q->upload_len == 0 &&
+				strcmp(q->method, "GET") != 0)) {
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, q->body ? (const char *)q->body : "");
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
 				 (curl_off_t)(q->body ? q->body_len : 0));
+	} else if (q->upload == NULL && q->upload_len > 0) {
+		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read_fd);
+		curl_easy_setopt(c, CURLOPT_READDATA, x);
+		curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
+		curl_easy_setopt(c, CURLOPT_SEEKDATA, x);
+		curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)q->upload_len);
 	} else if (q->upload != NULL) {
 		curl_off_t size;
 		fseeko(q->upload, 0, SEEK_END);
@@ -181,6 +223,8 @@ static int configure(CURL *c, const http_client_options *o, xfer *x)
 		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
 		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)((q->idle_ms + 999) / 1000));
 	}
+	if (q->fresh_connect)
+		curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
 	if (q->recv_buffer > 0)
 		curl_easy_setopt(c, CURLOPT_BUFFERSIZE, q->recv_buffer);
 	if (o->cancel != NULL) {
@@ -194,6 +238,13 @@ static int configure(CURL *c, const http_client_options *o, xfer *x)
 		curl_easy_setopt(c, CURLOPT_SSLCERT, o->tls_cert);
 	if (o->tls_key != NULL)
 		curl_easy_setopt(c, CURLOPT_SSLKEY, o->tls_key);
+	if (q->aws_sigv4 != NULL) {
+		/* The signature covers the path as written: libcurl must not
+		 * rewrite it (dot segments are part of an S3 key). */
+		curl_easy_setopt(c, CURLOPT_AWS_SIGV4, q->aws_sigv4);
+		curl_easy_setopt(c, CURLOPT_USERPWD, q->userpwd ? q->userpwd : "");
+		curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+	}
 	return 0;
 }
 
@@ -231,14 +282,28 @@ static int xfer_finish(xfer *x, CURLcode cc, lx_err *err)
 	const http_request *q = x->q;
 	http_response *r = x->r;
 	long status = 0;
+	curl_off_t up = 0, down = 0;
 	curl_slist_free_all(x->headers);
 	x->headers = NULL;
 	if (curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && status)
 		r->status = status;
+	if (curl_easy_getinfo(x->curl, CURLINFO_SIZE_UPLOAD_T, &up) == CURLE_OK && up > 0)
+		r->sent = (uint64_t)up;
+	if (curl_easy_getinfo(x->curl, CURLINFO_SIZE_DOWNLOAD_T, &down) == CURLE_OK && down > 0)
+		r->received = (uint64_t)down;
 	if (cc == CURLE_WRITE_ERROR && x->sink_ended) {
 		r->ended_by_sink = 1;
 		cc = CURLE_OK;
 	}
+	/* before the cancel check: a read failure ends the call as an abort */
+	if (x->up_errno == ENODATA)
+		return lx_err_set(err, EIO, "%s %s: the body's file ended at byte %" PRIu64
+				  " of %" PRIu64 " (did it shrink?)", q->method, q->url,
+				  q->upload_off + x->up_pos, q->upload_off + q->upload_len);
+	if (x->up_errno != 0)
+		return lx_err_set(err, EIO, "%s %s: reading the body at byte %" PRIu64 ": %s",
+				  q->method, q->url, q->upload_off + x->up_pos,
+				  strerror(x->up_errno));
 	if (cc == CURLE_ABORTED_BY_CALLBACK || (cc != CURLE_OK && cancelled(x->cancel)))
 		return lx_err_set(err, EINTR, "%s %s: cancelled", q->method, q->url);
 	if (x->overflow)

@@ -14,7 +14,8 @@
  *    (-EINVAL), never sent mangled.
  *
  *  - A call.  An http_request: method, URL, header lines, a request body
- *    from memory or a file, and where the answer goes.  A response body is
+ *    from memory, a file or a range of a descriptor, and where the answer
+ *    goes.  A request may be signed with AWS Signature Version 4 (S3).  A response body is
  *    collected into a buffer bounded by `body_max`; an answer longer than
  *    that is an error that says so (never cut silently).  A long-lived
  *    answer (the replication stream) is passed to `sink` instead, as it
@@ -36,7 +37,8 @@
  *      -EINTR     cancelled;
  *      -EAGAIN    no answer: unreachable, refused, timed out, cut off;
  *      -EMSGSIZE  an answer longer than body_max;
- *      -ECANCELED the sink refused the data (its own error says why).
+ *      -ECANCELED the sink refused the data (its own error says why);
+ *      -EIO       the body's descriptor could not be read (or ended early).
  *    Any HTTP status is a completed call (0): the caller judges it, and
  *    http_status_error() words a non-2xx answer in the same style, with an
  *    excerpt of the body (the "error" member of a JSON body, else its
@@ -98,6 +100,22 @@ typedef struct http_request {
 	http_header_fn on_header;      /* NULL: none */
 	void *header_arg;
 	long recv_buffer;              /* libcurl's receive buffer; 0: its default */
+	/* The body from a descriptor: `upload_len` bytes at `upload_off`, read
+	 * with pread (the descriptor's offset is left alone; a file shorter than
+	 * that is an error, -EIO).  Used when `body` and `upload` are NULL and
+	 * upload_len > 0. */
+	int upload_fd;
+	uint64_t upload_off, upload_len;
+	/* AWS Signature Version 4 (S3 and its kin): libcurl signs the request
+	 * ("aws:amz:REGION:SERVICE") with `userpwd` ("ACCESS_KEY:SECRET").  The
+	 * URL's path and query are signed as they are written (the path is sent
+	 * as is, dot segments included): the caller writes them canonical, the
+	 * query sorted.  Every header line of `headers` is signed too.  NULL:
+	 * not signed. */
+	const char *aws_sigv4;
+	const char *userpwd;
+	int fresh_connect;             /* not on a kept connection (a retry's: the
+					* last one may be what failed) */
 } http_request;
 
 typedef struct http_response {
@@ -105,6 +123,7 @@ typedef struct http_response {
 	char *body;                    /* the collected body, NUL-terminated (or NULL) */
 	size_t len;
 	int ended_by_sink;             /* the sink returned 1 */
+	uint64_t sent, received;       /* body bytes on the wire (for counters) */
 } http_response;
 
 typedef struct http_client http_client;

@@ -6,6 +6,10 @@ Fixtures:
   node          a started Node
   spawn         spawn(args, **popen_kw) -> Popen: a client process in its own
                 process group, killed at teardown if still running
+  s3_server     a started S3 server (s3rver, see s3_server.py) on a free port
+                of 127.0.0.1, with its own directory and one bucket, shared by
+                the tests of a module (each keeps to keys of its own); stopped
+                (by PID) after them
 
 Teardown always, even after a failure or a dead daemon: kills leftover
 client processes, closes tracked sqlite3 connections, stops every node
@@ -19,7 +23,8 @@ change): when it fires it SIGKILLs the daemons and clients, so a test blocked
 in a system call on a hung mount fails (ENOTCONN) instead of hanging the
 whole suite.
 
-Environment: LTXFS_BIN (the binary; the Makefile sets it),
+Environment: LTXFS_BIN (the binary; the Makefile sets it), LTXFS_S3RVER
+(s3rver's bin, for s3_server; the Makefile sets it),
 LTXFS_ITEST_LOG_LEVEL (daemon log level, default info), LTXFS_STRESS_SECONDS,
 LTXFS_CRASH_ITERATIONS (see test_concurrency.py and test_crash.py).
 """
@@ -147,6 +152,16 @@ def spawn(harness):
         harness.procs.append(p)
         return p
     return do_spawn
+
+
+@pytest.fixture(scope="module")
+def s3_server(tmp_path_factory):
+    from s3_server import S3Server
+    server = S3Server(str(tmp_path_factory.mktemp("s3rver"))).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -7,9 +7,11 @@
  *   /missing   404 with {"error":"no such thing"}
  *   /auth      200 echoing the Authorization header ("(none)" without one)
  *   /stall     200: one byte, then nothing for up to STALL_MS
+ *   /count     200 "N SUM": the request body's length and the sum of its bytes
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,13 @@
 static struct MHD_Daemon *daemon_;
 static int server_stop;          /* atomic: ends a /stall answer early */
 static char base[64];            /* "http://127.0.0.1:PORT" */
+
+/* The /count request's body so far (one at a time: nothing to free when
+ * a client gives up mid-body). */
+typedef struct body_count {
+	unsigned long long n, sum;
+} body_count;
+static body_count count_;
 
 typedef struct stall {
 	int64_t started;
@@ -61,10 +70,17 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
 	enum MHD_Result ret;
 	(void)cls, (void)method, (void)version, (void)upload;
 	if (*state == NULL) {              /* the headers: wait for the body */
+		if (strcmp(url, "/count") == 0)
+			memset(&count_, 0, sizeof(count_));
 		*state = conn;
 		return MHD_YES;
 	}
-	if (*upload_len != 0) {            /* a request body: ignored */
+	if (*upload_len != 0) {            /* a request body: ignored, or counted */
+		if (strcmp(url, "/count") == 0) {
+			for (size_t i = 0; i < *upload_len; i++)
+				count_.sum += (unsigned char)upload[i];
+			count_.n += *upload_len;
+		}
 		*upload_len = 0;
 		return MHD_YES;
 	}
@@ -78,6 +94,11 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
 							    "Authorization");
 		char *b = strdup(v ? v : "(none)");
 		r = MHD_create_response_from_buffer(strlen(b), b, MHD_RESPMEM_MUST_FREE);
+	} else if (strcmp(url, "/count") == 0) {
+		char *b = NULL;
+		if (asprintf(&b, "%llu %llu", count_.n, count_.sum) < 0)
+			b = NULL;
+		r = MHD_create_response_from_buffer(b ? strlen(b) : 0, b, MHD_RESPMEM_MUST_FREE);
 	} else if (strcmp(url, "/stall") == 0) {
 		stall *s = calloc(1, sizeof(*s));
 		s->started = lx_mono_ms();
@@ -390,8 +411,70 @@ static void test_fetch_all(void)
 	server_stop_all();
 }
 
+/* A body from a descriptor's range: read where it lies, sent whole; a
+ * file shorter than the range is -EIO, not a short body. */
+static void test_body_from_a_descriptor_range(void)
+{
+	char path[] = "/tmp/ltxfs-test-http-XXXXXX", url[128], want[64];
+	unsigned long long sum = 0;
+	uint8_t *data = malloc(3 << 20);
+	http_client_options o = { 0 };
+	http_request q = { .method = "PUT", .url = url, .timeout_ms = 5000,
+			   .upload_off = 1000, .upload_len = 2 << 20 };
+	http_response r;
+	lx_err err;
+	int fd = mkstemp(path);
+	for (size_t i = 0; i < (3u << 20); i++)
+		data[i] = (uint8_t)(i * 7 + (i >> 9));
+	for (size_t i = 1000; i < 1000 + (2u << 20); i++)
+		sum += data[i];
+	CHECK(write(fd, data, 3 << 20) == 3 << 20);
+	lseek(fd, 5, SEEK_SET);
+	q.upload_fd = fd;
+	snprintf(want, sizeof(want), "%u %llu", 2u << 20, sum);
+	server_start();
+	snprintf(url, sizeof(url), "%s/count", base);
+	CHECK_EQ_INT(0, http_fetch(&o, &q, &r, &err));
+	CHECK_EQ_INT(200, r.status);
+	CHECK(r.body != NULL && strcmp(r.body, want) == 0);
+	CHECK_EQ_U64(2u << 20, r.sent);
+	CHECK_EQ_INT(5, lseek(fd, 0, SEEK_CUR));          /* the offset untouched */
+	http_response_free(&r);
+	q.upload_off = (3u << 20) - 100;                   /* 100 bytes left of 2 MiB */
+	CHECK_EQ_INT(-EIO, http_fetch(&o, &q, &r, &err));
+	CHECK_STR_CONTAINS(err.msg, "the body's file ended at byte 3145728 of");
+	http_response_free(&r);
+	server_stop_all();
+	close(fd);
+	unlink(path);
+	free(data);
+}
+
+/* SigV4: libcurl signs with the key and region given (what S3 checks is
+ * tests/integration/test_s3_client.py's). */
+static void test_aws_sigv4_signs(void)
+{
+	http_client_options o = { 0 };
+	char url[128];
+	const char *headers[] = { "x-amz-content-sha256: "
+		"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", NULL };
+	http_request q = { .method = "GET", .url = url, .timeout_ms = 5000, .headers = headers,
+			   .aws_sigv4 = "aws:amz:eu-west-1:s3", .userpwd = "AKID:secret" };
+	http_response r;
+	lx_err err;
+	server_start();
+	snprintf(url, sizeof(url), "%s/auth", base);
+	CHECK_EQ_INT(0, http_fetch(&o, &q, &r, &err));
+	CHECK_STR_CONTAINS(r.body, "AWS4-HMAC-SHA256 Credential=AKID/");
+	CHECK_STR_CONTAINS(r.body, "/eu-west-1/s3/aws4_request, SignedHeaders=host;"
+			   "x-amz-content-sha256;x-amz-date, Signature=");
+	http_response_free(&r);
+	server_stop_all();
+}
+
 UNIT_TESTS(TEST(test_body_within_limit), TEST(test_body_over_limit_is_an_error),
 	   TEST(test_status_error_words_it), TEST(test_connection_refused_is_eagain),
 	   TEST(test_idle_timeout), TEST(test_cancel_flag), TEST(test_interrupt_and_reuse),
 	   TEST(test_bearer_token_sent), TEST(test_sink_streams_past_the_limit),
-	   TEST(test_fetch_all))
+	   TEST(test_fetch_all), TEST(test_body_from_a_descriptor_range),
+	   TEST(test_aws_sigv4_signs))
