@@ -1,16 +1,108 @@
 /*
- * store_s3.c - a backup store in an S3-compatible bucket.  Placeholder
- * until the S3 client (net/s3.h) lands: opening fails with a clear error.
+ * store_s3.c - a backup store in an S3-compatible bucket (net/s3.h): an
+ * object is BUCKET/PREFIX/KEY.  Retries, timeouts, checksums and
+ * multipart uploads are the S3 client's.
  */
 #include "backup/store_internal.h"
 
-#include <errno.h>
+#include "net/s3.h"
 
-static int s3_unavailable(backup_store *s, lx_err *err)
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int s3s_open(backup_store *s, lx_err *err)
 {
-	return lx_err_set(err, ENOTSUP, "%s: s3:// storage is not built yet", s->opt.url);
+	s3_options o;
+	s3_client *c;
+	int rc;
+	memset(&o, 0, sizeof(o));
+	o.endpoint = s->opt.endpoint;
+	o.region = s->opt.region;
+	o.bucket = s->bucket;
+	o.access_key_id = s->opt.access_key_id;
+	o.secret_access_key = s->opt.secret_access_key;
+	o.force_path_style = s->opt.force_path_style;
+	o.cancel = s->opt.cancel;
+	o.tls_ca = s->opt.tls_ca;
+	rc = s3_open(&c, &o, err);
+	if (rc == 0)
+		s->impl = c;
+	return rc;
+}
+
+static void s3s_close(backup_store *s)
+{
+	s3_close(s->impl);
+}
+
+/* The bucket's key of a store key: the URL's prefix in front. */
+static char *full_key(const backup_store *s, const char *key)
+{
+	char *k;
+	return asprintf(&k, "%s%s", s->root, key) < 0 ? NULL : k;
+}
+
+static int s3s_put(backup_store *s, const char *key, const void *buf, size_t len, lx_err *err)
+{
+	char *k = full_key(s, key);
+	int rc = k ? s3_put(s->impl, k, buf, len, err) : lx_err_set(err, ENOMEM, "out of memory");
+	free(k);
+	return rc;
+}
+
+static int s3s_get(backup_store *s, const char *key, uint8_t **out, size_t *len, lx_err *err)
+{
+	char *k = full_key(s, key);
+	int rc = k ? s3_get(s->impl, k, 0, 0, out, len, err)
+		   : lx_err_set(err, ENOMEM, "out of memory");
+	free(k);
+	return rc;
+}
+
+static int s3s_list(backup_store *s, const char *prefix, store_entry **out, size_t *n,
+		    lx_err *err)
+{
+	char *k = full_key(s, prefix);
+	s3_object *v = NULL;
+	size_t nv = 0, cap = 0, root = strlen(s->root);
+	int rc = k ? s3_list(s->impl, k, NULL, &v, &nv, err)
+		   : lx_err_set(err, ENOMEM, "out of memory");
+	free(k);
+	for (size_t i = 0; rc == 0 && i < nv; i++)
+		if (strncmp(v[i].key, s->root, root) == 0 &&
+		    store_entries_push(out, n, &cap, v[i].key + root, v[i].size) < 0)
+			rc = lx_err_set(err, ENOMEM, "out of memory");
+	s3_objects_free(v, nv);
+	if (rc < 0) {
+		backup_store_entries_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+	}
+	return rc;
+}
+
+static int s3s_del(backup_store *s, const char *const *keys, size_t n, lx_err *err)
+{
+	char **full = calloc(n, sizeof(*full));
+	int rc = full ? 0 : lx_err_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		if ((full[i] = full_key(s, keys[i])) == NULL)
+			rc = lx_err_set(err, ENOMEM, "out of memory");
+	if (rc == 0)
+		rc = s3_delete(s->impl, (const char *const *)full, n, err);
+	for (size_t i = 0; full != NULL && i < n; i++)
+		free(full[i]);
+	free(full);
+	return rc;
 }
 
 const store_ops store_s3_ops = {
-	.open = s3_unavailable,
+	.open = s3s_open,
+	.close = s3s_close,
+	.put = s3s_put,
+	.get = s3s_get,
+	.list = s3s_list,
+	.del = s3s_del,
 };
