@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static int s3s_open(backup_store *s, lx_err *err)
 {
@@ -26,6 +28,7 @@ static int s3s_open(backup_store *s, lx_err *err)
 	o.force_path_style = s->opt.force_path_style;
 	o.cancel = s->opt.cancel;
 	o.tls_ca = s->opt.tls_ca;
+	o.get_max = (size_t)1 << 40;    /* a snapshot is one object, as large as its database */
 	rc = s3_open(&c, &o, err);
 	if (rc == 0)
 		s->impl = c;
@@ -44,10 +47,41 @@ static char *full_key(const backup_store *s, const char *key)
 	return asprintf(&k, "%s%s", s->root, key) < 0 ? NULL : k;
 }
 
+/* Above this an object goes up in parts (a single PUT is limited to 5 GiB,
+ * and a failed part is retried alone). */
+#define MULTIPART_FROM (64u << 20)
+
+/* A large object in memory goes through a memory file, which the client
+ * uploads in parts. */
+static int put_in_parts(backup_store *s, const char *k, const void *buf, size_t len,
+			lx_err *err)
+{
+	int fd = memfd_create("ltxfs-backup-put", MFD_CLOEXEC), rc = 0;
+	if (fd < 0)
+		return lx_err_sys(err, errno, "%s/%s: memfd_create", s->opt.url, k);
+	for (size_t done = 0; done < len && rc == 0;) {
+		ssize_t w = write(fd, (const uint8_t *)buf + done, len - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			rc = lx_err_sys(err, errno, "%s/%s: write to a memory file", s->opt.url, k);
+		else
+			done += (size_t)w;
+	}
+	if (rc == 0)
+		rc = s3_put_fd(s->impl, k, fd, len, err);
+	close(fd);
+	return rc;
+}
+
 static int s3s_put(backup_store *s, const char *key, const void *buf, size_t len, lx_err *err)
 {
 	char *k = full_key(s, key);
-	int rc = k ? s3_put(s->impl, k, buf, len, err) : lx_err_set(err, ENOMEM, "out of memory");
+	int rc;
+	if (k == NULL)
+		return lx_err_set(err, ENOMEM, "out of memory");
+	rc = len > MULTIPART_FROM ? put_in_parts(s, k, buf, len, err)
+				  : s3_put(s->impl, k, buf, len, err);
 	free(k);
 	return rc;
 }

@@ -624,3 +624,27 @@ def test_faults_between_node_and_storage_lose_nothing(node_factory, tmp_path, s3
         restore(n, "f.db", p, config=direct)
         assert content(p) == want
         assert C.metrics(n)["ltxfs_backup_upload_errors_total"] >= 1
+
+
+def test_a_large_transaction_goes_up_in_parts(node_factory, tmp_path, s3_server):
+    """An object above 64 MiB (here one 70 MiB transaction) is a multipart
+    upload; it restores like any other."""
+    n = backup_node(node_factory, tmp_path, s3=s3_server).start()
+    c = sqlite3.connect(n.path("big.db"), isolation_level=None)
+    c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
+    c.execute("BEGIN")
+    c.executemany("INSERT INTO t(v) VALUES (randomblob(4000))", [()] * (70 * 256))
+    c.execute("COMMIT")
+    c.close()
+    n_before = len(s3_server.requests())
+    wait_shipped(n, "big.db", n.pos("big.db")[0], timeout=120)
+    assert any("uploadId=" in r["url"] for r in s3_server.requests()[n_before:])
+    p = str(tmp_path / "r.db")
+    restore(n, "big.db", p)
+    assert H.sha256_file(p) is not None and H.integrity_check(p) == "ok"
+    a = sqlite3.connect(p)
+    b = sqlite3.connect(n.path("big.db"))
+    assert a.execute("SELECT count(*), sum(length(v)) FROM t").fetchone() == \
+        b.execute("SELECT count(*), sum(length(v)) FROM t").fetchone()
+    a.close()
+    b.close()
