@@ -59,8 +59,8 @@ bench-transfer: $(BUILD)/ltxfs $(TEST_DEPS)
 # download, objects per hour (tests/bench/backup_bench.py).
 # BACKUP_BENCH_ARGS='--mib 256 --seconds 10'
 BACKUP_BENCH_ARGS ?=
-bench-backup: $(BUILD)/ltxfs $(TEST_DEPS)
-	$(PYTHON) tests/bench/backup_bench.py --ltxfs $(abspath $(BUILD)/ltxfs) \
+bench-backup: $(BUILD)/ltxfs $(S3RVER) $(TEST_DEPS)
+	LTXFS_S3RVER=$(abspath $(S3RVER)) $(PYTHON) tests/bench/backup_bench.py --ltxfs $(abspath $(BUILD)/ltxfs) \
 		--workdir $(BUILD)/bench-run/backup --out $(BUILD)/bench-backup.md \
 		$(BACKUP_BENCH_ARGS)
 

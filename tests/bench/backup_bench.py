@@ -6,10 +6,12 @@
             at 100 and at 1,000 tx/s for --seconds; a watcher lists the
             storage every 10 ms.  Lag of a transaction = when the first object
             holding it appears minus when its commit returned (one clock).
-  restore   a database of --mib MiB is backed up (a snapshot), then `ltxfs
-            restore` rebuilds it (download, verify, apply, integrity_check)
-            against a plain download of the same objects from the same storage
-            (file:// here: reading them into memory; with --s3-url, curl GETs).
+  restore   a database of --mib MiB is backed up (one transaction), then
+            `ltxfs restore` rebuilds it (download, verify, apply,
+            integrity_check) against a plain download of the same objects from
+            the same storage: from s3rver (the tests' S3 server, when
+            installed: make bench-backup installs it), `curl` GETs of the same
+            objects; from a directory (file://), reading them.
   objects   objects stored per hour of 100 tx/s after compaction, from the
             default levels (l0 per sync, l1 per 30 s, l2 per 5 min, l3 per
             hour), counted over --seconds and scaled to an hour.
@@ -19,6 +21,8 @@ Prints a markdown table and writes it to --out.
 
 import argparse
 import os
+import urllib.parse
+import xml.etree.ElementTree as ET
 import shutil
 import sqlite3
 import statistics
@@ -29,6 +33,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "sqlite"))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import ltxfsmount  # noqa: E402
 
 
@@ -144,6 +149,70 @@ def measure_restore(binary, work, mib):
     return t_restore, t_plain, nbytes
 
 
+EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+def curl_s3(s3, path, out="/dev/null"):
+    """One SigV4-signed GET with curl: the plain download to compare with."""
+    subprocess.run(["curl", "-sf", "-o", out, "--aws-sigv4", "aws:amz:us-east-1:s3",
+                    "--user", "%s:%s" % (s3.access_key, s3.secret_key), "-H",
+                    "x-amz-content-sha256: " + EMPTY_SHA256,
+                    "%s/%s/%s" % (s3.url, s3.bucket, path)], check=True)
+
+
+def measure_restore_s3(binary, work, mib):
+    """As measure_restore, against s3rver: `ltxfs restore` vs curl GETs."""
+    from s3_server import S3Server
+    with S3Server(os.path.join(work, "s3rver")) as s3:
+        cfg = ("backup:\n  url: \"s3://%s/bench\"\n  endpoint: \"%s\"\n"
+               "  force-path-style: true\n  access-key-id: \"%s\"\n"
+               "  secret-access-key: \"%s\"\n" % (s3.bucket, s3.url, s3.access_key,
+                                                   s3.secret_key))
+        with ltxfsmount.LtxfsMount(binary, os.path.join(work, "restore-s3"),
+                                   extra_config=cfg) as m:
+            con = sqlite3.connect(os.path.join(m.mnt, "big.db"), isolation_level=None)
+            con.execute("CREATE TABLE big(id INTEGER PRIMARY KEY, v BLOB)")
+            con.execute("BEGIN")
+            con.executemany("INSERT INTO big(v) VALUES(randomblob(3900))",
+                            [()] * (mib * 1024 * 1024 // 4000))
+            con.execute("COMMIT")
+            con.close()
+            target = pos(m.mnt, "big.db")
+            deadline = time.monotonic() + 900
+            while True:
+                cp = subprocess.run([binary, "backup", "list", "-config", m.config, "-name",
+                                     "big.db"], capture_output=True, text=True)
+                rows = cp.stdout.splitlines()[1:]
+                if rows and int(rows[0].split()[2]) >= target:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the S3 backup did not reach TXID %d" % target)
+                time.sleep(0.5)
+            config = m.config
+        listing = os.path.join(work, "list.xml")
+        curl_s3(s3, "?list-type=2&prefix=bench%2Fbig.db%2F", out=listing)
+        root = ET.parse(listing).getroot()
+        local = lambda e: e.tag.rsplit("}", 1)[-1]   # whatever namespace the server uses
+        keys = []
+        for e in root:
+            if local(e) == "Contents":
+                f = {local(c): c.text for c in e}
+                keys.append((f["Key"], int(f["Size"])))
+        keys = [(k, n) for k, n in keys if "/epoch/" not in k]
+        nbytes = sum(n for _, n in keys)
+        out = os.path.join(work, "restored-s3.db")
+        t0 = time.monotonic()
+        subprocess.run([binary, "restore", "-config", config, "-name", "big.db", "-o", out],
+                       check=True, stdout=subprocess.DEVNULL)
+        t_restore = time.monotonic() - t0
+        t0 = time.monotonic()
+        for k, _ in keys:
+            curl_s3(s3, urllib.parse.quote(k))
+        t_plain = time.monotonic() - t0
+        os.unlink(out)
+    return t_restore, t_plain, nbytes
+
+
 def measure_objects(binary, work, seconds):
     store = os.path.join(work, "store-objects")
     os.makedirs(store)
@@ -174,6 +243,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--mib", type=int, default=1024)
     ap.add_argument("--objects-seconds", type=float, default=90)
+    ap.add_argument("--no-s3", action="store_true", help="skip the S3 restore measure")
     args = ap.parse_args()
     binary = os.path.abspath(args.ltxfs)
     work = os.path.abspath(args.workdir)
@@ -191,11 +261,18 @@ def main():
                                                  ", %d never seen" % missing if missing else ""))
         print(lines[-1], flush=True)
     t_restore, t_plain, nbytes = measure_restore(binary, work, args.mib)
-    lines.append("| restore of %d MiB (%d bytes of objects) | %.1f s (%.0f MiB/s) vs plain read "
-                 "%.1f s (%.0f MiB/s): %.2fx | >= 0.5x |"
+    lines.append("| file://: restore of %d MiB (%d bytes of objects) | %.1f s (%.0f MiB/s) vs "
+                 "reading the objects %.2f s: %.2fx | |"
                  % (args.mib, nbytes, t_restore, nbytes / t_restore / 2**20, t_plain,
-                    nbytes / t_plain / 2**20, t_plain / t_restore))
+                    t_plain / t_restore))
     print(lines[-1], flush=True)
+    if not args.no_s3:
+        t_restore, t_plain, nbytes = measure_restore_s3(binary, work, args.mib)
+        lines.append("| s3rver: restore of %d MiB (%d bytes of objects) | %.1f s (%.0f MiB/s) vs "
+                     "curl GETs of the same objects %.1f s (%.0f MiB/s): %.2fx | >= 0.5x |"
+                     % (args.mib, nbytes, t_restore, nbytes / t_restore / 2**20, t_plain,
+                        nbytes / t_plain / 2**20, t_plain / t_restore))
+        print(lines[-1], flush=True)
     counts, secs = measure_objects(binary, work, args.objects_seconds)
     per_hour = {k: v * 3600.0 / secs for k, v in counts.items()}
     lines.append("| objects per hour of 100 tx/s | %s (measured over %.0f s, scaled) | |"
