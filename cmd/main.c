@@ -27,6 +27,7 @@
 #include "cmd/promote_cmd.h"
 #include "cmd/status_cmd.h"
 #include "cmd/transfer_cmd.h"
+#include "fs/deathwatch.h"
 #include "replica/proto.h"
 
 #define LTXFS_VERSION "0.2.0"
@@ -58,6 +59,8 @@ int main(int argc, char **argv)
 		fputs(usage, stderr);
 		return 2;
 	}
+	if (strcmp(argv[1], "fuse-watch") == 0)      /* started by a mount (fs/deathwatch.h) */
+		return fs_deathwatch_main(argc - 1, argv + 1);
 	if (backup_crypto_init() < 0) {    /* libsodium, before any thread */
 		fputs("ltxfs: libsodium failed to initialise\n", stderr);
 		return 1;

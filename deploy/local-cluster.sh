@@ -2,7 +2,7 @@
 # local-cluster.sh - a real three-node ltxfs cluster with a real Consul on
 # this machine, to try replication and failover by hand.  Run as root.
 #
-#   deploy/local-cluster.sh up [--latency MS] [--latency-node NODE=MS ...]
+#   deploy/local-cluster.sh up [--latency MS] [--latency-node NODE=MS ...] [--backup]
 #   deploy/local-cluster.sh status
 #   deploy/local-cluster.sh kill-primary
 #   deploy/local-cluster.sh promote NODE
@@ -20,6 +20,12 @@
 #               "Delayed by MS" means every byte sent to or from the node
 #               arrives MS ms late, each way: a request/response round trip
 #               with it costs 2 x MS more (see "Latency" below).
+#   --backup                start a local S3 server (s3rver from the npm
+#               registry, `make build/tools/s3rver/...`; signatures checked)
+#               at http://<subnet>.1:9000 and give every node a continuous
+#               backup to s3://ltxfs/cluster on it (docs/backup.md); then
+#               `ltxfs backup list -config <state>/n1/ltxfs.yml` and `ltxfs
+#               restore -config ...` work from the host
 # status        one line per node: PID alive, role, primary, epoch, ready,
 #               lag (a replica: ms since it last heard the primary, which
 #               sends a heartbeat every second) and each database's TXID
@@ -109,6 +115,8 @@ NODES=(n1 n2 n3)
 HTTP_PORT=20202
 CONSUL_PORT=8500
 CONSUL_PROXY_PORT=21500
+S3_PORT=9000
+S3_BUCKET=ltxfs
 NODE_PROXY_BASE=21000        # node nK's proxy port is 21000 + K
 STOP_TIMEOUT=15              # seconds between SIGTERM and SIGKILL
 
@@ -180,6 +188,8 @@ load_settings() {
 	LOG_LEVEL=${LTXFS_CLUSTER_LOG_LEVEL:-info}
 	LTXFS=${LTXFS_BIN:-$repo/build/ltxfs}
 	CONSUL=${LTXFS_CONSUL_BIN:-$repo/build/tools/bin/consul}
+	S3RVER=$repo/build/tools/s3rver/node_modules/.bin/s3rver
+	BACKUP=0
 	local k v
 	if [ -f "$ENV_FILE" ]; then
 		while IFS='=' read -r k v; do
@@ -193,6 +203,7 @@ load_settings() {
 			LTXFS) LTXFS=$v ;;
 			CONSUL) CONSUL=$v ;;
 			LAT_n[1-3]) LAT[${k#LAT_}]=$v ;;
+			BACKUP) BACKUP=$v ;;
 			esac
 		done <"$ENV_FILE"
 	fi
@@ -204,7 +215,7 @@ save_settings() {
 	{
 		printf '%s=%s\n' PREFIX "$PREFIX" SUBNET "$SUBNET" TTL "$TTL" \
 			LOCK_DELAY "$LOCK_DELAY" TIMEOUT "$TIMEOUT" LOG_LEVEL "$LOG_LEVEL" \
-			LTXFS "$LTXFS" CONSUL "$CONSUL"
+			LTXFS "$LTXFS" CONSUL "$CONSUL" BACKUP "$BACKUP"
 		local n
 		for n in "${NODES[@]}"; do printf 'LAT_%s=%s\n' "$n" "${LAT[$n]}"; done
 	} >"$ENV_FILE.tmp"
@@ -293,6 +304,10 @@ ensure_binaries() {
 		say "fetching Consul from Debian 11's archive (make build/tools/bin/consul)"
 		make -C "$repo" build/tools/bin/consul || die "fetching Consul failed"
 	fi
+	if [ "$BACKUP" = 1 ] && [ ! -e "$S3RVER" ]; then
+		say "installing s3rver from the npm registry (make build/tools/s3rver/...)"
+		make -C "$repo" build/tools/s3rver/node_modules/.bin/s3rver || die "installing s3rver failed"
+	fi
 }
 
 # ---- processes -----------------------------------------------------------------
@@ -317,6 +332,7 @@ our_pid() {
 
 node_pair() { printf '%s/ltxfs.pid:%s/ltxfs.yml' "$(node_dir "$1")" "$(node_dir "$1")"; }
 consul_pair() { printf '%s/consul/consul.pid:%s/consul' "$STATE" "$STATE"; }
+s3_pair() { printf '%s/s3/s3.pid:%s/s3' "$STATE" "$STATE"; }
 proxy_pair() { printf '%s/proxy/proxy.pid:--tag %s/proxy' "$STATE" "$STATE"; }
 
 # Start "$@" in a session of its own (a Ctrl-C in the user's shell, or the
@@ -460,6 +476,37 @@ start_consul() {
 		-pid-file "$STATE/consul/consul.agent.pid"
 }
 
+# The backup's S3 server on the host side of the bridge: s3rver behind the
+# tests' front (tests/integration/s3rver_main.js), which checks SigV4
+# signatures and checksums as S3 does.  Its account is s3rver's own.
+start_s3() {
+	local module t0
+	module=$(dirname "$(dirname "$(readlink -f "$S3RVER")")")
+	mkdir -p "$STATE/s3/data"
+	start_bg "$STATE/s3/s3.log" "$STATE/s3/s3.pid" \
+		node --openssl-legacy-provider "$repo/tests/integration/s3rver_main.js" \
+		--module "$module" --directory "$STATE/s3/data" --bucket "$S3_BUCKET" \
+		--address "$GW" --port "$S3_PORT"
+	t0=$(now)
+	until grep -q '^listening' "$STATE/s3/s3.log" 2>/dev/null; do
+		our_pid "$(s3_pair)" >/dev/null || die "the S3 server exited"
+		expired "$t0" "$TIMEOUT" && die "the S3 server did not start in ${TIMEOUT}s"
+		sleep 0.1
+	done
+}
+
+# The backup section of a node's configuration (--backup), else nothing.
+backup_config() {
+	[ "$BACKUP" = 1 ] || return 0
+	printf '%s\n' "backup:" \
+		"  # A local S3 server (--backup); any S3-compatible service works the same." \
+		"  url: \"s3://$S3_BUCKET/cluster\"" \
+		"  endpoint: \"http://$GW:$S3_PORT\"" \
+		"  force-path-style: true" \
+		"  access-key-id: S3RVER" \
+		"  secret-access-key: S3RVER"
+}
+
 # Consul answers 500 until its node is registered: ready once a session can
 # be created.
 wait_consul() {
@@ -596,6 +643,7 @@ lease:
     lock-delay: $LOCK_DELAY
 log:
   level: $LOG_LEVEL
+$(backup_config)
 EOF
 }
 
@@ -723,6 +771,7 @@ parse_up_args() {
 		--latency=*) all=$(latency_ms "${1#*=}") ;;
 		--latency-node) [ $# -ge 2 ] || usage; per+=("$2"); shift ;;
 		--latency-node=*) per+=("${1#*=}") ;;
+		--backup) BACKUP=1 ;;
 		*) usage ;;
 		esac
 		shift
@@ -786,6 +835,12 @@ do_up() {
 	say "consul: agent -dev at http://$GW:$CONSUL_PORT"
 	start_consul
 	wait_consul
+
+	if [ "$BACKUP" = 1 ]; then
+		FAIL_LOGS=("$STATE/s3/s3.log")
+		say "backup: an S3 server (s3rver) at http://$GW:$S3_PORT, bucket $S3_BUCKET"
+		start_s3
+	fi
 
 	if have_latency; then
 		FAIL_LOGS=("$STATE/proxy/proxy.log")
@@ -948,6 +1003,7 @@ do_down() {
 	[ -z "$p" ] || stop_procs "$(node_pair "$p")"
 	for n in "${NODES[@]}"; do unmount_stale "$(node_dir "$n")/mnt"; done
 	stop_procs "$(proxy_pair)"
+	stop_procs "$(s3_pair)"
 	stop_procs "$(consul_pair)"
 	net_down
 	rm -f "$ENV_FILE" "$STATE/consul/consul.agent.pid"

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "fs/deathwatch.h"
 #include "fs/fs.h"
 #include "fs/fs_internal.h"
 
@@ -80,6 +81,7 @@ int fs_run(store *st, const fs_options *opt, void (*on_ready)(void *), void *ctx
 	struct fuse_loop_config *loop;
 	struct fuse_session *se;
 	fs_state fs;
+	pid_t watcher;
 	int rc;
 
 	rc = fs_clean_stale_mount(opt->mountpoint, err);
@@ -124,6 +126,7 @@ int fs_run(store *st, const fs_options *opt, void (*on_ready)(void *), void *ctx
 		goto out_signals;
 	}
 	lx_info("fuse", "mounted at %s", opt->mountpoint);
+	watcher = fs_deathwatch_start(opt->mountpoint);
 	fs_notify_attach(&fs, se);
 	if (on_ready != NULL)
 		on_ready(ctx);
@@ -144,6 +147,7 @@ int fs_run(store *st, const fs_options *opt, void (*on_ready)(void *), void *ctx
 	rc = 0;
 	fs_notify_detach(&fs);
 	fuse_session_unmount(se);
+	fs_deathwatch_stop(watcher);
 	lx_info("fuse", "unmounted %s", opt->mountpoint);
 out_signals:
 	fuse_remove_signal_handlers(se);

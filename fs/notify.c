@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "fs/fs_internal.h"
@@ -76,6 +77,30 @@ static void on_names(void *ctx, database *db)
 	pthread_rwlock_unlock(&fs->se_lock);
 }
 
+/*
+ * A descriptor this process holds on its own mount must be numbered above
+ * the FUSE device's.  When the daemon is killed (SIGKILL), the kernel
+ * closes its descriptors in ascending order, and closing a file of the
+ * mount sends FLUSH to the server, which is this dead process: if the
+ * device were still open, the exit would wait for an answer forever (state
+ * D, the mount and the HTTP port held until `umount -f`).  With the device
+ * closed first, the connection is aborted and the FLUSH fails at once.
+ */
+static int above_device(int fd, int dev_fd)
+{
+	int moved;
+	if (dev_fd < 0 || fd > dev_fd)
+		return fd;
+	moved = fcntl(fd, F_DUPFD_CLOEXEC, dev_fd + 1);
+	if (moved < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	close(fd);
+	return moved;
+}
+
 /* The replica's applier maps the shm its readers map (db/replica_wal.h):
  * opened through the mount, so it shares the kernel's page cache.  Not
  * under se_lock: the open is served by the FUSE workers. */
@@ -83,16 +108,17 @@ static int on_shm_open(void *ctx, database *db)
 {
 	fs_state *fs = ctx;
 	char path[4096];
-	int live, fd;
+	int live, fd, dev_fd;
 	pthread_rwlock_rdlock(&fs->se_lock);
 	live = fs->se != NULL;
+	dev_fd = live ? fuse_session_fd(fs->se) : -1;
 	pthread_rwlock_unlock(&fs->se_lock);
 	if (!live || fs->mountpoint == NULL)
 		return -ENOTCONN;
 	if (snprintf(path, sizeof(path), "%s/%s-shm", fs->mountpoint, db->name) >= (int)sizeof(path))
 		return -ENAMETOOLONG;
 	fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-	return fd < 0 ? -errno : fd;
+	return fd < 0 ? -errno : above_device(fd, dev_fd);
 }
 
 void fs_notify_attach(fs_state *fs, struct fuse_session *se)

@@ -4,7 +4,8 @@
  * real S3 that s3rver 3 leaves out.
  *
  *   node s3rver_main.js --module DIR/node_modules/s3rver --directory D \
- *        --bucket NAME [--port 0] [--log FILE] [--key KEY.pem --cert CERT.pem]
+ *        --bucket NAME [--port 0] [--address 127.0.0.1] [--log FILE]
+ *        [--key KEY.pem --cert CERT.pem]
  *
  * prints "listening 127.0.0.1:PORT" once it answers (HTTPS with --key and
  * --cert).  s3rver 3.7 checks that
@@ -38,11 +39,11 @@ const path = require('path');
 const { PassThrough } = require('stream');
 
 function parseArgs(argv) {
-  const a = { port: '0' };
+  const a = { port: '0', address: '127.0.0.1' };
   for (let i = 0; i < argv.length; i += 2) {
     if (!argv[i].startsWith('--') || argv[i + 1] === undefined) {
       throw new Error('usage: s3rver_main.js --module M --directory D --bucket B [--port P] ' +
-        '[--log F] [--key K --cert C]');
+        '[--address A] [--log F] [--key K --cert C]');
     }
     a[argv[i].slice(2)] = argv[i + 1];
   }
@@ -282,7 +283,7 @@ function checks(app) {
 
 async function main() {
   const app = new S3rver({
-    address: '127.0.0.1',
+    address: args.address,
     port: Number(args.port),
     directory: args.directory,
     silent: true,
