@@ -34,6 +34,26 @@ static const char *human_size(double v, char *buf, size_t cap)
 	return buf;
 }
 
+static void print_replication(const status_msg_replication *r)
+{
+	if (strcmp(str(r->mode), "sync") != 0) {
+		printf("replication async: commits return once logged here\n");
+		return;
+	}
+	printf("replication sync: %" PRIu64 " replica acknowledgement%s per commit, within %.1f s, "
+	       "else %s\n", r->min_acks, r->min_acks == 1 ? "" : "s",
+	       (double)r->sync_timeout_ms / 1000.0, strcmp(str(r->on_timeout), "degrade") == 0 ?
+	       "asynchronous (degrade)" : "the commit fails (fail)");
+	if (!r->has_state)
+		return;
+	printf("          %s, %" PRIu64 " in sync", str(r->state), r->in_sync);
+	if (r->reason != NULL)
+		printf(" (%s)", r->reason);
+	printf("; %" PRIu64 " commits waited %.3f ms on average, %" PRIu64 " timed out, %" PRIu64
+	       " refused, %" PRIu64 " without acknowledgements\n", r->commits_waited,
+	       r->wait_avg_ms, r->timeouts, r->refused, r->unreplicated);
+}
+
 static void print_node(const status_msg *m)
 {
 	int primary = strcmp(str(m->role), "primary") == 0;
@@ -47,6 +67,8 @@ static void print_node(const status_msg *m)
 		printf("lag       %.3f s since the primary was last heard (it sends at least one "
 		       "message a second)\n",
 		       (double)m->lag_ms / 1000.0);
+	if (m->has_replication)
+		print_replication(&m->replication);
 	printf("uptime    %.0f s\n", (double)m->uptime_ms / 1000.0);
 }
 
@@ -77,12 +99,14 @@ static void print_databases(const status_msg *m)
 
 static void print_replicas(const status_msg *m)
 {
-	printf("\n%-18s %-22s %-6s %s\n", "REPLICA", "ADDRESS", "READY", "BEHIND (transactions)");
+	printf("\n%-18s %-22s %-6s %-7s %s\n", "REPLICA", "ADDRESS", "READY", "IN SYNC",
+	       "BEHIND (transactions)");
 	if (m->n_replicas == 0)
 		printf("(none connected)\n");
 	for (size_t i = 0; i < m->n_replicas; i++) {
 		const status_msg_replica *r = &m->replicas[i];
-		printf("%016" PRIx64 "   %-22s %-6s", r->node_id, r->addr, r->ready ? "yes" : "no");
+		printf("%016" PRIx64 "   %-22s %-6s %-7s", r->node_id, r->addr, r->ready ? "yes" : "no",
+		       !r->has_sync ? "-" : r->in_sync ? "yes" : "no");
 		for (size_t k = 0; k < r->n_dbs; k++)
 			printf(" %s:%" PRIu64, r->dbs[k].name, r->dbs[k].behind);
 		printf("\n");

@@ -324,6 +324,21 @@ static int check_backup(const ltxfs_config *c, lx_err *err)
 	return 0;
 }
 
+static int check_replication(const ltxfs_config *c, lx_err *err)
+{
+	if (config_enum_name(config_repl_modes, (int)c->replication.mode) == NULL)
+		return cfg_err(c, err, "replication.mode has an invalid value");
+	if (config_enum_name(config_repl_timeouts, (int)c->replication.on_timeout) == NULL)
+		return cfg_err(c, err, "replication.on-timeout has an invalid value");
+	if (c->replication.min_acks == 0 || c->replication.min_acks > 64)
+		return cfg_err(c, err, "replication.min-acks must be 1 to 64 (replicas that "
+			       "must hold a commit in sync mode)");
+	if (c->replication.sync_timeout_ns < 1000000ULL ||
+	    c->replication.sync_timeout_ns > 3600ULL * 1000000000ULL)
+		return cfg_err(c, err, "replication.sync-timeout must be 1ms to 1h");
+	return 0;
+}
+
 static int check_values(const ltxfs_config *c, lx_err *err)
 {
 	if (c->http.addr != NULL && config_addr_port(c->http.addr) < 0)
@@ -347,7 +362,8 @@ static int check_values(const ltxfs_config *c, lx_err *err)
 	for (size_t i = 0; i < c->exec.n; i++)
 		if (c->exec.cmds[i].cmd == NULL || c->exec.cmds[i].cmd[0] == '\0')
 			return cfg_err(c, err, "exec[%zu] is empty", i);
-	if (check_auth(c, err) < 0 || check_tls(c, err) < 0 || check_backup(c, err) < 0)
+	if (check_auth(c, err) < 0 || check_tls(c, err) < 0 || check_backup(c, err) < 0 ||
+	    check_replication(c, err) < 0)
 		return -EINVAL;
 	return check_lease(c, err);
 }

@@ -63,6 +63,19 @@ typedef enum config_locks {
 	CONFIG_LOCKS_KERNEL = 1, /* kept by the kernel: fewer round trips */
 } config_locks;
 
+/* replication.mode: when a commit returns to the application. */
+typedef enum config_repl_mode {
+	CONFIG_REPL_ASYNC = 0,   /* once logged here; replicas follow (default) */
+	CONFIG_REPL_SYNC = 1,    /* once replication.min-acks replicas hold it */
+} config_repl_mode;
+
+/* replication.on-timeout: a sync commit whose acknowledgements do not come. */
+typedef enum config_repl_timeout {
+	CONFIG_REPL_FAIL = 0,    /* the commit fails: nothing unacknowledged is
+				    reported committed (default) */
+	CONFIG_REPL_DEGRADE = 1, /* commits go on asynchronously, loudly */
+} config_repl_timeout;
+
 /* lease.type (see config/keys.c config_lease_types[]). */
 typedef enum config_lease_type {
 	CONFIG_LEASE_STATIC = 0,
@@ -149,6 +162,13 @@ typedef struct ltxfs_config {
 			uint64_t ttl_ns;        /* lease TTL, default 10 s, whole seconds */
 		} etcd;
 	} lease;
+	/* Synchronous replication (replica/sync_commit.h; docs/design.md). */
+	struct {
+		config_repl_mode mode;
+		unsigned min_acks;          /* replicas that must hold a commit; 1 */
+		uint64_t sync_timeout_ns;   /* wait for them at most this; 5 s */
+		config_repl_timeout on_timeout;
+	} replication;
 	/* Continuous backup (backup/backup.h; docs/backup.md).  Off while
 	 * url is NULL.  After config_resolve(), access_key_id and
 	 * secret_access_key hold AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY

@@ -64,6 +64,10 @@ enum key_id {
 	KEY_LEASE_ETCD_URL,
 	KEY_LEASE_ETCD_KEY,
 	KEY_LEASE_ETCD_TTL,
+	KEY_REPLICATION_MODE,
+	KEY_REPLICATION_MIN_ACKS,
+	KEY_REPLICATION_SYNC_TIMEOUT,
+	KEY_REPLICATION_ON_TIMEOUT,
 	KEY_BACKUP_URL,
 	KEY_BACKUP_ENDPOINT,
 	KEY_BACKUP_REGION,
@@ -125,6 +129,7 @@ typedef struct size_unit {
 extern const char *const config_keys[KEY_COUNT + 1];   /* NULL-terminated */
 extern const key_spec config_specs[KEY_COUNT];
 extern const enum_value config_sync_values[], config_lease_types[], config_log_levels[];
+extern const enum_value config_repl_modes[], config_repl_timeouts[];
 extern const size_unit config_size_units[];
 extern const size_t config_n_size_units;
 

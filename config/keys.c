@@ -26,6 +26,18 @@ static const enum_value lock_keepers[] = {
 	{ NULL, 0, false },
 };
 
+const enum_value config_repl_modes[] = {
+	{ "async", CONFIG_REPL_ASYNC, true },
+	{ "sync", CONFIG_REPL_SYNC, true },
+	{ NULL, 0, false },
+};
+
+const enum_value config_repl_timeouts[] = {
+	{ "fail", CONFIG_REPL_FAIL, true },
+	{ "degrade", CONFIG_REPL_DEGRADE, true },
+	{ NULL, 0, false },
+};
+
 const enum_value config_lease_types[] = {
 	{ "static", CONFIG_LEASE_STATIC, true },
 	{ "consul", CONFIG_LEASE_CONSUL, true },
@@ -44,6 +56,8 @@ const enum_value config_log_levels[] = {
 _Static_assert(sizeof(config_sync) == sizeof(int), "enum size");
 _Static_assert(sizeof(config_locks) == sizeof(int), "enum size");
 _Static_assert(sizeof(config_lease_type) == sizeof(int), "enum size");
+_Static_assert(sizeof(config_repl_mode) == sizeof(int), "enum size");
+_Static_assert(sizeof(config_repl_timeout) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum lx_log_level) == sizeof(int), "enum size");
 
 /* Every accepted dotted key, in file order (also the order of dumps). */
@@ -87,6 +101,10 @@ const char *const config_keys[KEY_COUNT + 1] = {
 	[KEY_LEASE_ETCD_URL] = "lease.etcd.url",
 	[KEY_LEASE_ETCD_KEY] = "lease.etcd.key",
 	[KEY_LEASE_ETCD_TTL] = "lease.etcd.ttl",
+	[KEY_REPLICATION_MODE] = "replication.mode",
+	[KEY_REPLICATION_MIN_ACKS] = "replication.min-acks",
+	[KEY_REPLICATION_SYNC_TIMEOUT] = "replication.sync-timeout",
+	[KEY_REPLICATION_ON_TIMEOUT] = "replication.on-timeout",
 	[KEY_BACKUP_URL] = "backup.url",
 	[KEY_BACKUP_ENDPOINT] = "backup.endpoint",
 	[KEY_BACKUP_REGION] = "backup.region",
@@ -149,6 +167,10 @@ const key_spec config_specs[KEY_COUNT] = {
 	[KEY_LEASE_ETCD_URL] = { K_URL, OFF(lease.etcd.url), NULL },
 	[KEY_LEASE_ETCD_KEY] = { K_STRING, OFF(lease.etcd.key), NULL },
 	[KEY_LEASE_ETCD_TTL] = { K_DURATION, OFF(lease.etcd.ttl_ns), NULL },
+	[KEY_REPLICATION_MODE] = { K_ENUM, OFF(replication.mode), config_repl_modes },
+	[KEY_REPLICATION_MIN_ACKS] = { K_COUNT, OFF(replication.min_acks), NULL },
+	[KEY_REPLICATION_SYNC_TIMEOUT] = { K_DURATION, OFF(replication.sync_timeout_ns), NULL },
+	[KEY_REPLICATION_ON_TIMEOUT] = { K_ENUM, OFF(replication.on_timeout), config_repl_timeouts },
 	[KEY_BACKUP_URL] = { K_STRING, OFF(backup.url), NULL },
 	[KEY_BACKUP_ENDPOINT] = { K_URL, OFF(backup.endpoint), NULL },
 	[KEY_BACKUP_REGION] = { K_STRING, OFF(backup.region), NULL },
@@ -194,6 +216,10 @@ void config_init_defaults(ltxfs_config *c)
 	c->data.replica_wal = true;
 	c->fuse.locks = CONFIG_LOCKS_LTXFS;
 	c->lease.type = CONFIG_LEASE_STATIC;
+	c->replication.mode = CONFIG_REPL_ASYNC;
+	c->replication.min_acks = 1;
+	c->replication.sync_timeout_ns = 5ULL * 1000000000ULL;
+	c->replication.on_timeout = CONFIG_REPL_FAIL;
 	c->lease.candidate = true;
 	c->http.health_max_lag_ns = 10ULL * 1000000000ULL;
 	c->http.max_connections = 256;

@@ -129,6 +129,9 @@ int db_log_transaction_locked(database *db, const txn_build *t, lx_err *err)
 
 	if (db_page_ck_reserve_locked(db, t->commit) < 0)
 		return lx_err_set(err, ENOMEM, "out of memory");
+	rc = db_gate_admit_locked(db, err);
+	if (rc < 0)
+		return rc;
 	memset(&h, 0, sizeof(h));
 	h.page_size = t->page_size ? t->page_size : 4096;
 	h.commit = t->commit;

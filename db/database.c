@@ -23,6 +23,7 @@
 #include "base/clock.h"
 #include "base/failpoint.h"
 #include "base/log.h"
+#include "db/wal_index.h"
 #include "ltx/ltx.h"
 
 static const uint8_t journal_magic[8] = { 0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7 };
@@ -252,6 +253,104 @@ static ssize_t write_database_locked(database *db, backing *b, const uint8_t *bu
 	return n;
 }
 
+/* ---- the commit gate (replication.mode sync) ------------------------------- */
+
+/*
+ * The calls that reach a commit point (a WAL commit frame's write, a
+ * rollback journal ceasing to be hot) mark it, so the gate's admit runs
+ * there and the TXID it logged is awaited when the call returns.  Other
+ * captures (recovery, journal-less writes, a scan at a lock) are not
+ * gated: they are not an application's COMMIT returning.
+ */
+static int capture_at_commit_point_locked(database *db, int (*capture)(database *, lx_err *),
+					  lx_err *err)
+{
+	uint64_t before = db->txid;
+	int rc;
+	db->at_commit_point = 1;
+	rc = capture(db, err);
+	db->at_commit_point = 0;
+	if (rc == 0 && db->txid > before)
+		db->gate_txid = db->txid;
+	return rc;
+}
+
+/* An application's call begins (db->mu held). */
+static void app_call_begin_locked(database *db)
+{
+	db->gate_txid = 0;
+}
+
+/* ... and ends (db->mu still held): the TXID a commit point of the call
+ * logged, or 0. */
+static uint64_t app_call_end_locked(database *db)
+{
+	uint64_t txid = db->gate_txid;
+	db->gate_txid = 0;
+	return txid;
+}
+
+/*
+ * SQLite counts a WAL commit whose write failed as not made, but the frames
+ * are in the WAL and the transaction in the log.  Clearing isInit in both
+ * copies of the wal-index header makes SQLite's next reader rebuild the
+ * index from the WAL (its own recovery), which then sees the commit, so
+ * SQLite's view agrees with the log again.  The -shm is a cache of the WAL
+ * by SQLite's design: any reader may rebuild it.
+ */
+static void wal_index_reload(database *db)
+{
+	static const uint8_t zero = 0;
+	const db_observer *o = db_observer_of(db);
+	pthread_mutex_lock(&db->mu);
+	if (db->file[DBF_SHM] != NULL && db_use_files_locked(db, &(lx_err){ 0 }) == 0) {
+		for (int copy = 0; copy < 2; copy++) {
+			uint64_t off = (uint64_t)copy * WI_HEADER_SIZE + 12;   /* isInit */
+			if (pwrite(db->file[DBF_SHM]->fd, &zero, 1, (off_t)off) != 1)
+				lx_warn(db->name, "wal-index: %s", strerror(errno));
+			if (o != NULL && o->store != NULL)
+				o->store(o->ctx, db, DBF_SHM, off, &zero, 1);
+		}
+	}
+	pthread_mutex_unlock(&db->mu);
+}
+
+/*
+ * After an application's call, with db->mu released: a transaction it
+ * logged at a commit point (`txid`, 0: none) returns to the application
+ * only once the gate says so.  `rc` is the call's own result; a failure of
+ * the gate replaces a success.
+ *
+ * A call that logged nothing may still finish a commit the gate failed:
+ * the kernel splits a page write, the part that completed the commit frame
+ * failed, and SQLite writes that part again, which then repeats logged
+ * bytes.  Such a write (`rewrite`) waits for the failed TXID again, so the
+ * commit is not reported made without its acknowledgements.
+ */
+static long app_call_await(database *db, enum db_file f, uint64_t txid, int rewrite,
+			   long rc, lx_err *err)
+{
+	const db_commit_gate *g = db_gate_of(db);
+	uint64_t failed = __atomic_load_n(&db->gate_failed_txid, __ATOMIC_ACQUIRE);
+	int w;
+	if (txid == 0 && rewrite)
+		txid = failed;
+	if (rc < 0 || txid == 0 || g == NULL)
+		return rc;
+	w = g->await(g->ctx, db, txid, err);
+	if (w == 0) {
+		if (txid >= failed)
+			__atomic_compare_exchange_n(&db->gate_failed_txid, &failed, 0, 0,
+						    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+		return rc;
+	}
+	__atomic_store_n(&db->gate_failed_txid, txid, __ATOMIC_RELEASE);
+	if (f == DBF_WAL)
+		wal_index_reload(db);
+	return w;
+}
+
+
 /* The journal stops being hot: the commit point of a rollback transaction. */
 static int journal_finalized_locked(database *db, lx_err *err)
 {
@@ -260,7 +359,7 @@ static int journal_finalized_locked(database *db, lx_err *err)
 	if (!db->journal_hot)
 		return 0;
 	LX_FAILPOINT("rollback.commit.before_log");
-	rc = db_capture_rollback_locked(db, err);
+	rc = capture_at_commit_point_locked(db, db_capture_rollback_locked, err);
 	if (rc < 0)
 		return rc;
 	LX_FAILPOINT("rollback.commit.after_log");
@@ -449,7 +548,7 @@ static ssize_t write_wal_commit_locked(database *db, backing *b, const uint8_t *
 		return lx_err_sys(err, (int)-n, "db %s: write wal", db->name);
 	}
 	LX_FAILPOINT("wal.commit.before_log");
-	rc = db_capture_wal_locked(db, err);
+	rc = capture_at_commit_point_locked(db, db_capture_wal_locked, err);
 	if (rc == 0)
 		LX_FAILPOINT("wal.commit.after_log");
 	if (rc < 0) {
@@ -505,6 +604,10 @@ ssize_t db_write(database *db, enum db_file f, backing *b, const void *buf,
 		 size_t len, off_t off, lx_err *err)
 {
 	ssize_t n = db_lock_files(db, err);
+	uint64_t gated;
+	/* a WAL write below the captured end repeats logged bytes */
+	int rewrite = f == DBF_WAL && db->wal.valid && (uint64_t)off < db->wal.processed;
+	app_call_begin_locked(db);
 	if (n < 0) {
 		/* no descriptor */
 	} else if (db->failed) {
@@ -528,8 +631,9 @@ ssize_t db_write(database *db, enum db_file f, backing *b, const void *buf,
 			n = lx_err_sys(err, (int)-n, "db %s: write %s", db->name, db_file_names[f]);
 	}
 	db_note_storage_error_locked(db, n, err);
+	gated = app_call_end_locked(db);
 	pthread_mutex_unlock(&db->mu);
-	return n;
+	return app_call_await(db, f, gated, rewrite, n, err);
 }
 
 /* ---- truncate, fsync, unlink ----------------------------------------------- */
@@ -560,6 +664,8 @@ int db_truncate(database *db, enum db_file f, backing *b, off_t size,
 		lx_err *err)
 {
 	int rc = db_lock_files(db, err);
+	uint64_t gated;
+	app_call_begin_locked(db);
 	if (rc < 0)
 		/* no descriptor */;
 	else if (db->failed)
@@ -572,8 +678,9 @@ int db_truncate(database *db, enum db_file f, backing *b, off_t size,
 	else
 		rc = truncate_locked(db, f, b, size, err);
 	db_note_storage_error_locked(db, rc, err);
+	gated = app_call_end_locked(db);
 	pthread_mutex_unlock(&db->mu);
-	return rc;
+	return (int)app_call_await(db, f, gated, 0, rc, err);
 }
 
 static int sync_file(database *db, enum db_file f, int fd, int datasync, lx_err *err)
@@ -701,9 +808,46 @@ static int delete_failed_database_locked(database *db, lx_err *err)
 	return 0;
 }
 
+/* Release db->mu; then, if `sync`, fsync the log (log_users keeps db->log
+ * from being closed meanwhile). */
+static int unlock_then_sync_log(database *db, int sync, lx_err *err)
+{
+	int rc = 0;
+	if (sync)
+		__atomic_add_fetch(&db->log_users, 1, __ATOMIC_ACQ_REL);
+	pthread_mutex_unlock(&db->mu);
+	if (sync) {
+		rc = txlog_sync(db->log, err);
+		__atomic_sub_fetch(&db->log_users, 1, __ATOMIC_ACQ_REL);
+	}
+	return rc;
+}
+
+/*
+ * Sync mode, DELETE journal: the journal's unlink is the commit point, and
+ * it is awaited before it is passed through, with db->mu released (SQLite
+ * holds its EXCLUSIVE lock meanwhile, so no connection reads the database).
+ * A commit the replicas do not acknowledge then fails with its journal
+ * still hot: SQLite rolls it back, and its rollback is logged as the next
+ * transaction.  (Failing an unlink that was done would leave the kernel
+ * with a name the file system no longer has.)  Returns with db->mu held.
+ */
+static int await_journal_commit_locked(database *db, int synced, lx_err *err)
+{
+	uint64_t txid = app_call_end_locked(db);
+	int rc = unlock_then_sync_log(db, synced && db->log != NULL, err);
+	rc = (int)app_call_await(db, DBF_JOURNAL, txid, 0, rc, err);
+	pthread_mutex_lock(&db->mu);
+	if (rc == 0)
+		rc = db_use_files_locked(db, err);
+	return rc;
+}
+
 int db_unlink(database *db, enum db_file f, lx_err *err)
 {
 	int rc = db_lock_files(db, err), synced, sync_log;
+	uint64_t gated;
+	app_call_begin_locked(db);
 	synced = db->txn_synced;   /* of the transaction the unlink may commit */
 	if (rc < 0) {
 		/* no descriptor */
@@ -715,12 +859,18 @@ int db_unlink(database *db, enum db_file f, lx_err *err)
 		rc = delete_failed_database_locked(db, err);
 	} else if (f == DBF_JOURNAL) {
 		rc = journal_finalized_locked(db, err);        /* DELETE mode commit */
+		if (rc == 0 && db->gate_txid != 0 && db_gate_of(db) != NULL) {
+			rc = await_journal_commit_locked(db, synced, err);
+			synced = 0;                            /* the log was synced */
+		}
 	} else if (f == DBF_WAL) {
 		rc = db_capture_wal_locked(db, err);
 		db_wal_reset_locked(db);
 	} else if (f == DBF_DB) {
 		rc = delete_database_locked(db, err);
 	}
+	if (rc == 0 && db->file[f] == NULL)     /* gone while the commit was awaited */
+		rc = lx_err_set(err, ENOENT, "db %s: no %s", db->name, db_file_names[f]);
 	if (rc == 0)
 		db_preserve_locked(db, f, 0, UINT64_MAX);
 	if (rc == 0 && unlinkat(db->dirfd, db_file_names[f], 0) < 0)
@@ -736,29 +886,18 @@ int db_unlink(database *db, enum db_file f, lx_err *err)
 	/* DELETE mode's commit: durable in the log when the application
 	 * fsynced the transaction (synchronous=OFF never pays a sync). */
 	sync_log = rc == 0 && f == DBF_JOURNAL && synced && db->log != NULL;
+	gated = app_call_end_locked(db);
 	if (sync_log)
-		__atomic_add_fetch(&db->log_users, 1, __ATOMIC_ACQ_REL);  /* db->log outlives the unlock */
-	pthread_mutex_unlock(&db->mu);
-	if (sync_log) {
-		rc = txlog_sync(db->log, err);
-		__atomic_sub_fetch(&db->log_users, 1, __ATOMIC_ACQ_REL);
-	}
-	return rc;
+		rc = unlock_then_sync_log(db, 1, err);
+	else
+		pthread_mutex_unlock(&db->mu);
+	return (int)app_call_await(db, f, gated, 0, rc, err);
 }
 
 int db_sync_log(database *db, lx_err *err)
 {
-	int rc = 0, sync;
 	pthread_mutex_lock(&db->mu);
-	sync = db->log != NULL && txlog_unsynced(db->log);
-	if (sync)
-		__atomic_add_fetch(&db->log_users, 1, __ATOMIC_ACQ_REL);  /* db->log outlives the unlock */
-	pthread_mutex_unlock(&db->mu);
-	if (sync) {
-		rc = txlog_sync(db->log, err);
-		__atomic_sub_fetch(&db->log_users, 1, __ATOMIC_ACQ_REL);
-	}
-	return rc;
+	return unlock_then_sync_log(db, db->log != NULL && txlog_unsynced(db->log), err);
 }
 
 /* ---- a deleted database gives everything back ------------------------------- */

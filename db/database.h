@@ -98,14 +98,34 @@ typedef struct db_observer {
 } db_observer;
 
 /*
+ * Synchronous replication's hold on the commits of applications
+ * (replication.mode sync; replica/sync_commit.h implements it).  Only the
+ * calls an application makes through the mount are gated; recovery,
+ * snapshots and a replica's applier are not.
+ */
+typedef struct db_commit_gate {
+	void *ctx;
+	/* Before a transaction is logged at an application's commit point,
+	 * db->mu held (must not block): 0 to go on, or -errno with a message:
+	 * the commit fails before anything is logged. */
+	int (*admit)(void *ctx, database *db, lx_err *err);
+	/* After an application's call logged transactions up to `txid`, with
+	 * db->mu released: returns 0 when the call may succeed, or -errno
+	 * with a message (the call fails; what it logged stays committed). */
+	int (*await)(void *ctx, database *db, uint64_t txid, lx_err *err);
+} db_commit_gate;
+
+/*
  * Shared by every database of a store: commit notifications (streams to
- * replicas wait on them) and the observer.  Owned by the store.
+ * replicas wait on them), the observer and the commit gate.  Owned by the
+ * store.
  */
 typedef struct db_events {
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
 	uint64_t seq;                  /* bumped at every logged transaction */
 	const db_observer *observer;   /* atomic; NULL until a mount registers */
+	const db_commit_gate *gate;    /* atomic; NULL: commits do not wait */
 } db_events;
 
 /* Durability policy of the log (config key data.sync). */
@@ -201,6 +221,13 @@ struct database {
 	/* Rollback-journal transaction in progress. */
 	int journal_hot;
 	int txn_synced;            /* the application fsynced during it */
+	int at_commit_point;       /* a commit point's capture runs: it passes
+				      the commit gate's admit */
+	uint64_t gate_txid;        /* the TXID the running call logged at a
+				      commit point (0: none): awaited */
+	uint64_t gate_failed_txid; /* atomic: the gate failed the call that logged
+				      this TXID and nothing acknowledged it since
+				      (0: none); see app_call_await() */
 	uint64_t *dirty_bits;      /* bitmap by pgno */
 	size_t dirty_words;
 	uint32_t *dirty;           /* dirty pgnos in first-write order */

@@ -85,6 +85,24 @@ static inline const db_observer *db_observer_of(const database *db)
 	return db->opt.events ? __atomic_load_n(&db->opt.events->observer, __ATOMIC_ACQUIRE) : NULL;
 }
 
+/* The store's commit gate (replication.mode sync), or NULL. */
+static inline const db_commit_gate *db_gate_of(const database *db)
+{
+	return db->opt.events ? __atomic_load_n(&db->opt.events->gate, __ATOMIC_ACQUIRE) : NULL;
+}
+
+/* The gate's admit for a transaction about to be logged at an
+ * application's commit point (db->at_commit_point); 0 elsewhere or without
+ * a gate. */
+static inline int db_gate_admit_locked(database *db, lx_err *err)
+{
+	const db_commit_gate *g;
+	db_assert_locked(db);
+	if (!db->at_commit_point || (g = db_gate_of(db)) == NULL)
+		return 0;
+	return g->admit(g->ctx, db, err);
+}
+
 /* Tell the mount that [off, off+len) of file f changed behind its back. */
 static inline void db_tell_inval(database *db, enum db_file f, uint64_t off, uint64_t len)
 {

@@ -189,11 +189,15 @@ static void reply_negative(fuse_req_t req)
 
 /* Log an error that reaches the application through an errno.  Not a write
  * a read-only node refused: that is the node's role, logged once where the
- * role changed, and a client retrying would flood the log. */
+ * role changed, and a client retrying would flood the log.  Nor a commit
+ * synchronous replication refused (ENOTCONN): replica/sync_commit.c logs
+ * when the replicas went out of sync and counts each refusal. */
 static int report(const fs_node *n, const lx_err *err, int rc)
 {
 	if (rc == -EROFS && n != NULL && n->db != NULL && db_writes_refused(n->db))
 		return EROFS;
+	if (rc == -ENOTCONN)
+		return ENOTCONN;
 	if (rc < 0 && rc != -ENOENT && rc != -EAGAIN && rc != -EEXIST)
 		lx_warn(n && n->db ? n->db->name : "fuse", "%s",
 			err->msg[0] ? err->msg : strerror(-rc));
@@ -553,7 +557,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	rc = db_unlink(db, (enum db_file)kind, &err);
 	if (rc == 0)
 		fs_dir_pending_add(fs, db, 0);
-	if (rc < 0 && !(rc == -EROFS && db_writes_refused(db)))   /* see report() */
+	if (rc < 0 && rc != -ENOTCONN && !(rc == -EROFS && db_writes_refused(db)))   /* see report() */
 		lx_warn(db->name, "unlink %s: %s", name, err.msg);
 	/* The last file of a deleted database: give everything back, before
 	 * the unlink returns (so `rm` leaves nothing behind). */

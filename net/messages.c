@@ -242,8 +242,12 @@ static void put_replica(text_buf *b, const status_msg_replica *r)
 {
 	text_put(b, "{\"node_id\":\"%016" PRIx64 "\",\"addr\":", r->node_id);
 	text_put_json_string(b, r->addr);
-	text_put(b, ",\"connected_ms\":%" PRId64 ",\"ready\":%s,\"databases\":[",
-		 r->connected_ms, r->ready ? "true" : "false");
+	text_put(b, ",\"connected_ms\":%" PRId64 ",\"ready\":%s", r->connected_ms,
+		 r->ready ? "true" : "false");
+	if (r->has_sync)
+		text_put(b, ",\"in_sync\":%s,\"last_ack_ms\":%" PRId64,
+			 r->in_sync ? "true" : "false", r->last_ack_ms);
+	text_put(b, ",\"databases\":[");
 	for (size_t i = 0; i < r->n_dbs; i++) {
 		const status_msg_position *p = &r->dbs[i];
 		text_put(b, "%s{\"name\":", i ? "," : "");
@@ -252,6 +256,29 @@ static void put_replica(text_buf *b, const status_msg_replica *r)
 			 PRIu64 "}", p->txid, p->checksum, p->behind);
 	}
 	text_put(b, "]}");
+}
+
+static void put_replication(text_buf *b, const status_msg_replication *r)
+{
+	text_put(b, ",\"replication\":{\"mode\":");
+	text_put_json_string(b, r->mode);
+	text_put(b, ",\"min_acks\":%" PRIu64 ",\"on_timeout\":", r->min_acks);
+	text_put_json_string(b, r->on_timeout);
+	text_put(b, ",\"sync_timeout_ms\":%" PRId64, r->sync_timeout_ms);
+	if (r->has_state) {
+		text_put(b, ",\"state\":");
+		text_put_json_string(b, r->state);
+		if (r->reason != NULL) {
+			text_put(b, ",\"reason\":");
+			text_put_json_string(b, r->reason);
+		}
+		text_put(b, ",\"since_ms\":%" PRId64 ",\"in_sync\":%" PRIu64
+			 ",\"commits_waited\":%" PRIu64 ",\"timeouts\":%" PRIu64
+			 ",\"refused\":%" PRIu64 ",\"unreplicated\":%" PRIu64
+			 ",\"wait_avg_ms\":%.3f", r->since_ms, r->in_sync, r->commits_waited,
+			 r->timeouts, r->refused, r->unreplicated, r->wait_avg_ms);
+	}
+	text_put(b, "}");
 }
 
 int status_msg_encode(const status_msg *m, text_buf *out)
@@ -279,7 +306,10 @@ int status_msg_encode(const status_msg *m, text_buf *out)
 			text_put(out, ",");
 		put_replica(out, &m->replicas[i]);
 	}
-	text_put(out, "]}\n");
+	text_put(out, "]");
+	if (m->has_replication)
+		put_replication(out, &m->replication);
+	text_put(out, "}\n");
 	return out->oom ? -ENOMEM : 0;
 }
 
@@ -371,6 +401,10 @@ static int rd_replica(json_t *r, const char *at, status_msg_replica *rep, lx_err
 	    rd_bool(r, at, "ready", 1, &rep->ready, err) < 0 ||
 	    rd_array(r, at, "databases", sizeof(*rep->dbs), &arr, &items, &rep->n_dbs, err) < 0)
 		return -EPROTO;
+	rep->has_sync = json_object_get(r, "in_sync") != NULL;
+	if (rep->has_sync && (rd_bool(r, at, "in_sync", 1, &rep->in_sync, err) < 0 ||
+			      rd_i64(r, at, "last_ack_ms", 0, &rep->last_ack_ms, err) < 0))
+		return -EPROTO;
 	rep->dbs = items;
 	json_array_foreach(arr, i, p) {
 		char here[AT_MAX * 2];
@@ -382,6 +416,39 @@ static int rd_replica(json_t *r, const char *at, status_msg_replica *rep, lx_err
 		    rd_u64(p, here, "behind", 0, &rep->dbs[i].behind, err) < 0)
 			return -EPROTO;
 	}
+	return 0;
+}
+
+/* "replication" (absent from older nodes). */
+static int rd_replication(json_t *o, status_msg *m, lx_err *err)
+{
+	json_t *r = json_object_get(o, "replication"), *avg;
+	status_msg_replication *p = &m->replication;
+	const char *at = "replication";
+	if (r == NULL)
+		return 0;
+	if (need_object(r, at, err) < 0)
+		return -EPROTO;
+	m->has_replication = 1;
+	if (rd_str(r, at, "mode", 1, &p->mode, err) < 0 ||
+	    rd_u64(r, at, "min_acks", 0, &p->min_acks, err) < 0 ||
+	    rd_str(r, at, "on_timeout", 0, &p->on_timeout, err) < 0 ||
+	    rd_i64(r, at, "sync_timeout_ms", 0, &p->sync_timeout_ms, err) < 0)
+		return -EPROTO;
+	if (json_object_get(r, "state") == NULL)
+		return 0;
+	avg = json_object_get(r, "wait_avg_ms");
+	p->has_state = 1;
+	if (rd_str(r, at, "state", 1, &p->state, err) < 0 ||
+	    rd_str(r, at, "reason", 0, &p->reason, err) < 0 ||
+	    rd_i64(r, at, "since_ms", 0, &p->since_ms, err) < 0 ||
+	    rd_u64(r, at, "in_sync", 0, &p->in_sync, err) < 0 ||
+	    rd_u64(r, at, "commits_waited", 0, &p->commits_waited, err) < 0 ||
+	    rd_u64(r, at, "timeouts", 0, &p->timeouts, err) < 0 ||
+	    rd_u64(r, at, "refused", 0, &p->refused, err) < 0 ||
+	    rd_u64(r, at, "unreplicated", 0, &p->unreplicated, err) < 0)
+		return -EPROTO;
+	p->wait_avg_ms = json_is_number(avg) ? json_number_value(avg) : 0;
 	return 0;
 }
 
@@ -410,6 +477,8 @@ static int rd_status(json_t *o, status_msg *m, lx_err *err)
 		if (rd_db(v, at, &m->dbs[i], err) < 0)
 			return -EPROTO;
 	}
+	if (rd_replication(o, m, err) < 0)
+		return -EPROTO;
 	/* A node before replicas were reported: none. */
 	if (json_object_get(o, "replicas") == NULL)
 		return 0;

@@ -87,9 +87,28 @@ typedef struct status_msg_replica {
 	const char *addr;
 	int64_t connected_ms;
 	int ready;
+	int has_sync;               /* replication.mode sync: the two below */
+	int in_sync;                /* counts for replication.min-acks */
+	int64_t last_ack_ms;        /* wall clock of its last acknowledgement; 0: none */
 	status_msg_position *dbs;
 	size_t n_dbs;
 } status_msg_replica;
+
+/* The node's replication mode ("replication" in /status). */
+typedef struct status_msg_replication {
+	const char *mode;           /* "async" or "sync" */
+	uint64_t min_acks;
+	const char *on_timeout;     /* "fail" or "degrade" */
+	int64_t sync_timeout_ms;
+	/* sync mode, on the primary: */
+	int has_state;
+	const char *state;          /* "in-sync", "degraded" (degrade) or "refusing" (fail) */
+	const char *reason;         /* NULL when in sync */
+	int64_t since_ms;           /* wall clock the state began; 0 when in sync */
+	uint64_t in_sync;           /* replicas in sync now */
+	uint64_t commits_waited, timeouts, refused, unreplicated;
+	double wait_avg_ms;         /* mean commit wait */
+} status_msg_replication;
 
 typedef struct status_msg {
 	uint64_t node_id;           /* JSON "%016x" string */
@@ -102,6 +121,8 @@ typedef struct status_msg {
 	size_t n_dbs;
 	status_msg_replica *replicas;
 	size_t n_replicas;
+	int has_replication;
+	status_msg_replication replication;
 	void *doc;                  /* decoded: the parsed document and arrays */
 } status_msg;
 

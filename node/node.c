@@ -32,6 +32,7 @@ struct node {
 	uint64_t node_id;
 	int64_t started_ms;
 	stream_hub hub;
+	sync_commit *sync;              /* replication.mode sync; NULL: async */
 	elector *elector;               /* NULL with a static lease */
 	lease *lease;                   /* the elector's: used before it starts and in
 					 * its callbacks (its thread) only */
@@ -210,6 +211,8 @@ static void on_promoted(void *ctx, uint64_t epoch, int64_t write_until,
 	snprintf(n->leader.hostname, sizeof(n->leader.hostname), "%s",
 		 n->config->lease.hostname);
 	store_set_lease(n->store, epoch, write_until);
+	if (n->sync != NULL)            /* before the first write can commit */
+		sync_commit_set_active(n->sync, 1, epoch);
 	store_set_readonly(n->store, 0);
 	stream_hub_set_paused(&n->hub, 0);
 	pthread_mutex_unlock(&n->mu);
@@ -226,6 +229,8 @@ static void on_fenced(void *ctx)
 {
 	node *n = ctx;
 	store_set_readonly(n->store, 1);      /* first: no write after this */
+	if (n->sync != NULL)                  /* commits still waiting fail */
+		sync_commit_set_active(n->sync, 0, 0);
 	stream_hub_set_paused(&n->hub, 1);
 	pthread_mutex_lock(&n->mu);
 	__atomic_store_n(&n->primary, 0, __ATOMIC_RELEASE);
@@ -355,6 +360,16 @@ int node_start(node **out, const ltxfs_config *c, store *st, uint64_t node_id, l
 	node_http_options(&n->http, c);
 	pthread_mutex_init(&n->mu, NULL);
 	stream_hub_init(&n->hub, st, 1000);
+	if (c->replication.mode == CONFIG_REPL_SYNC) {
+		sync_options so = { c->replication.min_acks,
+				    (int64_t)(c->replication.sync_timeout_ns / 1000000),
+				    c->replication.on_timeout == CONFIG_REPL_DEGRADE };
+		if ((rc = sync_commit_new(&n->sync, st, &so, err)) < 0) {
+			node_free(n);
+			return rc;
+		}
+		n->hub.sync = n->sync;
+	}
 	/* Until the lease says otherwise, a replica with no primary. */
 	store_set_readonly(st, 1);
 	stream_hub_set_paused(&n->hub, 1);
@@ -375,6 +390,8 @@ void node_stop(node *n)
 		return;
 	elector_stop(n->elector);         /* fences and releases if primary */
 	n->elector = NULL;
+	if (n->sync != NULL)              /* a static primary: waiting commits end */
+		sync_commit_set_active(n->sync, 0, 0);
 	unfollow(n);
 	stream_hub_stop(&n->hub);
 }
@@ -384,6 +401,7 @@ void node_free(node *n)
 	if (n == NULL)
 		return;
 	stream_hub_destroy(&n->hub);
+	sync_commit_free(n->sync);
 	pthread_mutex_destroy(&n->mu);
 	free(n);
 }
@@ -415,6 +433,15 @@ static void node_refresh(void *arg, node_status *ns)
 		ns->ready = n->primary;
 	}
 	pthread_mutex_unlock(&n->mu);
+	ns->repl_mode = n->config->replication.mode == CONFIG_REPL_SYNC ? "sync" : "async";
+	ns->repl_on_timeout = n->config->replication.on_timeout == CONFIG_REPL_DEGRADE ?
+			      "degrade" : "fail";
+	ns->repl_min_acks = n->config->replication.min_acks;
+	ns->repl_sync_timeout_ms = (int64_t)(n->config->replication.sync_timeout_ns / 1000000);
+	if (n->sync != NULL) {
+		sync_commit_stats(n->sync, &ns->sync);
+		ns->has_sync = ns->sync.active;
+	}
 	ns->renew_ms = -1;
 	if (n->elector != NULL) {
 		elector_stats es;

@@ -45,6 +45,7 @@ typedef struct events_session {
 	char role[16], primary[256];
 	uint64_t epoch;
 	int ready;
+	char sync_state[16];       /* replication.mode sync, primary: the last said */
 	seen_db *dbs;
 	size_t n_dbs;
 	text_buf out;              /* lines not sent yet */
@@ -80,11 +81,28 @@ static void emit(events_session *e, json_t *o)
 	e->last_line_ms = lx_mono_ms();
 }
 
+/* "sync" when synchronous replication's state changed (the primary). */
+static void look_at_sync(events_session *e, const node_status *n)
+{
+	const char *state = n->has_sync ? status_sync_state(&n->sync) : "";
+	if (strcmp(state, e->sync_state) == 0)
+		return;
+	snprintf(e->sync_state, sizeof(e->sync_state), "%s", state);
+	if (!n->has_sync)
+		return;
+	emit(e, json_pack("{s:s, s:s, s:s?, s:I, s:I, s:I}", "type", "sync", "state", state,
+			  "reason", n->sync.degraded ? n->sync.degraded_reason : NULL,
+			  "in_sync", (json_int_t)n->sync.in_sync,
+			  "min_acks", (json_int_t)n->sync.min_acks,
+			  "at_ms", (json_int_t)lx_wall_ms()));
+}
+
 /* "node" at the start, "role" when it changed. */
 static void look_at_node(events_session *e, const char *type)
 {
 	node_status n;
 	http_node_now(e->server, &n);
+	look_at_sync(e, &n);
 	if (strcmp(type, "role") == 0 && strcmp(n.role, e->role) == 0 &&
 	    strcmp(n.primary, e->primary) == 0 && n.epoch == e->epoch && n.ready == e->ready)
 		return;

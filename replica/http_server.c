@@ -194,6 +194,10 @@ static enum MHD_Result reply_health(http_server *s, struct MHD_Connection *c)
 			 " ms ago (http.health-max-lag is %" PRId64 " ms)", node.lag_ms,
 			 node.health_max_lag_ms);
 		why = msg;
+	} else if (primary && node.has_sync && node.sync.degraded) {
+		snprintf(msg, sizeof(msg), "replication %s: %s", status_sync_state(&node.sync),
+			 node.sync.degraded_reason);
+		why = msg;
 	} else if (s->hooks.backup != NULL &&
 		   backup_shipper_lagging(s->hooks.backup, msg, sizeof(msg))) {
 		why = msg;
@@ -401,6 +405,8 @@ static enum MHD_Result start_stream(http_server *s, struct MHD_Connection *c, re
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/x-ltxfs-stream");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	MHD_add_response_header(resp, "Ltxfs-Node-Id", hex);
+	if (s->hub->sync != NULL && !catch_up)
+		MHD_add_response_header(resp, "Ltxfs-Acks", "1");
 	if (node.cluster_id && *node.cluster_id)
 		MHD_add_response_header(resp, "Ltxfs-Cluster-Id", node.cluster_id);
 	{
@@ -411,6 +417,44 @@ static enum MHD_Result start_stream(http_server *s, struct MHD_Connection *c, re
 	ok = MHD_queue_response(c, MHD_HTTP_OK, resp);
 	MHD_destroy_response(resp);
 	return ok;
+}
+
+/* ---- POST /ack -------------------------------------------------------------- */
+
+/* A replica's acknowledgements (replication.mode sync): 200, or 409 when
+ * they are not for this primary, 503 when this node does not wait for any. */
+static enum MHD_Result do_ack(http_server *s, struct MHD_Connection *c, request *r)
+{
+	const char *id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Ltxfs-Node-Id");
+	const char *epoch = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Ltxfs-Epoch");
+	const char *cu = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Ltxfs-Caught-Up");
+	uint64_t node_id, ep;
+	proto_pos *pos;
+	size_t n;
+	lx_err err;
+	int rc;
+	if (s->hub == NULL || s->hub->sync == NULL || !stream_hub_serving(s->hub))
+		return http_reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+			"this node is not a primary in replication.mode sync");
+	if (parse_hex64(id, &node_id) < 0)
+		return http_reply_error(c, MHD_HTTP_BAD_REQUEST,
+			"missing or malformed Ltxfs-Node-Id");
+	if (epoch == NULL || parse_dec64(epoch, &ep) < 0)
+		return http_reply_error(c, MHD_HTTP_BAD_REQUEST, "missing or malformed "
+			"Ltxfs-Epoch: expected the lease epoch as a decimal number");
+	if (proto_pos_decode(r->body, r->len, &pos, &n, &err) < 0) {
+		lx_warn("http", "POST /ack from %016" PRIx64 ": %s", node_id, err.msg);
+		return http_reply_error(c, MHD_HTTP_BAD_REQUEST, err.code == EPROTONOSUPPORT ?
+					err.msg : "malformed position body");
+	}
+	rc = sync_commit_ack(s->hub->sync, node_id, ep, pos, n,
+			     cu != NULL && strcmp(cu, "1") == 0, &err);
+	free(pos);
+	if (rc == -ESTALE)
+		return http_reply_error(c, MHD_HTTP_CONFLICT, err.msg);
+	if (rc < 0)
+		return http_reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err.msg);
+	return http_reply_json(c, MHD_HTTP_OK, json_pack("{s:i}", "accepted", rc));
 }
 
 static int body_append(request *r, const char *data, size_t len)
@@ -495,7 +539,8 @@ static enum MHD_Result begin_request(http_server *s, struct MHD_Connection *c,
 		return MHD_NO;
 	r->upload_fd = -1;
 	r->body_max = import ? s->limits.max_import_size :
-		      strcmp(url, "/stream") == 0 ? PROTO_BODY_MAX : HTTP_SMALL_BODY_MAX;
+		      strcmp(url, "/stream") == 0 || strcmp(url, "/ack") == 0 ? PROTO_BODY_MAX :
+		      HTTP_SMALL_BODY_MAX;
 	*state = r;
 	if (http_auth_guard(s, c, method, url, &answer)) {
 		r->refused = 1;
@@ -511,7 +556,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			      const char *upload, size_t *upload_size, void **state)
 {
 	http_server *s = cls;
-	int stream = strcmp(url, "/stream") == 0;
+	int stream = strcmp(url, "/stream") == 0 || strcmp(url, "/ack") == 0;
 	int import = strcmp(url, "/import") == 0 && strcmp(method, MHD_HTTP_METHOD_POST) == 0;
 	request *r = *state;
 	(void)version;
@@ -539,7 +584,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
 			return http_reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED,
 				"method not allowed");
-		return start_stream(s, c, r);
+		return url[1] == 's' ? start_stream(s, c, r) : do_ack(s, c, r);
 	}
 	if (strcmp(url, "/promote") == 0 || strcmp(url, "/handoff") == 0) {
 		if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)

@@ -5,7 +5,7 @@
  * Request body, replica to primary (the replica's position of each of its
  * databases, with a few earlier positions of its history, newest first, so
  * that a primary can tell where a diverged replica left its history):
- *     "LTXP"  u32 version (2)  u32 count
+ *     "LTXP"  u32 version (3)  u32 count
  *     count x { u16 name_len, name, u64 txid, u64 checksum,
  *               u16 n_hist, n_hist x { u64 txid, u64 checksum } }
  *     u64 XXH3-64 of every preceding byte
@@ -28,7 +28,7 @@
 
 #include "base/err.h"
 
-#define PROTO_VERSION 2
+#define PROTO_VERSION 3
 #define PROTO_FRAME_HEADER_SIZE 32
 #define PROTO_NAME_MAX 255
 #define PROTO_POS_MAX_DBS 100000

@@ -105,6 +105,44 @@ static int to_msg_replica(const stream_replica *r, const status_db *const *dbs, 
 	return 0;
 }
 
+const char *status_sync_state(const sync_stats *s)
+{
+	return !s->degraded ? "in-sync" : s->degrade ? "degraded" : "refusing";
+}
+
+static void to_msg_replication(const node_status *node, status_msg_replication *r)
+{
+	const sync_stats *s = &node->sync;
+	*r = (status_msg_replication){ .mode = node->repl_mode, .min_acks = node->repl_min_acks,
+				       .on_timeout = node->repl_on_timeout,
+				       .sync_timeout_ms = node->repl_sync_timeout_ms };
+	if (!node->has_sync)
+		return;
+	r->has_state = 1;
+	r->state = status_sync_state(s);
+	r->reason = s->degraded ? s->degraded_reason : NULL;
+	r->since_ms = s->degraded_since_ms;
+	r->in_sync = s->in_sync;
+	r->commits_waited = s->waits;
+	r->timeouts = s->timeouts;
+	r->refused = s->refused;
+	r->unreplicated = s->unreplicated;
+	r->wait_avg_ms = s->waits ? s->wait_sum_s * 1000.0 / (double)s->waits : 0;
+}
+
+/* A connected replica's standing in the set in sync. */
+static void to_msg_replica_sync(const node_status *node, status_msg_replica *r)
+{
+	if (!node->has_sync)
+		return;
+	r->has_sync = 1;
+	for (size_t i = 0; i < node->sync.n_replicas; i++)
+		if (node->sync.replicas[i].node_id == r->node_id) {
+			r->in_sync = node->sync.replicas[i].in_sync;
+			r->last_ack_ms = node->sync.replicas[i].last_ack_ms;
+		}
+}
+
 /* The message's arrays borrow every string from the arguments; only the
  * untracked databases' reasons are written, into `why`. */
 int status_render_json(text_buf *out, const node_status *node,
@@ -141,8 +179,13 @@ int status_render_json(text_buf *out, const node_status *node,
 		sorted[i] = &dbs[i];
 	if (sorted != NULL)
 		qsort(sorted, n, sizeof(*sorted), by_name);
-	for (size_t i = 0; i < nreps && rc == 0; i++)
+	for (size_t i = 0; i < nreps && rc == 0; i++) {
 		rc = to_msg_replica(&reps[i], sorted, sorted ? n : 0, &m.replicas[i]);
+		to_msg_replica_sync(node, &m.replicas[i]);
+	}
+	m.has_replication = node->repl_mode != NULL;
+	if (m.has_replication)
+		to_msg_replication(node, &m.replication);
 	if (rc == 0)
 		rc = status_msg_encode(&m, out);
 out:
@@ -185,6 +228,36 @@ static uint64_t v_refused(const db_status *s) { return s->commits_refused; }
 static void put_counter(text_buf *b, const char *name, const char *help, uint64_t v)
 {
 	text_put(b, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n", name, help, name, name, v);
+}
+
+/* Synchronous replication's metrics (the primary in sync mode). */
+static void put_sync_metrics(text_buf *b, const node_status *node)
+{
+	const sync_stats *s = &node->sync;
+	uint64_t count = s->wait_le[SYNC_WAIT_BUCKETS - 1];
+	if (!node->has_sync)
+		return;
+	text_put(b, "# HELP ltxfs_sync_commit_wait_seconds How long commits waited for "
+		 "replication.min-acks acknowledgements.\n"
+		 "# TYPE ltxfs_sync_commit_wait_seconds histogram\n");
+	for (size_t i = 0; i < SYNC_WAIT_BUCKETS - 1; i++)
+		text_put(b, "ltxfs_sync_commit_wait_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+			 sync_wait_bounds_s[i], s->wait_le[i]);
+	text_put(b, "ltxfs_sync_commit_wait_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
+		 "ltxfs_sync_commit_wait_seconds_sum %.6f\n"
+		 "ltxfs_sync_commit_wait_seconds_count %" PRIu64 "\n", count, s->wait_sum_s, count);
+	put_counter(b, "ltxfs_sync_commit_timeouts_total", "Commits not acknowledged within "
+		    "replication.sync-timeout.", s->timeouts);
+	put_counter(b, "ltxfs_sync_commits_refused_total", "Commits failed because too few "
+		    "replicas were in sync (on-timeout fail).", s->refused);
+	put_counter(b, "ltxfs_sync_commits_unreplicated_total", "Commits acknowledged without "
+		    "replication.min-acks replicas (on-timeout degrade).", s->unreplicated);
+	text_put(b, "# HELP ltxfs_sync_replicas_in_sync Replicas that count for "
+		 "replication.min-acks now.\n# TYPE ltxfs_sync_replicas_in_sync gauge\n"
+		 "ltxfs_sync_replicas_in_sync %u\n", s->in_sync);
+	text_put(b, "# HELP ltxfs_sync_degraded 1 while fewer than replication.min-acks "
+		 "replicas are in sync.\n# TYPE ltxfs_sync_degraded gauge\n"
+		 "ltxfs_sync_degraded %d\n", s->degraded);
 }
 
 /* The backup's metrics: totals, and per database its stored TXID and the
@@ -311,5 +384,6 @@ int status_render_metrics(text_buf *out, const node_status *node,
 		      "Writes of transactions refused since start because the log could not "
 		      "take them.", dbs, n, v_refused);
 	put_backup_metrics(out, node, dbs, n);
+	put_sync_metrics(out, node);
 	return out->oom ? -ENOMEM : 0;
 }

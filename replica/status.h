@@ -16,6 +16,7 @@
 #include "base/text_buf.h"
 #include "db/database.h"
 #include "replica/stream_server.h"
+#include "replica/sync_commit.h"
 
 typedef struct node_status {
 	uint64_t node_id;
@@ -40,7 +41,18 @@ typedef struct node_status {
 	uint64_t databases_retired;  /* deleted databases given back since start */
 	int backup_on;               /* backup.url is set: backup totals below */
 	backup_totals backup;
+	/* replication.* (docs/design.md, "Synchronous replication") */
+	const char *repl_mode;       /* "async" or "sync"; NULL: not reported */
+	const char *repl_on_timeout; /* "fail" or "degrade" */
+	unsigned repl_min_acks;
+	int64_t repl_sync_timeout_ms;
+	int has_sync;                /* the primary in sync mode: `sync` is filled */
+	sync_stats sync;
 } node_status;
+
+/* The state of synchronous replication in words: "in-sync", "degraded"
+ * (on-timeout degrade) or "refusing" (on-timeout fail). */
+const char *status_sync_state(const sync_stats *s);
 
 typedef struct status_db {
 	const char *name;

@@ -19,6 +19,7 @@
 #include "lease/cluster_id.h"
 #include "ltx/ltx.h"
 #include "net/http_client.h"
+#include "replica/acker.h"
 #include "replica/proto.h"
 #include "replica/receive.h"
 
@@ -64,6 +65,13 @@ struct stream_client {
 	size_t points_got;
 	lx_err fail;                    /* why the connection is being ended */
 	int received;                   /* bytes arrived on this connection */
+
+	/* sync mode: the primary asked for acknowledgements (Ltxfs-Acks) */
+	int acks_wanted;
+	acker *acker;                   /* started at the first such stream */
+	database **to_ack;              /* applied since the last acknowledgement */
+	size_t n_to_ack, cap_to_ack;
+	int ack_all;                    /* READY: acknowledge every database */
 };
 
 /* What the other side is, for messages: a catch-up streams from a member. */
@@ -74,11 +82,75 @@ static const char *peer_kind(const stream_client_options *o)
 
 /* ---- frames ------------------------------------------------------------------ */
 
+/* Remember that `db` moved, to acknowledge it once its log is durable. */
+static void note_applied(stream_client *c, database *db)
+{
+	if (!c->acks_wanted || db == NULL)
+		return;
+	for (size_t i = 0; i < c->n_to_ack; i++)
+		if (c->to_ack[i] == db)
+			return;
+	if (c->n_to_ack == c->cap_to_ack) {
+		size_t cap = c->cap_to_ack ? c->cap_to_ack * 2 : 16;
+		database **v = realloc(c->to_ack, cap * sizeof(*v));
+		if (v == NULL) {
+			c->ack_all = 1;      /* acknowledge everything instead */
+			return;
+		}
+		c->to_ack = v;
+		c->cap_to_ack = cap;
+	}
+	c->to_ack[c->n_to_ack++] = db;
+}
+
+/* fsync the database's log, then tell the primary where it stands. */
+static void ack_database(stream_client *c, database *db)
+{
+	uint64_t txid, ck;
+	lx_err err;
+	if (db_sync_log(db, &err) < 0) {
+		lx_warn("replica", "db %s: not acknowledged: %s", db->name, err.msg);
+		return;
+	}
+	db_position(db, &txid, &ck);
+	if (txid > 0 && acker_add(c->acker, db->name, txid, ck) < 0)
+		lx_warn("replica", "db %s: not acknowledged: out of memory", db->name);
+}
+
+/*
+ * Acknowledge what the bytes just parsed applied (sync mode): once per
+ * callback, so a burst of transactions costs one fsync per database and
+ * one POST /ack.
+ */
+static void send_acks(stream_client *c)
+{
+	if (!c->acks_wanted || c->acker == NULL)
+		return;
+	if (c->ack_all) {
+		database **dbs = NULL;
+		size_t n = 0;
+		if (store_list(c->store, &dbs, &n) == 0) {
+			for (size_t i = 0; i < n; i++)
+				ack_database(c, dbs[i]);
+			acker_ready(c->acker);
+		}
+		free(dbs);
+	} else {
+		for (size_t i = 0; i < c->n_to_ack; i++)
+			ack_database(c, c->to_ack[i]);
+	}
+	c->ack_all = 0;
+	c->n_to_ack = 0;
+}
+
 static int ltx_frame_done(stream_client *c)
 {
 	int snapshot;
 	int64_t ts;
+	database *db = c->in.db;
 	int rc = receive_finish(&c->in, &snapshot, &ts);
+	if (rc == 0)
+		note_applied(c, db);
 	if (rc < 0) {
 		lx_err_set(&c->fail, c->in.err.code ? c->in.err.code : -rc, "%s", c->in.err.msg);
 	} else {
@@ -143,6 +215,7 @@ static int frame_done(stream_client *c)
 			lx_info("replica", "caught up with the %s %s", peer_kind(&c->opt),
 				c->opt.primary_name);
 		__atomic_store_n(&c->primary_ts_ms, lx_wall_ms(), __ATOMIC_RELAXED);
+		c->ack_all = c->acks_wanted;    /* caught up: join the set in sync */
 		break;
 	case FRAME_DELETED:
 		db = store_find(c->store, c->name);
@@ -252,7 +325,9 @@ static void on_response_header(void *arg, const char *name, size_t name_len,
 			       const char *value, size_t value_len)
 {
 	stream_client *c = arg;
-	if (name_len == 11 && strncasecmp(name, "Ltxfs-Epoch", 11) == 0) {
+	if (name_len == 10 && strncasecmp(name, "Ltxfs-Acks", 10) == 0) {
+		c->acks_wanted = value_len >= 1 && value[0] == '1';
+	} else if (name_len == 11 && strncasecmp(name, "Ltxfs-Epoch", 11) == 0) {
 		char buf[32];
 		char *end;
 		snprintf(buf, sizeof(buf), "%.*s",
@@ -297,6 +372,21 @@ static int check_cluster(stream_client *c)
 	return 0;
 }
 
+/* A primary in sync mode wants acknowledgements: the acker sends them. */
+static int start_acks(stream_client *c)
+{
+	lx_err err;
+	if (!c->acks_wanted || c->opt.catch_up)
+		return 0;
+	if (c->acker == NULL &&
+	    acker_start(&c->acker, c->opt.primary_url, c->opt.node_id, c->opt.http, &err) < 0)
+		return lx_err_set(&c->fail, err.code, "acknowledgements: %s", err.msg);
+	acker_set_epoch(c->acker, c->peer_epoch);
+	c->n_to_ack = 0;
+	c->ack_all = 0;
+	return 0;
+}
+
 /* The stream's bytes (a 2xx answer), as they arrive: -1 ends the
  * connection, with the reason in c->fail. */
 static int on_stream(void *arg, const char *data, size_t len)
@@ -306,11 +396,16 @@ static int on_stream(void *arg, const char *data, size_t len)
 		if (check_epoch(c) < 0 || check_cluster(c) < 0)
 			return -1;
 		c->received = 1;
+		if (start_acks(c) < 0)
+			return -1;
 		__atomic_store_n(&c->connected, 1, __ATOMIC_RELEASE);
 		lx_info("replica", "streaming from the %s %s (%s)", peer_kind(&c->opt),
 			c->opt.primary_name, c->opt.primary_url);
 	}
-	return parse(c, (const uint8_t *)data, len) == len ? 0 : -1;
+	if (parse(c, (const uint8_t *)data, len) != len)
+		return -1;
+	send_acks(c);
+	return 0;
 }
 
 /* Earlier positions of the database's own history (see proto.h). */
@@ -419,6 +514,7 @@ static int stream_once(stream_client *c)
 	c->peer_epoch = 0;
 	c->peer_has_epoch = 0;
 	c->received = 0;
+	c->acks_wanted = 0;
 	c->state = ST_HEADER;
 	c->fhead_len = 0;
 	request_headers(c, line, headers);
@@ -509,6 +605,8 @@ static void client_free(stream_client *c)
 {
 	receive_reset(&c->in);
 	free(c->points);
+	acker_stop(c->acker);
+	free(c->to_ack);
 	http_client_close(c->http);
 	if (c->spool_fd >= 0)
 		close(c->spool_fd);

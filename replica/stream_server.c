@@ -506,6 +506,8 @@ int stream_session_new(stream_session **out, stream_hub *h, uint64_t node_id,
 	s->next = h->sessions;
 	h->sessions = s;
 	pthread_mutex_unlock(&h->mu);
+	if (h->sync != NULL && !catch_up)
+		sync_commit_replica_up(h->sync, node_id);
 	lx_info("stream", "%s %016" PRIx64 " (%s) connected with %zu databases",
 		catch_up ? "new primary catching up:" : "replica", node_id, s->addr, n);
 	*out = s;
@@ -639,6 +641,8 @@ void stream_session_free(stream_session *s)
 				break;
 			}
 		pthread_mutex_unlock(&s->hub->mu);
+		if (s->hub->sync != NULL && !s->catch_up)
+			sync_commit_replica_down(s->hub->sync, s->node_id);
 	}
 	if (s->snap) {
 		ltx_encoder_free(&s->enc);

@@ -27,6 +27,7 @@
 #include "base/err.h"
 #include "db/store.h"
 #include "replica/proto.h"
+#include "replica/sync_commit.h"
 
 typedef struct stream_session stream_session;
 
@@ -40,6 +41,8 @@ typedef struct stream_hub {
 	stream_session *sessions;      /* list */
 	uint64_t snapshots_sent;       /* counters, under mu */
 	uint64_t transactions_sent;
+	sync_commit *sync;             /* replication.mode sync: sessions are its
+					  replicas (set before the server starts); NULL: async */
 } stream_hub;
 
 void stream_hub_init(stream_hub *h, store *st, int heartbeat_ms);

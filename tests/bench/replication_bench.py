@@ -22,6 +22,11 @@ measures one of them only.  The primary's speed is measured on plain.
              and with a final fsync, as the replica syncs its copy).
   primary    insert_bench (WAL, NORMAL) on the primary alone, then with two
              replicas attached, in the same run.
+  sync       replication.mode async against sync (min-acks 1, two replicas
+             each), side by side: insert_bench tx/s, and the latency of
+             single autocommit INSERTs (p50/p99) from Python's sqlite3; then
+             sync with 20 ms added each way between the replicas and the
+             primary (delay_proxy.py: +40 ms per round trip).
 
 Prints a markdown table and writes it to --out.
 """
@@ -40,6 +45,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "sqlite"))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import ltxfsmount  # noqa: E402
+from delay_proxy import DelayProxy  # noqa: E402
 from tls_pki import make_ca, make_cert  # noqa: E402
 
 HOST = "bench-primary"
@@ -265,6 +271,96 @@ def primary_speed(c, args, label):
             % (statistics.median(cpu_alone), us[0], us[1], us[2], os.cpu_count()), ""]
 
 
+SYNC = "replication:\n  mode: sync\n  min-acks: 1\n  sync-timeout: 5s\n"
+
+
+def replica_lease(port):
+    return ("lease:\n  type: static\n  candidate: false\n  hostname: %s\n"
+            "  advertise-url: \"http://127.0.0.1:%d\"\n" % (HOST, port))
+
+
+def start_pair(binary, work, sync, via_port=None):
+    """A primary (sync or async) and two replicas reaching it directly or
+    through `via_port` (a proxy in front of the primary's port)."""
+    c = Cluster(binary, work)
+    if sync:
+        c.primary.extra_config += SYNC
+    c.primary.start()
+    for i in (1, 2):
+        r = ltxfsmount.LtxfsMount(binary, os.path.join(work, "replica%d" % i),
+                                  lease=replica_lease(via_port or c.primary.port))
+        c.replicas.append(r)
+        r.start()
+    return c
+
+
+def commit_latencies(mnt, n):
+    """Seconds each of `n` single autocommit INSERTs took (WAL, NORMAL)."""
+    con = sqlite3.connect(os.path.join(mnt, "lat.db"), timeout=30, isolation_level=None)
+    con.execute("PRAGMA journal_mode=wal").fetchall()
+    con.execute("PRAGMA synchronous=NORMAL")
+    con.execute("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v BLOB)")
+    row = os.urandom(200)
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        con.execute("INSERT INTO t(v) VALUES (?)", (row,))
+        out.append(time.perf_counter() - t0)
+    con.close()
+    return out
+
+
+def pct(v, q):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(q * len(v)))]
+
+
+def sync_table(binary, args, work):
+    """async vs sync side by side (alternating), then sync across 40 ms."""
+    rate = {"async": [], "sync": []}
+    lat = {"async": [], "sync": []}
+    pairs = {m: start_pair(binary, os.path.join(work, "sync-" + m), m == "sync")
+             for m in ("async", "sync")}
+    try:
+        time.sleep(1)
+        for _ in range(args.repeat):
+            for m in ("async", "sync"):
+                rate[m].append(insert_rate(args.insert_bench, pairs[m].primary.mnt,
+                                           args.seconds / 2))
+                lat[m] += commit_latencies(pairs[m].primary.mnt, 1000)
+    finally:
+        for c in pairs.values():
+            c.stop()
+    far = []
+    wan = Cluster(binary, os.path.join(work, "sync-wan"))
+    wan.primary.extra_config += SYNC
+    wan.primary.start()
+    try:
+        with DelayProxy("127.0.0.1", wan.primary.port, 20) as proxy:
+            for i in (1, 2):
+                r = ltxfsmount.LtxfsMount(binary, os.path.join(work, "sync-wan", "r%d" % i),
+                                          lease=replica_lease(proxy.port))
+                wan.replicas.append(r)
+                r.start()
+            time.sleep(1)
+            far = commit_latencies(wan.primary.mnt, 100)
+    finally:
+        wan.stop()
+    a, s = statistics.median(rate["async"]), statistics.median(rate["sync"])
+    ms = lambda v: v * 1000.0  # noqa: E731
+    return ["| replication.mode (2 replicas, min-acks 1), INSERT WAL+NORMAL | async | sync |",
+            "|---|---|---|",
+            "| insert_bench tx/s | %.0f | %.0f (%.2fx) |" % (a, s, s / a),
+            "| commit latency p50 | %.3f ms | %.3f ms (+%.3f) |"
+            % (ms(pct(lat["async"], 0.5)), ms(pct(lat["sync"], 0.5)),
+               ms(pct(lat["sync"], 0.5) - pct(lat["async"], 0.5))),
+            "| commit latency p99 | %.3f ms | %.3f ms (+%.3f) |"
+            % (ms(pct(lat["async"], 0.99)), ms(pct(lat["sync"], 0.99)),
+               ms(pct(lat["sync"], 0.99) - pct(lat["async"], 0.99))),
+            "| sync, replicas 40 ms away: commit latency p50 / p99 | | %.1f / %.1f ms |"
+            % (ms(pct(far, 0.5)), ms(pct(far, 0.99))), ""]
+
+
 def cell(by_mode, modes, fmt, key):
     return " | ".join(fmt % by_mode[m][key] for m in modes)
 
@@ -344,6 +440,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--tls", choices=("both", "plain", "tls"), default="both",
                     help="lag and snapshot: over plain HTTP, over HTTPS with a token, or both")
+    ap.add_argument("--only-sync", action="store_true",
+                    help="measure only async against sync replication")
     ap.add_argument("--skip-primary", action="store_true",
                     help="leave out the primary's speed with replicas")
     args = ap.parse_args()
@@ -356,15 +454,19 @@ def main():
     lines = ["# ltxfs replication benchmark", "",
              "tls: HTTPS (mutual TLS, EC P-256) and a bearer token on every request; "
              "plain: HTTP, no token.", ""]
+    if args.only_sync:
+        modes = ()
     clusters = {m: Cluster(binary, os.path.join(work, m), pki if m == "tls" else None)
                 for m in modes}
+    lines += sync_table(binary, args, work)
     try:
         for m in modes:
             clusters[m].primary.start()
-        if not args.skip_primary:
+        if not args.skip_primary and modes:
             lines += primary_speed(clusters[modes[0]], args, modes[0])
-        lines += lag_table(clusters, modes, args)
-        lines += snapshot_table(clusters, modes, args, work)
+        if modes:
+            lines += lag_table(clusters, modes, args)
+            lines += snapshot_table(clusters, modes, args, work)
     finally:
         for c in clusters.values():
             c.stop()

@@ -44,6 +44,7 @@ class Writers:
 
     def __init__(self, nodes):
         self.nodes = nodes
+        self.tried = set()         # every value a writer tried
         self.acked = []            # (value, node name, t_start, t_end)
         self.lock = threading.Lock()
         self.stop = threading.Event()
@@ -54,6 +55,8 @@ class Writers:
         while not self.stop.is_set():
             value = "%s-%d" % (node.name, seq)
             seq += 1
+            with self.lock:
+                self.tried.add(value)
             t0 = time.monotonic()
             if F.try_write(node, value, busy_timeout=0.1):
                 with self.lock:

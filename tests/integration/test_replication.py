@@ -218,7 +218,7 @@ def test_malformed_stream_requests_are_refused(node_factory):
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(req, timeout=10)
     assert e.value.code == 400
-    assert "protocol version 1, this node version 2" in e.value.read().decode()
+    assert "protocol version 1, this node version 3" in e.value.read().decode()
 
 
 def test_a_replica_that_saw_a_newer_epoch_is_refused(node_factory):

@@ -293,7 +293,7 @@ static void test_known_keys(void)
 		CHECK(strstr(err.msg, "unknown key") == NULL);
 		config_free(&c);
 	}
-	CHECK_EQ_INT(56, n);
+	CHECK_EQ_INT(60, n);
 	CHECK(strcmp(keys[0], "fuse.dir") == 0);
 	CHECK(strcmp(keys[n - 1], "exec") == 0);
 }
@@ -1046,7 +1046,7 @@ static void test_dump(void)
 	CHECK_STR_CONTAINS(text, "lease:\n  type: consul\n");
 	CHECK_STR_CONTAINS(text, "\n  consul:\n    url: \"http://127.0.0.1:8500\"\n"
 			   "    key: \"app/primary\"\n    # token: (set, not shown)\n    ttl: \"2s\"\n"
-			   "    lock-delay: \"500ms\"\nlog:");
+			   "    lock-delay: \"500ms\"\nreplication:\n  mode: async\n");
 	CHECK(strstr(text, "s3cret") == NULL);      /* a secret is never printed */
 	for (const char *const *k = config_known_keys(); *k != NULL; k++) {
 		char needle[80];
@@ -1065,7 +1065,7 @@ static void test_dump(void)
 			     "    url: http://127.0.0.1:2379\n    ttl: 3s\n", &err));
 	text = dump_to_string(&c);
 	CHECK_STR_CONTAINS(text, "\n  etcd:\n    url: \"http://127.0.0.1:2379\"\n"
-			   "    key: \"ltxfs/primary\"\n    ttl: \"3s\"\nlog:");
+			   "    key: \"ltxfs/primary\"\n    ttl: \"3s\"\nreplication:\n");
 	CHECK(strstr(text, "consul") == NULL);
 	free(text);
 	config_free(&c);

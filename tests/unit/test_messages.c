@@ -26,7 +26,8 @@ static status_msg_position positions[] = {
 
 static status_msg_replica replicas[] = {
 	{ .node_id = 0xfedcba9876543210ULL, .addr = "10.0.0.2:4000", .connected_ms = 1700000000000,
-	  .ready = 1, .dbs = positions, .n_dbs = 2 },
+	  .ready = 1, .dbs = positions, .n_dbs = 2, .has_sync = 1, .in_sync = 1,
+	  .last_ack_ms = 1700000000999 },
 	{ .node_id = 1, .addr = "[::1]:5", .connected_ms = 0, .ready = 0, .dbs = NULL, .n_dbs = 0 },
 };
 
@@ -51,7 +52,12 @@ static status_msg sample_status(void)
 		.node_id = 0xabc, .hostname = "host-1", .role = "primary", .primary = "host-1",
 		.lease = "consul", .epoch = 12, .cluster_id = "LTXFS-CLUSTER", .uptime_ms = 2500,
 		.ready = 1, .lag_ms = -1, .dbs = dbs, .n_dbs = 3, .replicas = replicas,
-		.n_replicas = 2,
+		.n_replicas = 2, .has_replication = 1,
+		.replication = { .mode = "sync", .min_acks = 2, .on_timeout = "degrade",
+				 .sync_timeout_ms = 5000, .has_state = 1, .state = "degraded",
+				 .reason = "1 of 2 replicas \"in sync\"", .since_ms = 77,
+				 .in_sync = 1, .commits_waited = 10, .timeouts = 2, .refused = 3,
+				 .unreplicated = 4, .wait_avg_ms = 0.5 },
 	};
 }
 
@@ -99,9 +105,27 @@ static void check_status(const status_msg *w, const status_msg *g)
 	CHECK_EQ_U64(w->n_dbs, g->n_dbs);
 	for (size_t i = 0; i < w->n_dbs && i < g->n_dbs; i++)
 		check_db(&w->dbs[i], &g->dbs[i]);
+	CHECK_EQ_INT(w->has_replication, g->has_replication);
+	CHECK_SAME_STR(w->replication.mode, g->replication.mode);
+	CHECK_EQ_U64(w->replication.min_acks, g->replication.min_acks);
+	CHECK_SAME_STR(w->replication.on_timeout, g->replication.on_timeout);
+	CHECK_EQ_INT(w->replication.sync_timeout_ms, g->replication.sync_timeout_ms);
+	CHECK_EQ_INT(w->replication.has_state, g->replication.has_state);
+	CHECK_SAME_STR(w->replication.state, g->replication.state);
+	CHECK_SAME_STR(w->replication.reason, g->replication.reason);
+	CHECK_EQ_INT(w->replication.since_ms, g->replication.since_ms);
+	CHECK_EQ_U64(w->replication.in_sync, g->replication.in_sync);
+	CHECK_EQ_U64(w->replication.commits_waited, g->replication.commits_waited);
+	CHECK_EQ_U64(w->replication.timeouts, g->replication.timeouts);
+	CHECK_EQ_U64(w->replication.refused, g->replication.refused);
+	CHECK_EQ_U64(w->replication.unreplicated, g->replication.unreplicated);
+	CHECK(w->replication.wait_avg_ms == g->replication.wait_avg_ms);
 	CHECK_EQ_U64(w->n_replicas, g->n_replicas);
 	for (size_t i = 0; i < w->n_replicas && i < g->n_replicas; i++) {
 		const status_msg_replica *a = &w->replicas[i], *b = &g->replicas[i];
+		CHECK_EQ_INT(a->has_sync, b->has_sync);
+		CHECK_EQ_INT(a->in_sync, b->in_sync);
+		CHECK_EQ_INT(a->last_ack_ms, b->last_ack_ms);
 		CHECK_EQ_U64(a->node_id, b->node_id);
 		CHECK_SAME_STR(a->addr, b->addr);
 		CHECK_EQ_INT(a->connected_ms, b->connected_ms);

@@ -88,7 +88,7 @@ static void test_positions_other_version(void)
 	lx_err err;
 	buf[7] = 1;                          /* version 1 */
 	CHECK_EQ_INT(-EPROTONOSUPPORT, proto_pos_decode(buf, len, &v, &n, &err));
-	CHECK_STR_CONTAINS(err.msg, "protocol version 1, this node version 2");
+	CHECK_STR_CONTAINS(err.msg, "protocol version 1, this node version 3");
 	CHECK_STR_CONTAINS(err.msg, "run one ltxfs version on every node");
 	free(buf);
 }
