@@ -145,18 +145,29 @@ static void hold_step(elector *e)
 	e->next_renew = lx_mono_ms() + (e->lease->ttl_ms / 10 < 500 ? e->lease->ttl_ms / 10 : 500);
 }
 
-/* Tell the node, with the members to catch up from (none: a hand-off). */
+/* Tell the node, with the members to catch up from (none: a hand-off).
+ * A node that declines gets the lease released for it, and waits a TTL. */
 static void promote(elector *e, uint64_t epoch, int64_t valid, int with_peers)
 {
 	lease_holder *peers = with_peers ? calloc(MEMBERS_MAX, sizeof(*peers)) : NULL;
 	size_t n = 0;
 	lx_err err;
+	int rc;
 	if (peers != NULL && e->lease->ops->members(e->lease, peers, MEMBERS_MAX, &n, &err) < 0) {
 		lx_warn("lease", "cannot list the cluster's members: %s (no catch-up)", err.msg);
 		n = 0;
 	}
-	e->cb.promoted(e->cb.ctx, epoch, valid - e->opt.margin_ms, peers, n);
+	rc = e->cb.promoted(e->cb.ctx, epoch, valid - e->opt.margin_ms, peers, n);
 	free(peers);
+	if (rc == 0)
+		return;
+	e->holding = 0;
+	e->index = 0;
+	if (e->lease->ops->release(e->lease, &err) < 0)
+		lx_warn("lease", "release: %s (the lease expires by itself)", err.msg);
+	else
+		lx_info("lease", "released the lease: this node declined to write");
+	sleep_until(e, lx_mono_ms() + e->lease->ttl_ms);
 }
 
 /* Record this node as a member, until that works once. */

@@ -32,9 +32,13 @@ typedef struct elector_callbacks {
 	 * the lease service records (this node among them), for the catch-up
 	 * before the first write; none after a hand-off, whose taker has
 	 * caught up already.  Runs on the elector's thread, so it must return
-	 * well within ttl/2 (the next renew waits for it). */
-	void (*promoted)(void *ctx, uint64_t epoch, int64_t write_until,
-			 const lease_holder *peers, size_t n_peers);
+	 * well within ttl/2 (the next renew waits for it).  Returns 0, or -1
+	 * when the node declines to write (it cannot be sure to hold every
+	 * acknowledged transaction, replication.mode sync): the elector then
+	 * releases the lease and waits a TTL before it tries again, so that
+	 * another candidate may. */
+	int (*promoted)(void *ctx, uint64_t epoch, int64_t write_until,
+			const lease_holder *peers, size_t n_peers);
 	/* A renew moved the write deadline. */
 	void (*extended)(void *ctx, int64_t write_until);
 	/* Stop accepting writes now: the lease is lost, or given up. */

@@ -99,8 +99,9 @@ static long probe_timeout(int64_t budget_ms)
 	return (long)(t < 300 ? 300 : t > 2000 ? 2000 : t);
 }
 
-/* The reachable peer furthest ahead of us, or -1. */
-static int furthest_ahead(store *st, const catch_up_options *o, uint64_t *ahead)
+/* The reachable peer furthest ahead of us, or -1; o->answered counts the
+ * members that answered, this node included. */
+static int furthest_ahead(store *st, catch_up_options *o, uint64_t *ahead)
 {
 	status_msg *v = calloc(o->n_peers ? o->n_peers : 1, sizeof(*v));
 	int best = -1;
@@ -108,10 +109,12 @@ static int furthest_ahead(store *st, const catch_up_options *o, uint64_t *ahead)
 	if (v == NULL)
 		return -1;
 	probe_all(o, v, probe_timeout(o->budget_ms));
+	o->answered = 1;
 	for (size_t i = 0; i < o->n_peers; i++) {
 		uint64_t a;
 		if (v[i].doc == NULL)
 			continue;
+		o->answered++;
 		a = txids_ahead(st, &v[i]);
 		status_msg_free(&v[i]);
 		if (a > *ahead) {
@@ -151,7 +154,7 @@ static int stream_from(store *st, const catch_up_options *o, const lease_holder 
 	return ready ? 1 : -1;
 }
 
-int catch_up(store *st, const catch_up_options *o)
+int catch_up(store *st, catch_up_options *o)
 {
 	int64_t start = lx_mono_ms(), deadline = start + o->budget_ms;
 	uint64_t ahead;

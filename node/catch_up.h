@@ -40,11 +40,15 @@ typedef struct catch_up_options {
 	int64_t budget_ms;              /* the whole catch-up, status requests included */
 	const http_client_options *http;  /* TLS and token for calls to members;
 					   * NULL: none */
+	size_t answered;                /* out: members that answered, this node
+					   included */
 } catch_up_options;
 
 /* Catch up; never fails (what it could not do is logged).  Returns 1 if it
  * streamed from a peer up to its READY, 0 if no reachable peer was ahead,
- * -1 if one was and the catch-up did not complete. */
-int catch_up(store *st, const catch_up_options *o);
+ * -1 if one was and the catch-up did not complete.  o->answered says how
+ * many members it heard from (replication.mode sync needs enough of them:
+ * node.c). */
+int catch_up(store *st, catch_up_options *o);
 
 #endif

@@ -141,12 +141,22 @@ static void on_follow(void *ctx, const lease_holder *h)
 	}
 }
 
-/* Before the first write: the newest history a reachable member holds
- * (node/catch_up.h).  Within half the TTL: the elector renews after this. */
-static void catch_up_with(node *n, const lease_holder *peers, size_t n_peers)
+/*
+ * Before the first write: the newest history a reachable member holds
+ * (node/catch_up.h).  Within half the TTL: the elector renews after this.
+ *
+ * In sync mode this is a rule, not a best effort: every acknowledged
+ * transaction is on min-acks replicas, all members but the old primary.
+ * Hearing from n_members - min_acks of them (this node included) means at
+ * least one holds it, so the catch-up brings it here.  Fewer, or a catch-up
+ * that did not complete: the node declines to write (-1), and says why.
+ */
+static int catch_up_with(node *n, const lease_holder *peers, size_t n_peers)
 {
 	catch_up_options o;
 	char cluster[CLUSTER_ID_SIZE];
+	size_t need;
+	int rc;
 	pthread_mutex_lock(&n->mu);
 	memcpy(cluster, n->cluster_id, CLUSTER_ID_SIZE);
 	pthread_mutex_unlock(&n->mu);
@@ -159,8 +169,26 @@ static void catch_up_with(node *n, const lease_holder *peers, size_t n_peers)
 	o.n_peers = n_peers;
 	o.budget_ms = n->ttl_ms / 2;
 	o.http = &n->http;
-	if (catch_up(n->store, &o) > 0)
+	rc = catch_up(n->store, &o);
+	if (rc > 0)
 		adopt_cluster_id(n);
+	if (n->sync == NULL)
+		return 0;
+	/* members unknown: nobody to be sure with (2 > this node alone) */
+	need = n_peers == 0 ? 2 : n_peers > n->config->replication.min_acks ?
+	       n_peers - n->config->replication.min_acks : 1;
+	if (rc < 0 || o.answered < need) {
+		lx_warn("node", "replication.mode sync: %s; staying read-only, so that no "
+			"acknowledged transaction is lost (another candidate may take the "
+			"lease)", rc < 0 ? "the catch-up from the member furthest ahead did "
+			"not complete" : "too few members answered to be sure to hold every "
+			"acknowledged transaction");
+		lx_warn("node", "heard from %zu of %zu members, this node included; "
+			"replication.min-acks %u needs %zu", o.answered, n_peers,
+			n->config->replication.min_acks, need);
+		return -1;
+	}
+	return 0;
 }
 
 /* A new primary's cluster ID (created here if it has none) is stored next
@@ -194,16 +222,19 @@ static int cluster_bound(node *n)
 	return 1;
 }
 
-static void on_promoted(void *ctx, uint64_t epoch, int64_t write_until,
+static int on_promoted(void *ctx, uint64_t epoch, int64_t write_until,
 			const lease_holder *peers, size_t n_peers)
 {
 	node *n = ctx;
 	unfollow(n);
 	adopt_cluster_id(n);
-	if (n_peers > 0)
-		catch_up_with(n, peers, n_peers);
+	/* peers NULL: a hand-off, whose taker caught up with the old primary;
+	 * none listed: a fixed (static) primary, or members unknown */
+	if (peers != NULL && (n_peers > 0 || n->sync != NULL) &&
+	    catch_up_with(n, peers, n_peers) < 0)
+		return -1;
 	if (!cluster_bound(n))
-		return;
+		return 0;
 	pthread_mutex_lock(&n->mu);
 	__atomic_store_n(&n->primary, 1, __ATOMIC_RELEASE);
 	n->epoch = epoch;
@@ -217,6 +248,7 @@ static void on_promoted(void *ctx, uint64_t epoch, int64_t write_until,
 	stream_hub_set_paused(&n->hub, 0);
 	pthread_mutex_unlock(&n->mu);
 	lx_info("node", "primary now (epoch %" PRIu64 "): writes accepted", epoch);
+	return 0;
 }
 
 static void on_extended(void *ctx, int64_t write_until)
@@ -249,7 +281,7 @@ static int start_static(node *n, lx_err *err)
 	if (c->lease.candidate) {
 		rc = cluster_id_load_or_create(c->data.dir, n->cluster_id, err);
 		if (rc == 0)
-			on_promoted(n, 1, 0, NULL, 0);   /* static: one epoch, no deadline */
+			(void)on_promoted(n, 1, 0, NULL, 0);   /* static: one epoch, no deadline */
 		return rc;
 	}
 	rc = cluster_id_load(c->data.dir, n->cluster_id, err);

@@ -72,7 +72,15 @@ class DelayProxy:
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
-    def __exit__(self, *exc):
+    async def _shutdown(self):
         self.server.close()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def __exit__(self, *exc):
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        self.loop.close()

@@ -147,3 +147,31 @@ def test_sync_mode_loses_no_acknowledged_write(node_factory, tmp_path, backend):
     print("sync %s x%d: %d writes acknowledged, 0 lost; %d tried; a new primary "
           "acknowledged a write p50 %.2f s, max %.2f s after the cut"
           % (backend, ROUNDS, len(acked), len(w.tried), takes[len(takes) // 2], takes[-1]))
+
+
+@pytest.mark.deadline(240)
+def test_a_candidate_that_cannot_be_sure_stays_read_only(node_factory, tmp_path):
+    """Sync mode, min-acks 1 of three members: with one replica down and the
+    primary killed, the remaining candidate hears from itself only, so it
+    cannot be sure to hold every acknowledged transaction: it takes no write
+    and says why.  Once the other replica is back, one of them takes over
+    with every acknowledged write."""
+    os.makedirs(str(tmp_path / "consul"))
+    with Network(NODES) as net, \
+            F.lease_server("consul", str(tmp_path / "consul"), host=net.gateway) as server:
+        nodes, p = start_cluster(net, node_factory, server)
+        a, b = [n for n in nodes if n is not p]
+        b.stop()
+        acked = [v for v in ("before-%d" % i for i in range(20)) if F.try_write(p, v)]
+        assert acked, p.log_tail(20)
+        p.kill()
+        deadline = time.monotonic() + 12       # several TTLs (2 s)
+        while time.monotonic() < deadline:
+            assert not F.try_write(a, "unsure"), "a candidate wrote without being sure"
+            time.sleep(0.2)
+        assert "staying read-only" in a.log_text(), a.log_tail(30)
+        b.start()
+        winner, _ = F.wait_writable([a, b], "after", timeout=60)
+        history = final_history([a, b])
+        assert set(acked) <= history, sorted(set(acked) - history)
+        assert "unsure" not in history and "after" in history
