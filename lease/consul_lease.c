@@ -9,6 +9,17 @@
  * until at least (send time of the last successful create/renew) + TTL:
  * that is valid_until.  Not holding: the key's value names the holder; a
  * blocking query on the key tells at once when it changes.
+ *
+ * A dead holder (its process gone) would hold the key until Consul
+ * invalidates its session, up to twice the TTL.  A candidate that knows
+ * the holder is dead breaks its hold (cl_break_holder): it writes a fence
+ * (KEY-fence) first, then destroys the holder's session.  Every node that
+ * sees a fence acquires only one TTL after it first saw it, which is after
+ * the dead holder's write deadline (its last renew was sent before the
+ * fence was written, and its deadline is that send time plus TTL minus a
+ * margin).  A node checks the fence before acquiring and again after (a
+ * fence written in between makes it let go and wait); the node that
+ * acquires past a fence clears it.
  */
 #include "lease/consul_lease.h"
 
@@ -17,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "lease/consul.h"
 
@@ -29,6 +41,9 @@ typedef struct consul_lease {
 	int abort;                      /* atomic: interrupt() */
 	char members[512];              /* KEY-nodes/ */
 	char key[512];                  /* the lease key */
+	char fence[520];                /* KEY-fence */
+	uint64_t fence_index;           /* the fence seen last (ModifyIndex) */
+	int64_t fence_seen_ms;          /* ... first seen then (monotonic) */
 } consul_lease;
 
 static consul_lease *of(lease *l)
@@ -51,20 +66,56 @@ static int acquire_key(consul_lease *cl, int64_t sent, const lease_holder *me, u
 	return rc;
 }
 
+/* 1 while a fence keeps this node from acquiring (one TTL from when it
+ * first saw it), 0 when it may; *index: the fence's ModifyIndex, 0 if
+ * there is none. */
+static int fence_blocks(consul_lease *cl, uint64_t *index, lx_err *err)
+{
+	consul_entry e;
+	uint64_t qi = 0;
+	int rc = consul_get(cl->c, cl->fence, &qi, 0, 1, &e, err);
+	*index = 0;
+	if (rc < 0)
+		return rc;
+	if (!e.present || e.value_len == 0)
+		return 0;
+	*index = e.modify_index;
+	if (cl->fence_index != e.modify_index) {
+		cl->fence_index = e.modify_index;
+		cl->fence_seen_ms = lx_mono_ms();
+		lx_info("lease", "a dead primary's lease was broken: no node acquires before its "
+			"write deadline (%lld ms from now)", (long long)cl->base.ttl_ms);
+	}
+	return lx_mono_ms() < cl->fence_seen_ms + cl->base.ttl_ms;
+}
+
 static int cl_acquire(lease *l, const lease_holder *me, uint64_t *epoch, int64_t *valid_until,
 		      lx_err *err)
 {
 	consul_lease *cl = of(l);
+	uint64_t fence, again;
 	int64_t sent;
-	int rc;
+	int rc = fence_blocks(cl, &fence, err);
 
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
 	/* A fresh session for every attempt: an old one may have expired. */
 	consul_session_destroy(cl->c, NULL);
 	rc = consul_session_create(cl->c, &sent, err);
 	if (rc == 0)
 		rc = acquire_key(cl, sent, me, epoch, valid_until, err);
-	if (rc <= 0)   /* not needed (or unknown: an ambiguous acquire is undone) */
-		consul_session_destroy(cl->c, NULL);
+	if (rc == 1) {
+		rc = fence_blocks(cl, &again, err);
+		if (rc == 0 && again == fence) {
+			if (fence != 0)        /* spent: the next election need not wait */
+				consul_put_cas(cl->c, cl->fence, "", fence, NULL);
+			return 1;
+		}
+		consul_release(cl->c, NULL);   /* a fence appeared meanwhile: let go, wait */
+		rc = rc < 0 ? rc : 0;
+	}
+	/* not needed (or unknown: an ambiguous acquire is undone) */
+	consul_session_destroy(cl->c, NULL);
 	return rc;
 }
 
@@ -106,6 +157,26 @@ static int cl_watch(lease *l, uint64_t *index, int64_t wait_ms, lease_holder *h,
 		return lx_err_wrap(err, "lease key held by session %s: ", e.session);
 	h->epoch = e.modify_index;
 	return 1;
+}
+
+static int cl_break_holder(lease *l, const char *holder_url, lx_err *err)
+{
+	consul_lease *cl = of(l);
+	consul_entry e;
+	lease_holder h;
+	uint64_t index = 0;
+	int rc = consul_get(cl->c, NULL, &index, 0, 1, &e, err);
+	if (rc < 0)
+		return rc;
+	if (!e.present || e.session[0] == '\0' || e.value_len == 0 ||
+	    lease_holder_decode(e.value, e.value_len, &h, NULL) < 0 ||
+	    strcmp(h.advertise_url, holder_url) != 0)
+		return 0;                      /* someone else holds it now */
+	/* The fence first: once the session is gone, the key is free. */
+	rc = consul_put(cl->c, cl->fence, e.session, err);
+	if (rc == 0)
+		rc = consul_session_destroy_id(cl->c, e.session, err);
+	return rc < 0 ? rc : 1;
 }
 
 static int cl_give(lease *l, char *token, size_t cap, lx_err *err)
@@ -253,7 +324,7 @@ static int cl_bind_cluster(lease *l, char *id, size_t cap, lx_err *err)
 
 static const lease_ops consul_lease_ops = {
 	cl_acquire, cl_renew, cl_release, cl_watch, cl_give, cl_take, cl_interrupt, cl_resume,
-	cl_announce, cl_members, cl_bind_cluster, cl_close, "consul",
+	cl_announce, cl_members, cl_bind_cluster, cl_break_holder, cl_close, "consul",
 };
 
 int consul_lease_open(lease **out, const consul_lease_options *o, lx_err *err)
@@ -282,6 +353,7 @@ int consul_lease_open(lease **out, const consul_lease_options *o, lx_err *err)
 	cl->base.ttl_ms = o->ttl_ms;
 	snprintf(cl->members, sizeof(cl->members), "%s" MEMBERS_SUFFIX, o->key);
 	snprintf(cl->key, sizeof(cl->key), "%s", o->key);
+	snprintf(cl->fence, sizeof(cl->fence), "%s-fence", o->key);
 	*out = &cl->base;
 	return 0;
 }

@@ -47,6 +47,9 @@ struct elector {
 	uint64_t index;
 	int warned;
 	int announced;                  /* elector thread only */
+	char holder_url[LEASE_URL_MAX + 1];   /* elector thread only: the last holder seen */
+	char gone_url[LEASE_URL_MAX + 1];     /* under mu: a holder reported dead ... */
+	int gone;                             /* ... pending (elector_holder_gone) */
 	int announce_warned;
 	elector_stats stats;            /* written by the elector thread, atomically */
 };
@@ -230,6 +233,7 @@ static void watch_step(elector *e)
 		return;
 	}
 	succeeded(e, "the lease service");
+	snprintf(e->holder_url, sizeof(e->holder_url), "%s", rc == 1 ? h.advertise_url : "");
 	e->cb.follow(e->cb.ctx, rc == 1 ? &h : NULL);
 	if (e->index == 0)
 		e->index = 1;   /* never a non-blocking loop: Consul's indexes are >= 1 */
@@ -343,6 +347,51 @@ int elector_take(elector *e, const char *token, lx_err *err)
 	return submit(e, &r, err);
 }
 
+/*
+ * A holder reported dead (elector_holder_gone): a candidate breaks its hold
+ * if the service can do so safely (lease_ops.break_holder), instead of
+ * waiting for the service to expire it.
+ */
+static void break_dead_holder(elector *e)
+{
+	char url[LEASE_URL_MAX + 1];
+	lx_err err;
+	int rc;
+	pthread_mutex_lock(&e->mu);
+	if (!e->gone) {
+		pthread_mutex_unlock(&e->mu);
+		return;
+	}
+	e->gone = 0;
+	memcpy(url, e->gone_url, sizeof(url));
+	if (e->req == NULL && !e->stop)
+		e->lease->ops->resume(e->lease);   /* the interrupt was for us */
+	pthread_mutex_unlock(&e->mu);
+	if (e->holding || !e->opt.candidate || e->lease->ops->break_holder == NULL ||
+	    strcmp(url, e->holder_url) != 0)
+		return;
+	rc = e->lease->ops->break_holder(e->lease, url, &err);
+	if (rc < 0)
+		lx_warn("lease", "the primary at %s refuses connections, but its lease could not "
+			"be broken: %s (it expires by itself)", url, err.msg);
+	else if (rc == 1)
+		lx_warn("lease", "the primary at %s refuses connections (its process is gone): its "
+			"lease is broken, and no node acquires before its write deadline", url);
+	e->index = 0;
+}
+
+void elector_holder_gone(elector *e, const char *holder_url)
+{
+	pthread_mutex_lock(&e->mu);
+	if (!e->stop && !e->gone) {
+		snprintf(e->gone_url, sizeof(e->gone_url), "%s", holder_url);
+		e->gone = 1;
+		pthread_cond_broadcast(&e->wake);
+		e->lease->ops->interrupt(e->lease);    /* out of a blocking watch */
+	}
+	pthread_mutex_unlock(&e->mu);
+}
+
 static void *run(void *arg)
 {
 	elector *e = arg;
@@ -350,6 +399,7 @@ static void *run(void *arg)
 		if (!e->announced)
 			announce(e);
 		serve_request(e);
+		break_dead_holder(e);
 		if (e->holding)
 			hold_step(e);
 		else

@@ -63,6 +63,15 @@ int elector_start(elector **out, lease *l, const elector_options *o,
 void elector_stop(elector *e);
 
 /*
+ * The holder at `holder_url` refuses connections: its process is gone
+ * (node.c learns it from the replication stream).  A candidate then breaks
+ * its hold where the lease service allows it safely (Consul: a fence, then
+ * the session destroyed; docs/lease.md), so the cluster waits about one TTL
+ * for a new primary instead of up to two.  Any thread; returns at once.
+ */
+void elector_holder_gone(elector *e, const char *holder_url);
+
+/*
  * Hand-off (ltxfs promote).  Holder side: once the node has stopped
  * writing and the taker has caught up, give the lease away: fenced is
  * called, the lease is not released, and token[cap] gets what the taker

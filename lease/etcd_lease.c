@@ -221,7 +221,7 @@ static int el_bind_cluster(lease *l, char *id, size_t cap, lx_err *err)
 
 static const lease_ops etcd_lease_ops = {
 	el_acquire, el_renew, el_release, el_watch, el_give, el_take, el_interrupt, el_resume,
-	el_announce, el_members, el_bind_cluster, el_close, "etcd",
+	el_announce, el_members, el_bind_cluster, NULL, el_close, "etcd",
 };
 
 int etcd_lease_open(lease **out, const etcd_lease_options *o, lx_err *err)

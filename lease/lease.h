@@ -72,6 +72,13 @@ typedef struct lease_ops {
 	 * still absent; nothing when id is ""); stored and id "": copy it into
 	 * id[cap]; stored and different: -EEXIST, with the remedy. */
 	int (*bind_cluster)(lease *l, char *id, size_t cap, lx_err *err);
+	/* Optional (NULL: the service expires a silent holder within one TTL
+	 * by itself, as etcd does).  The holder whose advertise URL is
+	 * `holder_url` is dead (its address refuses connections): end its hold
+	 * now, such that no node, this one included, acquires the lease before
+	 * that holder's write deadline has passed.  1: broken; 0: that holder
+	 * no longer holds it; -errno. */
+	int (*break_holder)(lease *l, const char *holder_url, lx_err *err);
 	void (*close)(lease *l);
 	const char *name;               /* "consul" */
 } lease_ops;

@@ -291,6 +291,11 @@ static int xfer_finish(xfer *x, CURLcode cc, lx_err *err)
 		r->sent = (uint64_t)up;
 	if (curl_easy_getinfo(x->curl, CURLINFO_SIZE_DOWNLOAD_T, &down) == CURLE_OK && down > 0)
 		r->received = (uint64_t)down;
+	if (cc == CURLE_COULDNT_CONNECT) {
+		long os_errno = 0;
+		r->refused = curl_easy_getinfo(x->curl, CURLINFO_OS_ERRNO, &os_errno) == CURLE_OK &&
+			     os_errno == ECONNREFUSED;
+	}
 	if (cc == CURLE_WRITE_ERROR && x->sink_ended) {
 		r->ended_by_sink = 1;
 		cc = CURLE_OK;

@@ -123,6 +123,8 @@ typedef struct http_response {
 	char *body;                    /* the collected body, NUL-terminated (or NULL) */
 	size_t len;
 	int ended_by_sink;             /* the sink returned 1 */
+	int refused;                   /* the connection was refused (ECONNREFUSED):
+					* nothing listens at that address */
 	uint64_t sent, received;       /* body bytes on the wire (for counters) */
 } http_response;
 

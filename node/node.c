@@ -47,6 +47,7 @@ struct node {
 	struct following *follow;       /* the stream client, on a replica */
 	char cluster_id[CLUSTER_ID_SIZE];  /* ours; a replica adopts the primary's */
 	int fatal;                      /* atomic: stopped for a reason that is a failure */
+	int stopping;                   /* under mu: node_stop began */
 };
 
 /* ---- switches (elector thread, or node_start) ------------------------------ */
@@ -72,6 +73,17 @@ static void unfollow(node *n)
 		return;
 	stream_client_stop(f->client);
 	free(f);
+}
+
+/* The replica thread found the primary's process gone: a candidate may
+ * end its lease early (lease/elector.h). */
+static void on_primary_gone(void *ctx, const char *primary_url)
+{
+	node *n = ctx;
+	pthread_mutex_lock(&n->mu);       /* node_stop: the elector goes away */
+	if (!n->stopping && n->elector != NULL)
+		elector_holder_gone(n->elector, primary_url);
+	pthread_mutex_unlock(&n->mu);
 }
 
 static int follow(node *n, const lease_holder *h, lx_err *err)
@@ -101,6 +113,8 @@ static int follow(node *n, const lease_holder *h, lx_err *err)
 	f->opt.silence_ms = 5000;
 	f->opt.min_epoch = h->epoch;
 	f->opt.http = &n->http;
+	f->opt.primary_gone = on_primary_gone;
+	f->opt.gone_ctx = n;
 	lx_info("node", "following the primary %s at %s", h->hostname, h->advertise_url);
 	rc = stream_client_start(&f->client, n->store, &f->opt, err);
 	if (rc < 0) {
@@ -420,6 +434,9 @@ void node_stop(node *n)
 {
 	if (n == NULL)
 		return;
+	pthread_mutex_lock(&n->mu);
+	n->stopping = 1;
+	pthread_mutex_unlock(&n->mu);
 	elector_stop(n->elector);         /* fences and releases if primary */
 	n->elector = NULL;
 	if (n->sync != NULL)              /* a static primary: waiting commits end */

@@ -65,6 +65,8 @@ struct stream_client {
 	size_t points_got;
 	lx_err fail;                    /* why the connection is being ended */
 	int received;                   /* bytes arrived on this connection */
+	int64_t refused_since;          /* monotonic ms of the first refusal in a row; 0 */
+	int gone_told;                  /* primary_gone was called for this run */
 
 	/* sync mode: the primary asked for acknowledgements (Ltxfs-Acks) */
 	int acks_wanted;
@@ -492,6 +494,29 @@ static void report_end(stream_client *c, const http_request *q, const http_respo
 		lx_info("replica", "stream from %s ended", c->opt.primary_url);
 }
 
+/* A primary whose address refuses every connection for PRIMARY_GONE_MS
+ * is gone (its host answers, its process does not): say so once. */
+static void note_refusal(stream_client *c, int refused)
+{
+	int64_t now = lx_mono_ms();
+	if (!refused) {
+		c->refused_since = 0;
+		if (c->received)
+			c->gone_told = 0;
+		return;
+	}
+	if (c->refused_since == 0)
+		c->refused_since = now;
+	if (!c->gone_told && c->opt.primary_gone != NULL &&
+	    now - c->refused_since >= PRIMARY_GONE_MS) {
+		c->gone_told = 1;
+		lx_warn("replica", "the primary %s at %s has refused connections for %" PRId64
+			" ms: its process is gone", c->opt.primary_name, c->opt.primary_url,
+			now - c->refused_since);
+		c->opt.primary_gone(c->opt.gone_ctx, c->opt.primary_url);
+	}
+}
+
 /* One connection, until it ends.  Returns 1 if it made progress: a
  * transaction or snapshot applied, or the stream stayed up for the longest
  * backoff (then reconnecting at once costs no more than waiting would). */
@@ -540,6 +565,7 @@ static int stream_once(stream_client *c)
 	free(c->points);
 	c->points = NULL;
 	report_end(c, &q, &r, rc, &err);
+	note_refusal(c, r.refused);
 	http_response_free(&r);
 	free(body);
 	if (!c->received)

@@ -47,7 +47,14 @@ typedef struct stream_client_options {
 	const http_client_options *http;  /* TLS and token (copied; the client's
 					   * own cancel flag and timeouts are used);
 					   * NULL: none */
+	/* Called (on the replica thread) once the primary's address has refused
+	 * every connection for PRIMARY_GONE_MS: its process is gone.  Again
+	 * only after a stream worked in between.  NULL: not told. */
+	void (*primary_gone)(void *ctx, const char *primary_url);
+	void *gone_ctx;
 } stream_client_options;
+
+#define PRIMARY_GONE_MS 1000
 
 /* Start the thread.  Strings in `o` must outlive the client. */
 int stream_client_start(stream_client **out, store *st, const stream_client_options *o,

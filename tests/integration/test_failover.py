@@ -4,9 +4,9 @@ Every test runs on both lease backends (the `coord` fixture).  Three
 candidate nodes share one lease key.  Exactly one becomes primary;
 the others follow it.  A primary stopped with SIGTERM fences itself,
 releases the lease and another node accepts writes within 2 s; a primary
-killed with SIGKILL is replaced once Consul expires its session
-(Consul: 2 x TTL + lock-delay + 2 s at most; etcd, which expires leases
-at their TTL and has no lock-delay: 2 x TTL + 2 s).  The old primary rejoins as a
+killed with SIGKILL is replaced about one TTL after its death (Consul: a
+candidate breaks the dead primary's session behind a fence; etcd expires
+leases at their TTL).  The old primary rejoins as a
 replica and converges to the new primary's history.
 """
 
@@ -51,13 +51,13 @@ def coord(request, tmp_path_factory):
         yield c
 
 
-def lease_yaml(server, key, port, name, candidate=True, host="127.0.0.1"):
+def lease_yaml(server, key, port, name, candidate=True, host="127.0.0.1", ttl=TTL):
     """The lease section of a node on `server`'s backend."""
     if server.kind == "consul":
         backend = ("  consul:\n    url: \"%s\"\n    key: %s\n    ttl: %s\n    lock-delay: %s\n"
-                   % (server.url, key, TTL, LOCK_DELAY))
+                   % (server.url, key, ttl, LOCK_DELAY))
     else:
-        backend = "  etcd:\n    url: \"%s\"\n    key: %s\n    ttl: %s\n" % (server.url, key, TTL)
+        backend = "  etcd:\n    url: \"%s\"\n    key: %s\n    ttl: %s\n" % (server.url, key, ttl)
     return ("lease:\n  type: %s\n  candidate: %s\n  hostname: %s\n"
             "  advertise-url: \"http://%s:%d\"\n%s"
             % (server.kind, "true" if candidate else "false", name, host, port, backend))
@@ -71,7 +71,7 @@ def held(server, key):
     return entry is not None and entry["lease"] != 0
 
 
-def make_nodes(node_factory, coord, n=3, candidates=None):
+def make_nodes(node_factory, coord, n=3, candidates=None, ttl=TTL):
     key = "ltxfs-test/failover-%d/primary" % next(_keys)
     nodes = []
     for i in range(n):
@@ -79,7 +79,7 @@ def make_nodes(node_factory, coord, n=3, candidates=None):
         node.port = C.H.free_port()
         node.locks = "ltxfs"
         cand = candidates is None or i in candidates
-        node.lease_text = lease_yaml(coord, key, node.port, node.name, cand)
+        node.lease_text = lease_yaml(coord, key, node.port, node.name, cand, ttl=ttl)
         nodes.append(node)
     return key, nodes
 
@@ -219,6 +219,34 @@ def test_sigkill_fails_over_after_the_session_expires(node_factory, coord):
     p.start()
     C.wait_converged(winner, rest + [p], ["a.db"])
     C.assert_identical(winner, rest + [p], ["a.db"])
+
+
+@pytest.mark.deadline(120)
+def test_a_dead_primary_is_replaced_within_one_ttl(node_factory, coord):
+    """A primary whose process is gone (its address refuses connections) is
+    replaced about one TTL after its death, not after Consul's up to two:
+    a candidate breaks its lease behind a fence that keeps every node from
+    acquiring before the dead primary's write deadline.  TTL 6 s: Consul
+    alone took 2 x TTL + lock-delay (13 s); the bound is TTL + lock-delay +
+    2 s (9 s).  etcd expires at one TTL by itself."""
+    ttl = 6
+    key, nodes, p, others = setup_cluster(node_factory, coord, ttl="%ds" % ttl)
+    assert try_write(p, "before") == 1
+    C.wait_converged(p, others, ["a.db"])
+    t0 = time.monotonic()
+    p.kill()
+    winner, _ = wait_writable(others, "after", timeout=60)
+    took = time.monotonic() - t0
+    print("SIGKILL failover, TTL %d s, %s: a new primary accepted a write after %.3f s"
+          % (ttl, coord.kind, took))
+    # never before the dead primary's write deadline: at least TTL minus
+    # its renew period (TTL/3) after its last renew, which preceded the kill
+    assert took > ttl - ttl / 3.0 - 0.5, took
+    assert took < ttl + 1 + 2, took
+    if coord.kind == "consul":
+        assert any("lease is broken" in n.log_text() for n in others)
+    p.start()
+    C.wait_converged(winner, nodes, ["a.db"])
 
 
 @pytest.mark.deadline(120)

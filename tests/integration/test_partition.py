@@ -48,22 +48,47 @@ class Writers:
         self.acked = []            # (value, node name, t_start, t_end)
         self.lock = threading.Lock()
         self.stop = threading.Event()
+        self.paused = set()        # node names not written to (under lock)
+        self.busy = set()          # node names with a write in flight (under lock)
         self.threads = [threading.Thread(target=self._run, args=(n,)) for n in nodes]
+
+    def pause(self, node):
+        """Stop writing through `node` and wait for its write in flight: a
+        process that maps a mount's -shm gets SIGBUS if the daemon dies
+        under it, so nothing may use a mount that is about to be killed."""
+        with self.lock:
+            self.paused.add(node.name)
+        while True:
+            with self.lock:
+                if node.name not in self.busy:
+                    return
+            time.sleep(0.01)
+
+    def resume(self, node):
+        with self.lock:
+            self.paused.discard(node.name)
 
     def _run(self, node):
         seq = 0
         while not self.stop.is_set():
             value = "%s-%d" % (node.name, seq)
-            seq += 1
             with self.lock:
-                self.tried.add(value)
-            t0 = time.monotonic()
-            if F.try_write(node, value, busy_timeout=0.1):
-                with self.lock:
-                    self.acked.append((value, node.name, t0, time.monotonic()))
-                time.sleep(0.005)
-            else:
+                if node.name in self.paused:
+                    value = None
+                else:
+                    self.busy.add(node.name)
+                    self.tried.add(value)
+            if value is None:
                 time.sleep(0.02)
+                continue
+            seq += 1
+            t0 = time.monotonic()
+            ok = F.try_write(node, value, busy_timeout=0.1)
+            with self.lock:
+                self.busy.discard(node.name)
+                if ok:
+                    self.acked.append((value, node.name, t0, time.monotonic()))
+            time.sleep(0.005 if ok else 0.02)
 
     def __enter__(self):
         for t in self.threads:

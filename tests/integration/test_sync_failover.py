@@ -114,6 +114,7 @@ def frozen_round(nodes, primary, w):
     t_freeze = time.monotonic()
     try:
         time.sleep(2.5)              # sync-timeout 1 s: commits fail meanwhile
+        w.pause(primary)             # no client on a mount that is killed
     finally:
         primary.kill()
         for n in others:
@@ -123,6 +124,7 @@ def frozen_round(nodes, primary, w):
     assert not late, "acknowledged while no replica could acknowledge: %r" % late[:5]
     winner = F.wait_primary(others, timeout=60)
     primary.start()
+    w.resume(primary)
     C.wait_converged(winner, nodes, ["a.db"], timeout=60)
     return winner
 
