@@ -15,6 +15,8 @@ import sqlite3
 import ssl
 import subprocess
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -92,6 +94,39 @@ def test_replication_over_https_with_tokens_and_client_certificates(node_factory
     bad = subprocess.run([H.binary(), "status", "-config", rs[0].config_path],
                          capture_output=True, text=True, timeout=60, env=env)
     assert bad.returncode != 0 and "401" in bad.stderr, bad.stderr
+
+
+def test_sync_acknowledgements_over_https_with_tokens(node_factory, pki):
+    """replication.mode sync on the secured layer: the replicas' POST /ack
+    carries the token and the client certificate, and a commit returns only
+    once a replica has it; an /ack without the token is refused (401)."""
+    p = secure(C.make_primary(node_factory), pki)
+    p.extra_config = "replication:\n  mode: sync\n  sync-timeout: 2s\n"
+    rs = [secure(C.make_replica(node_factory, p, "replica1",
+                                url="https://127.0.0.1:%d" % p.port), pki)]
+    p.start()
+    rs[0].start()
+    deadline = time.monotonic() + 30
+    while C.status(p).get("replication", {}).get("in_sync", 0) < 1:
+        assert time.monotonic() < deadline, p.log_tail(30)
+        time.sleep(0.05)
+    c = H.connect(p.path("a.db"), journal_mode="wal")
+    c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+    for i in range(20):
+        with c:
+            c.execute("INSERT INTO t(v) VALUES (?)", ("row %d" % i,))
+        assert rs[0].pos("a.db")[0] >= p.pos("a.db")[0]
+    c.close()
+    r = C.status(p)["replication"]
+    assert r["state"] == "in-sync" and r["commits_waited"] >= 21 and r["timeouts"] == 0, r
+    ctx = ssl.create_default_context(cafile=pki("ca.crt"))
+    ctx.load_cert_chain(pki("replica1.crt"), pki("replica1.key"))
+    req = urllib.request.Request("https://127.0.0.1:%d/ack" % p.port, data=b"LTXP",
+                                 headers={"Ltxfs-Node-Id": "0123", "Ltxfs-Epoch": "1"},
+                                 method="POST")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=10, context=ctx)
+    assert e.value.code == 401
 
 
 def wait_for_log(node, text, timeout=15):

@@ -15,8 +15,8 @@ acknowledged.  Two scenarios, ROUNDS rounds each (LTXFS_SYNC_ROUNDS, default
            over; the old primary restarts as a replica.
 
 The checker, over all rounds:
-  - no acknowledged write is missing from the final history (async mode
-    loses some here: test_partition.py reports how many);
+  - no acknowledged write is missing from the final history (the same
+    rounds run in async mode too, where the loss is counted and printed);
   - the history holds nothing that no writer tried (a commit reported
     failed after sync-timeout may be in it: an ambiguous commit);
   - frozen: no write the primary began once the replicas were frozen was
@@ -41,16 +41,16 @@ pytestmark = H.LTXFS_LOCKS_PASS_ONLY
 
 ROUNDS = int(os.environ.get("LTXFS_SYNC_ROUNDS", "20"))
 NODES = 3
-SYNC = ("replication:\n  mode: sync\n  min-acks: 1\n  sync-timeout: 1s\n"
+SYNC = ("replication:\n  mode: %s\n  min-acks: 1\n  sync-timeout: 1s\n"
         "  on-timeout: fail\n")
 # a replica's acknowledgement already on its way when it was frozen
 ACK_IN_FLIGHT = 0.2
 
 
-def start_cluster(net, node_factory, server):
-    nodes = P.make_nodes(net, node_factory, server, "sync-%s" % server.kind)
+def start_cluster(net, node_factory, server, mode="sync"):
+    nodes = P.make_nodes(net, node_factory, server, "%s-%s" % (mode, server.kind))
     for n in nodes:
-        n.extra_config = SYNC
+        n.extra_config = SYNC % mode
         n.start()
     p = F.wait_primary(nodes)
     deadline = time.monotonic() + 30
@@ -79,13 +79,15 @@ def final_history(nodes):
     return history
 
 
-def check(w, history):
+def check(w, history, mode):
+    """The acknowledged writes missing from the history: none in sync mode."""
     acked = w.snapshot()
     missing = [a for a in acked if a[0] not in history]
-    assert not missing, "%d acknowledged writes lost, e.g. %r" % (len(missing), missing[:5])
+    if mode == "sync":
+        assert not missing, "%d acknowledged writes lost, e.g. %r" % (len(missing), missing[:5])
     assert history <= w.tried, sorted(history - w.tried)[:5]
     switches = P.check_no_overlap(acked)
-    return acked, switches
+    return acked, missing, switches
 
 
 def cut_round(net, nodes, primary, w):
@@ -106,9 +108,13 @@ def cut_round(net, nodes, primary, w):
     return winner, took
 
 
-def frozen_round(nodes, primary, w):
+def frozen_round(nodes, primary, w, mode):
     others = [n for n in nodes if n is not primary]
     C.wait_converged(primary, others, ["a.db"], timeout=60)
+    # No client of ours on a frozen mount: a thread blocked in a FUSE call
+    # there can hold the GIL (sqlite3's close does) and stall the test.
+    for n in others:
+        w.pause(n)
     for n in others:
         os.kill(n.pid(), signal.SIGSTOP)
     t_freeze = time.monotonic()
@@ -121,7 +127,10 @@ def frozen_round(nodes, primary, w):
             os.kill(n.pid(), signal.SIGCONT)
     late = [a for a in w.snapshot()
             if a[1] == primary.name and a[2] > t_freeze + ACK_IN_FLIGHT]
-    assert not late, "acknowledged while no replica could acknowledge: %r" % late[:5]
+    if mode == "sync":
+        assert not late, "acknowledged while no replica could acknowledge: %r" % late[:5]
+    for n in others:
+        w.resume(n)
     winner = F.wait_primary(others, timeout=60)
     primary.start()
     w.resume(primary)
@@ -130,25 +139,29 @@ def frozen_round(nodes, primary, w):
 
 
 @pytest.mark.deadline(ROUNDS * 40 + 180)
+@pytest.mark.parametrize("mode", ["sync", "async"])
 @pytest.mark.parametrize("backend", ["consul", "etcd"])
-def test_sync_mode_loses_no_acknowledged_write(node_factory, tmp_path, backend):
+def test_acknowledged_writes_across_failovers(node_factory, tmp_path, backend, mode):
+    """sync: zero acknowledged writes lost.  async: the same rounds, the
+    loss counted and printed (the difference, side by side)."""
     os.makedirs(str(tmp_path / backend))
     with Network(NODES) as net, \
             F.lease_server(backend, str(tmp_path / backend), host=net.gateway) as server:
-        nodes, primary = start_cluster(net, node_factory, server)
+        nodes, primary = start_cluster(net, node_factory, server, mode)
         takes = []
         with P.Writers(nodes) as w:
             for rnd in range(ROUNDS):
                 primary, took = cut_round(net, nodes, primary, w)
                 takes.append(took)
-                primary = frozen_round(nodes, primary, w)
+                primary = frozen_round(nodes, primary, w, mode)
         history = final_history(nodes)
-        acked, switches = check(w, history)
+        acked, missing, switches = check(w, history, mode)
         assert switches >= ROUNDS, switches
     takes.sort()
-    print("sync %s x%d: %d writes acknowledged, 0 lost; %d tried; a new primary "
+    print("%s %s x%d: %d writes acknowledged, %d lost; %d tried; a new primary "
           "acknowledged a write p50 %.2f s, max %.2f s after the cut"
-          % (backend, ROUNDS, len(acked), len(w.tried), takes[len(takes) // 2], takes[-1]))
+          % (mode, backend, ROUNDS, len(acked), len(missing), len(w.tried),
+             takes[len(takes) // 2], takes[-1]))
 
 
 @pytest.mark.deadline(240)
