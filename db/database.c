@@ -350,7 +350,6 @@ static long app_call_await(database *db, enum db_file f, uint64_t txid, int rewr
 	return w;
 }
 
-
 /* The journal stops being hot: the commit point of a rollback transaction. */
 static int journal_finalized_locked(database *db, lx_err *err)
 {

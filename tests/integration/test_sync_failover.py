@@ -122,6 +122,7 @@ def frozen_round(nodes, primary, w, mode):
         time.sleep(2.5)              # sync-timeout 1 s: commits fail meanwhile
         w.pause(primary)             # no client on a mount that is killed
     finally:
+        t_kill = time.monotonic()
         primary.kill()
         for n in others:
             os.kill(n.pid(), signal.SIGCONT)
@@ -132,6 +133,10 @@ def frozen_round(nodes, primary, w, mode):
     for n in others:
         w.resume(n)
     winner = F.wait_primary(others, timeout=60)
+    deadline = time.monotonic() + 60       # the new primary takes writes
+    while P.first_ack_after(w, t_kill, primary.name) is None:
+        assert time.monotonic() < deadline, "no write on %s" % winner.name
+        time.sleep(0.02)
     primary.start()
     w.resume(primary)
     C.wait_converged(winner, nodes, ["a.db"], timeout=60)
