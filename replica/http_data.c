@@ -184,11 +184,18 @@ enum MHD_Result http_import_finish(http_server *s, struct MHD_Connection *c, req
 	if (r->upload_error) {
 		lx_error("http", "POST /import %s: storing the upload in %s/tmp: %s", name,
 			 s->store->data_dir, strerror(r->upload_error));
+		http_import_end(r);
 		return http_reply_error(c, MHD_HTTP_INSUFFICIENT_STORAGE, strerror(r->upload_error));
 	}
-	if (r->upload_len == 0)
+	if (r->upload_len == 0) {
+		http_import_end(r);
 		return http_reply_error(c, MHD_HTTP_BAD_REQUEST, "empty body: send the SQLite file");
+	}
 	rc = s->hooks.import_db(s->hooks.ctx, name, r->upload_path, &err);
+	/* The upload is removed before the answer: a client that reads the
+	 * answer finds no trace of it in data.dir/tmp (the request's end would
+	 * remove it too, but only after the answer was sent). */
+	http_import_end(r);
 	if (rc < 0) {
 		lx_warn("http", "POST /import %s: %s", name, err.msg);
 		return http_reply_error(c, http_status_of(rc), err.msg);
