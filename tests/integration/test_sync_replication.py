@@ -201,6 +201,32 @@ def test_degrade_mode_goes_on_and_says_so(node_factory):
     C.wait_converged(p, rs, ["a.db"])
 
 
+def test_min_acks_counts_distinct_replicas(node_factory):
+    """min-acks 2 of 2 replicas: with one frozen, the other's acknowledgement
+    is not enough (fail mode refuses); with both back, commits succeed and
+    both replicas have each one when it returns."""
+    p, rs = sync_cluster(node_factory, replicas=2, min_acks=2, timeout="1s")
+    c = connect(p, "a.db")
+    c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+    for i in range(20):
+        insert(c, "both-%d" % i)
+        txid = p.pos("a.db")[0]
+        assert all(r.pos("a.db")[0] >= txid for r in rs)
+    freeze(rs[:1])
+    try:
+        with pytest.raises(sqlite3.OperationalError):
+            insert(c, "one-replica")
+        assert replication(p)["state"] == "refusing"
+    finally:
+        thaw(rs[:1])
+    wait_in_sync(p, 2)
+    c.close()
+    c = connect(p, "a.db")
+    insert(c, "after")
+    c.close()
+    C.wait_converged(p, rs, ["a.db"])
+
+
 def test_a_restarted_replica_counts_again_only_once_caught_up(node_factory):
     """min-acks 1 with one replica: while it is down, commits fail; the
     primary moves on meanwhile only by commits that failed; once the replica

@@ -1334,6 +1334,40 @@ static void test_reference_matches_parser(void)
 
 /* backup.*: a URL of either scheme, keys that fit it, credentials from the
  * environment, the secret never printed, a dump that loads back. */
+/* replication.*: defaults, values, and each bad value named. */
+static void test_replication_config(void)
+{
+	static const struct { const char *yaml, *says; } bad[] = {
+		{ "replication:\n  mode: quorum\n", "replication.mode" },
+		{ "replication:\n  min-acks: 0\n", "replication.min-acks" },
+		{ "replication:\n  min-acks: 65\n", "replication.min-acks" },
+		{ "replication:\n  sync-timeout: 0s\n", "replication.sync-timeout" },
+		{ "replication:\n  on-timeout: wait\n", "replication.on-timeout" },
+	};
+	ltxfs_config c;
+	lx_err err;
+	CHECK_EQ_INT(0, load(&c, MIN_CFG, &err));
+	CHECK_EQ_INT(CONFIG_REPL_ASYNC, c.replication.mode);
+	CHECK_EQ_INT(1, (int)c.replication.min_acks);
+	CHECK_EQ_U64(5000000000ULL, c.replication.sync_timeout_ns);
+	CHECK_EQ_INT(CONFIG_REPL_FAIL, c.replication.on_timeout);
+	config_free(&c);
+	CHECK_EQ_INT(0, load(&c, MIN_CFG "replication:\n  mode: sync\n  min-acks: 2\n"
+			     "  sync-timeout: 250ms\n  on-timeout: degrade\n", &err));
+	CHECK_EQ_INT(CONFIG_REPL_SYNC, c.replication.mode);
+	CHECK_EQ_INT(2, (int)c.replication.min_acks);
+	CHECK_EQ_U64(250000000ULL, c.replication.sync_timeout_ns);
+	CHECK_EQ_INT(CONFIG_REPL_DEGRADE, c.replication.on_timeout);
+	config_free(&c);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char yaml[256];
+		snprintf(yaml, sizeof(yaml), MIN_CFG "%s", bad[i].yaml);
+		CHECK_EQ_INT(-EINVAL, load(&c, yaml, &err));
+		CHECK_STR_CONTAINS(err.msg, bad[i].says);
+		config_free(&c);
+	}
+}
+
 static void test_backup_config(void)
 {
 	static const char full[] = MIN_CFG
@@ -1442,7 +1476,7 @@ UNIT_TESTS(
 	TEST(test_sizes),
 	TEST(test_bools),
 	TEST(test_dump),
-	TEST(test_backup_config),
+	TEST(test_replication_config), TEST(test_backup_config),
 	TEST(test_truncations_and_mutations),
 	TEST(test_hostile_yaml),
 	TEST(test_reference_matches_parser)
