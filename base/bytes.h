@@ -49,4 +49,9 @@ static inline void lx_put_be64(uint8_t *p, uint64_t v)
  * Returns 0 or -errno. */
 int lx_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 
+/* s[0..len) is 1 to 16 hex digits (either case; no sign, prefix or
+ * space), as "%016x" writes TXIDs, checksums and node IDs: 0 and *out, or
+ * -1. */
+int lx_parse_hex64(const char *s, size_t len, uint64_t *out);
+
 #endif

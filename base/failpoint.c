@@ -11,6 +11,8 @@
  *   stream.send.mid            the primary sent part of a frame to a replica
  *   replica.receive.mid        a replica received part of a frame
  *   replica.apply.after_log    a replica logged a transaction, pages not yet written
+ *   replica.ack.before_sync    sync mode: positions to acknowledge, the log not fsynced
+ *   replica.ack.before_send    sync mode: the log fsynced, the acknowledgement not sent
  */
 #include "base/failpoint.h"
 
@@ -25,7 +27,8 @@
 static const char *const known[] = {
 	"wal.commit.before_log", "wal.commit.after_log", "rollback.commit.before_log",
 	"rollback.commit.after_log", "log.append.torn", "stream.send.mid",
-	"replica.receive.mid", "replica.apply.after_log",
+	"replica.receive.mid", "replica.apply.after_log", "replica.ack.before_sync",
+	"replica.ack.before_send",
 };
 
 struct point {

@@ -6,6 +6,7 @@
  *   ltxfs import -name DB FILE   FILE becomes database DB (on the primary)
  *   ltxfs export -name DB FILE   a consistent copy of DB from any node
  *   ltxfs promote                move the primary role to that node
+ *   ltxfs wait -name DB -txid P  until that node holds position P of DB
  *   ltxfs restore ...            rebuild a database from its backup
  *   ltxfs backup list|keygen     what a backup holds; a new encryption key
  *   ltxfs ltx dump|verify FILE   inspect one LTX file
@@ -27,6 +28,7 @@
 #include "cmd/promote_cmd.h"
 #include "cmd/status_cmd.h"
 #include "cmd/transfer_cmd.h"
+#include "cmd/wait_cmd.h"
 #include "fs/deathwatch.h"
 #include "replica/proto.h"
 
@@ -42,6 +44,8 @@ static const char usage[] =
 	"  import -name DB FILE              the SQLite file FILE becomes database DB\n"
 	"  export -name DB FILE              a consistent copy of database DB into FILE\n"
 	"  promote                           make that node (a caught-up candidate) the primary\n"
+	"  wait -name DB -txid POS [-timeout D]\n"
+	"                                    until that node holds position POS of DB\n"
 	"  restore -config FILE -name DB [-timestamp T | -txid N] -o OUT\n"
 	"                                    rebuild database DB from its backup\n"
 	"  backup list -config FILE [-name DB] | backup keygen\n"
@@ -50,7 +54,7 @@ static const char usage[] =
 	"  log list|verify|replay ...        inspect a database's transaction log\n"
 	"  version                           print the version\n"
 	"\n"
-	"status, import, export and promote talk to a running node: -url URL, or -config\n"
+	"status, import, export, promote and wait talk to a running node: -url URL, or -config\n"
 	"FILE (its http.addr); by default /etc/ltxfs.yml's, else http://127.0.0.1:20202.\n";
 
 int main(int argc, char **argv)
@@ -85,6 +89,8 @@ int main(int argc, char **argv)
 		return cmd_export(argc - 1, argv + 1);
 	if (strcmp(argv[1], "promote") == 0)
 		return cmd_promote(argc - 1, argv + 1);
+	if (strcmp(argv[1], "wait") == 0)
+		return cmd_wait(argc - 1, argv + 1);
 	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "-version") == 0) {
 		printf("ltxfs %s (replication protocol %d)\n", LTXFS_VERSION, PROTO_VERSION);
 		return 0;

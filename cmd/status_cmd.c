@@ -40,8 +40,9 @@ static void print_replication(const status_msg_replication *r)
 		printf("replication async: commits return once logged here\n");
 		return;
 	}
-	printf("replication sync: %" PRIu64 " replica acknowledgement%s per commit, within %.1f s, "
-	       "else %s\n", r->min_acks, r->min_acks == 1 ? "" : "s",
+	printf("replication sync: %" PRIu64 " replica acknowledgement%s per commit (each once its "
+	       "log is %s), within %.1f s, else %s\n", r->min_acks, r->min_acks == 1 ? "" : "s",
+	       strcmp(str(r->ack_after), "write") == 0 ? "written" : "fsynced",
 	       (double)r->sync_timeout_ms / 1000.0, strcmp(str(r->on_timeout), "degrade") == 0 ?
 	       "asynchronous (degrade)" : "the commit fails (fail)");
 	if (!r->has_state)

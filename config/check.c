@@ -330,6 +330,8 @@ static int check_replication(const ltxfs_config *c, lx_err *err)
 		return cfg_err(c, err, "replication.mode has an invalid value");
 	if (config_enum_name(config_repl_timeouts, (int)c->replication.on_timeout) == NULL)
 		return cfg_err(c, err, "replication.on-timeout has an invalid value");
+	if (config_enum_name(config_repl_acks, (int)c->replication.ack_after) == NULL)
+		return cfg_err(c, err, "replication.ack-after has an invalid value");
 	if (c->replication.min_acks == 0 || c->replication.min_acks > 64)
 		return cfg_err(c, err, "replication.min-acks must be 1 to 64 (replicas that "
 			       "must hold a commit in sync mode)");

@@ -76,6 +76,13 @@ typedef enum config_repl_timeout {
 	CONFIG_REPL_DEGRADE = 1, /* commits go on asynchronously, loudly */
 } config_repl_timeout;
 
+/* replication.ack-after: when a replica acknowledges a transaction. */
+typedef enum config_repl_ack {
+	CONFIG_ACK_FSYNC = 0,    /* once its log is fsynced (default) */
+	CONFIG_ACK_WRITE = 1,    /* once written to its log: held by its kernel,
+				    survives a crash of any ltxfs process */
+} config_repl_ack;
+
 /* lease.type (see config/keys.c config_lease_types[]). */
 typedef enum config_lease_type {
 	CONFIG_LEASE_STATIC = 0,
@@ -168,6 +175,7 @@ typedef struct ltxfs_config {
 		unsigned min_acks;          /* replicas that must hold a commit; 1 */
 		uint64_t sync_timeout_ns;   /* wait for them at most this; 5 s */
 		config_repl_timeout on_timeout;
+		config_repl_ack ack_after;
 	} replication;
 	/* Continuous backup (backup/backup.h; docs/backup.md).  Off while
 	 * url is NULL.  After config_resolve(), access_key_id and

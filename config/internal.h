@@ -68,6 +68,7 @@ enum key_id {
 	KEY_REPLICATION_MIN_ACKS,
 	KEY_REPLICATION_SYNC_TIMEOUT,
 	KEY_REPLICATION_ON_TIMEOUT,
+	KEY_REPLICATION_ACK_AFTER,
 	KEY_BACKUP_URL,
 	KEY_BACKUP_ENDPOINT,
 	KEY_BACKUP_REGION,
@@ -129,7 +130,7 @@ typedef struct size_unit {
 extern const char *const config_keys[KEY_COUNT + 1];   /* NULL-terminated */
 extern const key_spec config_specs[KEY_COUNT];
 extern const enum_value config_sync_values[], config_lease_types[], config_log_levels[];
-extern const enum_value config_repl_modes[], config_repl_timeouts[];
+extern const enum_value config_repl_modes[], config_repl_timeouts[], config_repl_acks[];
 extern const size_unit config_size_units[];
 extern const size_t config_n_size_units;
 

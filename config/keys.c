@@ -38,6 +38,12 @@ const enum_value config_repl_timeouts[] = {
 	{ NULL, 0, false },
 };
 
+const enum_value config_repl_acks[] = {
+	{ "fsync", CONFIG_ACK_FSYNC, true },
+	{ "write", CONFIG_ACK_WRITE, true },
+	{ NULL, 0, false },
+};
+
 const enum_value config_lease_types[] = {
 	{ "static", CONFIG_LEASE_STATIC, true },
 	{ "consul", CONFIG_LEASE_CONSUL, true },
@@ -105,6 +111,7 @@ const char *const config_keys[KEY_COUNT + 1] = {
 	[KEY_REPLICATION_MIN_ACKS] = "replication.min-acks",
 	[KEY_REPLICATION_SYNC_TIMEOUT] = "replication.sync-timeout",
 	[KEY_REPLICATION_ON_TIMEOUT] = "replication.on-timeout",
+	[KEY_REPLICATION_ACK_AFTER] = "replication.ack-after",
 	[KEY_BACKUP_URL] = "backup.url",
 	[KEY_BACKUP_ENDPOINT] = "backup.endpoint",
 	[KEY_BACKUP_REGION] = "backup.region",
@@ -171,6 +178,7 @@ const key_spec config_specs[KEY_COUNT] = {
 	[KEY_REPLICATION_MIN_ACKS] = { K_COUNT, OFF(replication.min_acks), NULL },
 	[KEY_REPLICATION_SYNC_TIMEOUT] = { K_DURATION, OFF(replication.sync_timeout_ns), NULL },
 	[KEY_REPLICATION_ON_TIMEOUT] = { K_ENUM, OFF(replication.on_timeout), config_repl_timeouts },
+	[KEY_REPLICATION_ACK_AFTER] = { K_ENUM, OFF(replication.ack_after), config_repl_acks },
 	[KEY_BACKUP_URL] = { K_STRING, OFF(backup.url), NULL },
 	[KEY_BACKUP_ENDPOINT] = { K_URL, OFF(backup.endpoint), NULL },
 	[KEY_BACKUP_REGION] = { K_STRING, OFF(backup.region), NULL },
@@ -220,6 +228,7 @@ void config_init_defaults(ltxfs_config *c)
 	c->replication.min_acks = 1;
 	c->replication.sync_timeout_ns = 5ULL * 1000000000ULL;
 	c->replication.on_timeout = CONFIG_REPL_FAIL;
+	c->replication.ack_after = CONFIG_ACK_FSYNC;
 	c->lease.candidate = true;
 	c->http.health_max_lag_ns = 10ULL * 1000000000ULL;
 	c->http.max_connections = 256;

@@ -394,8 +394,19 @@ void db_set_write_until(database *db, int64_t write_until);
  * for SQLite's locks so no local reader is inside a transaction, append it
  * to the log, write its pages, update the kernel's caches and (WAL mode)
  * the shared-memory header so readers reload.
+ *
+ * `logged` (may be NULL) is called once the transaction is in the log,
+ * before readers can see it, with db->mu released: a replica in sync mode
+ * starts making it durable there (db_sync_log from another thread) while
+ * this call publishes it, so the fsync and the apply overlap.  It is not
+ * called when the file is refused before reaching the log.
  */
-int db_apply_remote(database *db, int fd, uint64_t len, lx_err *err);
+typedef struct db_logged_hook {
+	void (*fn)(void *ctx, database *db, uint64_t txid, uint64_t checksum);
+	void *ctx;
+} db_logged_hook;
+int db_apply_remote(database *db, int fd, uint64_t len, const db_logged_hook *logged,
+		    lx_err *err);
 
 /* A replica heard from its primary (a heartbeat): copy what waits in the
  * replica's WAL into the database file if its readers allow (never

@@ -462,7 +462,8 @@ static void release_write_lock(database *db)
  * rebuild a lost index.  Returns 1 when the WAL cannot take it (the caller
  * applies it to the database file under every lock).
  */
-static int apply_to_wal(database *db, int fd, uint64_t len, const ltx_header *h, lx_err *err)
+static int apply_to_wal(database *db, int fd, uint64_t len, const ltx_header *h,
+			const db_logged_hook *logged, lx_err *err)
 {
 	apply_target t;
 	rwal_txn x;
@@ -508,22 +509,26 @@ static int apply_to_wal(database *db, int fd, uint64_t len, const ltx_header *h,
 		}
 	}
 	pthread_mutex_unlock(&db->mu);
+	if (rc == 0 && logged != NULL)
+		logged->fn(logged->ctx, db, t.txid, t.checksum);
 	if (rc == 0)
 		rwal_publish(&x);
 	else
 		rwal_abort(&x);
 	release_write_lock(db);
 	if (rc == 0)
-		rwal_checkpoint(db);
+		rwal_checkpoint(db, RWAL_CKPT_FRAMES);
 	if (!had_wal)
 		tell_names(db);
 	db_events_notify(db->opt.events);
 	return rc;
 }
 
-int db_apply_remote(database *db, int fd, uint64_t len, lx_err *err)
+int db_apply_remote(database *db, int fd, uint64_t len, const db_logged_hook *logged,
+		    lx_err *err)
 {
 	ltx_header h;
+	uint64_t txid = 0, checksum = 0;
 	page_set changed = { 0 };
 	uint32_t old_pages;
 	enum apply_locks which;
@@ -532,7 +537,7 @@ int db_apply_remote(database *db, int fd, uint64_t len, lx_err *err)
 	if (rc < 0)
 		return rc;
 	if (wal_path(db, fd, &h)) {
-		rc = apply_to_wal(db, fd, len, &h, err);
+		rc = apply_to_wal(db, fd, len, &h, logged, err);
 		if (rc != 1)
 			return rc;
 		lx_debug(db->name, "replica: TXID %" PRIu64 " goes to the database file under every lock",
@@ -551,7 +556,13 @@ int db_apply_remote(database *db, int fd, uint64_t len, lx_err *err)
 		rc = lx_err_set(err, ENOENT, "db %s: deleted while its transaction arrived", db->name);
 	if (rc == 0)
 		rc = apply_locked(db, fd, len, &h, &changed, &created, err);
+	if (rc == 0) {
+		txid = db->txid;
+		checksum = db->checksum;
+	}
 	pthread_mutex_unlock(&db->mu);
+	if (rc == 0 && logged != NULL)
+		logged->fn(logged->ctx, db, txid, checksum);
 	publish(db, &changed, whole || rc < 0 || h.commit != old_pages, created || h.commit == 0);
 	free(changed.v);
 	return rc;
@@ -671,5 +682,5 @@ int db_remove_remote(database *db, lx_err *err)
 
 void db_replica_tick(database *db)
 {
-	rwal_checkpoint(db);
+	rwal_checkpoint(db, 1);
 }

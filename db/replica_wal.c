@@ -18,8 +18,6 @@
 #include "base/log.h"
 #include "db/wal_index.h"
 
-/* A checkpoint runs once this many frames wait (SQLite's autocheckpoint). */
-#define CKPT_MIN_FRAMES 1
 /* Pages copied per hold of db->mu during a checkpoint. */
 #define CKPT_BATCH 64
 
@@ -632,7 +630,7 @@ static int backfill(database *db, replica_wal *w, uint32_t from, uint32_t to, in
 	return rc;
 }
 
-void rwal_checkpoint(database *db)
+void rwal_checkpoint(database *db, uint32_t min_frames)
 {
 	replica_wal *w = db->rwal;
 	uint32_t mx, safe, bf;
@@ -648,7 +646,7 @@ void rwal_checkpoint(database *db)
 		return;   /* readers are rebuilding the index */
 	bf = mapped ? wi_backfill(w->reg[0]) : w->backfill;
 	mx = w->ih.mx_frame;
-	if (bf >= mx || mx - bf < CKPT_MIN_FRAMES)
+	if (bf >= mx || mx - bf < min_frames)
 		return;
 	if (rwal_trylock(db, SHM_CKPT_LOCK) < 0)
 		return;

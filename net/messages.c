@@ -13,6 +13,8 @@
 
 #include <jansson.h>
 
+#include "base/bytes.h"
+
 /* ---- decoding helpers: `at` names the object ("databases[2]") ---- */
 
 #define AT_MAX 96
@@ -103,23 +105,10 @@ static int rd_str(json_t *o, const char *at, const char *key, int required, cons
 	return rc < 0 ? rc : 0;
 }
 
-/* "%016x" as the encoders write IDs and checksums: 1 to 16 hex digits. */
-static int parse_hex(const char *s, uint64_t *out)
+/* "%016x" as the encoders write IDs and checksums. */
+static int parse_hex_str(const char *s, uint64_t *out)
 {
-	size_t n = strlen(s);
-	uint64_t v = 0;
-	if (n == 0 || n > 16)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
-			c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-		if (d < 0)
-			return -1;
-		v = v << 4 | (uint64_t)d;
-	}
-	*out = v;
-	return 0;
+	return lx_parse_hex64(s, strlen(s), out);
 }
 
 static int rd_hex(json_t *o, const char *at, const char *key, int required, uint64_t *out,
@@ -129,7 +118,7 @@ static int rd_hex(json_t *o, const char *at, const char *key, int required, uint
 	*out = 0;
 	if (rd_str(o, at, key, required, &s, err) < 0)
 		return -EPROTO;
-	if (s != NULL && parse_hex(s, out) < 0)
+	if (s != NULL && parse_hex_str(s, out) < 0)
 		return bad(err, at, key, "not 1 to 16 hex digits");
 	return 0;
 }
@@ -264,6 +253,10 @@ static void put_replication(text_buf *b, const status_msg_replication *r)
 	text_put_json_string(b, r->mode);
 	text_put(b, ",\"min_acks\":%" PRIu64 ",\"on_timeout\":", r->min_acks);
 	text_put_json_string(b, r->on_timeout);
+	if (r->ack_after != NULL) {
+		text_put(b, ",\"ack_after\":");
+		text_put_json_string(b, r->ack_after);
+	}
 	text_put(b, ",\"sync_timeout_ms\":%" PRId64, r->sync_timeout_ms);
 	if (r->has_state) {
 		text_put(b, ",\"state\":");
@@ -433,6 +426,7 @@ static int rd_replication(json_t *o, status_msg *m, lx_err *err)
 	if (rd_str(r, at, "mode", 1, &p->mode, err) < 0 ||
 	    rd_u64(r, at, "min_acks", 0, &p->min_acks, err) < 0 ||
 	    rd_str(r, at, "on_timeout", 0, &p->on_timeout, err) < 0 ||
+	    rd_str(r, at, "ack_after", 0, &p->ack_after, err) < 0 ||
 	    rd_i64(r, at, "sync_timeout_ms", 0, &p->sync_timeout_ms, err) < 0)
 		return -EPROTO;
 	if (json_object_get(r, "state") == NULL)
@@ -591,7 +585,7 @@ static int rd_positions(json_t *o, handoff_msg *m, lx_err *err)
 		p->name = name;
 		if (rd_position_txid(json_array_get(v, 0), at, &p->txid, err) < 0)
 			return -EPROTO;
-		if (ck == NULL || parse_hex(ck, &p->checksum) < 0)
+		if (ck == NULL || parse_hex_str(ck, &p->checksum) < 0)
 			return lx_err_set(err, EPROTO, "%s[1] (checksum): not 1 to 16 hex digits",
 					  at);
 	}

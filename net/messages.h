@@ -99,6 +99,7 @@ typedef struct status_msg_replication {
 	const char *mode;           /* "async" or "sync" */
 	uint64_t min_acks;
 	const char *on_timeout;     /* "fail" or "degrade" */
+	const char *ack_after;      /* "fsync" or "write"; NULL: not reported */
 	int64_t sync_timeout_ms;
 	/* sync mode, on the primary: */
 	int has_state;

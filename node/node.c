@@ -409,7 +409,8 @@ int node_start(node **out, const ltxfs_config *c, store *st, uint64_t node_id, l
 	if (c->replication.mode == CONFIG_REPL_SYNC) {
 		sync_options so = { c->replication.min_acks,
 				    (int64_t)(c->replication.sync_timeout_ns / 1000000),
-				    c->replication.on_timeout == CONFIG_REPL_DEGRADE };
+				    c->replication.on_timeout == CONFIG_REPL_DEGRADE,
+				    c->replication.ack_after == CONFIG_ACK_WRITE };
 		if ((rc = sync_commit_new(&n->sync, st, &so, err)) < 0) {
 			node_free(n);
 			return rc;
@@ -485,6 +486,7 @@ static void node_refresh(void *arg, node_status *ns)
 	ns->repl_mode = n->config->replication.mode == CONFIG_REPL_SYNC ? "sync" : "async";
 	ns->repl_on_timeout = n->config->replication.on_timeout == CONFIG_REPL_DEGRADE ?
 			      "degrade" : "fail";
+	ns->repl_ack_after = n->config->replication.ack_after == CONFIG_ACK_WRITE ? "write" : "fsync";
 	ns->repl_min_acks = n->config->replication.min_acks;
 	ns->repl_sync_timeout_ms = (int64_t)(n->config->replication.sync_timeout_ns / 1000000);
 	if (n->sync != NULL) {

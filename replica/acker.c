@@ -11,11 +11,17 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/failpoint.h"
 #include "base/log.h"
 #include "replica/proto.h"
 
 #define RETRY_MS 100
 #define ACK_TIMEOUT_MS 5000
+
+typedef struct pending_ack {
+	database *db;              /* never freed before the store is closed */
+	proto_pos pos;
+} pending_ack;
 
 struct acker {
 	char *url;                 /* <primary>/ack */
@@ -28,24 +34,25 @@ struct acker {
 	pthread_mutex_t mu;        /* guards the rest */
 	pthread_cond_t wake;
 	uint64_t epoch;
-	proto_pos *pending;        /* one per database, newest position */
+	int fsync;                 /* fsync logs before acknowledging (else written is enough) */
+	pending_ack *pending;      /* one per database, newest position */
 	size_t n, cap;
 	int ready;                 /* the replica caught up: say so with the next */
 	uint64_t sent, failures;
 };
 
 /* Keep the newest position per database (mu held). */
-static int merge_locked(acker *a, const proto_pos *p)
+static int merge_locked(acker *a, const pending_ack *p)
 {
 	for (size_t i = 0; i < a->n; i++)
-		if (strcmp(a->pending[i].name, p->name) == 0) {
-			if (p->txid >= a->pending[i].txid)
+		if (a->pending[i].db == p->db) {
+			if (p->pos.txid >= a->pending[i].pos.txid)
 				a->pending[i] = *p;
 			return 0;
 		}
 	if (a->n == a->cap) {
 		size_t cap = a->cap ? a->cap * 2 : 16;
-		proto_pos *v = realloc(a->pending, cap * sizeof(*v));
+		pending_ack *v = realloc(a->pending, cap * sizeof(*v));
 		if (v == NULL)
 			return -ENOMEM;
 		a->pending = v;
@@ -55,14 +62,15 @@ static int merge_locked(acker *a, const proto_pos *p)
 	return 0;
 }
 
-int acker_add(acker *a, const char *name, uint64_t txid, uint64_t checksum)
+int acker_add(acker *a, database *db, uint64_t txid, uint64_t checksum)
 {
-	proto_pos p;
+	pending_ack p;
 	int rc;
 	memset(&p, 0, sizeof(p));
-	snprintf(p.name, sizeof(p.name), "%s", name);
-	p.txid = txid;
-	p.checksum = checksum;
+	p.db = db;
+	snprintf(p.pos.name, sizeof(p.pos.name), "%s", db->name);
+	p.pos.txid = txid;
+	p.pos.checksum = checksum;
 	pthread_mutex_lock(&a->mu);
 	rc = merge_locked(a, &p);
 	pthread_cond_signal(&a->wake);
@@ -78,9 +86,10 @@ void acker_ready(acker *a)
 	pthread_mutex_unlock(&a->mu);
 }
 
-void acker_set_epoch(acker *a, uint64_t epoch)
+void acker_set_stream(acker *a, uint64_t epoch, int fsync)
 {
 	pthread_mutex_lock(&a->mu);
+	a->fsync = fsync;
 	if (epoch != a->epoch) {
 		a->n = 0;               /* positions of an older stream: not for this primary */
 		a->ready = 0;
@@ -95,6 +104,26 @@ void acker_counters(acker *a, uint64_t *sent, uint64_t *failures)
 	*sent = a->sent;
 	*failures = a->failures;
 	pthread_mutex_unlock(&a->mu);
+}
+
+/*
+ * Make every position of the batch durable: fsync each database's log
+ * (a no-op where nothing was appended since the last).  The positions were
+ * appended before they were added, so the fsync covers them.  A log that
+ * cannot be synced is not acknowledged; the rest move to the front of v.
+ */
+static size_t make_durable(pending_ack *batch, size_t n, int fsync, proto_pos *v)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		lx_err err;
+		if (fsync && db_sync_log(batch[i].db, &err) < 0) {
+			lx_warn("replica", "db %s: not acknowledged: %s", batch[i].db->name, err.msg);
+			continue;
+		}
+		v[k++] = batch[i].pos;
+	}
+	return k;
 }
 
 /* POST /ack with these positions.  1: sent or refused for good (drop
@@ -146,10 +175,11 @@ static int post_acks(acker *a, const proto_pos *v, size_t n, uint64_t epoch, int
 static void *acker_main(void *arg)
 {
 	acker *a = arg;
-	proto_pos *batch = NULL;
-	size_t n = 0;
+	pending_ack *batch = NULL;
+	proto_pos *pos;
+	size_t n = 0, k;
 	uint64_t epoch;
-	int ready;
+	int ready, fsync;
 	pthread_mutex_lock(&a->mu);
 	while (!__atomic_load_n(&a->stop, __ATOMIC_ACQUIRE)) {
 		if (a->n == 0 && !a->ready) {
@@ -162,10 +192,17 @@ static void *acker_main(void *arg)
 		a->pending = NULL;
 		a->n = a->cap = 0;
 		epoch = a->epoch;
+		fsync = a->fsync;
 		ready = a->ready;
 		a->ready = 0;
 		pthread_mutex_unlock(&a->mu);
-		int done = post_acks(a, batch, n, epoch, ready);
+		LX_FAILPOINT("replica.ack.before_sync");
+		pos = malloc((n ? n : 1) * sizeof(*pos));
+		k = pos != NULL ? make_durable(batch, n, fsync, pos) : 0;
+		LX_FAILPOINT("replica.ack.before_send");
+		int done = pos != NULL && (k > 0 || ready) ? post_acks(a, pos, k, epoch, ready) :
+			   pos != NULL;
+		free(pos);
 		pthread_mutex_lock(&a->mu);
 		if (!done && epoch == a->epoch) {
 			a->ready |= ready;
@@ -206,6 +243,7 @@ int acker_start(acker **out, const char *primary_url, uint64_t node_id,
 	while (ulen > 0 && primary_url[ulen - 1] == '/')
 		ulen--;
 	a->node_id = node_id;
+	a->fsync = 1;
 	if (http != NULL)
 		a->http = *http;
 	a->http.cancel = &a->stop;

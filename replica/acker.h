@@ -2,12 +2,14 @@
  * acker.h - a replica's acknowledgements to a primary in sync mode
  * (replication.mode sync; replica/sync_commit.h is the other side).
  *
- * The replica thread applies what the stream brings, fsyncs the logs it
- * wrote and adds each database's durable position here; the acker's thread
- * ("acker") sends every pending position in one POST /ack to the primary
- * (replica/proto.h's position body, on a kept connection), so
- * acknowledgements coalesce under load and the stream is never held up by
- * a round trip.  A position that could not be sent stays pending (a newer
+ * The replica thread adds each database's position here as soon as the
+ * transaction is in the database's log, while it goes on applying it; the
+ * acker's thread ("acker") fsyncs the log of every pending database (unless
+ * the primary's replication.ack-after is `write`), then sends their positions in one POST /ack to the primary (replica/proto.h's
+ * position body, on a kept connection).  So a position is acknowledged
+ * only once durable, the fsync overlaps the apply, acknowledgements
+ * coalesce under load, and the stream is never held up by an fsync or a
+ * round trip.  A position that could not be sent stays pending (a newer
  * one of the same database replaces it) and is sent again after 100 ms; a
  * primary that answers that the acknowledgement is not for it (409, 503)
  * drops it: the stream ends soon and a new one reports positions again.
@@ -21,6 +23,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "db/database.h"
 #include "net/http_client.h"
 
 typedef struct acker acker;
@@ -30,11 +33,15 @@ int acker_start(acker **out, const char *primary_url, uint64_t node_id,
 		const http_client_options *http, lx_err *err);
 void acker_stop(acker *a);
 
-/* The lease epoch of the stream the positions were received on. */
-void acker_set_epoch(acker *a, uint64_t epoch);
+/* The stream the positions are received on: its lease epoch, and whether
+ * the primary wants logs fsynced before they are acknowledged (its
+ * replication.ack-after; 0: written is enough). */
+void acker_set_stream(acker *a, uint64_t epoch, int fsync);
 
-/* Database `name` is durable at (txid, checksum): tell the primary. */
-int acker_add(acker *a, const char *name, uint64_t txid, uint64_t checksum);
+/* Database `db`'s log holds (txid, checksum): once its log is fsynced,
+ * tell the primary.  `db` must outlive the acker (the store's databases
+ * are freed only when the store closes). */
+int acker_add(acker *a, database *db, uint64_t txid, uint64_t checksum);
 
 /* Every database was added after the initial catch-up (READY): the next
  * POST /ack says so (Ltxfs-Caught-Up), even with no database, so the

@@ -44,12 +44,13 @@ int http_auth_init(http_auth *a, const char *token, const char *read_token, lx_e
 	return 0;
 }
 
-/* What a read token may ask: GET (or HEAD) /status, /metrics, /events. */
+/* What a read token may ask: GET (or HEAD) /status, /metrics, /events,
+ * /wait. */
 static int read_only_request(const char *method, const char *url)
 {
 	return (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) &&
 	       (strcmp(url, "/status") == 0 || strcmp(url, "/metrics") == 0 ||
-		strcmp(url, "/events") == 0);
+		strcmp(url, "/events") == 0 || strcmp(url, "/wait") == 0);
 }
 
 /* The token of "Authorization: Bearer <token>", or NULL. */

@@ -32,10 +32,7 @@
 
 /* ---- POST /import -------------------------------------------------------------- */
 
-/* ?name=DB, checked as every name is (db/names.h) at its decoded length,
- * so "x%00y" is refused rather than read as "x".  NULL (why in err) if
- * missing or invalid. */
-static const char *name_arg(struct MHD_Connection *c, lx_err *err)
+const char *http_name_arg(struct MHD_Connection *c, lx_err *err)
 {
 	const char *name = NULL;
 	size_t len = 0;
@@ -47,7 +44,7 @@ static const char *name_arg(struct MHD_Connection *c, lx_err *err)
 	return db_name_check(name, len, err) == 0 ? name : NULL;
 }
 
-static enum MHD_Result reply_bad_name(struct MHD_Connection *c, const lx_err *why)
+enum MHD_Result http_reply_bad_name(struct MHD_Connection *c, const lx_err *why)
 {
 	char msg[LX_ERR_MSG_MAX + 64];
 	snprintf(msg, sizeof(msg), "missing or invalid ?name=DB: %s", why->msg);
@@ -88,11 +85,11 @@ enum MHD_Result http_import_begin(http_server *s, struct MHD_Connection *c, requ
 {
 	char dir[PATH_MAX - 32], msg[512];
 	lx_err err;
-	const char *name = (lx_err_clear(&err), name_arg(c, &err));
+	const char *name = (lx_err_clear(&err), http_name_arg(c, &err));
 	if (s->hooks.import_db == NULL)
 		return http_reply_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
 	if (name == NULL)
-		return reply_bad_name(c, &err);
+		return http_reply_bad_name(c, &err);
 	if (http_slot_take(&s->transfers, s->limits.max_transfers) < 0) {
 		snprintf(msg, sizeof(msg), "too many imports and exports at once (http.max-transfers "
 			 "is %u): try again later", s->limits.max_transfers);
@@ -173,12 +170,12 @@ static json_t *db_summary(store *st, const char *name)
 enum MHD_Result http_import_finish(http_server *s, struct MHD_Connection *c, request *r)
 {
 	lx_err err;
-	const char *name = (lx_err_clear(&err), name_arg(c, &err));
+	const char *name = (lx_err_clear(&err), http_name_arg(c, &err));
 	int rc;
 	if (s->hooks.import_db == NULL)
 		return http_reply_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
 	if (name == NULL)
-		return reply_bad_name(c, &err);
+		return http_reply_bad_name(c, &err);
 	if (r->upload_error == 0 && r->upload_len > 0 && fsync(r->upload_fd) < 0)
 		r->upload_error = errno;
 	if (r->upload_error) {
@@ -243,9 +240,9 @@ enum MHD_Result http_export(http_server *s, struct MHD_Connection *c)
 	char txt[24], ckt[17], msg[160];
 	enum MHD_Result ok;
 	lx_err err;
-	const char *name = (lx_err_clear(&err), name_arg(c, &err));
+	const char *name = (lx_err_clear(&err), http_name_arg(c, &err));
 	if (name == NULL)
-		return reply_bad_name(c, &err);
+		return http_reply_bad_name(c, &err);
 	db = store_find(s->store, name);
 	if (db == NULL)
 		return http_reply_error(c, MHD_HTTP_NOT_FOUND, "no such database");

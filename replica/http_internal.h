@@ -98,6 +98,16 @@ enum MHD_Result http_import_finish(http_server *s, struct MHD_Connection *c, req
 void http_import_end(request *r);
 /* GET /export?name=DB */
 enum MHD_Result http_export(http_server *s, struct MHD_Connection *c);
+
+/* GET /wait?name=DB&pos=POSITION[&timeout=DURATION] (http_wait.c) */
+enum MHD_Result http_wait(http_server *s, struct MHD_Connection *c);
+
+/* ?name=DB, checked as every name is (db/names.h) at its decoded length,
+ * so "x%00y" is refused rather than read as "x".  NULL (why in err) if
+ * missing or invalid. */
+const char *http_name_arg(struct MHD_Connection *c, lx_err *err);
+/* 400 naming what is wrong with ?name=. */
+enum MHD_Result http_reply_bad_name(struct MHD_Connection *c, const lx_err *why);
 /* GET /events */
 enum MHD_Result http_events(http_server *s, struct MHD_Connection *c);
 

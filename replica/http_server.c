@@ -25,6 +25,7 @@
 #include <microhttpd.h>
 #include <sodium.h>
 
+#include "base/bytes.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "lease/cluster_id.h"
@@ -286,12 +287,7 @@ static void stream_free(void *cls)
 
 static int parse_hex64(const char *s, uint64_t *out)
 {
-	char *end;
-	if (s == NULL || *s == '\0' || strlen(s) > 16)
-		return -1;
-	errno = 0;
-	*out = strtoull(s, &end, 16);
-	return errno || *end ? -1 : 0;
+	return s == NULL ? -1 : lx_parse_hex64(s, strlen(s), out);
 }
 
 /* A decimal u64: digits only, no sign, no overflow. */
@@ -406,7 +402,7 @@ static enum MHD_Result start_stream(http_server *s, struct MHD_Connection *c, re
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	MHD_add_response_header(resp, "Ltxfs-Node-Id", hex);
 	if (s->hub->sync != NULL && !catch_up)
-		MHD_add_response_header(resp, "Ltxfs-Acks", "1");
+		MHD_add_response_header(resp, "Ltxfs-Acks", sync_commit_ack_level(s->hub->sync));
 	if (node.cluster_id && *node.cluster_id)
 		MHD_add_response_header(resp, "Ltxfs-Cluster-Id", node.cluster_id);
 	{
@@ -596,7 +592,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return http_reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
 	if (strcmp(url, "/metrics") != 0 && strcmp(url, "/status") != 0 &&
 	    strcmp(url, "/health") != 0 && strcmp(url, "/events") != 0 &&
-	    strcmp(url, "/export") != 0)
+	    strcmp(url, "/export") != 0 && strcmp(url, "/wait") != 0)
 		return http_reply_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 		return http_reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
@@ -606,6 +602,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return http_events(s, c);
 	if (strcmp(url, "/export") == 0)
 		return http_export(s, c);
+	if (strcmp(url, "/wait") == 0)
+		return http_wait(s, c);
 	return reply_status(s, c, strcmp(url, "/metrics") == 0);
 }
 

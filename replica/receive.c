@@ -153,7 +153,7 @@ int receive_feed(receive *in, const uint8_t *buf, size_t len)
 }
 
 /* Every byte arrived: verified as a whole, now applied. */
-int receive_finish(receive *in, int *snapshot, int64_t *ts_ms)
+int receive_finish(receive *in, const db_logged_hook *logged, int *snapshot, int64_t *ts_ms)
 {
 	const ltx_header *h = &in->hdr;
 	int rc = ltx_decoder_finish(&in->dec, &in->err);
@@ -164,7 +164,7 @@ int receive_finish(receive *in, int *snapshot, int64_t *ts_ms)
 	if (rc < 0)
 		return rc;
 	if (!in->snapshot)
-		return db_apply_remote(in->db, in->fd, in->len, &in->err);
+		return db_apply_remote(in->db, in->fd, in->len, logged, &in->err);
 	if (flush_run(in) < 0)
 		return -in->err.code;
 	/* No fsync: a power loss before writeback leaves a file whose

@@ -54,7 +54,9 @@ int receive_start(receive *r, store *st, const char *name, uint64_t len, int spo
 int receive_feed(receive *r, const uint8_t *buf, size_t len);
 
 /* All bytes are in: verify the end, then apply or install.  *snapshot
- * says which it was; *ts_ms receives the file's commit timestamp. */
-int receive_finish(receive *r, int *snapshot, int64_t *ts_ms);
+ * says which it was; *ts_ms receives the file's commit timestamp.
+ * `logged` is told when an incremental file is in the log
+ * (db_apply_remote). */
+int receive_finish(receive *r, const db_logged_hook *logged, int *snapshot, int64_t *ts_ms);
 
 #endif

@@ -115,6 +115,7 @@ static void to_msg_replication(const node_status *node, status_msg_replication *
 	const sync_stats *s = &node->sync;
 	*r = (status_msg_replication){ .mode = node->repl_mode, .min_acks = node->repl_min_acks,
 				       .on_timeout = node->repl_on_timeout,
+				       .ack_after = node->repl_ack_after,
 				       .sync_timeout_ms = node->repl_sync_timeout_ms };
 	if (!node->has_sync)
 		return;

@@ -44,6 +44,7 @@ typedef struct node_status {
 	/* replication.* (docs/design.md, "Synchronous replication") */
 	const char *repl_mode;       /* "async" or "sync"; NULL: not reported */
 	const char *repl_on_timeout; /* "fail" or "degrade" */
+	const char *repl_ack_after;  /* "fsync" or "write" */
 	unsigned repl_min_acks;
 	int64_t repl_sync_timeout_ms;
 	int has_sync;                /* the primary in sync mode: `sync` is filled */

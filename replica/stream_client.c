@@ -70,8 +70,9 @@ struct stream_client {
 
 	/* sync mode: the primary asked for acknowledgements (Ltxfs-Acks) */
 	int acks_wanted;
+	int acks_written;               /* ... once written to the log, not fsynced */
 	acker *acker;                   /* started at the first such stream */
-	database **to_ack;              /* applied since the last acknowledgement */
+	database **to_ack;              /* snapshots installed since the last acknowledgement */
 	size_t n_to_ack, cap_to_ack;
 	int ack_all;                    /* READY: acknowledge every database */
 };
@@ -84,8 +85,8 @@ static const char *peer_kind(const stream_client_options *o)
 
 /* ---- frames ------------------------------------------------------------------ */
 
-/* Remember that `db` moved, to acknowledge it once its log is durable. */
-static void note_applied(stream_client *c, database *db)
+/* A snapshot replaced `db`: acknowledge its position with the next ones. */
+static void note_installed(stream_client *c, database *db)
 {
 	if (!c->acks_wanted || db == NULL)
 		return;
@@ -105,24 +106,32 @@ static void note_applied(stream_client *c, database *db)
 	c->to_ack[c->n_to_ack++] = db;
 }
 
-/* fsync the database's log, then tell the primary where it stands. */
-static void ack_database(stream_client *c, database *db)
+/* Tell the acker where `db` stands: it fsyncs the log, then sends. */
+static void ack_position(stream_client *c, database *db, uint64_t txid, uint64_t ck)
 {
-	uint64_t txid, ck;
-	lx_err err;
-	if (db_sync_log(db, &err) < 0) {
-		lx_warn("replica", "db %s: not acknowledged: %s", db->name, err.msg);
-		return;
-	}
-	db_position(db, &txid, &ck);
-	if (txid > 0 && acker_add(c->acker, db->name, txid, ck) < 0)
+	if (txid > 0 && acker_add(c->acker, db, txid, ck) < 0)
 		lx_warn("replica", "db %s: not acknowledged: out of memory", db->name);
 }
 
+/* A transaction is in the log (db_apply_remote's hook, during the apply). */
+static void on_logged(void *ctx, database *db, uint64_t txid, uint64_t checksum)
+{
+	stream_client *c = ctx;
+	if (c->acks_wanted && c->acker != NULL)
+		ack_position(c, db, txid, checksum);
+}
+
+static void ack_database(stream_client *c, database *db)
+{
+	uint64_t txid, ck;
+	db_position(db, &txid, &ck);
+	ack_position(c, db, txid, ck);
+}
+
 /*
- * Acknowledge what the bytes just parsed applied (sync mode): once per
- * callback, so a burst of transactions costs one fsync per database and
- * one POST /ack.
+ * Acknowledge the snapshots installed by the bytes just parsed, or after
+ * READY every database (sync mode).  Transactions were handed to the
+ * acker as they reached the log (on_logged).
  */
 static void send_acks(stream_client *c)
 {
@@ -150,9 +159,10 @@ static int ltx_frame_done(stream_client *c)
 	int snapshot;
 	int64_t ts;
 	database *db = c->in.db;
-	int rc = receive_finish(&c->in, &snapshot, &ts);
-	if (rc == 0)
-		note_applied(c, db);
+	db_logged_hook logged = { on_logged, c };
+	int rc = receive_finish(&c->in, &logged, &snapshot, &ts);
+	if (rc == 0 && snapshot)
+		note_installed(c, db);
 	if (rc < 0) {
 		lx_err_set(&c->fail, c->in.err.code ? c->in.err.code : -rc, "%s", c->in.err.msg);
 	} else {
@@ -328,7 +338,10 @@ static void on_response_header(void *arg, const char *name, size_t name_len,
 {
 	stream_client *c = arg;
 	if (name_len == 10 && strncasecmp(name, "Ltxfs-Acks", 10) == 0) {
-		c->acks_wanted = value_len >= 1 && value[0] == '1';
+		/* "fsync" (or "1", as the first version said it) or "write" */
+		c->acks_written = value_len == 5 && strncasecmp(value, "write", 5) == 0;
+		c->acks_wanted = c->acks_written || (value_len == 1 && value[0] == '1') ||
+				 (value_len == 5 && strncasecmp(value, "fsync", 5) == 0);
 	} else if (name_len == 11 && strncasecmp(name, "Ltxfs-Epoch", 11) == 0) {
 		char buf[32];
 		char *end;
@@ -383,7 +396,7 @@ static int start_acks(stream_client *c)
 	if (c->acker == NULL &&
 	    acker_start(&c->acker, c->opt.primary_url, c->opt.node_id, c->opt.http, &err) < 0)
 		return lx_err_set(&c->fail, err.code, "acknowledgements: %s", err.msg);
-	acker_set_epoch(c->acker, c->peer_epoch);
+	acker_set_stream(c->acker, c->peer_epoch, !c->acks_written);
 	c->n_to_ack = 0;
 	c->ack_all = 0;
 	return 0;

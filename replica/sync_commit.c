@@ -262,6 +262,11 @@ static int gate_await(void *ctx, database *db, uint64_t txid, lx_err *err)
 
 /* ---- API ---------------------------------------------------------------------- */
 
+const char *sync_commit_ack_level(const sync_commit *s)
+{
+	return s->o.ack_written ? "write" : "fsync";
+}
+
 int sync_commit_new(sync_commit **out, store *st, const sync_options *o, lx_err *err)
 {
 	sync_commit *s = calloc(1, sizeof(*s));

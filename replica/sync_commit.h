@@ -55,10 +55,15 @@ typedef struct sync_options {
 	unsigned min_acks;      /* replicas that must hold a commit; >= 1 */
 	int64_t timeout_ms;     /* the longest a commit waits for them */
 	int degrade;            /* on timeout: 1 go on asynchronously, 0 fail */
+	int ack_written;        /* replicas acknowledge once written, not fsynced */
 } sync_options;
 
 int sync_commit_new(sync_commit **out, store *st, const sync_options *o, lx_err *err);
 void sync_commit_free(sync_commit *s);
+
+/* The Ltxfs-Acks value a stream's answer carries: what an acknowledgement
+ * promises ("fsync": the replica's log is fsynced, or "write"). */
+const char *sync_commit_ack_level(const sync_commit *s);
 
 /*
  * The node became the primary (active 1, its lease epoch) or stopped being

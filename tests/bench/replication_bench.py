@@ -272,6 +272,7 @@ def primary_speed(c, args, label):
 
 
 SYNC = "replication:\n  mode: sync\n  min-acks: 1\n  sync-timeout: 5s\n"
+SYNC_WRITE = SYNC + "  ack-after: write\n"
 
 
 def replica_lease(port):
@@ -280,11 +281,12 @@ def replica_lease(port):
 
 
 def start_pair(binary, work, sync, via_port=None):
-    """A primary (sync or async) and two replicas reaching it directly or
-    through `via_port` (a proxy in front of the primary's port)."""
+    """A primary (`sync`: its replication config, or None for async) and
+    two replicas reaching it directly or through `via_port` (a proxy in
+    front of the primary's port)."""
     c = Cluster(binary, work)
     if sync:
-        c.primary.extra_config += SYNC
+        c.primary.extra_config += sync
     c.primary.start()
     for i in (1, 2):
         r = ltxfsmount.LtxfsMount(binary, os.path.join(work, "replica%d" % i),
@@ -316,15 +318,17 @@ def pct(v, q):
 
 
 def sync_table(binary, args, work):
-    """async vs sync side by side (alternating), then sync across 40 ms."""
-    rate = {"async": [], "sync": []}
-    lat = {"async": [], "sync": []}
-    pairs = {m: start_pair(binary, os.path.join(work, "sync-" + m), m == "sync")
-             for m in ("async", "sync")}
+    """async vs sync (ack-after fsync, and write) side by side
+    (alternating), then sync across 40 ms."""
+    configs = {"async": None, "sync": SYNC, "write": SYNC_WRITE}
+    rate = {m: [] for m in configs}
+    lat = {m: [] for m in configs}
+    pairs = {m: start_pair(binary, os.path.join(work, "sync-" + m), configs[m])
+             for m in configs}
     try:
         time.sleep(1)
         for _ in range(args.repeat):
-            for m in ("async", "sync"):
+            for m in configs:
                 rate[m].append(insert_rate(args.insert_bench, pairs[m].primary.mnt,
                                            args.seconds / 2))
                 lat[m] += commit_latencies(pairs[m].primary.mnt, 1000)
@@ -346,18 +350,23 @@ def sync_table(binary, args, work):
             far = commit_latencies(wan.primary.mnt, 100)
     finally:
         wan.stop()
-    a, s = statistics.median(rate["async"]), statistics.median(rate["sync"])
+    a = statistics.median(rate["async"])
     ms = lambda v: v * 1000.0  # noqa: E731
-    return ["| replication.mode (2 replicas, min-acks 1), INSERT WAL+NORMAL | async | sync |",
-            "|---|---|---|",
-            "| insert_bench tx/s | %.0f | %.0f (%.2fx) |" % (a, s, s / a),
-            "| commit latency p50 | %.3f ms | %.3f ms (+%.3f) |"
-            % (ms(pct(lat["async"], 0.5)), ms(pct(lat["sync"], 0.5)),
-               ms(pct(lat["sync"], 0.5) - pct(lat["async"], 0.5))),
-            "| commit latency p99 | %.3f ms | %.3f ms (+%.3f) |"
-            % (ms(pct(lat["async"], 0.99)), ms(pct(lat["sync"], 0.99)),
-               ms(pct(lat["sync"], 0.99) - pct(lat["async"], 0.99))),
-            "| sync, replicas 40 ms away: commit latency p50 / p99 | | %.1f / %.1f ms |"
+
+    def row(label, q):
+        base = pct(lat["async"], q)
+        return "| %s | %.3f ms | %s |" % (label, ms(base), " | ".join(
+            "%.3f ms (+%.3f)" % (ms(pct(lat[m], q)), ms(pct(lat[m], q) - base))
+            for m in ("sync", "write")))
+    return ["| replication (2 replicas, min-acks 1), INSERT WAL+NORMAL | async | "
+            "sync, ack-after fsync | sync, ack-after write |",
+            "|---|---|---|---|",
+            "| insert_bench tx/s | %.0f | %s |" % (a, " | ".join(
+                "%.0f (%.2fx)" % (statistics.median(rate[m]), statistics.median(rate[m]) / a)
+                for m in ("sync", "write"))),
+            row("commit latency p50", 0.5),
+            row("commit latency p99", 0.99),
+            "| sync (fsync), replicas 40 ms away: commit latency p50 / p99 | | %.1f / %.1f ms | |"
             % (ms(pct(far, 0.5)), ms(pct(far, 0.99))), ""]
 
 

@@ -40,3 +40,20 @@ def make_table(node, name, mode):
     con.execute("PRAGMA journal_mode=%s" % mode)
     con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
     con.close()
+
+
+def served_ids(node, name, timeout=30):
+    """The ids of table t as `node`'s mount serves them read-only, once it
+    serves the database (integrity_check ok), retrying until `timeout`."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            c = sqlite3.connect("file:%s?mode=ro" % node.path(name), uri=True, timeout=30)
+            try:
+                assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+                return set(r[0] for r in c.execute("SELECT id FROM t"))
+            finally:
+                c.close()
+        except sqlite3.OperationalError:
+            assert time.time() < deadline, node.log_tail(30)
+            time.sleep(0.2)

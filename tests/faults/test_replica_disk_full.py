@@ -18,7 +18,7 @@ import pytest
 
 import cluster as C
 import ltxfs_helpers as H
-from fault_helpers import fill, make_table, small_tmpfs
+from fault_helpers import fill, make_table, served_ids, small_tmpfs
 
 pytestmark = H.LTXFS_LOCKS_PASS_ONLY
 
@@ -86,3 +86,56 @@ def test_replica_out_of_space_catches_up_when_space_is_back(replica_small_disk, 
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         con.close()
+
+
+@pytest.mark.deadline(240)
+def test_sync_replica_out_of_space_acknowledges_only_what_it_logged(replica_small_disk,
+                                                                    node_factory):
+    """replication.mode sync, one replica whose data.dir fills up: commits
+    stop being acknowledged once the replica cannot take them (they fail,
+    on-timeout fail), and every commit that was acknowledged is the
+    replica's own: with the primary SIGKILLed at the first failure and space
+    back, the replica restarted alone serves every acknowledged row from its
+    own data.dir.  With the primary back, commits are acknowledged again."""
+    primary = C.make_primary(node_factory)
+    primary.extra_config = ("replication:\n  mode: sync\n  min-acks: 1\n  sync-timeout: 1s\n"
+                            "  on-timeout: fail\n")
+    replica = C.make_replica(node_factory, primary, "replica1")
+    filler = fill(replica.data, 24)
+    primary.start()
+    replica.start()
+    wait_in_sync(primary)
+    name = "big.db"
+    make_table(primary, name, "wal")
+    con = sqlite3.connect(primary.path(name), isolation_level=None, timeout=30)
+    acked = []
+    for i in range(3000):                         # ~30 MiB: more than the replica's room
+        try:
+            con.execute("INSERT INTO t VALUES(?, randomblob(10000))", (i,))
+        except sqlite3.OperationalError:
+            break
+        acked.append(i)
+    con.close()
+    assert 0 < len(acked) < 3000, "the replica never ran out of space"
+    primary.crash()
+    assert "No space left on device" in replica.log_text()
+    os.remove(filler)
+    replica.stop()
+    replica.start()                               # alone: what its own data.dir holds
+    have = served_ids(replica, name)
+    missing = sorted(set(acked) - have)
+    assert not missing, "acknowledged rows the replica does not have: %s" % missing[:10]
+    primary.start()
+    wait_in_sync(primary)
+    con = sqlite3.connect(primary.path(name), isolation_level=None, timeout=30)
+    con.execute("INSERT INTO t VALUES(100000, 'after')")
+    con.close()
+    C.wait_converged(primary, [replica], [name], timeout=90)
+    C.assert_identical(primary, [replica], [name])
+
+
+def wait_in_sync(primary, timeout=60):
+    deadline = time.time() + timeout
+    while C.status(primary)["replication"].get("in_sync", 0) < 1:
+        assert time.time() < deadline, "the replica never came in sync"
+        time.sleep(0.05)

@@ -153,7 +153,7 @@ def test_promote_and_handoff_need_the_token(app_node):
 
 def test_read_token_reads_and_health_is_open(app_node):
     n = app_node
-    for path in ("/status", "/metrics", "/events"):
+    for path in ("/status", "/metrics", "/events", "/wait?name=app.db&pos=1"):
         assert call(n, "GET", path)[0] == 401
         if path != "/events":
             assert call(n, "GET", path, token=READ_TOKEN)[0] == 200

@@ -23,9 +23,9 @@ import cluster as C
 import ltxfs_helpers as H
 
 
-def sync_config(min_acks=1, timeout="1s", on_timeout="fail"):
+def sync_config(min_acks=1, timeout="1s", on_timeout="fail", ack_after="fsync"):
     return ("replication:\n  mode: sync\n  min-acks: %d\n  sync-timeout: %s\n"
-            "  on-timeout: %s\n" % (min_acks, timeout, on_timeout))
+            "  on-timeout: %s\n  ack-after: %s\n" % (min_acks, timeout, on_timeout, ack_after))
 
 
 def sync_cluster(node_factory, replicas=2, **kw):
@@ -74,11 +74,13 @@ def thaw(nodes):
         os.kill(n.pid(), signal.SIGCONT)
 
 
-@pytest.mark.parametrize("mode", ["wal", "delete"])
-def test_a_commit_returns_only_once_a_replica_holds_it(node_factory, mode):
+@pytest.mark.parametrize("mode,ack_after", [("wal", "fsync"), ("delete", "fsync"),
+                                            ("wal", "write"), ("delete", "write")])
+def test_a_commit_returns_only_once_a_replica_holds_it(node_factory, mode, ack_after):
     """After every commit the application saw succeed, a replica already
-    has the transaction (min-acks 1 of 2): 200 commits in a row."""
-    p, rs = sync_cluster(node_factory, replicas=2)
+    has the transaction (min-acks 1 of 2): 200 commits in a row, with
+    replicas acknowledging once their log is fsynced or once written."""
+    p, rs = sync_cluster(node_factory, replicas=2, ack_after=ack_after)
     c = connect(p, "a.db", mode)
     c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
     for i in range(200):
@@ -90,7 +92,10 @@ def test_a_commit_returns_only_once_a_replica_holds_it(node_factory, mode):
     c.close()
     r = replication(p)
     assert r["mode"] == "sync" and r["state"] == "in-sync" and r["in_sync"] == 2
+    assert r["ack_after"] == ack_after
     assert r["commits_waited"] >= 201 and r["timeouts"] == 0
+    out = p.ltxfs("status", "-config", p.config_path).stdout
+    assert ("log is %s" % ("fsynced" if ack_after == "fsync" else "written")) in out, out
     st = C.status(p)
     assert all(x["in_sync"] for x in st["replicas"]), st["replicas"]
     m = C.metrics(p)

@@ -293,7 +293,7 @@ static void test_known_keys(void)
 		CHECK(strstr(err.msg, "unknown key") == NULL);
 		config_free(&c);
 	}
-	CHECK_EQ_INT(60, n);
+	CHECK_EQ_INT(61, n);
 	CHECK(strcmp(keys[0], "fuse.dir") == 0);
 	CHECK(strcmp(keys[n - 1], "exec") == 0);
 }
@@ -1343,6 +1343,7 @@ static void test_replication_config(void)
 		{ "replication:\n  min-acks: 65\n", "replication.min-acks" },
 		{ "replication:\n  sync-timeout: 0s\n", "replication.sync-timeout" },
 		{ "replication:\n  on-timeout: wait\n", "replication.on-timeout" },
+		{ "replication:\n  ack-after: apply\n", "replication.ack-after" },
 	};
 	ltxfs_config c;
 	lx_err err;
@@ -1351,13 +1352,16 @@ static void test_replication_config(void)
 	CHECK_EQ_INT(1, (int)c.replication.min_acks);
 	CHECK_EQ_U64(5000000000ULL, c.replication.sync_timeout_ns);
 	CHECK_EQ_INT(CONFIG_REPL_FAIL, c.replication.on_timeout);
+	CHECK_EQ_INT(CONFIG_ACK_FSYNC, c.replication.ack_after);
 	config_free(&c);
 	CHECK_EQ_INT(0, load(&c, MIN_CFG "replication:\n  mode: sync\n  min-acks: 2\n"
-			     "  sync-timeout: 250ms\n  on-timeout: degrade\n", &err));
+			     "  sync-timeout: 250ms\n  on-timeout: degrade\n  ack-after: write\n",
+			     &err));
 	CHECK_EQ_INT(CONFIG_REPL_SYNC, c.replication.mode);
 	CHECK_EQ_INT(2, (int)c.replication.min_acks);
 	CHECK_EQ_U64(250000000ULL, c.replication.sync_timeout_ns);
 	CHECK_EQ_INT(CONFIG_REPL_DEGRADE, c.replication.on_timeout);
+	CHECK_EQ_INT(CONFIG_ACK_WRITE, c.replication.ack_after);
 	config_free(&c);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char yaml[256];

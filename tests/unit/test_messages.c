@@ -53,7 +53,7 @@ static status_msg sample_status(void)
 		.lease = "consul", .epoch = 12, .cluster_id = "LTXFS-CLUSTER", .uptime_ms = 2500,
 		.ready = 1, .lag_ms = -1, .dbs = dbs, .n_dbs = 3, .replicas = replicas,
 		.n_replicas = 2, .has_replication = 1,
-		.replication = { .mode = "sync", .min_acks = 2, .on_timeout = "degrade",
+		.replication = { .mode = "sync", .min_acks = 2, .on_timeout = "degrade", .ack_after = "write",
 				 .sync_timeout_ms = 5000, .has_state = 1, .state = "degraded",
 				 .reason = "1 of 2 replicas \"in sync\"", .since_ms = 77,
 				 .in_sync = 1, .commits_waited = 10, .timeouts = 2, .refused = 3,
@@ -109,6 +109,7 @@ static void check_status(const status_msg *w, const status_msg *g)
 	CHECK_SAME_STR(w->replication.mode, g->replication.mode);
 	CHECK_EQ_U64(w->replication.min_acks, g->replication.min_acks);
 	CHECK_SAME_STR(w->replication.on_timeout, g->replication.on_timeout);
+	CHECK_SAME_STR(w->replication.ack_after, g->replication.ack_after);
 	CHECK_EQ_INT(w->replication.sync_timeout_ms, g->replication.sync_timeout_ms);
 	CHECK_EQ_INT(w->replication.has_state, g->replication.has_state);
 	CHECK_SAME_STR(w->replication.state, g->replication.state);
