@@ -24,13 +24,14 @@ LDLIBS_ALL = $(SANITIZE) $(PKG_LIBS) -lpthread $(LDFLAGS)
 
 # Every module is a folder; cmd/main.c is the only file not in the library.
 LIB_SRCS := $(sort $(wildcard base/*.c ltx/*.c config/*.c db/*.c fs/*.c \
-	lease/*.c replica/*.c net/*.c node/*.c backup/*.c cmd/*.c))
+	lease/*.c replica/*.c net/*.c node/*.c backup/*.c proxy/*.c cmd/*.c))
 LIB_SRCS := $(filter-out cmd/main.c,$(LIB_SRCS))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all setup run check check-unit check-integration check-faults check-sync-failover check-asan \
+.PHONY: all setup run check check-unit check-integration check-faults check-sync-failover \
+	check-proxy check-asan \
 	check-valgrind check-sqlite bench fuzz clean FORCE
 
 all: $(BUILD)/ltxfs
@@ -138,6 +139,12 @@ check-faults: $(BUILD)/ltxfs $(ITEST_BINS) $(BUILD)/tools/bin/consul $(S3RVER) $
 check-sync-failover: $(BUILD)/ltxfs $(ITEST_BINS) $(BUILD)/tools/bin/consul $(TEST_DEPS)
 	LTXFS_SYNC_ROUNDS=20 $(ITEST_ENV) $(PYTHON) -m pytest -q -s \
 		tests/integration/test_sync_failover.py $(PYTEST_ARGS)
+
+# The proxy at the acceptance's sizes: read-your-writes across 80 ms 1,000 times,
+# a 200 MB upload (make check: 100 rounds, 20 MB).
+check-proxy: $(BUILD)/ltxfs $(ITEST_BINS) $(BUILD)/tools/bin/consul $(TEST_DEPS)
+	LTXFS_PROXY_ROUNDS=1000 LTXFS_PROXY_UPLOAD_MB=200 $(ITEST_ENV) $(PYTHON) -m pytest -q \
+		tests/integration/test_proxy.py $(PYTEST_ARGS)
 
 check-asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 \

@@ -35,6 +35,7 @@
 #include "fs/fs.h"
 #include "node/node.h"
 #include "node/supervisor.h"
+#include "proxy/proxy.h"
 #include "replica/http_server.h"
 
 static const char usage[] =
@@ -230,6 +231,26 @@ static int start_node(const ltxfs_config *c, store **st, node **nd, http_server 
 	return rc;
 }
 
+/* The HTTP proxy in front of the application, when proxy.addr is set. */
+static int start_proxy(const ltxfs_config *c, node *nd, store *st, proxy **out, lx_err *err)
+{
+	proxy_options po;
+	*out = NULL;
+	if (c->proxy.addr == NULL)
+		return 0;
+	memset(&po, 0, sizeof(po));
+	po.addr = c->proxy.addr;
+	po.target = c->proxy.target;
+	po.db = c->proxy.db;
+	po.passthrough = (const char *const *)c->proxy.passthrough;
+	po.max_lag_ms = (int64_t)(c->proxy.max_lag_ns / 1000000);
+	po.lag_forward = c->proxy.on_lag == CONFIG_LAG_FORWARD;
+	po.store = st;
+	po.primary = node_proxy_route;
+	po.ctx = nd;
+	return proxy_start(out, &po, err);
+}
+
 static int serve(const ltxfs_config *c, node *nd, store *st, fs_control *ctl,
 		 supervisor *sup, lx_err *err)
 {
@@ -255,6 +276,7 @@ static int run(const ltxfs_config *c, char *const *app_argv)
 	supervisor_options so;
 	supervisor_hooks sh;
 	backup_shipper *shipper = NULL;
+	proxy *px = NULL;
 	bk_codec codec;
 	lx_err err;
 	int rc, exit_status;
@@ -273,6 +295,8 @@ static int run(const ltxfs_config *c, char *const *app_argv)
 	}
 	memset(&codec, 0, sizeof(codec));
 	rc = start_node(c, &st, &nd, &http, &status, &codec, &shipper, &err);
+	if (rc == 0)
+		rc = start_proxy(c, nd, st, &px, &err);
 	if (rc == 0) {
 		memset(&so, 0, sizeof(so));
 		so.cmds = c->exec.cmds;
@@ -295,6 +319,7 @@ static int run(const ltxfs_config *c, char *const *app_argv)
 	exit_status = supervisor_finish(sup);   /* ends a command still running */
 	if (node_failed(nd))
 		exit_status = 1;
+	proxy_stop(px);               /* no request is forwarded any more */
 	node_stop(nd);                /* a primary fences, then releases its lease */
 	backup_shipper_stop(shipper); /* after fencing: nothing more is shipped */
 	bk_codec_wipe(&codec);

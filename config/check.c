@@ -324,6 +324,29 @@ static int check_backup(const ltxfs_config *c, lx_err *err)
 	return 0;
 }
 
+/* proxy.*: all or nothing of addr, target and db. */
+static int check_proxy(const ltxfs_config *c, lx_err *err)
+{
+	int any = c->proxy.addr || c->proxy.target || c->proxy.db || c->proxy.passthrough ||
+		  c->proxy.advertise_url;
+	if (!any)
+		return 0;
+	if (c->proxy.addr == NULL || c->proxy.target == NULL || c->proxy.db == NULL)
+		return cfg_err(c, err, "the proxy needs proxy.addr (where it listens), proxy.target "
+			       "(the application's host:port) and proxy.db (the database whose "
+			       "writes it follows)");
+	if (strcmp(c->proxy.addr, c->proxy.target) == 0)
+		return cfg_err(c, err, "proxy.addr and proxy.target are the same address: the "
+			       "proxy would forward to itself");
+	if (c->proxy.max_lag_ns == 0 || c->proxy.max_lag_ns > 60ULL * 1000000000ULL)
+		return cfg_err(c, err, "proxy.max-lag must be between 1ms and 60s");
+	if (config_enum_name(config_proxy_lags, (int)c->proxy.on_lag) == NULL)
+		return cfg_err(c, err, "proxy.on-lag has an invalid value");
+	if (c->proxy.advertise_url != NULL && config_url_host(c->proxy.advertise_url, NULL) != 0)
+		return cfg_err(c, err, "proxy.advertise-url is not an http:// URL with a host");
+	return 0;
+}
+
 static int check_replication(const ltxfs_config *c, lx_err *err)
 {
 	if (config_enum_name(config_repl_modes, (int)c->replication.mode) == NULL)
@@ -365,7 +388,7 @@ static int check_values(const ltxfs_config *c, lx_err *err)
 		if (c->exec.cmds[i].cmd == NULL || c->exec.cmds[i].cmd[0] == '\0')
 			return cfg_err(c, err, "exec[%zu] is empty", i);
 	if (check_auth(c, err) < 0 || check_tls(c, err) < 0 || check_backup(c, err) < 0 ||
-	    check_replication(c, err) < 0)
+	    check_replication(c, err) < 0 || check_proxy(c, err) < 0)
 		return -EINVAL;
 	return check_lease(c, err);
 }
@@ -479,6 +502,25 @@ static int resolve_advertise_url(ltxfs_config *c, lx_err *err)
 	return 0;
 }
 
+/* Default proxy.advertise-url: lease.advertise-url's host at proxy.addr's
+ * port (the proxy speaks plain HTTP). */
+static int resolve_proxy_url(ltxfs_config *c, lx_err *err)
+{
+	char host[HOST_MAX];
+	bool v6;
+	if (c->proxy.addr == NULL || c->proxy.advertise_url != NULL)
+		return 0;
+	if (config_url_host(c->lease.advertise_url, host) != 0)
+		return cfg_err(c, err, "lease.advertise-url has no host for proxy.advertise-url");
+	v6 = strchr(host, ':') != NULL;
+	if (asprintf(&c->proxy.advertise_url, "http://%s%s%s:%d", v6 ? "[" : "", host,
+		     v6 ? "]" : "", config_addr_port(c->proxy.addr)) < 0) {
+		c->proxy.advertise_url = NULL;
+		return lx_err_set(err, ENOMEM, "config: out of memory");
+	}
+	return 0;
+}
+
 /* S3 credentials the file leaves unset come from the environment, as
  * every AWS tool takes them; an s3:// backup without any is refused here,
  * not at the first upload. */
@@ -524,7 +566,9 @@ int config_resolve(ltxfs_config *c, lx_err *err)
 		rc = set_default(&c->lease.consul.key, "ltxfs/primary", err);
 	if (rc == 0 && c->lease.type == CONFIG_LEASE_ETCD)
 		rc = set_default(&c->lease.etcd.key, "ltxfs/primary", err);
-	return rc == 0 ? resolve_advertise_url(c, err) : rc;
+	if (rc == 0)
+		rc = resolve_advertise_url(c, err);
+	return rc == 0 ? resolve_proxy_url(c, err) : rc;
 }
 
 int config_addr_is_loopback(const char *addr)

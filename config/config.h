@@ -83,6 +83,12 @@ typedef enum config_repl_ack {
 				    survives a crash of any ltxfs process */
 } config_repl_ack;
 
+/* proxy.on-lag: a read whose position did not arrive within proxy.max-lag. */
+typedef enum config_proxy_lag {
+	CONFIG_LAG_FORWARD = 0,  /* forwarded to the primary (default) */
+	CONFIG_LAG_SERVE = 1,    /* served here, older than the client's write */
+} config_proxy_lag;
+
 /* lease.type (see config/keys.c config_lease_types[]). */
 typedef enum config_lease_type {
 	CONFIG_LEASE_STATIC = 0,
@@ -177,6 +183,18 @@ typedef struct ltxfs_config {
 		config_repl_timeout on_timeout;
 		config_repl_ack ack_after;
 	} replication;
+	/* The HTTP proxy in front of the application (proxy/proxy.h).  Off
+	 * while addr is NULL. */
+	struct {
+		char *addr;                 /* host:port it listens on */
+		char *target;               /* host:port of the application */
+		char *db;                   /* the database whose position is tracked */
+		char **passthrough;         /* path globs, NULL-terminated; NULL: none */
+		uint64_t max_lag_ns;        /* a read waits this long; 10 s */
+		config_proxy_lag on_lag;
+		char *advertise_url;        /* NULL until resolved: lease.advertise-url's
+					       host, proxy.addr's port */
+	} proxy;
 	/* Continuous backup (backup/backup.h; docs/backup.md).  Off while
 	 * url is NULL.  After config_resolve(), access_key_id and
 	 * secret_access_key hold AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY

@@ -96,6 +96,8 @@ static bool dump_has(const ltxfs_config *c, enum key_id id)
 		return false;
 	if (strncmp(config_keys[id], "backup.", 7) == 0 && c->backup.url == NULL)
 		return false;
+	if (strncmp(config_keys[id], "proxy.", 6) == 0 && c->proxy.addr == NULL)
+		return false;
 	/* a token read from its file shows as the file */
 	if ((id == KEY_HTTP_TOKEN && c->http.token_from_file) ||
 	    (id == KEY_HTTP_READ_TOKEN && c->http.read_token_from_file))
@@ -112,6 +114,8 @@ static bool dump_has(const ltxfs_config *c, enum key_id id)
 		return *(const uint64_t *)slot != 0;
 	case K_EXEC:
 		return c->exec.n > 0;
+	case K_LIST:
+		return *(char **const *)slot != NULL;
 	default:
 		return true;
 	}
@@ -148,6 +152,15 @@ static void dump_value(FILE *out, const ltxfs_config *c, enum key_id id)
 		break;
 	case K_NODE_ID:
 		fprintf(out, "\"%016" PRIX64 "\"", *(const uint64_t *)slot);
+		break;
+	case K_LIST:
+		fputc('[', out);
+		for (char **s = *(char **const *)slot; *s != NULL; s++) {
+			if (s != *(char **const *)slot)
+				fputs(", ", out);
+			dump_quoted(out, *s);
+		}
+		fputc(']', out);
 		break;
 	case K_EXEC:
 		for (size_t i = 0; i < c->exec.n; i++) {

@@ -69,6 +69,13 @@ enum key_id {
 	KEY_REPLICATION_SYNC_TIMEOUT,
 	KEY_REPLICATION_ON_TIMEOUT,
 	KEY_REPLICATION_ACK_AFTER,
+	KEY_PROXY_ADDR,
+	KEY_PROXY_TARGET,
+	KEY_PROXY_DB,
+	KEY_PROXY_PASSTHROUGH,
+	KEY_PROXY_MAX_LAG,
+	KEY_PROXY_ON_LAG,
+	KEY_PROXY_ADVERTISE_URL,
 	KEY_BACKUP_URL,
 	KEY_BACKUP_ENDPOINT,
 	KEY_BACKUP_REGION,
@@ -101,6 +108,7 @@ enum key_kind {
 	K_NODE_ID,  /* uint64_t from 16 hex digits, non-zero */
 	K_COUNT,    /* unsigned, a decimal number 0..CONFIG_COUNT_MAX */
 	K_EXEC,     /* exec: an entry or a sequence of entries */
+	K_LIST,     /* char **, NULL-terminated: a string or a sequence of them */
 };
 
 /*
@@ -131,6 +139,7 @@ extern const char *const config_keys[KEY_COUNT + 1];   /* NULL-terminated */
 extern const key_spec config_specs[KEY_COUNT];
 extern const enum_value config_sync_values[], config_lease_types[], config_log_levels[];
 extern const enum_value config_repl_modes[], config_repl_timeouts[], config_repl_acks[];
+extern const enum_value config_proxy_lags[];
 extern const size_unit config_size_units[];
 extern const size_t config_n_size_units;
 

@@ -44,6 +44,12 @@ const enum_value config_repl_acks[] = {
 	{ NULL, 0, false },
 };
 
+const enum_value config_proxy_lags[] = {
+	{ "forward", CONFIG_LAG_FORWARD, true },
+	{ "serve", CONFIG_LAG_SERVE, true },
+	{ NULL, 0, false },
+};
+
 const enum_value config_lease_types[] = {
 	{ "static", CONFIG_LEASE_STATIC, true },
 	{ "consul", CONFIG_LEASE_CONSUL, true },
@@ -112,6 +118,13 @@ const char *const config_keys[KEY_COUNT + 1] = {
 	[KEY_REPLICATION_SYNC_TIMEOUT] = "replication.sync-timeout",
 	[KEY_REPLICATION_ON_TIMEOUT] = "replication.on-timeout",
 	[KEY_REPLICATION_ACK_AFTER] = "replication.ack-after",
+	[KEY_PROXY_ADDR] = "proxy.addr",
+	[KEY_PROXY_TARGET] = "proxy.target",
+	[KEY_PROXY_DB] = "proxy.db",
+	[KEY_PROXY_PASSTHROUGH] = "proxy.passthrough",
+	[KEY_PROXY_MAX_LAG] = "proxy.max-lag",
+	[KEY_PROXY_ON_LAG] = "proxy.on-lag",
+	[KEY_PROXY_ADVERTISE_URL] = "proxy.advertise-url",
 	[KEY_BACKUP_URL] = "backup.url",
 	[KEY_BACKUP_ENDPOINT] = "backup.endpoint",
 	[KEY_BACKUP_REGION] = "backup.region",
@@ -179,6 +192,13 @@ const key_spec config_specs[KEY_COUNT] = {
 	[KEY_REPLICATION_SYNC_TIMEOUT] = { K_DURATION, OFF(replication.sync_timeout_ns), NULL },
 	[KEY_REPLICATION_ON_TIMEOUT] = { K_ENUM, OFF(replication.on_timeout), config_repl_timeouts },
 	[KEY_REPLICATION_ACK_AFTER] = { K_ENUM, OFF(replication.ack_after), config_repl_acks },
+	[KEY_PROXY_ADDR] = { K_ADDR, OFF(proxy.addr), NULL },
+	[KEY_PROXY_TARGET] = { K_ADDR, OFF(proxy.target), NULL },
+	[KEY_PROXY_DB] = { K_STRING, OFF(proxy.db), NULL },
+	[KEY_PROXY_PASSTHROUGH] = { K_LIST, OFF(proxy.passthrough), NULL },
+	[KEY_PROXY_MAX_LAG] = { K_DURATION, OFF(proxy.max_lag_ns), NULL },
+	[KEY_PROXY_ON_LAG] = { K_ENUM, OFF(proxy.on_lag), config_proxy_lags },
+	[KEY_PROXY_ADVERTISE_URL] = { K_URL, OFF(proxy.advertise_url), NULL },
 	[KEY_BACKUP_URL] = { K_STRING, OFF(backup.url), NULL },
 	[KEY_BACKUP_ENDPOINT] = { K_URL, OFF(backup.endpoint), NULL },
 	[KEY_BACKUP_REGION] = { K_STRING, OFF(backup.region), NULL },
@@ -229,6 +249,8 @@ void config_init_defaults(ltxfs_config *c)
 	c->replication.sync_timeout_ns = 5ULL * 1000000000ULL;
 	c->replication.on_timeout = CONFIG_REPL_FAIL;
 	c->replication.ack_after = CONFIG_ACK_FSYNC;
+	c->proxy.max_lag_ns = 10ULL * 1000000000ULL;
+	c->proxy.on_lag = CONFIG_LAG_FORWARD;
 	c->lease.candidate = true;
 	c->http.health_max_lag_ns = 10ULL * 1000000000ULL;
 	c->http.max_connections = 256;
@@ -269,6 +291,11 @@ void config_free(ltxfs_config *c)
 		case K_STRING:
 		case K_ADDR:
 		case K_URL:
+			free(*slot);
+			break;
+		case K_LIST:
+			for (char **s = *(char ***)slot; s != NULL && *s != NULL; s++)
+				free(*s);
 			free(*slot);
 			break;
 		default:

@@ -29,7 +29,7 @@
  * message tells a LiteFS user the key was understood, just not supported.
  */
 static const char *const litefs_only_keys[] = {
-	"exit-on-error", "skip-sync", "strict-verify", "proxy", "backup",
+	"exit-on-error", "skip-sync", "strict-verify", "backup",
 	"tracing", "data.compress", "data.retention-monitor-interval",
 	"http.snapshot-timeout", "lease.promote", "lease.reconnect-delay",
 	"lease.demote-delay", "lease.databases",
@@ -221,6 +221,7 @@ static int apply_value(walk *w, enum key_id id, yaml_mark_t m, const char *val)
 			return set_string(w, slot, val);
 		break;
 	case K_EXEC:
+	case K_LIST:
 		return at_err(w, m, "%s: internal error: bad key kind", key);
 	default:
 		rc = parse_kind(kind, val, slot);
@@ -359,6 +360,49 @@ static int set_exec(walk *w, const yaml_node_t *v)
 	return 0;
 }
 
+/* One string of a K_LIST key, appended to its NULL-terminated array. */
+static int list_append(walk *w, enum key_id id, const yaml_node_t *item, size_t i)
+{
+	char ***slot = config_field(w->c, id), **v, label[96], *val = NULL;
+	size_t n = 0;
+	int rc;
+	snprintf(label, sizeof(label), "%s[%zu]", config_keys[id], i);
+	rc = scalar_value(w, label, item, "a string", &val);
+	if (rc != 0)
+		return rc;
+	if (*val == '\0') {
+		free(val);
+		return at_err(w, item->start_mark, "%s: must not be empty", label);
+	}
+	while (*slot != NULL && (*slot)[n] != NULL)
+		n++;
+	v = realloc(*slot, (n + 2) * sizeof(char *));
+	if (v == NULL) {
+		free(val);
+		return at_err(w, item->start_mark, "out of memory");
+	}
+	v[n] = val;
+	v[n + 1] = NULL;
+	*slot = v;
+	return 0;
+}
+
+/* A K_LIST key: one string, or a sequence of them. */
+static int set_list(walk *w, enum key_id id, const yaml_node_t *v)
+{
+	if (v->type != YAML_SEQUENCE_NODE)
+		return list_append(w, id, v, 0);
+	for (yaml_node_item_t *it = v->data.sequence.items.start;
+	     it < v->data.sequence.items.top; it++) {
+		const yaml_node_t *item = yaml_document_get_node(w->doc, *it);
+		int rc = item == NULL ? at_err(w, v->start_mark, "%s: missing item", config_keys[id]) :
+			 list_append(w, id, item, (size_t)(it - v->data.sequence.items.start));
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
 static int set_key(walk *w, enum key_id id, const yaml_node_t *v)
 {
 	char *val = NULL;
@@ -366,6 +410,8 @@ static int set_key(walk *w, enum key_id id, const yaml_node_t *v)
 	int rc;
 	if (config_specs[id].kind == K_EXEC)
 		return set_exec(w, v);
+	if (config_specs[id].kind == K_LIST)
+		return set_list(w, id, v);
 	rc = scalar_value(w, config_keys[id], v, expect, &val);
 	if (rc == 0)
 		rc = apply_value(w, id, v->start_mark, val);

@@ -406,6 +406,7 @@ int node_start(node **out, const ltxfs_config *c, store *st, uint64_t node_id, l
 	node_http_options(&n->http, c);
 	pthread_mutex_init(&n->mu, NULL);
 	stream_hub_init(&n->hub, st, 1000);
+	n->hub.proxy_url = c->proxy.advertise_url;
 	if (c->replication.mode == CONFIG_REPL_SYNC) {
 		sync_options so = { c->replication.min_acks,
 				    (int64_t)(c->replication.sync_timeout_ns / 1000000),
@@ -526,6 +527,19 @@ static int role_primary(void *arg, char *buf, size_t cap)
 	}
 	pthread_mutex_unlock(&n->mu);
 	return rc;
+}
+
+enum proxy_route node_proxy_route(void *arg, char *url, size_t cap)
+{
+	node *n = arg;
+	enum proxy_route r = PROXY_NONE;
+	pthread_mutex_lock(&n->mu);
+	if (n->primary)
+		r = PROXY_SELF;
+	else if (n->follow != NULL && stream_client_proxy_url(n->follow->client, url, cap) == 0)
+		r = PROXY_REMOTE;
+	pthread_mutex_unlock(&n->mu);
+	return r;
 }
 
 static int64_t role_lag(void *arg)

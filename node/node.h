@@ -32,6 +32,7 @@
 #include "config/config.h"
 #include "db/store.h"
 #include "fs/fs.h"
+#include "proxy/proxy.h"
 #include "replica/http_server.h"
 #include "replica/status.h"
 #include "replica/stream_server.h"
@@ -67,5 +68,10 @@ int node_take_over(node *n, lx_err *err);
 
 /* The role callbacks of the mount (.primary, .lag, attribute caching). */
 fs_role node_fs_role(node *n);
+
+/* Where the proxy sends writes (proxy/proxy.h's `primary` callback; `arg`
+ * is the node): here, the primary's proxy as its stream said, or nowhere
+ * known now. */
+enum proxy_route node_proxy_route(void *arg, char *url, size_t cap);
 
 #endif

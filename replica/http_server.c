@@ -403,6 +403,8 @@ static enum MHD_Result start_stream(http_server *s, struct MHD_Connection *c, re
 	MHD_add_response_header(resp, "Ltxfs-Node-Id", hex);
 	if (s->hub->sync != NULL && !catch_up)
 		MHD_add_response_header(resp, "Ltxfs-Acks", sync_commit_ack_level(s->hub->sync));
+	if (s->hub->proxy_url != NULL)
+		MHD_add_response_header(resp, "Ltxfs-Proxy-Url", s->hub->proxy_url);
 	if (node.cluster_id && *node.cluster_id)
 		MHD_add_response_header(resp, "Ltxfs-Cluster-Id", node.cluster_id);
 	{

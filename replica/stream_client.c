@@ -40,6 +40,8 @@ struct stream_client {
 	pthread_mutex_t mu;             /* guards the sleep below */
 	pthread_cond_t wake;
 
+	char proxy_url[256];            /* the primary's Ltxfs-Proxy-Url (under mu); "" none */
+
 	/* state shown to others (atomics) */
 	int64_t primary_ts_ms;          /* primary clock of the last heartbeat/transaction */
 	int ready;
@@ -337,6 +339,13 @@ static void on_response_header(void *arg, const char *name, size_t name_len,
 			       const char *value, size_t value_len)
 {
 	stream_client *c = arg;
+	if (name_len == 15 && strncasecmp(name, "Ltxfs-Proxy-Url", 15) == 0) {
+		pthread_mutex_lock(&c->mu);
+		snprintf(c->proxy_url, sizeof(c->proxy_url), "%.*s",
+			 value_len < sizeof(c->proxy_url) ? (int)value_len : 0, value);
+		pthread_mutex_unlock(&c->mu);
+		return;
+	}
 	if (name_len == 10 && strncasecmp(name, "Ltxfs-Acks", 10) == 0) {
 		/* "fsync" (or "1", as the first version said it) or "write" */
 		c->acks_written = value_len == 5 && strncasecmp(value, "write", 5) == 0;
@@ -553,6 +562,9 @@ static int stream_once(stream_client *c)
 	c->peer_has_epoch = 0;
 	c->received = 0;
 	c->acks_wanted = 0;
+	pthread_mutex_lock(&c->mu);
+	c->proxy_url[0] = '\0';
+	pthread_mutex_unlock(&c->mu);
 	c->state = ST_HEADER;
 	c->fhead_len = 0;
 	request_headers(c, line, headers);
@@ -731,6 +743,17 @@ int stream_client_finished(stream_client *c)
 int stream_client_ready(stream_client *c)
 {
 	return __atomic_load_n(&c->ready, __ATOMIC_ACQUIRE);
+}
+
+int stream_client_proxy_url(stream_client *c, char *out, size_t cap)
+{
+	int rc;
+	pthread_mutex_lock(&c->mu);
+	rc = c->proxy_url[0] && __atomic_load_n(&c->connected, __ATOMIC_ACQUIRE) ? 0 : -ENOENT;
+	if (rc == 0)
+		snprintf(out, cap, "%s", c->proxy_url);
+	pthread_mutex_unlock(&c->mu);
+	return rc;
 }
 
 int stream_client_connected(stream_client *c)

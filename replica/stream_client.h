@@ -70,6 +70,10 @@ int stream_client_finished(stream_client *c);
 
 /* 1 while a stream from the primary is open. */
 int stream_client_connected(stream_client *c);
+
+/* The primary's proxy (Ltxfs-Proxy-Url of the stream now connected), or
+ * -ENOENT when not connected or the primary runs no proxy. */
+int stream_client_proxy_url(stream_client *c, char *out, size_t cap);
 /* The cluster ID the replica belongs to ("" until it adopted one). */
 const char *stream_client_cluster_id(stream_client *c);
 void stream_client_counters(stream_client *c, uint64_t *snapshots, uint64_t *transactions);

@@ -43,6 +43,8 @@ typedef struct stream_hub {
 	uint64_t transactions_sent;
 	sync_commit *sync;             /* replication.mode sync: sessions are its
 					  replicas (set before the server starts); NULL: async */
+	const char *proxy_url;         /* proxy.advertise-url, told to replicas
+					  (Ltxfs-Proxy-Url); NULL: no proxy */
 } stream_hub;
 
 void stream_hub_init(stream_hub *h, store *st, int heartbeat_ms);

@@ -293,7 +293,7 @@ static void test_known_keys(void)
 		CHECK(strstr(err.msg, "unknown key") == NULL);
 		config_free(&c);
 	}
-	CHECK_EQ_INT(61, n);
+	CHECK_EQ_INT(68, n);
 	CHECK(strcmp(keys[0], "fuse.dir") == 0);
 	CHECK(strcmp(keys[n - 1], "exec") == 0);
 }
@@ -598,8 +598,8 @@ static void test_unknown_keys(void)
 {
 	CHECK_REJECT("data:\n  dir: /b\n\n\nlog:\n  level: info\nfuse:\n  dri: /x\n",
 		     "config.yml:8:3: unknown key \"fuse.dri\" (did you mean \"fuse.dir\"?)");
-	CHECK_REJECT(MIN_CFG "proxy:\n  addr: :8080\n",
-		     "config.yml:5:1: unknown key \"proxy\" (a LiteFS setting");
+	CHECK_REJECT(MIN_CFG "tracing:\n  enabled: true\n",
+		     "config.yml:5:1: unknown key \"tracing\" (a LiteFS setting");
 	CHECK_REJECT("lease:\n  promote: true\n",
 		     "config.yml:2:3: unknown key \"lease.promote\" (a LiteFS setting");
 	CHECK_REJECT("lease:\n  consul:\n    ulr: x\n",
@@ -1053,7 +1053,8 @@ static void test_dump(void)
 		/* secrets print as comments; tokens and TLS are in test_http_security */
 		if (strcmp(*k, "lease.consul.token") == 0 ||
 		    (strncmp(*k, "http.", 5) == 0 && (strstr(*k, "token") || strstr(*k, "tls."))) ||
-		    strncmp(*k, "backup.", 7) == 0)   /* test_backup_config */
+		    strncmp(*k, "backup.", 7) == 0 ||   /* test_backup_config */
+		    strncmp(*k, "proxy.", 6) == 0)      /* test_proxy_config */
 			continue;
 		dumped_key(*k, needle, sizeof(needle));
 		CHECK_STR_CONTAINS(text, needle);
@@ -1200,7 +1201,7 @@ static void test_hostile_yaml(void)
 /* ------------------------------------------------------------------ */
 
 #define REFERENCE "docs/configuration.md"
-#define MAX_ROWS 64
+#define MAX_ROWS 96
 
 typedef struct doc_row {
 	char key[64];
@@ -1334,6 +1335,68 @@ static void test_reference_matches_parser(void)
 
 /* backup.*: a URL of either scheme, keys that fit it, credentials from the
  * environment, the secret never printed, a dump that loads back. */
+/* proxy.*: off by default; all of addr, target and db or none; the list of
+ * globs in either form; the advertised URL derived; a dump that loads back. */
+static void test_proxy_config(void)
+{
+	static const struct { const char *yaml, *says; } bad[] = {
+		{ "proxy:\n  addr: :8080\n", "proxy.target" },
+		{ "proxy:\n  addr: :8080\n  target: localhost:8081\n", "proxy.db" },
+		{ "proxy:\n  addr: :8080\n  target: :8080\n  db: a.db\n", "forward to itself" },
+		{ "proxy:\n  addr: x\n", "proxy.addr" },
+		{ "proxy:\n  passthrough: [\"\"]\n", "proxy.passthrough[0]" },
+		{ "proxy:\n  passthrough: {a: 1}\n", "proxy.passthrough" },
+		{ "proxy:\n  addr: :8080\n  target: :8081\n  db: a.db\n  max-lag: 2m\n",
+		  "proxy.max-lag" },
+		{ "proxy:\n  on-lag: wait\n", "proxy.on-lag" },
+	};
+	ltxfs_config c, back;
+	lx_err err;
+	char *text;
+	CHECK_EQ_INT(0, load(&c, MIN_CFG, &err));
+	CHECK(c.proxy.addr == NULL && c.proxy.passthrough == NULL);
+	CHECK_EQ_U64(10000000000ULL, c.proxy.max_lag_ns);
+	CHECK_EQ_INT(CONFIG_LAG_FORWARD, c.proxy.on_lag);
+	text = dump_to_string(&c);
+	CHECK(strstr(text, "proxy") == NULL);
+	free(text);
+	config_free(&c);
+	CHECK_EQ_INT(0, load(&c, MIN_CFG "lease:\n  advertise-url: http://node1.internal:20202\n"
+			     "proxy:\n  addr: :8080\n  target: localhost:8081\n  db: app.db\n"
+			     "  passthrough: [\"*.png\", \"/static/*\"]\n  max-lag: 2s\n"
+			     "  on-lag: serve\n", &err));
+	CHECK(strcmp(c.proxy.addr, ":8080") == 0 && strcmp(c.proxy.target, "localhost:8081") == 0);
+	CHECK(strcmp(c.proxy.db, "app.db") == 0);
+	CHECK(c.proxy.passthrough != NULL && strcmp(c.proxy.passthrough[0], "*.png") == 0 &&
+	      strcmp(c.proxy.passthrough[1], "/static/*") == 0 && c.proxy.passthrough[2] == NULL);
+	CHECK_EQ_U64(2000000000ULL, c.proxy.max_lag_ns);
+	CHECK_EQ_INT(CONFIG_LAG_SERVE, c.proxy.on_lag);
+	CHECK_EQ_INT(0, config_resolve(&c, &err));
+	CHECK(c.proxy.advertise_url != NULL &&
+	      strcmp(c.proxy.advertise_url, "http://node1.internal:8080") == 0);
+	text = dump_to_string(&c);
+	CHECK_STR_CONTAINS(text, "proxy:\n  addr: \":8080\"\n  target: \"localhost:8081\"\n"
+			   "  db: \"app.db\"\n  passthrough: [\"*.png\", \"/static/*\"]\n"
+			   "  max-lag: \"2s\"\n  on-lag: serve\n"
+			   "  advertise-url: \"http://node1.internal:8080\"\n");
+	CHECK_EQ_INT(0, load(&back, text, &err));
+	CHECK(back.proxy.passthrough != NULL && back.proxy.passthrough[2] == NULL);
+	config_free(&back);
+	free(text);
+	config_free(&c);
+	CHECK_EQ_INT(0, load(&c, MIN_CFG "proxy:\n  addr: :8080\n  target: :8081\n  db: a.db\n"
+			     "  passthrough: \"*.ico\"\n", &err));
+	CHECK(strcmp(c.proxy.passthrough[0], "*.ico") == 0 && c.proxy.passthrough[1] == NULL);
+	config_free(&c);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char yaml[256];
+		snprintf(yaml, sizeof(yaml), MIN_CFG "%s", bad[i].yaml);
+		CHECK_EQ_INT(-EINVAL, load(&c, yaml, &err));
+		CHECK_STR_CONTAINS(err.msg, bad[i].says);
+		config_free(&c);
+	}
+}
+
 /* replication.*: defaults, values, and each bad value named. */
 static void test_replication_config(void)
 {
@@ -1483,5 +1546,6 @@ UNIT_TESTS(
 	TEST(test_replication_config), TEST(test_backup_config),
 	TEST(test_truncations_and_mutations),
 	TEST(test_hostile_yaml),
-	TEST(test_reference_matches_parser)
+	TEST(test_reference_matches_parser),
+	TEST(test_proxy_config)
 )
