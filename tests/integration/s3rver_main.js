@@ -29,6 +29,12 @@
  *   - AbortMultipartUpload, which s3rver 3 does not know (405): the upload's
  *     parts are removed, 204; NoSuchUpload (404) for an unknown id.
  *
+ * And one fix (settled() below): s3rver 3.7 answers a PUT or an UploadPart
+ * once the body has passed its MD5 transform, before its write stream has
+ * written the file, so a GET or a CompleteMultipartUpload right after it
+ * can read a short file (seen in CI: a 12 MiB multipart object completed
+ * as 10 MiB).  S3 answers only once the object is stored.
+ *
  * With --log, every request is a JSON line {method, url, status} in FILE.
  * The keys are s3rver's own account: S3RVER / S3RVER.
  */
@@ -249,6 +255,34 @@ function abortUpload(ctx, store) {
   ctx.status = 204;
 }
 
+/* Answer a PUT or an UploadPart only once its file holds every byte. */
+function settled(store) {
+  const fullSize = async (file, size) => {
+    for (let i = 0; i < 6000; i++) {
+      try {
+        if (fs.statSync(file).size >= size) return;
+      } catch (e) {
+        if (e.code !== 'ENOENT') throw e;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    throw new Error(`s3rver_main: ${file} never reached ${size} bytes`);
+  };
+  const putPart = store.putPart.bind(store);
+  store.putPart = async (bucket, uploadId, partNumber, content) => {
+    const r = await putPart(bucket, uploadId, partNumber, content);
+    const dir = path.join(store.getResourcePath(bucket, undefined, 'uploads'), String(uploadId));
+    await fullSize(path.join(dir, partNumber.toString()), r.size);
+    return r;
+  };
+  const putObject = store.putObject.bind(store);
+  store.putObject = async (object) => {
+    const r = await putObject(object);
+    await fullSize(store.getResourcePath(object.bucket, object.key, 'object'), r.size);
+    return r;
+  };
+}
+
 function checks(app) {
   return async function s3Checks(ctx, next) {
     let status = 500;
@@ -292,6 +326,7 @@ async function main() {
     key: args.key ? fs.readFileSync(args.key) : undefined,
     cert: args.cert ? fs.readFileSync(args.cert) : undefined,
   });
+  settled(app.store);
   app.middleware.unshift(checks(app));
   const { address, port } = await app.run();
   process.stdout.write(`listening ${address}:${port}\n`);
